@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Vigil's kernel side: commands, file opens and TCP connects of the
+ * processes that belong to a recorded session.
+ *
+ * Only hooks that work without kprobes, fentry or BPF-LSM:
+ *   command  tp_btf/sched_process_exec (successful execs, argv read from the
+ *            new image) + tp/syscalls/sys_exit_execve{,at} (failed execs)
+ *   disk     tp/syscalls/sys_exit_{open,openat,openat2,creat}
+ *   network  tp/sock/inet_sock_set_state (CLOSE -> SYN_SENT)
+ * Syscall hooks read their arguments from the saved user registers at exit,
+ * so each syscall costs one program run, not two.
+ *
+ * A task belongs to a session when its cgroup (at the session level) or its
+ * audit session id is registered by user space; everything else returns
+ * after two map lookups and sends nothing.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "vigil_events.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TCP_SYN_SENT_STATE 2
+#define AF_INET_FAMILY 2
+#define AF_INET6_FAMILY 10
+#define IPPROTO_TCP_NUM 6
+#define AUDIT_SID_UNSET ((__u32)-1)
+#define O_WRONLY_FLAG 01
+#define O_CREAT_FLAG 0100
+#define O_TRUNC_FLAG 01000
+
+/* Set by the loader between open and load. */
+const volatile __u32 session_cgroup_level = 2;     /* depth of <root_path>/<sid> */
+const volatile __u64 wakeup_bytes[VIGIL_KIND_COUNT] = {}; /* wake the reader past this fill */
+const volatile bool have_audit_session = true;      /* task_struct has sessionid */
+
+/* Ring sizes are set by the loader from *_buffer_size. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 8);
+} command_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 128);
+} disk_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 8);
+} network_ring SEC(".maps");
+
+/* Session slot -> state (kinds, counters). Slot 0 is never used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VIGIL_MAX_SESSIONS);
+	__type(key, __u32);
+	__type(value, struct vigil_session_state);
+} sessions SEC(".maps");
+
+/* Session cgroup id -> slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_MAX_SESSIONS);
+	__type(key, __u64);
+	__type(value, __u32);
+} session_cgroups SEC(".maps");
+
+/* Audit session id -> slot: follows a process that leaves the cgroup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_MAX_SESSIONS);
+	__type(key, __u32);
+	__type(value, __u32);
+} audit_sessions SEC(".maps");
+
+/* Path and argv of a command, looked up (and deleted) by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct vigil_exec_args);
+} exec_args SEC(".maps");
+
+/*
+ * Per-CPU scratch (plain arrays: the values are too big for per-CPU maps).
+ * max_entries is set to the number of possible CPUs by the loader. The slack
+ * after argv lets one argument be read at any offset below VIGIL_ARGV_MAX
+ * with a bound the verifier can prove; what lands there is dropped.
+ */
+struct exec_scratch_value {
+	struct vigil_exec_args args;
+	char slack[VIGIL_ARGV_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_scratch_value);
+} exec_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_open_record);
+} open_scratch SEC(".maps");
+
+__u64 next_args_id = 0;
+
+static __always_inline struct vigil_session_state *find_session(__u32 kind, __u32 *slot_out)
+{
+	__u64 cgroup = bpf_get_current_ancestor_cgroup_id(session_cgroup_level);
+	__u32 *slot = NULL;
+
+	if (cgroup)
+		slot = bpf_map_lookup_elem(&session_cgroups, &cgroup);
+	if (!slot && have_audit_session) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u32 ses = BPF_CORE_READ(task, sessionid);
+
+		if (ses != AUDIT_SID_UNSET && ses != 0)
+			slot = bpf_map_lookup_elem(&audit_sessions, &ses);
+	}
+	if (!slot)
+		return NULL;
+	*slot_out = *slot;
+	struct vigil_session_state *state = bpf_map_lookup_elem(&sessions, slot);
+	if (!state || !(state->kinds & (1u << kind)))
+		return NULL;
+	return state;
+}
+
+static __always_inline void count(struct vigil_session_state *state, __u32 kind, bool delivered)
+{
+	if (kind >= VIGIL_KIND_COUNT)
+		return;
+	if (delivered)
+		__sync_fetch_and_add(&state->emitted[kind], 1);
+	else
+		__sync_fetch_and_add(&state->lost[kind], 1);
+}
+
+/* Wake the reader only when enough has piled up; it also polls on a timer.
+ * A wake-up per record costs more than the record itself. */
+static __always_inline __u64 wake_flags(void *ring, __u32 kind)
+{
+	if (kind >= VIGIL_KIND_COUNT)
+		return 0;
+	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes[kind]
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill_head(struct vigil_record_head *h, __u32 kind, __u32 slot)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	h->kind = kind;
+	h->session = slot;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->audit_session = have_audit_session ? BPF_CORE_READ(task, sessionid) : AUDIT_SID_UNSET;
+	h->uid = (__u32)uid_gid;
+	h->gid = uid_gid >> 32;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline struct vigil_exec_args *exec_scratch_slot(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct exec_scratch_value *v = bpf_map_lookup_elem(&exec_scratch, &cpu);
+
+	return v ? &v->args : NULL;
+}
+
+/* Hand a filled argument store to the map and the record to the ring. */
+static __always_inline void emit_exec(struct vigil_session_state *state, __u32 slot,
+				      struct vigil_exec_args *args, __s32 ret)
+{
+	struct vigil_exec_record *rec;
+	__u64 id = __sync_fetch_and_add(&next_args_id, 1) + 1;
+	__u32 flags = args->flags;
+
+	if (bpf_map_update_elem(&exec_args, &id, args, BPF_NOEXIST)) {
+		flags |= VIGIL_EXEC_ARGS_LOST;
+		id = 0;
+	}
+	rec = bpf_ringbuf_reserve(&command_ring, sizeof(*rec), 0);
+	if (!rec) {
+		if (id)
+			bpf_map_delete_elem(&exec_args, &id);
+		count(state, VIGIL_KIND_COMMAND, false);
+		return;
+	}
+	fill_head(&rec->head, VIGIL_KIND_COMMAND, slot);
+	rec->args_id = id;
+	rec->return_code = ret;
+	rec->flags = flags;
+	bpf_ringbuf_submit(rec, wake_flags(&command_ring, VIGIL_KIND_COMMAND));
+	/* A record without its arguments was not delivered whole. */
+	count(state, VIGIL_KIND_COMMAND, !(flags & VIGIL_EXEC_ARGS_LOST));
+}
+
+/*
+ * A successful exec. The new image's argv sits contiguously between
+ * mm->arg_start and mm->arg_end, written by the kernel and not yet touched
+ * by the program: read it whole in one copy.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct vigil_session_state *state;
+	struct vigil_exec_args *args;
+	__u32 slot;
+
+	state = find_session(VIGIL_KIND_COMMAND, &slot);
+	if (!state)
+		return 0;
+	args = exec_scratch_slot();
+	if (!args)
+		return 0;
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	long n = bpf_probe_read_kernel_str(args->path, sizeof(args->path), filename);
+
+	args->flags = 0;
+	args->path_len = n > 0 ? n - 1 : 0;
+	if (n >= (long)sizeof(args->path))
+		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
+	if (interp != filename)
+		args->flags |= VIGIL_EXEC_SCRIPT;
+	args->argc = BPF_CORE_READ(bprm, argc);
+
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+
+	if (len > VIGIL_ARGV_MAX) {
+		len = VIGIL_ARGV_MAX;
+		args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+	}
+	asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(2 * VIGIL_ARGV_MAX - 1));
+	if (len > VIGIL_ARGV_MAX)
+		len = VIGIL_ARGV_MAX;
+	if (len && bpf_probe_read_user(args->argv, len, (const void *)start)) {
+		args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
+		len = 0;
+	}
+	args->argv_len = len;
+	emit_exec(state, slot, args, 0);
+	return 0;
+}
+
+/* Walks a user argv array for a failed exec (the old image is still there). */
+struct argv_walk {
+	const char *const *argv;
+	struct vigil_exec_args *args;
+	__u32 off;
+	__u32 argc;
+};
+
+static long read_one_arg(__u64 i, void *data)
+{
+	struct argv_walk *w = data;
+	const char *arg = NULL;
+
+	if (bpf_probe_read_user(&arg, sizeof(arg), &w->argv[i]) || !arg)
+		return 1;
+	__u32 off = w->off;
+	if (off >= VIGIL_ARGV_MAX) {
+		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		return 1;
+	}
+	long n = bpf_probe_read_user_str(&w->args->argv[off & (VIGIL_ARGV_MAX - 1)],
+					 VIGIL_ARGV_MAX - (off & (VIGIL_ARGV_MAX - 1)), arg);
+	if (n <= 0) {
+		w->args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
+		return 1;
+	}
+	w->argc++;
+	w->off = off + n;
+	if (w->off >= VIGIL_ARGV_MAX) {
+		/* The last string was cut to fit; drop it whole. */
+		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		w->off = off;
+		w->argc--;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, bool at)
+{
+	struct vigil_session_state *state;
+	struct vigil_exec_args *args;
+	__u32 slot;
+	long ret = ctx->ret;
+
+	if (ret >= 0)
+		return 0; /* sched_process_exec reported it */
+	state = find_session(VIGIL_KIND_COMMAND, &slot);
+	if (!state)
+		return 0;
+	args = exec_scratch_slot();
+	if (!args)
+		return 0;
+
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	const char *filename = (const char *)(at ? PT_REGS_PARM2_CORE_SYSCALL(regs)
+						  : PT_REGS_PARM1_CORE_SYSCALL(regs));
+	const char *const *argv = (const char *const *)(at ? PT_REGS_PARM3_CORE_SYSCALL(regs)
+							   : PT_REGS_PARM2_CORE_SYSCALL(regs));
+	long n = bpf_probe_read_user_str(args->path, sizeof(args->path), filename);
+
+	args->flags = 0;
+	args->path_len = n > 0 ? n - 1 : 0;
+	if (n >= (long)sizeof(args->path))
+		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
+
+	struct argv_walk w = { .argv = argv, .args = args };
+	if (argv)
+		bpf_loop(VIGIL_ARGV_MAX / 2, read_one_arg, &w, 0);
+	args->argv_len = w.off;
+	args->argc = w.argc;
+	emit_exec(state, slot, args, (__s32)ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_execve")
+int vigil_exec_fail(struct trace_event_raw_sys_exit *ctx)
+{
+	return failed_exec(ctx, false);
+}
+
+SEC("tp/syscalls/sys_exit_execveat")
+int vigil_execat_fail(struct trace_event_raw_sys_exit *ctx)
+{
+	return failed_exec(ctx, true);
+}
+
+struct open_how_user {
+	__u64 flags;
+	__u64 mode;
+	__u64 resolve;
+};
+
+static __always_inline int on_open(struct trace_event_raw_sys_exit *ctx, __u32 call)
+{
+	struct vigil_session_state *state;
+	struct vigil_open_record *rec;
+	__u32 slot;
+
+	state = find_session(VIGIL_KIND_DISK, &slot);
+	if (!state)
+		return 0;
+	__u32 cpu = bpf_get_smp_processor_id();
+	rec = bpf_map_lookup_elem(&open_scratch, &cpu);
+	if (!rec)
+		return 0;
+
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	const char *path;
+	__s32 flags;
+	__u32 mode;
+
+	switch (call) {
+	case VIGIL_OPEN_OPEN:
+		path = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		flags = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		mode = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		break;
+	case VIGIL_OPEN_OPENAT:
+		path = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		flags = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		mode = PT_REGS_PARM4_CORE_SYSCALL(regs);
+		break;
+	case VIGIL_OPEN_OPENAT2: {
+		struct open_how_user how = {};
+		path = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		bpf_probe_read_user(&how, sizeof(how), (void *)PT_REGS_PARM3_CORE_SYSCALL(regs));
+		flags = how.flags;
+		mode = how.mode;
+		break;
+	}
+	default: /* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode) */
+		path = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		flags = O_CREAT_FLAG | O_WRONLY_FLAG | O_TRUNC_FLAG;
+		mode = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		break;
+	}
+
+	long n = bpf_probe_read_user_str(rec->path, sizeof(rec->path), path);
+	rec->flags = 0;
+	if (n <= 0) {
+		rec->flags |= VIGIL_OPEN_PATH_UNREADABLE;
+		n = 1;
+		rec->path[0] = 0;
+	} else if (n >= (long)sizeof(rec->path)) {
+		rec->flags |= VIGIL_OPEN_PATH_TRUNCATED;
+	}
+	rec->path_len = n - 1;
+	rec->return_code = ctx->ret < 0 ? (__s32)ctx->ret : 0;
+	rec->open_flags = flags;
+	rec->mode = mode;
+	rec->call = call;
+	fill_head(&rec->head, VIGIL_KIND_DISK, slot);
+
+	__u64 size = offsetof(struct vigil_open_record, path) + n;
+	/* A power-of-two mask gives the verifier a bound; the clamp below is exact. */
+	asm volatile("%[size] &= %[mask]" : [size] "+r"(size) : [mask] "i"(4 * VIGIL_PATH_MAX - 1));
+	if (size > sizeof(*rec))
+		size = sizeof(*rec);
+	count(state, VIGIL_KIND_DISK,
+	      bpf_ringbuf_output(&disk_ring, rec, size, wake_flags(&disk_ring, VIGIL_KIND_DISK)) == 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_open")
+int vigil_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_open(ctx, VIGIL_OPEN_OPEN);
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int vigil_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_open(ctx, VIGIL_OPEN_OPENAT);
+}
+
+SEC("tp/syscalls/sys_exit_openat2")
+int vigil_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_open(ctx, VIGIL_OPEN_OPENAT2);
+}
+
+SEC("tp/syscalls/sys_exit_creat")
+int vigil_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_open(ctx, VIGIL_OPEN_CREAT);
+}
+
+/*
+ * TCP connect: the socket leaves CLOSE for SYN_SENT inside connect(), in the
+ * caller's context, after the source address is chosen.
+ */
+SEC("tp/sock/inet_sock_set_state")
+int vigil_connect(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct vigil_session_state *state;
+	struct vigil_connect_record *rec;
+	__u32 slot;
+
+	if (ctx->newstate != TCP_SYN_SENT_STATE || ctx->protocol != IPPROTO_TCP_NUM)
+		return 0;
+	state = find_session(VIGIL_KIND_NETWORK, &slot);
+	if (!state)
+		return 0;
+	rec = bpf_ringbuf_reserve(&network_ring, sizeof(*rec), 0);
+	if (!rec) {
+		count(state, VIGIL_KIND_NETWORK, false);
+		return 0;
+	}
+	fill_head(&rec->head, VIGIL_KIND_NETWORK, slot);
+	rec->family = ctx->family;
+	rec->dport = ctx->dport;
+	rec->sport = ctx->sport;
+	rec->_pad = 0;
+	/* Array fields of a tracepoint context cannot be copied with direct
+	 * loads at a computed offset; the helper reads them. */
+	bpf_probe_read_kernel(rec->saddr4, 4, ctx->saddr);
+	bpf_probe_read_kernel(rec->daddr4, 4, ctx->daddr);
+	bpf_probe_read_kernel(rec->saddr6, 16, ctx->saddr_v6);
+	bpf_probe_read_kernel(rec->daddr6, 16, ctx->daddr_v6);
+	bpf_ringbuf_submit(rec, wake_flags(&network_ring, VIGIL_KIND_NETWORK));
+	count(state, VIGIL_KIND_NETWORK, true);
+	return 0;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The records the kernel side hands to user space, shared verbatim by
+ * bpf/vigil.bpf.c and the C++ decoder (src/engine/decode.cpp).
+ * Plain fixed-width data only: no pointers, no compiler-dependent layout.
+ * The C++ side static_asserts every size, so a mismatch fails the build.
+ * Bump VIGIL_SCHEMA_VERSION whenever a record changes shape.
+ */
+#ifndef VIGIL_EVENTS_H
+#define VIGIL_EVENTS_H
+
+#define VIGIL_SCHEMA_VERSION 1
+
+#define VIGIL_COMM_LEN 16
+#define VIGIL_PATH_MAX 4096        /* bytes of a path we keep, NUL included */
+#define VIGIL_ARGV_MAX 65536       /* bytes of argv we keep, NULs included (power of two) */
+#define VIGIL_MAX_SESSIONS 4096    /* live sessions one engine can track */
+
+/* Event kinds; also the bit positions of a session's kinds mask. */
+enum vigil_kind {
+	VIGIL_KIND_COMMAND = 0,
+	VIGIL_KIND_DISK = 1,
+	VIGIL_KIND_NETWORK = 2,
+	VIGIL_KIND_COUNT = 3,
+};
+
+/* Flags of a command record. */
+#define VIGIL_EXEC_ARGV_TRUNCATED (1u << 0) /* argv longer than VIGIL_ARGV_MAX */
+#define VIGIL_EXEC_PATH_TRUNCATED (1u << 1) /* path longer than VIGIL_PATH_MAX */
+#define VIGIL_EXEC_ARGS_LOST      (1u << 2) /* the argument store was full */
+#define VIGIL_EXEC_SCRIPT         (1u << 3) /* ran through an interpreter (#!, binfmt_misc) */
+#define VIGIL_EXEC_ARGV_UNREADABLE (1u << 4) /* argv could not be read from user memory */
+
+/* Flags of a disk record. */
+#define VIGIL_OPEN_PATH_TRUNCATED (1u << 0)
+#define VIGIL_OPEN_PATH_UNREADABLE (1u << 1)
+
+/* Which syscall a disk record came from. */
+enum vigil_open_call {
+	VIGIL_OPEN_OPEN = 0,
+	VIGIL_OPEN_OPENAT = 1,
+	VIGIL_OPEN_OPENAT2 = 2,
+	VIGIL_OPEN_CREAT = 3,
+};
+
+/* Per-session state the kernel keeps, keyed by the session's slot id. */
+struct vigil_session_state {
+	__u32 kinds;                        /* bit (1 << vigil_kind) per recorded kind */
+	__u32 _pad;
+	__u64 emitted[VIGIL_KIND_COUNT];    /* records handed to a ring */
+	__u64 lost[VIGIL_KIND_COUNT];       /* records a full ring or store refused */
+};
+
+/* Common head of every ring record. */
+struct vigil_record_head {
+	__u32 kind;          /* enum vigil_kind */
+	__u32 session;       /* slot id the engine gave the session */
+	__u64 ktime_ns;      /* bpf_ktime_get_boot_ns() when the event happened */
+	__u64 cgroup_id;     /* cgroup v2 id of the task */
+	__u32 pid;           /* tgid */
+	__u32 tid;
+	__u32 ppid;          /* tgid of the real parent */
+	__u32 audit_session; /* audit session id (loginuid session), or -1 */
+	__u32 uid;
+	__u32 gid;
+	char comm[VIGIL_COMM_LEN];
+};
+
+/*
+ * A command (execve/execveat). Path and argv live in the exec_args map under
+ * args_id (they can be far larger than a ring record may be).
+ */
+struct vigil_exec_record {
+	struct vigil_record_head head;
+	__u64 args_id;       /* key in the exec_args map, 0 when none */
+	__s32 return_code;   /* 0 or -errno */
+	__u32 flags;         /* VIGIL_EXEC_* */
+};
+
+/* Value of the exec_args map: the path given to execve and the argv blob. */
+struct vigil_exec_args {
+	__u32 path_len;      /* bytes of path, NUL excluded */
+	__u32 argv_len;      /* bytes of argv, each argument NUL-terminated */
+	__u32 argc;          /* arguments the kernel counted (may exceed those kept) */
+	__u32 flags;         /* VIGIL_EXEC_* */
+	char path[VIGIL_PATH_MAX];
+	char argv[VIGIL_ARGV_MAX];
+};
+
+/* A file open; path_len bytes of path follow the fixed part in the ring. */
+struct vigil_open_record {
+	struct vigil_record_head head;
+	__s32 return_code;   /* fd (reported as 0) or -errno */
+	__u32 flags;         /* VIGIL_OPEN_* */
+	__s32 open_flags;    /* O_* as passed */
+	__u32 mode;
+	__u32 call;          /* enum vigil_open_call */
+	__u32 path_len;      /* bytes of path that follow, NUL excluded */
+	char path[VIGIL_PATH_MAX];
+};
+
+/*
+ * A TCP connection attempt (SYN sent), as the sock:inet_sock_set_state
+ * tracepoint saw it. Both address forms are kept raw; the decoder picks the
+ * right one (an IPv6 socket talking to a v4-mapped peer fills both).
+ */
+struct vigil_connect_record {
+	struct vigil_record_head head;
+	__u16 family;        /* AF_INET or AF_INET6, of the socket */
+	__u16 dport;         /* host byte order */
+	__u16 sport;         /* host byte order, 0 when not yet bound */
+	__u16 _pad;
+	__u8 saddr4[4];
+	__u8 daddr4[4];
+	__u8 saddr6[16];
+	__u8 daddr6[16];
+};
+
+#endif /* VIGIL_EVENTS_H */

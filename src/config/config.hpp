@@ -1,0 +1,117 @@
+// A node's configuration: the YAML file it starts from, checked up front so
+// that a mistake stops the node with a message naming the file, the line and
+// the field, instead of surfacing later as a strange kernel error.
+//
+// The accepted file is Teleport's v3 node file as the enhanced session
+// recording guide writes it, which loads unchanged:
+//
+//   version: v3                  # optional; only v3 is accepted
+//   teleport:                    # or `vigil:`, Vigil's own spelling (not both)
+//     nodename: graviton-node
+//     auth_token: <token>
+//     auth_server: 127.0.0.1:3025
+//     proxy_server: 127.0.0.1:3080
+//     data_dir: /var/lib/teleport
+//     # cluster_name: only under `vigil:`
+//   proxy_service: {enabled: false}
+//   auth_service: {enabled: false}
+//   ssh_service:
+//     enabled: true
+//     listen_addr: 0.0.0.0:3022           # IPv6 as [::]:3022
+//     trusted_user_ca_keys: [/etc/vigil/user_ca.pub]
+//     default_recording_kinds: [command, network]
+//     enhanced_recording:
+//       enabled: true
+//       command_buffer_size: 8   # pages
+//       disk_buffer_size: 128    # pages
+//       network_buffer_size: 8   # pages
+//       cgroup_path: /cgroup2
+//       root_path: /vigil
+//
+// Rules, so that a typo never silently becomes a default:
+// - unknown fields are errors (with a suggestion when one is close), and so
+//   are fields given twice and files holding more than one YAML document;
+// - booleans are true/false/yes/no/on/off in any letter case (YAML 1.1's
+//   words, so Teleport files keep working; y/n are not accepted);
+// - values are judged by their text: quoting does not change their meaning;
+// - a section or list left empty is the same as an empty one ({} or []),
+//   but a scalar field left empty is an error;
+// - an empty file (or one holding only comments) yields the defaults.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "engine/event.hpp"
+
+namespace vigil::config {
+
+// Ring buffer sizes are given in pages of this size.
+inline constexpr uint32_t kPageSize = 4096;
+inline constexpr uint32_t kMinBufferPages = 1;
+inline constexpr uint32_t kMaxBufferPages = 65536;  // 256 MiB per ring
+
+struct EnhancedRecording {
+  bool enabled = false;
+  uint32_t command_buffer_size = 8;      // pages
+  uint32_t disk_buffer_size = 128;       // pages
+  uint32_t network_buffer_size = 8;      // pages
+  std::string cgroup_path = "/cgroup2";  // where cgroup v2 is mounted
+  std::string root_path = "/vigil";      // this instance's directory inside it
+
+  bool operator==(const EnhancedRecording&) const = default;
+};
+
+struct SshService {
+  bool enabled = false;
+  std::string listen_addr = "0.0.0.0:3022";
+  EnhancedRecording enhanced_recording;
+  std::vector<std::string> trusted_user_ca_keys;  // file paths
+  // What a session records when none of the user's roles says (the guide's
+  // rule for a role with an empty list).
+  KindSet default_kinds = [] {
+    KindSet kinds;
+    kinds.add(Kind::command);
+    kinds.add(Kind::network);
+    return kinds;
+  }();
+
+  bool operator==(const SshService&) const = default;
+};
+
+struct Config {
+  std::string version = "v3";
+  std::string nodename;  // defaults to this host's name
+  std::string data_dir = "/var/lib/vigil";
+  std::string auth_token;
+  std::string auth_server;
+  std::string proxy_server;
+  std::string cluster_name;  // defaults to nodename
+  bool proxy_enabled = false;
+  bool auth_enabled = false;
+  SshService ssh;
+  std::string source;  // the file read, or "<embedded defaults>"
+
+  bool operator==(const Config&) const = default;
+};
+
+// The configuration of a node started without a file.
+Config defaults();
+
+// Reads a node file's text. source_name names it in error messages
+// ("node.yaml:14: ssh_service.enabled: ...") and becomes Config::source.
+Result<Config> parse(std::string_view yaml_text, std::string_view source_name);
+
+// Reads and parses the file at path.
+Result<Config> load_file(const std::string& path);
+
+// Bytes of a BPF ring buffer of `pages` pages (kMinBufferPages to
+// kMaxBufferPages). The kernel takes only a power-of-two number of bytes
+// for a ring, so the page count is rounded up to the next power of two:
+// 3 pages give 4 pages (16384 bytes), 8 give 32768, 128 give 524288.
+uint32_t ring_bytes(uint32_t pages);
+
+}  // namespace vigil::config

@@ -1,0 +1,187 @@
+#include "engine/decode.hpp"
+
+#include <arpa/inet.h>
+#include <linux/types.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+extern "C" {
+#include "vigil_events.h"
+}
+
+namespace vigil::decode {
+
+// The layout is shared with the BPF side; a change there must show here.
+static_assert(sizeof(vigil_record_head) == 64);
+static_assert(sizeof(vigil_exec_record) == 80);
+static_assert(sizeof(vigil_exec_args) == 16 + VIGIL_PATH_MAX + VIGIL_ARGV_MAX);
+static_assert(offsetof(vigil_open_record, path) == 88);
+static_assert(sizeof(vigil_connect_record) == 112);
+static_assert(VIGIL_SCHEMA_VERSION == 1, "update the decoder for the new schema");
+
+namespace {
+
+int64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+template <typename T>
+Result<T> read_as(std::span<const std::byte> record, size_t min_size, const char* what) {
+  if (record.size() < min_size)
+    return Error{std::string("kernel sent a ") + what + " record of " +
+                 std::to_string(record.size()) + " bytes, expected at least " +
+                 std::to_string(min_size) + ": the BPF object and vigil are from different builds"};
+  T out{};
+  std::memcpy(&out, record.data(), std::min(record.size(), sizeof(T)));
+  return out;
+}
+
+std::string bounded_string(const char* data, size_t max) {
+  return std::string(data, strnlen(data, max));
+}
+
+ProcessInfo process_of(const vigil_record_head& h) {
+  ProcessInfo p;
+  p.pid = h.pid;
+  p.tid = h.tid;
+  p.ppid = h.ppid;
+  p.uid = h.uid;
+  p.gid = h.gid;
+  p.audit_session = h.audit_session;
+  p.cgroup_id = h.cgroup_id;
+  p.program = bounded_string(h.comm, sizeof(h.comm));
+  return p;
+}
+
+Event event_of(const vigil_record_head& h, const TimeBase& time) {
+  Event ev;
+  ev.session = h.session;
+  ev.time_ns = time.to_realtime(h.ktime_ns);
+  ev.process = process_of(h);
+  return ev;
+}
+
+std::string ntop(int family, const void* addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family, addr, buf, sizeof(buf));
+  return buf;
+}
+
+bool is_v4_mapped(const uint8_t a[16]) {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(a, kPrefix, sizeof(kPrefix)) == 0;
+}
+
+}  // namespace
+
+TimeBase TimeBase::now() {
+  return TimeBase{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
+}
+
+Result<RecordHead> head(std::span<const std::byte> record) {
+  auto h = read_as<vigil_record_head>(record, sizeof(vigil_record_head), "ring");
+  if (!h) return h.error();
+  if (h->kind >= VIGIL_KIND_COUNT)
+    return Error{"kernel sent a record of unknown kind " + std::to_string(h->kind) +
+                 ": the BPF object and vigil are from different builds"};
+  return RecordHead{static_cast<Kind>(h->kind), h->session};
+}
+
+std::vector<std::string> split_argv(std::string_view blob, std::string_view path, bool script) {
+  std::vector<std::string> all;
+  size_t pos = 0;
+  while (pos < blob.size()) {
+    size_t nul = blob.find('\0', pos);
+    if (nul == std::string_view::npos) break;  // cut mid-argument: drop it
+    all.emplace_back(blob.substr(pos, nul - pos));
+    pos = nul + 1;
+  }
+  size_t first = 1;  // argv[0] is never reported
+  if (script) {
+    for (size_t i = 1; i < all.size(); ++i) {
+      if (all[i] == path) {
+        first = i + 1;
+        break;
+      }
+    }
+  }
+  if (first >= all.size()) return {};
+  return {std::make_move_iterator(all.begin() + first), std::make_move_iterator(all.end())};
+}
+
+Result<Event> exec(std::span<const std::byte> record, const vigil_exec_args* args,
+                   const TimeBase& time) {
+  auto rec = read_as<vigil_exec_record>(record, sizeof(vigil_exec_record), "command");
+  if (!rec) return rec.error();
+  Event ev = event_of(rec->head, time);
+  CommandEvent cmd;
+  cmd.return_code = rec->return_code;
+  uint32_t flags = rec->flags;
+  if (args) {
+    flags |= args->flags;
+    size_t path_len = std::min<size_t>(args->path_len, sizeof(args->path));
+    cmd.path.assign(args->path, strnlen(args->path, path_len));
+    size_t argv_len = std::min<size_t>(args->argv_len, sizeof(args->argv));
+    cmd.argv = split_argv(std::string_view(args->argv, argv_len), cmd.path,
+                          flags & VIGIL_EXEC_SCRIPT);
+  } else {
+    flags |= VIGIL_EXEC_ARGS_LOST;
+  }
+  cmd.argv_truncated = flags & VIGIL_EXEC_ARGV_TRUNCATED;
+  cmd.path_truncated = flags & VIGIL_EXEC_PATH_TRUNCATED;
+  cmd.args_lost = flags & (VIGIL_EXEC_ARGS_LOST | VIGIL_EXEC_ARGV_UNREADABLE);
+  ev.body = std::move(cmd);
+  return ev;
+}
+
+Result<Event> open(std::span<const std::byte> record, const TimeBase& time) {
+  constexpr size_t fixed = offsetof(vigil_open_record, path);
+  auto rec = read_as<vigil_open_record>(record, fixed, "disk");
+  if (!rec) return rec.error();
+  Event ev = event_of(rec->head, time);
+  DiskEvent disk;
+  size_t avail = record.size() - fixed;
+  size_t len = std::min<size_t>({rec->path_len, avail, sizeof(rec->path)});
+  disk.path.assign(rec->path, strnlen(rec->path, len));
+  disk.flags = rec->open_flags;
+  disk.mode = rec->mode;
+  disk.return_code = rec->return_code;
+  disk.path_truncated = rec->flags & VIGIL_OPEN_PATH_TRUNCATED;
+  ev.body = std::move(disk);
+  return ev;
+}
+
+Result<Event> connect(std::span<const std::byte> record, const TimeBase& time) {
+  auto rec = read_as<vigil_connect_record>(record, sizeof(vigil_connect_record), "network");
+  if (!rec) return rec.error();
+  Event ev = event_of(rec->head, time);
+  NetworkEvent net;
+  net.dst_port = rec->dport;
+  if (rec->family == AF_INET) {
+    net.version = 4;
+    net.src_addr = ntop(AF_INET, rec->saddr4);
+    net.dst_addr = ntop(AF_INET, rec->daddr4);
+  } else if (rec->family == AF_INET6 && is_v4_mapped(rec->daddr6)) {
+    // An IPv6 socket talking to ::ffff:a.b.c.d sends IPv4 on the wire:
+    // report what the network sees.
+    net.version = 4;
+    net.src_addr = ntop(AF_INET, rec->saddr4);
+    net.dst_addr = ntop(AF_INET, rec->daddr6 + 12);
+  } else if (rec->family == AF_INET6) {
+    net.version = 6;
+    net.src_addr = ntop(AF_INET6, rec->saddr6);
+    net.dst_addr = ntop(AF_INET6, rec->daddr6);
+  } else {
+    return Error{"kernel sent a network record of address family " +
+                 std::to_string(rec->family) + ", expected AF_INET or AF_INET6"};
+  }
+  ev.body = std::move(net);
+  return ev;
+}
+
+}  // namespace vigil::decode

@@ -1,0 +1,48 @@
+// Decoding kernel records into Events: pure functions, raw bytes in, event
+// out, so they are unit-tested on hand-built records without root.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "engine/event.hpp"
+
+struct vigil_exec_args;
+
+namespace vigil::decode {
+
+// Kernel timestamps are CLOCK_BOOTTIME; events carry wall-clock time.
+struct TimeBase {
+  int64_t boot_to_realtime_ns = 0;  // realtime = boottime + this
+  static TimeBase now();
+  int64_t to_realtime(uint64_t boot_ns) const {
+    return static_cast<int64_t>(boot_ns) + boot_to_realtime_ns;
+  }
+};
+
+// The kind and session slot of a ring record, checked for size.
+struct RecordHead {
+  Kind kind;
+  uint32_t session;
+};
+Result<RecordHead> head(std::span<const std::byte> record);
+
+// argv as execve received it, without argv[0]. `blob` is the kernel's
+// NUL-separated copy; for an interpreted exec (#! script) the kernel put the
+// interpreter and its argument in front, which are dropped up to `path`.
+// A trailing argument without its NUL (cut by the size limit) is dropped.
+std::vector<std::string> split_argv(std::string_view blob, std::string_view path, bool script);
+
+// One decoder per record kind. `args` is the exec_args entry the record
+// refers to, or nullptr when it could not be fetched.
+Result<Event> exec(std::span<const std::byte> record, const vigil_exec_args* args,
+                   const TimeBase& time);
+Result<Event> open(std::span<const std::byte> record, const TimeBase& time);
+Result<Event> connect(std::span<const std::byte> record, const TimeBase& time);
+
+}  // namespace vigil::decode

@@ -1,0 +1,441 @@
+#include "engine/engine.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <linux/types.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <span>
+
+#include "common/log.hpp"
+#include "engine/cgroup.hpp"
+#include "engine/decode.hpp"
+#include "engine/probe.hpp"
+
+extern "C" {
+#include "vigil_events.h"
+}
+
+namespace vigil {
+namespace {
+
+constexpr const char* kLockRoot = "/run/vigil/sessions";
+
+uint32_t round_up_pow2(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+std::string join_path(const std::string& a, const std::string& b) {
+  std::string out = a;
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  size_t i = 0;
+  while (i < b.size() && b[i] == '/') ++i;
+  return out + "/" + b.substr(i);
+}
+
+// Waits until every BPF program that may have read the old session maps has
+// finished: they run inside RCU read-side sections, and this is a grace period.
+void wait_for_inflight_programs() {
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0) return;
+  // nohz_full hosts refuse MEMBARRIER_CMD_GLOBAL; a map-in-map-free kernel
+  // path that also waits for a grace period is freeing a map.
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vigil_rcu", 4, 4, 1, nullptr);
+  if (fd >= 0) close(fd);
+}
+
+bool valid_session_id(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+  for (char c : id)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+}  // namespace
+
+Result<void> Session::bind_audit_session(uint32_t audit_session) {
+  if (audit_session == 0 || audit_session == UINT32_MAX)
+    return Error{"audit session id " + std::to_string(audit_session) + " is not a real session"};
+  std::lock_guard lock(engine_->mu_);
+  if (closed_) return Error{"session " + id_ + " is closed"};
+  if (bpf_map_update_elem(engine_->probe_->audit_sessions_fd(), &audit_session, &slot_, BPF_ANY))
+    return Error::sys("cannot register audit session " + std::to_string(audit_session));
+  audit_sessions_.push_back(audit_session);
+  return {};
+}
+
+Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options) {
+  std::unique_ptr<Engine> engine(new Engine());
+  engine->options_ = options;
+  if (auto r = engine->setup(); !r) return r.error();
+  return engine;
+}
+
+Result<void> Engine::setup() {
+  auto mounted = cgroup::ensure_mounted(options_.cgroup_path);
+  if (!mounted) return mounted.error();
+  if (*mounted) log::info("mounted cgroup2 at " + options_.cgroup_path);
+  root_dir_ = join_path(options_.cgroup_path, options_.root_path);
+  if (auto r = cgroup::make_dirs(root_dir_); !r) return r.error();
+  lock_dir_ = join_path(kLockRoot, root_dir_);
+  if (auto r = cgroup::make_dirs(lock_dir_); !r) return r.error();
+
+  ProbeOptions probe_options;
+  probe_options.session_cgroup_level = cgroup::level_below(options_.cgroup_path, root_dir_) + 1;
+  for (int k = 0; k < kKindCount; ++k) {
+    uint32_t pages = options_.ring_pages[k];
+    if (pages == 0 || pages > 65536)
+      return Error{"ring buffer of " + std::to_string(pages) + " pages for " +
+                   std::string(kind_name(static_cast<Kind>(k))) +
+                   " events: use 1 to 65536 pages"};
+    probe_options.ring_bytes[k] = round_up_pow2(pages) * 4096u;
+  }
+  auto probe = Probe::load(probe_options);
+  if (!probe) return probe.error();
+  probe_ = std::move(probe.value());
+  sessions_.resize(VIGIL_MAX_SESSIONS);
+  args_buf_.resize(sizeof(vigil_exec_args));
+  cleanup_stale_sessions();
+
+  rings_ = ring_buffer__new(probe_->ring_fd(Kind::command), ring_callback, this, nullptr);
+  if (!rings_) return Error::sys("cannot set up the command ring buffer");
+  for (Kind k : {Kind::disk, Kind::network})
+    if (ring_buffer__add(rings_, probe_->ring_fd(k), ring_callback, this))
+      return Error::sys("cannot set up the " + std::string(kind_name(k)) + " ring buffer");
+
+  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!epoll_ || !wake_) return Error::sys("cannot create the reader's epoll/eventfd");
+  for (int fd : {ring_buffer__epoll_fd(rings_), wake_.get()}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev)) return Error::sys("epoll_ctl");
+  }
+  reader_ = std::thread([this] { reader_loop(); });
+  detacher_ = std::thread([this] { detacher_loop(); });
+  return {};
+}
+
+Engine::~Engine() {
+  std::vector<std::shared_ptr<Session>> open;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& s : sessions_)
+      if (s) open.push_back(s);
+  }
+  for (auto& s : open) {
+    if (auto r = close_session(*s); !r)
+      log::warn("closing session " + s->id() + " at shutdown: " + r.error().message);
+  }
+  if (detacher_.joinable()) {
+    {
+      std::lock_guard lock(attach_mu_);
+      detacher_stop_ = true;
+    }
+    attach_cv_.notify_all();
+    detacher_.join();
+  }
+  if (reader_.joinable()) {
+    {
+      std::lock_guard lock(drain_mu_);
+      stop_ = true;
+    }
+    uint64_t one = 1;
+    (void)!write(wake_.get(), &one, sizeof(one));
+    reader_.join();
+  }
+  if (rings_) ring_buffer__free(rings_);
+}
+
+bool Engine::has_audit_session() const { return probe_->has_audit_session(); }
+
+bool Engine::attached(Kind kind) const {
+  std::lock_guard lock(attach_mu_);
+  return probe_->attached(kind);
+}
+
+void Engine::settle() {
+  std::unique_lock lock(attach_mu_);
+  attach_cv_.wait(lock, [&] { return !detach_pending_; });
+}
+
+void Engine::detacher_loop() {
+  std::unique_lock lock(attach_mu_);
+  for (;;) {
+    attach_cv_.wait(lock, [&] { return detach_pending_ || detacher_stop_; });
+    if (detacher_stop_) return;
+    KindSet idle;
+    for (int k = 0; k < kKindCount; ++k)
+      if (kind_users_[k] == 0 && probe_->attached(static_cast<Kind>(k))) idle.add(static_cast<Kind>(k));
+    // Held while detaching: a session opening meanwhile waits, then attaches anew.
+    probe_->detach(idle);
+    detach_pending_ = false;
+    attach_cv_.notify_all();
+  }
+}
+
+void Engine::cleanup_stale_sessions() {
+  // A session directory whose lock nobody holds belongs to a run that died:
+  // move its processes out and remove it, so nothing leaks across runs.
+  DIR* dir = opendir(root_dir_.c_str());
+  if (!dir) return;
+  std::vector<std::string> names;
+  while (dirent* e = readdir(dir))
+    if (e->d_type == DT_DIR && e->d_name[0] != '.') names.emplace_back(e->d_name);
+  closedir(dir);
+  for (const auto& name : names) {
+    std::string lock_path = join_path(lock_dir_, name + ".lock");
+    Fd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock || flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // alive
+    std::string dir_path = join_path(root_dir_, name);
+    auto moved = cgroup::move_all(dir_path, root_dir_);
+    if (auto r = cgroup::remove(dir_path); !r) {
+      log::warn("stale session cgroup: " + r.error().message);
+      continue;
+    }
+    unlink(lock_path.c_str());
+    log::info("removed stale session cgroup " + dir_path +
+              (moved && *moved ? " (" + std::to_string(*moved) + " processes moved out)" : ""));
+  }
+}
+
+Result<uint32_t> Engine::alloc_slot() {
+  // Round robin: a slot is reused as late as possible.
+  for (uint32_t i = 0; i < VIGIL_MAX_SESSIONS - 1; ++i) {
+    uint32_t slot = next_slot_;
+    next_slot_ = next_slot_ + 1 >= VIGIL_MAX_SESSIONS ? 1 : next_slot_ + 1;
+    if (!sessions_[slot]) return slot;
+  }
+  return Error{"too many live sessions (" + std::to_string(VIGIL_MAX_SESSIONS - 1) +
+               "): close some first"};
+}
+
+Result<void> Engine::retain(KindSet kinds) {
+  std::lock_guard lock(attach_mu_);
+  for (int k = 0; k < kKindCount; ++k) {
+    Kind kind = static_cast<Kind>(k);
+    if (!kinds.has(kind)) continue;
+    if (auto r = probe_->attach(kind); !r) {  // no-op when attached
+      for (int j = 0; j < k; ++j)
+        if (kinds.has(static_cast<Kind>(j))) --kind_users_[j];
+      detach_pending_ = true;
+      attach_cv_.notify_all();
+      return r.error();
+    }
+    ++kind_users_[k];
+  }
+  return {};
+}
+
+void Engine::release(KindSet kinds) {
+  std::lock_guard lock(attach_mu_);
+  for (int k = 0; k < kKindCount; ++k) {
+    if (!kinds.has(static_cast<Kind>(k))) continue;
+    if (--kind_users_[k] == 0) detach_pending_ = true;
+  }
+  attach_cv_.notify_all();
+}
+
+Result<std::shared_ptr<Session>> Engine::open_session(const SessionSpec& spec, EventSink sink) {
+  if (!valid_session_id(spec.id))
+    return Error{"session id '" + spec.id +
+                 "' must be 1-128 letters, digits, '-', '_' or '.' (it names a cgroup)"};
+  if (spec.kinds.empty()) return Error{"a session must record at least one event kind"};
+  auto s = std::shared_ptr<Session>(new Session());
+  s->engine_ = this;
+  s->id_ = spec.id;
+  s->kinds_ = spec.kinds;
+  s->sink_ = std::move(sink);
+  s->cgroup_dir_ = join_path(root_dir_, spec.id);
+
+  std::string lock_path = join_path(lock_dir_, spec.id + ".lock");
+  s->lock_.reset(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!s->lock_ || flock(s->lock_.get(), LOCK_EX | LOCK_NB) != 0)
+    return Error{"session " + spec.id + " is already open (lock " + lock_path + ")"};
+  if (mkdir(s->cgroup_dir_.c_str(), 0755) != 0)
+    return Error::sys("cannot create session cgroup " + s->cgroup_dir_ +
+                      (errno == EEXIST ? " (a session with this id exists)" : ""));
+  auto fail = [&](Error e) -> Result<std::shared_ptr<Session>> {
+    (void)cgroup::remove(s->cgroup_dir_);
+    unlink(lock_path.c_str());
+    return e;
+  };
+  auto id = cgroup::id_of(s->cgroup_dir_);
+  if (!id) return fail(id.error());
+  s->cgroup_id_ = *id;
+
+  if (auto r = retain(spec.kinds); !r) return fail(r.error());
+  std::lock_guard lock(mu_);
+  auto slot = alloc_slot();
+  if (!slot) {
+    release(spec.kinds);
+    return fail(slot.error());
+  }
+  s->slot_ = *slot;
+  vigil_session_state state{};
+  state.kinds = spec.kinds.bits();
+  if (bpf_map_update_elem(probe_->sessions_fd(), &s->slot_, &state, BPF_ANY) ||
+      bpf_map_update_elem(probe_->session_cgroups_fd(), &s->cgroup_id_, &s->slot_, BPF_ANY)) {
+    Error e = Error::sys("cannot register session " + spec.id + " with the kernel");
+    release(spec.kinds);
+    return fail(e);
+  }
+  sessions_[s->slot_] = s;
+  ++live_sessions_;
+  uint64_t one = 1;  // the reader switches from waiting to polling
+  (void)!write(wake_.get(), &one, sizeof(one));
+  return s;
+}
+
+Result<SessionSummary> Engine::close_session(Session& s) {
+  {
+    std::lock_guard lock(mu_);
+    if (s.closed_ || s.engine_ != this) return Error{"session " + s.id_ + " is not open"};
+  }
+  SessionSummary summary;
+  auto moved = cgroup::move_all(s.cgroup_dir_, root_dir_);
+  if (!moved) log::warn("session " + s.id_ + ": " + moved.error().message);
+  summary.leftover_processes = moved ? *moved : 0;
+
+  {
+    std::lock_guard lock(mu_);
+    bpf_map_delete_elem(probe_->session_cgroups_fd(), &s.cgroup_id_);
+    for (uint32_t ses : s.audit_sessions_) bpf_map_delete_elem(probe_->audit_sessions_fd(), &ses);
+  }
+  wait_for_inflight_programs();
+  drain();
+
+  vigil_session_state state{};
+  bpf_map_lookup_elem(probe_->sessions_fd(), &s.slot_, &state);
+  vigil_session_state cleared{};
+  bpf_map_update_elem(probe_->sessions_fd(), &s.slot_, &cleared, BPF_ANY);
+  {
+    std::lock_guard lock(mu_);
+    s.closed_ = true;
+    sessions_[s.slot_].reset();
+    --live_sessions_;
+  }
+  release(s.kinds_);
+  for (int k = 0; k < kKindCount; ++k) {
+    uint64_t delivered = s.delivered_.v[k];
+    summary.recorded.v[k] = delivered;
+    // Whatever the kernel handed over but did not arrive whole is lost too.
+    summary.lost.v[k] = state.lost[k] + (state.emitted[k] > delivered ? state.emitted[k] - delivered : 0);
+    if (summary.lost.v[k])
+      log::warn("session " + s.id_ + ": " + std::to_string(summary.lost.v[k]) + " " +
+                std::string(kind_name(static_cast<Kind>(k))) + " events lost");
+  }
+  if (auto r = cgroup::remove(s.cgroup_dir_); !r) log::warn(r.error().message);
+  unlink(join_path(lock_dir_, s.id_ + ".lock").c_str());
+  s.lock_.reset();
+  return summary;
+}
+
+void Engine::drain() {
+  uint64_t ticket;
+  {
+    std::lock_guard lock(drain_mu_);
+    ticket = ++drain_requested_;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_.get(), &one, sizeof(one));
+  std::unique_lock lock(drain_mu_);
+  drained_.wait(lock, [&] { return drain_done_ >= ticket || stop_; });
+}
+
+void Engine::reader_loop() {
+  epoll_event events[4];
+  for (;;) {
+    int timeout;
+    {
+      std::lock_guard lock(mu_);
+      timeout = live_sessions_ ? options_.poll_interval_ms : -1;
+    }
+    int n = epoll_wait(epoll_.get(), events, 4, timeout);
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.fd == wake_.get()) {
+        uint64_t v;
+        (void)!read(wake_.get(), &v, sizeof(v));
+      }
+    }
+    uint64_t target;
+    bool stopping;
+    {
+      std::lock_guard lock(drain_mu_);
+      target = drain_requested_;
+      stopping = stop_;
+    }
+    {
+      std::lock_guard lock(mu_);
+      time_base_ = decode::TimeBase::now();
+      int r = ring_buffer__consume(rings_);
+      if (r < 0) log::error("reading the rings failed: " + std::string(strerror(-r)));
+    }
+    {
+      std::lock_guard lock(drain_mu_);
+      drain_done_ = target;
+    }
+    drained_.notify_all();
+    if (stopping) return;
+  }
+}
+
+int Engine::ring_callback(void* ctx, void* data, size_t size) {
+  return static_cast<Engine*>(ctx)->on_record(data, size);
+}
+
+int Engine::on_record(const void* data, size_t size) {
+  std::span<const std::byte> record(static_cast<const std::byte*>(data), size);
+  auto head = decode::head(record);
+  if (!head) {
+    log::error(head.error().message);
+    ++undecodable_;
+    return 0;
+  }
+  Result<Event> event = Error{""};
+  switch (head->kind) {
+    case Kind::command: {
+      vigil_exec_record rec{};
+      std::memcpy(&rec, data, std::min(size, sizeof(rec)));
+      const vigil_exec_args* args = nullptr;
+      // Fetch (and free) the argument store even for a session that is gone.
+      if (rec.args_id &&
+          bpf_map_lookup_and_delete_elem(probe_->exec_args_fd(), &rec.args_id, args_buf_.data()) == 0)
+        args = reinterpret_cast<const vigil_exec_args*>(args_buf_.data());
+      event = decode::exec(record, args, time_base_);
+      break;
+    }
+    case Kind::disk: event = decode::open(record, time_base_); break;
+    case Kind::network: event = decode::connect(record, time_base_); break;
+  }
+  auto& session = head->session < sessions_.size() ? sessions_[head->session] : sessions_[0];
+  if (!session) {
+    ++late_records_;
+    return 0;
+  }
+  if (!event) {
+    log::warn("session " + session->id_ + ": dropped a " + std::string(kind_name(head->kind)) +
+              " record: " + event.error().message);
+    return 0;  // counted as lost at close: emitted but not delivered
+  }
+  // A command without its arguments is passed on but counted as lost: the
+  // kernel counted it so when its store was full, and an emitted record that
+  // is not delivered whole shows as lost at close.
+  bool whole = !(event->kind() == Kind::command && std::get<CommandEvent>(event->body).args_lost);
+  if (whole) ++session->delivered_[head->kind];
+  session->sink_(*event);
+  return 0;
+}
+
+}  // namespace vigil

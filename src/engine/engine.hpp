@@ -1,0 +1,151 @@
+// The enhanced recording engine: sessions in, decoded events out.
+//
+//   auto engine = Engine::start(options);            // loads BPF, attaches nothing
+//   auto s = engine->open_session({"sid", kinds}, sink);  // cgroup + registration
+//   launch(*s, spec);                                 // first process, inside it
+//   auto summary = engine->close_session(*s);         // drains every event
+//
+// Sinks run on the engine's reader thread, one event at a time, in ring
+// order per kind. They must be quick (encode and append); a slow sink
+// backs up into the kernel rings, where overflow is counted as lost.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "common/result.hpp"
+#include "engine/decode.hpp"
+#include "engine/event.hpp"
+
+struct ring_buffer;
+
+namespace vigil {
+
+class Probe;
+
+struct EngineOptions {
+  std::string cgroup_path = "/cgroup2";   // where cgroup2 is (or gets) mounted
+  std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
+  std::array<uint32_t, kKindCount> ring_pages = {8, 128, 8};  // rounded up to 2^n
+  int poll_interval_ms = 50;               // longest a quiet event waits to be read
+};
+
+using EventSink = std::function<void(const Event&)>;
+
+struct SessionSpec {
+  std::string id;          // unique per engine; names the cgroup directory
+  KindSet kinds = KindSet(0b101);  // command and network
+};
+
+struct SessionSummary {
+  KindCounts recorded;     // events handed to the sink
+  KindCounts lost;         // events that could not be delivered whole
+  size_t leftover_processes = 0;  // still running at close, moved out
+};
+
+class Session {
+ public:
+  const std::string& id() const { return id_; }
+  KindSet kinds() const { return kinds_; }
+  const std::string& cgroup_dir() const { return cgroup_dir_; }
+  uint64_t cgroup_id() const { return cgroup_id_; }
+  uint32_t slot() const { return slot_; }
+  // Ties an audit session id (from /proc/<pid>/sessionid of the first
+  // process) to this session, so a process that leaves the cgroup is still
+  // recorded. Call before that process runs untrusted code.
+  Result<void> bind_audit_session(uint32_t audit_session);
+
+ private:
+  friend class Engine;
+  Session() = default;
+  class Engine* engine_ = nullptr;
+  std::string id_;
+  KindSet kinds_;
+  std::string cgroup_dir_;
+  uint64_t cgroup_id_ = 0;
+  uint32_t slot_ = 0;
+  Fd lock_;
+  std::vector<uint32_t> audit_sessions_;
+  EventSink sink_;
+  KindCounts delivered_;
+  KindCounts user_lost_;
+  bool closed_ = false;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> start(const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Result<std::shared_ptr<Session>> open_session(const SessionSpec& spec, EventSink sink);
+  // Moves out what still runs, unregisters, waits for in-flight programs,
+  // drains the rings, then removes the cgroup. Every event the session's
+  // processes produced before this call reaches the sink before it returns.
+  Result<SessionSummary> close_session(Session& session);
+
+  const EngineOptions& options() const { return options_; }
+  bool has_audit_session() const;
+  // Which kinds have their hooks attached now (for tests and `vigil check`).
+  bool attached(Kind kind) const;
+  // Waits until hooks no live session needs are detached (that happens in
+  // the background after a close, as it takes a grace period per hook).
+  void settle();
+
+ private:
+  friend class Session;
+  Engine() = default;
+  Result<void> setup();
+  void reader_loop();
+  void drain();
+  int on_record(const void* data, size_t size);
+  static int ring_callback(void* ctx, void* data, size_t size);
+  Result<void> retain(KindSet kinds);
+  void release(KindSet kinds);
+  void detacher_loop();
+  Result<uint32_t> alloc_slot();
+  void cleanup_stale_sessions();
+
+  EngineOptions options_;
+  std::string root_dir_;      // cgroup_path + root_path
+  std::string lock_dir_;      // /run/vigil/<root> session lock files
+  std::unique_ptr<Probe> probe_;
+  ring_buffer* rings_ = nullptr;
+  Fd epoll_;
+  Fd wake_;                   // eventfd: drain requests and stop
+
+  // Lock order: mu_ may be held when taking attach_mu_, never the reverse.
+  mutable std::mutex attach_mu_;  // kind_users_ and the probe's links
+  std::condition_variable attach_cv_;
+  std::array<int, kKindCount> kind_users_ = {0, 0, 0};
+  bool detach_pending_ = false;
+  bool detacher_stop_ = false;
+  std::thread detacher_;
+
+  mutable std::mutex mu_;     // sessions_, slots; held while reading rings
+  std::vector<std::shared_ptr<Session>> sessions_;  // by slot
+  uint32_t next_slot_ = 1;
+  int live_sessions_ = 0;
+  std::vector<char> args_buf_;  // one exec_args value
+  decode::TimeBase time_base_;
+  uint64_t undecodable_ = 0;    // records too damaged to name a session
+  uint64_t late_records_ = 0;   // records of sessions already closed
+
+  std::mutex drain_mu_;
+  std::condition_variable drained_;
+  uint64_t drain_requested_ = 0;
+  uint64_t drain_done_ = 0;
+  bool stop_ = false;
+  std::thread reader_;
+};
+
+}  // namespace vigil

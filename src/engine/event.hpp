@@ -1,0 +1,96 @@
+// The engine's decoded events: what user space knows about one command,
+// file open or connection of a recorded session. Produced by decode.cpp
+// from kernel records, by tests from hand-built values, and consumed by the
+// audit encoder.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace vigil {
+
+enum class Kind : uint8_t { command = 0, disk = 1, network = 2 };
+inline constexpr int kKindCount = 3;
+
+std::string_view kind_name(Kind k);
+std::optional<Kind> parse_kind(std::string_view name);
+
+// A set of kinds, e.g. what a session records.
+class KindSet {
+ public:
+  constexpr KindSet() = default;
+  constexpr explicit KindSet(uint32_t bits) : bits_(bits & 7u) {}
+  static constexpr KindSet all() { return KindSet(7u); }
+  constexpr bool has(Kind k) const { return bits_ & (1u << static_cast<int>(k)); }
+  constexpr void add(Kind k) { bits_ |= 1u << static_cast<int>(k); }
+  constexpr uint32_t bits() const { return bits_; }
+  constexpr bool empty() const { return bits_ == 0; }
+  constexpr bool operator==(const KindSet&) const = default;
+  // "command,disk,network" (any order, no duplicates, not empty).
+  static std::optional<KindSet> parse(std::string_view list, std::string* error = nullptr);
+  std::string to_string() const;  // "command,network"
+
+ private:
+  uint32_t bits_ = 0;
+};
+
+// Who did it: the task as the kernel saw it when the event happened.
+struct ProcessInfo {
+  uint32_t pid = 0;            // thread group id
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t audit_session = 0;  // loginuid session id, 0xffffffff when unset
+  uint64_t cgroup_id = 0;
+  std::string program;         // kernel comm (16 bytes at most)
+};
+
+struct CommandEvent {
+  std::string path;                // file name given to execve
+  std::vector<std::string> argv;   // without argv[0]
+  int32_t return_code = 0;         // 0 or -errno
+  bool argv_truncated = false;     // argv was longer than the engine keeps
+  bool path_truncated = false;
+  bool args_lost = false;          // path/argv could not be delivered
+};
+
+struct DiskEvent {
+  std::string path;                // as passed to open
+  int32_t flags = 0;               // O_* flags
+  uint32_t mode = 0;
+  int32_t return_code = 0;         // 0 or -errno
+  bool path_truncated = false;
+};
+
+struct NetworkEvent {
+  int version = 4;                 // 4 or 6
+  std::string src_addr;
+  std::string dst_addr;
+  uint16_t dst_port = 0;
+  int operation = 0;               // 0 connect, 1 send
+  int action = 0;                  // 0 observed, 1 denied
+};
+
+struct Event {
+  uint32_t session = 0;            // engine slot of the session
+  int64_t time_ns = 0;             // wall clock, ns since the Unix epoch
+  ProcessInfo process;
+  std::variant<CommandEvent, DiskEvent, NetworkEvent> body;
+
+  Kind kind() const { return static_cast<Kind>(body.index()); }
+};
+
+// Per-kind counts a session reports at its end.
+struct KindCounts {
+  uint64_t v[kKindCount] = {0, 0, 0};
+  uint64_t& operator[](Kind k) { return v[static_cast<int>(k)]; }
+  uint64_t operator[](Kind k) const { return v[static_cast<int>(k)]; }
+  uint64_t total() const { return v[0] + v[1] + v[2]; }
+};
+
+}  // namespace vigil

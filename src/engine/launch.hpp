@@ -1,0 +1,51 @@
+// Starting a session's first process: inside the session's cgroup, with a
+// fresh audit session id bound to the session, before any of its own code
+// runs. The SSH node and `vigil record` both start processes this way.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "engine/engine.hpp"
+
+namespace vigil {
+
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  std::string name;
+  std::string home;
+  std::string shell;
+};
+
+// The account `login` as login(1) would set it up.
+Result<Credentials> credentials_for(const std::string& login);
+Result<Credentials> current_credentials();
+
+struct LaunchSpec {
+  std::vector<std::string> argv;             // argv[0] is looked up in PATH when it has no '/'
+  std::optional<Credentials> credentials;    // become this user (when not already)
+  std::optional<std::vector<std::string>> env;  // replaces the environment when set
+  std::string cwd;                           // empty: stay
+  // Runs in the child after it joined the session and before it drops
+  // privileges: only async-signal-safe calls (the parent has threads).
+  std::function<void()> child_setup;
+};
+
+struct Launched {
+  pid_t pid = -1;
+  uint32_t audit_session = UINT32_MAX;  // UINT32_MAX when the kernel has no audit sessions
+};
+
+Result<Launched> launch(Session& session, const LaunchSpec& spec);
+
+// PATH lookup as a shell does it; an empty result means not found.
+std::string find_in_path(const std::string& name, const std::string& path_var);
+
+}  // namespace vigil

@@ -1,0 +1,161 @@
+#include "engine/probe.hpp"
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "common/log.hpp"
+#include "engine/host.hpp"
+#include "vigil.skel.h"
+
+namespace vigil {
+namespace {
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG && log::level() > log::Level::debug) return 0;
+  if (level == LIBBPF_INFO && log::level() > log::Level::info) return 0;
+  // The verifier's log arrives as one large message: size it first.
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return 0;
+  std::string line(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(line.data(), line.size(), fmt, args);
+  line.resize(n);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  log::write(level == LIBBPF_WARN ? log::Level::warn : log::Level::debug, line);
+  return 0;
+}
+
+// task_struct.sessionid exists only with CONFIG_AUDITSYSCALL.
+bool kernel_has_audit_session() {
+  struct btf* btf = btf__load_vmlinux_btf();
+  if (!btf) return false;
+  bool found = false;
+  int id = btf__find_by_name_kind(btf, "task_struct", BTF_KIND_STRUCT);
+  if (id > 0) {
+    const struct btf_type* t = btf__type_by_id(btf, id);
+    const struct btf_member* m = btf_members(t);
+    for (int i = 0; i < btf_vlen(t) && !found; ++i, ++m)
+      found = std::string_view(btf__name_by_offset(btf, m->name_off)) == "sessionid";
+  }
+  btf__free(btf);
+  return found;
+}
+
+std::vector<bpf_program*> programs_of(vigil_bpf* s, Kind kind) {
+  switch (kind) {
+    case Kind::command:
+      return {s->progs.vigil_exec, s->progs.vigil_exec_fail, s->progs.vigil_execat_fail};
+    case Kind::disk:
+      return {s->progs.vigil_open, s->progs.vigil_openat, s->progs.vigil_openat2,
+              s->progs.vigil_creat};
+    case Kind::network:
+      return {s->progs.vigil_connect};
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
+  static const bool print_set = (libbpf_set_print(libbpf_log), true);
+  (void)print_set;
+  if (auto caps = host::require_bpf_privileges(); !caps) return caps.error();
+
+  std::unique_ptr<Probe> probe(new Probe());
+  probe->skel_ = vigil_bpf__open();
+  if (!probe->skel_) return Error::sys("cannot open the BPF object");
+  vigil_bpf* s = probe->skel_;
+
+  probe->has_audit_session_ = kernel_has_audit_session();
+  s->rodata->session_cgroup_level = options.session_cgroup_level;
+  s->rodata->have_audit_session = probe->has_audit_session_;
+  bpf_map* rings[kKindCount] = {s->maps.command_ring, s->maps.disk_ring, s->maps.network_ring};
+  for (int k = 0; k < kKindCount; ++k) {
+    uint32_t bytes = options.ring_bytes[k];
+    if (bytes < 4096 || (bytes & (bytes - 1)))
+      return Error{"ring size " + std::to_string(bytes) + " for " +
+                   std::string(kind_name(static_cast<Kind>(k))) +
+                   " events is not a power-of-two number of pages"};
+    bpf_map__set_max_entries(rings[k], bytes);
+    // Wake the reader at a quarter full: it still polls on a timer, so a
+    // quiet session is read within the poll interval.
+    s->rodata->wakeup_bytes[k] = bytes / 4;
+  }
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return Error{"cannot count the possible CPUs", -cpus};
+  bpf_map__set_max_entries(s->maps.exec_scratch, cpus);
+  bpf_map__set_max_entries(s->maps.open_scratch, cpus);
+
+  // Programs for syscalls this architecture lacks (open, creat on arm64)
+  // are not loaded at all.
+  for (auto [prog, tp] : {std::pair{s->progs.vigil_open, "sys_exit_open"},
+                          std::pair{s->progs.vigil_creat, "sys_exit_creat"}}) {
+    if (!host::tracepoint_exists("syscalls", tp)) bpf_program__set_autoload(prog, false);
+  }
+
+  if (int err = vigil_bpf__load(s); err)
+    return Error{"the kernel refused Vigil's BPF programs (" + std::string(strerror(-err)) +
+                     "); run 'vigil check' for what this host supports, and -v for the "
+                     "verifier's log",
+                 -err};
+  return probe;
+}
+
+Probe::~Probe() {
+  detach(KindSet::all());
+  vigil_bpf__destroy(skel_);
+}
+
+Result<void> Probe::attach(Kind kind) {
+  if (attached(kind)) return {};
+  // libbpf finds a tracepoint's id in tracefs; every kind uses one.
+  if (auto t = host::ensure_tracefs(); !t) return t.error();
+  auto& links = links_[static_cast<int>(kind)];
+  for (bpf_program* prog : programs_of(skel_, kind)) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) {
+      int err = errno;
+      detach(KindSet(1u << static_cast<int>(kind)));
+      return Error{"cannot attach " + std::string(bpf_program__name(prog)) + " (" +
+                       bpf_program__section_name(prog) + ") for " + std::string(kind_name(kind)) +
+                       " events: " + strerror(err) + "; run 'vigil check'",
+                   err};
+    }
+    links.push_back(link);
+  }
+  return {};
+}
+
+void Probe::detach(KindSet kinds) {
+  std::vector<std::thread> closers;
+  for (int k = 0; k < kKindCount; ++k) {
+    if (!kinds.has(static_cast<Kind>(k))) continue;
+    for (bpf_link* link : links_[k]) closers.emplace_back([link] { bpf_link__destroy(link); });
+    links_[k].clear();
+  }
+  for (auto& t : closers) t.join();
+}
+
+int Probe::ring_fd(Kind kind) const {
+  switch (kind) {
+    case Kind::command: return bpf_map__fd(skel_->maps.command_ring);
+    case Kind::disk: return bpf_map__fd(skel_->maps.disk_ring);
+    case Kind::network: return bpf_map__fd(skel_->maps.network_ring);
+  }
+  return -1;
+}
+int Probe::sessions_fd() const { return bpf_map__fd(skel_->maps.sessions); }
+int Probe::session_cgroups_fd() const { return bpf_map__fd(skel_->maps.session_cgroups); }
+int Probe::audit_sessions_fd() const { return bpf_map__fd(skel_->maps.audit_sessions); }
+int Probe::exec_args_fd() const { return bpf_map__fd(skel_->maps.exec_args); }
+
+}  // namespace vigil

@@ -1,0 +1,52 @@
+// The BPF object: open, configure, load, and attach per kind on demand.
+// Owns the skeleton and every link; move-only through unique_ptr.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/result.hpp"
+#include "engine/event.hpp"
+
+struct vigil_bpf;
+struct bpf_link;
+
+namespace vigil {
+
+struct ProbeOptions {
+  uint32_t session_cgroup_level = 2;         // depth of <root_path>/<sid> in cgroup2
+  std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 8 * 4096};
+};
+
+class Probe {
+ public:
+  static Result<std::unique_ptr<Probe>> load(const ProbeOptions& options);
+  ~Probe();
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+
+  // Attaching a kind's hooks is what makes the host pay for it; the engine
+  // attaches a kind only while a live session records it.
+  Result<void> attach(Kind kind);
+  // Closing a tracepoint link waits for an RCU grace period (tens of ms on
+  // faultable syscall tracepoints): all links of `kinds` close in parallel.
+  void detach(KindSet kinds);
+  bool attached(Kind kind) const { return !links_[static_cast<int>(kind)].empty(); }
+
+  bool has_audit_session() const { return has_audit_session_; }
+  int ring_fd(Kind kind) const;
+  int sessions_fd() const;
+  int session_cgroups_fd() const;
+  int audit_sessions_fd() const;
+  int exec_args_fd() const;
+
+ private:
+  Probe() = default;
+  vigil_bpf* skel_ = nullptr;
+  bool has_audit_session_ = false;
+  std::array<std::vector<bpf_link*>, kKindCount> links_;
+};
+
+}  // namespace vigil
