@@ -13,7 +13,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <span>
 
 #include "common/log.hpp"
@@ -29,6 +31,15 @@ namespace vigil {
 namespace {
 
 constexpr const char* kLockRoot = "/run/vigil/sessions";
+
+// How long an event waits for older events of other kinds still in flight.
+constexpr uint64_t kReorderWindowNs = 2'000'000;
+
+int64_t clock_ns(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 uint32_t round_up_pow2(uint32_t v) {
   uint32_t p = 1;
@@ -247,7 +258,8 @@ void Engine::release(KindSet kinds) {
   attach_cv_.notify_all();
 }
 
-Result<std::shared_ptr<Session>> Engine::open_session(const SessionSpec& spec, EventSink sink) {
+Result<std::shared_ptr<Session>> Engine::open_session(const SessionSpec& spec, EventSink sink,
+                                                      std::function<void()> on_batch) {
   if (!valid_session_id(spec.id))
     return Error{"session id '" + spec.id +
                  "' must be 1-128 letters, digits, '-', '_' or '.' (it names a cgroup)"};
@@ -257,6 +269,7 @@ Result<std::shared_ptr<Session>> Engine::open_session(const SessionSpec& spec, E
   s->id_ = spec.id;
   s->kinds_ = spec.kinds;
   s->sink_ = std::move(sink);
+  s->on_batch_ = std::move(on_batch);
   s->cgroup_dir_ = join_path(root_dir_, spec.id);
 
   std::string lock_path = join_path(lock_dir_, spec.id + ".lock");
@@ -379,8 +392,15 @@ void Engine::reader_loop() {
     {
       std::lock_guard lock(mu_);
       time_base_ = decode::TimeBase::now();
+      uint64_t boot_now = static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME));
       int r = ring_buffer__consume(rings_);
       if (r < 0) log::error("reading the rings failed: " + std::string(strerror(-r)));
+      bool flush_all;
+      {
+        std::lock_guard dl(drain_mu_);
+        flush_all = target > drain_done_ || stopping;
+      }
+      deliver(flush_all ? INT64_MAX : time_base_.to_realtime(boot_now - kReorderWindowNs));
     }
     {
       std::lock_guard lock(drain_mu_);
@@ -429,13 +449,38 @@ int Engine::on_record(const void* data, size_t size) {
               " record: " + event.error().message);
     return 0;  // counted as lost at close: emitted but not delivered
   }
-  // A command without its arguments is passed on but counted as lost: the
-  // kernel counted it so when its store was full, and an emitted record that
-  // is not delivered whole shows as lost at close.
-  bool whole = !(event->kind() == Kind::command && std::get<CommandEvent>(event->body).args_lost);
-  if (whole) ++session->delivered_[head->kind];
-  session->sink_(*event);
+  pending_.push_back({session.get(), std::move(event.value())});
   return 0;
+}
+
+void Engine::deliver(int64_t until_ns) {
+  // Each ring is in order; across rings, order by time. Events newer than
+  // the window may still have older peers on their way, so they wait for
+  // the next pass (a drain delivers everything).
+  std::stable_sort(pending_.begin(), pending_.end(), [](const Pending& a, const Pending& b) {
+    return a.event.time_ns < b.event.time_ns;
+  });
+  size_t n = 0;
+  for (; n < pending_.size() && pending_[n].event.time_ns <= until_ns; ++n) {
+    Session* session = pending_[n].session;
+    const Event& event = pending_[n].event;
+    // A command without its arguments is passed on but counted as lost: the
+    // kernel counted it so when its store was full, and an emitted record
+    // that is not delivered whole shows as lost at close.
+    bool whole = !(event.kind() == Kind::command && std::get<CommandEvent>(event.body).args_lost);
+    if (whole) ++session->delivered_[event.kind()];
+    session->sink_(event);
+    if (!session->touched_) {
+      session->touched_ = true;
+      touched_.push_back(session);
+    }
+  }
+  pending_.erase(pending_.begin(), pending_.begin() + n);
+  for (Session* s : touched_) {
+    s->touched_ = false;
+    if (s->on_batch_) s->on_batch_();
+  }
+  touched_.clear();
 }
 
 }  // namespace vigil

@@ -75,6 +75,8 @@ class Session {
   Fd lock_;
   std::vector<uint32_t> audit_sessions_;
   EventSink sink_;
+  std::function<void()> on_batch_;
+  bool touched_ = false;      // got events in the current pass
   KindCounts delivered_;
   KindCounts user_lost_;
   bool closed_ = false;
@@ -87,7 +89,10 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  Result<std::shared_ptr<Session>> open_session(const SessionSpec& spec, EventSink sink);
+  // `on_batch`, when given, runs after each pass over the rings that
+  // delivered events to this session: the moment to flush buffered output.
+  Result<std::shared_ptr<Session>> open_session(const SessionSpec& spec, EventSink sink,
+                                                std::function<void()> on_batch = {});
   // Moves out what still runs, unregisters, waits for in-flight programs,
   // drains the rings, then removes the cgroup. Every event the session's
   // processes produced before this call reaches the sink before it returns.
@@ -108,6 +113,7 @@ class Engine {
   void reader_loop();
   void drain();
   int on_record(const void* data, size_t size);
+  void deliver(int64_t until_ns);
   static int ring_callback(void* ctx, void* data, size_t size);
   Result<void> retain(KindSet kinds);
   void release(KindSet kinds);
@@ -136,6 +142,12 @@ class Engine {
   uint32_t next_slot_ = 1;
   int live_sessions_ = 0;
   std::vector<char> args_buf_;  // one exec_args value
+  struct Pending {
+    Session* session;
+    Event event;
+  };
+  std::vector<Pending> pending_;   // decoded, waiting to be delivered in time order
+  std::vector<Session*> touched_;  // sessions that got events in this pass
   decode::TimeBase time_base_;
   uint64_t undecodable_ = 0;    // records too damaged to name a session
   uint64_t late_records_ = 0;   // records of sessions already closed

@@ -135,9 +135,9 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
   if (pid < 0) return Error::sys("fork");
   if (pid == 0) {
     int out = up_w.get();
-    if (write(procs.get(), "0", 1) != 1) child_fail(out, join_cgroup);
     // A new loginuid gives this process (and all it starts) a fresh audit
-    // session id that a non-root user cannot change.
+    // session id that a non-root user cannot change. Done before joining
+    // the cgroup, so Vigil's own set-up is not recorded as the session's.
     uint32_t ses = UINT32_MAX;
     int lfd = open("/proc/self/loginuid", O_WRONLY | O_CLOEXEC);
     if (lfd >= 0) {
@@ -145,6 +145,7 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
       close(lfd);
       ses = read_audit_session();
     }
+    if (write(procs.get(), "0", 1) != 1) child_fail(out, join_cgroup);
     send(out, {ChildMessage::audit_session, ses, 0});
     char go = 0;
     if (read(down_r.get(), &go, 1) != 1 || go != 1) _exit(127);

@@ -145,6 +145,13 @@ void Probe::detach(KindSet kinds) {
   for (auto& t : closers) t.join();
 }
 
+std::vector<std::string> Probe::hooks(Kind kind) const {
+  std::vector<std::string> out;
+  for (bpf_program* prog : programs_of(skel_, kind))
+    if (bpf_program__autoload(prog)) out.emplace_back(bpf_program__section_name(prog));
+  return out;
+}
+
 int Probe::ring_fd(Kind kind) const {
   switch (kind) {
     case Kind::command: return bpf_map__fd(skel_->maps.command_ring);

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/result.hpp"
@@ -36,6 +37,8 @@ class Probe {
   bool attached(Kind kind) const { return !links_[static_cast<int>(kind)].empty(); }
 
   bool has_audit_session() const { return has_audit_session_; }
+  // The hooks (section names) a kind attaches, e.g. "tp/sock/inet_sock_set_state".
+  std::vector<std::string> hooks(Kind kind) const;
   int ring_fd(Kind kind) const;
   int sessions_fd() const;
   int session_cgroups_fd() const;

@@ -1,0 +1,154 @@
+#include "audit/encode.hpp"
+
+#include <variant>
+
+#include "audit/json.hpp"
+
+namespace vigil::audit {
+namespace {
+
+// Each encoder lists its fields in the alphabetical order they are written
+// in; debug builds assert that order (json.cpp).
+
+void encode_command(const Event& ev, const CommandEvent& cmd, const SessionMeta& meta,
+                    uint64_t ei, std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  if (cmd.args_lost) o.boolean("args_lost", true);
+  o.bytes_array("argv", "argv_base64", cmd.argv);
+  if (cmd.argv_truncated) o.boolean("argv_truncated", true);
+  o.uint64("cgroup_id", ev.process.cgroup_id);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T4000I");
+  o.uint64("ei", ei);
+  o.string("event", "session.command");
+  o.string("login", meta.login);
+  o.string("namespace", meta.namespace_name);
+  o.bytes("path", "path_base64", cmd.path);
+  if (cmd.path_truncated) o.boolean("path_truncated", true);
+  o.uint64("pid", ev.process.pid);
+  o.uint64("ppid", ev.process.ppid);
+  o.string("program", ev.process.program);
+  o.int64("return_code", cmd.return_code);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.string("sid", meta.sid);
+  o.time("time", ev.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.end();
+}
+
+void encode_disk(const Event& ev, const DiskEvent& disk, const SessionMeta& meta, uint64_t ei,
+                 std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  o.uint64("cgroup_id", ev.process.cgroup_id);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T4001I");
+  o.uint64("ei", ei);
+  o.string("event", "session.disk");
+  o.int64("flags", disk.flags);
+  o.string("login", meta.login);
+  o.string("namespace", meta.namespace_name);
+  o.bytes("path", "path_base64", disk.path);
+  if (disk.path_truncated) o.boolean("path_truncated", true);
+  o.uint64("pid", ev.process.pid);
+  o.uint64("ppid", ev.process.ppid);
+  o.string("program", ev.process.program);
+  o.int64("return_code", disk.return_code);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.string("sid", meta.sid);
+  o.time("time", ev.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.end();
+}
+
+void encode_network(const Event& ev, const NetworkEvent& net, const SessionMeta& meta,
+                    uint64_t ei, std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  o.int64("action", net.action);
+  o.uint64("cgroup_id", ev.process.cgroup_id);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T4002I");
+  o.string("dst_addr", net.dst_addr);
+  o.uint64("dst_port", net.dst_port);
+  o.uint64("ei", ei);
+  o.string("event", "session.network");
+  o.string("login", meta.login);
+  o.string("namespace", meta.namespace_name);
+  o.int64("operation", net.operation);
+  o.uint64("pid", ev.process.pid);
+  o.uint64("ppid", ev.process.ppid);
+  o.string("program", ev.process.program);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.string("sid", meta.sid);
+  o.string("src_addr", net.src_addr);
+  o.time("time", ev.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.int64("version", net.version);
+  o.end();
+}
+
+}  // namespace
+
+void encode_event(const Event& ev, const SessionMeta& meta, uint64_t ei, std::string_view uid,
+                  std::string& out) {
+  if (const auto* cmd = std::get_if<CommandEvent>(&ev.body)) {
+    encode_command(ev, *cmd, meta, ei, uid, out);
+  } else if (const auto* disk = std::get_if<DiskEvent>(&ev.body)) {
+    encode_disk(ev, *disk, meta, ei, uid, out);
+  } else {
+    encode_network(ev, std::get<NetworkEvent>(ev.body), meta, ei, uid, out);
+  }
+}
+
+void encode_session_start(const SessionStart& start, const SessionMeta& meta, uint64_t ei,
+                          std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T2000I");
+  o.uint64("ei", ei);
+  o.string("event", "session.start");
+  if (!start.initial_command.empty())
+    o.bytes_array("initial_command", "initial_command_base64", start.initial_command);
+  o.string("login", meta.login);
+  o.string("namespace", meta.namespace_name);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.string("sid", meta.sid);
+  o.time("time", start.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.end();
+}
+
+void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t ei,
+                        std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T2004I");
+  o.uint64("ei", ei);
+  o.boolean("enhanced_recording", end.enhanced_recording);
+  o.kind_names("enhanced_recording_kinds", end.kinds);
+  o.string("event", "session.end");
+  o.boolean("interactive", end.interactive);
+  o.string("login", meta.login);
+  o.kind_counts("lost_events", end.lost);
+  o.string("namespace", meta.namespace_name);
+  o.string_array("participants", end.participants);
+  o.kind_counts("recorded_events", end.recorded);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.time("session_start", end.start_ns);
+  o.time("session_stop", end.stop_ns);
+  o.string("sid", meta.sid);
+  o.time("time", end.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.end();
+}
+
+}  // namespace vigil::audit

@@ -1,0 +1,32 @@
+// Audit events as JSON lines in the shape of Teleport's enhanced session
+// recording: session.command (T4000I), session.disk (T4001I),
+// session.network (T4002I), session.start (T2000I), session.end (T2004I).
+// Keys are in alphabetical order, as in Teleport's log. Each call appends
+// one object and '\n' to `out`; reuse the buffer to avoid allocations.
+//
+// Paths and argv are raw bytes: when one is not valid UTF-8 its string has
+// U+FFFD for each invalid byte, and "path_base64" / "argv_base64" (standard
+// base64, one string per argument) keep the exact bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "audit/session.hpp"
+#include "engine/event.hpp"
+
+namespace vigil::audit {
+
+// ei: the event's index within its session; uid: the event's own id (see
+// uuid.hpp), passed in so callers and tests choose it.
+void encode_event(const Event& ev, const SessionMeta& meta, uint64_t ei, std::string_view uid,
+                  std::string& out);
+
+void encode_session_start(const SessionStart& start, const SessionMeta& meta, uint64_t ei,
+                          std::string_view uid, std::string& out);
+
+void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t ei,
+                        std::string_view uid, std::string& out);
+
+}  // namespace vigil::audit

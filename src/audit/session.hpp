@@ -1,0 +1,41 @@
+// What the audit encoder knows about a session besides its events: who and
+// where (SessionMeta, repeated in every event as Teleport does) and the
+// summaries written when a session starts and ends.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/event.hpp"
+
+namespace vigil::audit {
+
+struct SessionMeta {
+  std::string cluster_name;
+  std::string server_hostname;
+  std::string server_id;
+  std::string namespace_name = "default";
+  std::string sid;    // session id (a UUID)
+  std::string login;  // the OS account the session runs as
+  std::string user;   // the cluster user who logged in
+};
+
+struct SessionStart {
+  int64_t time_ns = 0;                       // ns since the Unix epoch
+  std::vector<std::string> initial_command;  // empty for an interactive shell
+};
+
+struct SessionEnd {
+  int64_t time_ns = 0;   // when the event is written, ns since the Unix epoch
+  int64_t start_ns = 0;
+  int64_t stop_ns = 0;
+  bool interactive = false;
+  bool enhanced_recording = true;
+  std::vector<std::string> participants;
+  KindCounts recorded;   // events written to the log, per kind
+  KindCounts lost;       // events the kernel or engine dropped, per kind
+  KindSet kinds;         // kinds this session recorded
+};
+
+}  // namespace vigil::audit

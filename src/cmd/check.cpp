@@ -1,0 +1,125 @@
+// vigil check: what this host supports for enhanced recording, and why not
+// when it cannot. Loads and attaches every hook for real, then detaches.
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "commands.hpp"
+#include "engine/host.hpp"
+#include "engine/probe.hpp"
+
+namespace vigil::cmd {
+namespace {
+
+constexpr long kCgroup2Magic = 0x63677270;
+constexpr long kTracefsMagic = 0x74726163;
+
+void print(const host::Check& c) {
+  const char* mark = c.ok ? "ok  " : (c.required ? "FAIL" : "warn");
+  std::printf("  %s  %-16s %s\n", mark, c.what.c_str(), c.detail.c_str());
+}
+
+bool fs_is(const std::string& path, long magic) {
+  struct statfs st{};
+  return statfs(path.c_str(), &st) == 0 && st.f_type == magic;
+}
+
+host::Check kernel_check() {
+  utsname u{};
+  uname(&u);
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  bool ok = major > 5 || (major == 5 && minor >= 8);
+  return {"kernel", ok, std::string(u.release) + (ok ? "" : ": Linux 5.8 or newer is needed") +
+                            " (" + u.machine + ")"};
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+int check(const CheckArgs& args) {
+  auto cfg = load_config(args.config_file);
+  if (!cfg) {
+    std::fprintf(stderr, "vigil check: %s\n", cfg.error().message.c_str());
+    return kVigilFailed;
+  }
+  const auto& er = cfg->ssh.enhanced_recording;
+  std::vector<host::Check> checks;
+  checks.push_back(kernel_check());
+
+  struct stat st{};
+  bool btf = stat("/sys/kernel/btf/vmlinux", &st) == 0;
+  checks.push_back({"BTF", btf,
+                    btf ? "/sys/kernel/btf/vmlinux"
+                        : "/sys/kernel/btf/vmlinux is missing: the kernel needs "
+                          "CONFIG_DEBUG_INFO_BTF for CO-RE"});
+
+  auto privileges = host::require_bpf_privileges();
+  checks.push_back({"privileges", privileges.ok(),
+                    privileges ? "root (CAP_BPF, CAP_SYS_ADMIN)" : privileges.error().message});
+
+  bool cg = fs_is(er.cgroup_path, kCgroup2Magic);
+  bool cg_anywhere = fs_is("/sys/fs/cgroup", kCgroup2Magic) ||
+                     fs_is("/sys/fs/cgroup/unified", kCgroup2Magic) ||
+                     std::ifstream("/proc/filesystems").good();
+  checks.push_back({"cgroup v2", cg || cg_anywhere,
+                    cg ? "mounted at " + er.cgroup_path
+                       : "not mounted at " + er.cgroup_path + "; vigil mounts it there on start"});
+
+  bool tracefs = fs_is(host::kTracefs, kTracefsMagic);
+  checks.push_back({"tracefs", true,
+                    tracefs ? std::string("mounted at ") + host::kTracefs
+                            : std::string("not mounted; vigil mounts it at ") + host::kTracefs +
+                                  " when a session needs syscall or socket tracepoints"});
+
+  bool loginuid = stat("/proc/self/loginuid", &st) == 0;
+  host::Check audit{"audit sessions", loginuid,
+                    loginuid ? "" : "/proc/self/loginuid is missing (CONFIG_AUDIT)", false};
+
+  bool can_load = btf && privileges.ok();
+  if (can_load) {
+    auto probe = Probe::load({});
+    checks.push_back({"BPF programs", probe.ok(),
+                      probe ? "loaded (verifier accepted all programs)" : probe.error().message});
+    if (probe) {
+      audit.ok = loginuid && (*probe)->has_audit_session();
+      audit.detail = audit.ok ? "task_struct.sessionid: processes leaving the session cgroup "
+                                "stay recorded"
+                              : "no audit session ids (CONFIG_AUDITSYSCALL): attribution by "
+                                "cgroup only";
+      for (Kind kind : {Kind::command, Kind::disk, Kind::network}) {
+        auto attached = (*probe)->attach(kind);
+        checks.push_back({std::string(kind_name(kind)) + " events", attached.ok(),
+                          attached ? join((*probe)->hooks(kind)) : attached.error().message});
+      }
+      (*probe)->detach(KindSet::all());
+    }
+  }
+  checks.push_back(audit);
+  checks.push_back({"not used", true,
+                    "kprobes, fentry/fexit and BPF-LSM (Vigil needs none of them)", false});
+
+  std::printf("vigil check: enhanced recording on this host\n");
+  bool ok = true;
+  for (const auto& c : checks) {
+    print(c);
+    if (c.required && !c.ok) ok = false;
+  }
+  if (ok) {
+    std::printf("enhanced recording: supported (command, disk, network)\n");
+    return 0;
+  }
+  std::printf("enhanced recording: NOT available on this host (see FAIL above)\n");
+  return 1;
+}
+
+}  // namespace vigil::cmd

@@ -1,0 +1,238 @@
+// vigil record: run one command in a new recorded session and write its
+// events, ending with session.end, to a file or stderr (like strace).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+
+#include "audit/encode.hpp"
+#include "audit/host_id.hpp"
+#include "audit/text.hpp"
+#include "audit/uuid.hpp"
+#include "commands.hpp"
+#include "common/fd.hpp"
+#include "engine/engine.hpp"
+#include "engine/launch.hpp"
+
+namespace vigil::cmd {
+namespace {
+
+std::atomic<pid_t> g_child{0};
+
+// SIGTERM and SIGHUP go to the recorded command; SIGINT and SIGQUIT from
+// the terminal reach it directly (same process group), so vigil only
+// survives them to write the session's end. Handlers, not SIG_IGN: exec
+// resets handlers, so the command starts with default dispositions.
+void forward_signal(int sig) {
+  pid_t child = g_child.load();
+  if (child > 0 && (sig == SIGTERM || sig == SIGHUP)) kill(child, sig);
+}
+
+void install_signal_forwarding() {
+  struct sigaction sa{};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+}
+
+int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "vigil record: %s\n", message.c_str());
+  return kVigilFailed;
+}
+
+// Encodes a session's events into a buffer flushed after each batch the
+// engine delivers, so a reader following the file sees events promptly
+// without one write per event.
+class EventWriter {
+ public:
+  EventWriter(Fd fd, std::string name, bool text, audit::SessionMeta meta)
+      : fd_(std::move(fd)), name_(std::move(name)), text_(text), meta_(std::move(meta)) {}
+
+  void start(int64_t time_ns, const std::vector<std::string>& command) {
+    if (text_) return;
+    audit::SessionStart start{time_ns, command};
+    audit::encode_session_start(start, meta_, ei_++, audit::new_uuid(), buf_);
+  }
+  void event(const Event& ev) {
+    if (text_) audit::format_text(ev, meta_, buf_);
+    else audit::encode_event(ev, meta_, ei_++, audit::new_uuid(), buf_);
+    if (buf_.size() >= kFlushBytes) flush();
+  }
+  void end(const audit::SessionEnd& end) {
+    if (text_) audit::format_session_end_text(end, meta_, buf_);
+    else audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), buf_);
+    flush();
+  }
+  void flush() {
+    size_t off = 0;
+    while (off < buf_.size()) {
+      ssize_t n = write(fd_.get(), buf_.data() + off, buf_.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        // Keep what could not be written; say so once per failure streak.
+        if (!failing_)
+          std::fprintf(stderr, "vigil record: cannot write events to %s: %s (kept in memory)\n",
+                       name_.c_str(), std::strerror(errno));
+        failing_ = true;
+        buf_.erase(0, off);
+        if (buf_.size() > kMaxPending) {
+          dropped_ += buf_.size();
+          buf_.clear();
+        }
+        return;
+      }
+      off += n;
+    }
+    failing_ = false;
+    buf_.clear();
+  }
+  bool failing() const { return failing_; }
+  uint64_t dropped_bytes() const { return dropped_; }
+
+ private:
+  static constexpr size_t kFlushBytes = 1 << 16;
+  static constexpr size_t kMaxPending = 64u << 20;
+  Fd fd_;
+  std::string name_;
+  bool text_;
+  audit::SessionMeta meta_;
+  std::string buf_;
+  uint64_t ei_ = 0;
+  bool failing_ = false;
+  uint64_t dropped_ = 0;
+};
+
+std::vector<std::string> login_environment(const Credentials& c) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view v(*e);
+    if (v.rfind("HOME=", 0) == 0 || v.rfind("USER=", 0) == 0 || v.rfind("LOGNAME=", 0) == 0 ||
+        v.rfind("SHELL=", 0) == 0)
+      continue;
+    env.emplace_back(v);
+  }
+  env.push_back("HOME=" + c.home);
+  env.push_back("USER=" + c.name);
+  env.push_back("LOGNAME=" + c.name);
+  env.push_back("SHELL=" + c.shell);
+  return env;
+}
+
+std::string writer_name(const RecordArgs& args) {
+  return args.output.empty() ? "stderr" : args.output;
+}
+
+int exit_status_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return kVigilFailed;
+}
+
+}  // namespace
+
+int record(const RecordArgs& args) {
+  auto cfg = load_config(args.config_file);
+  if (!cfg) return fail(cfg.error().message);
+  KindSet kinds = cfg->ssh.default_kinds;
+  if (!args.events.empty()) {
+    std::string why;
+    auto parsed = KindSet::parse(args.events, &why);
+    if (!parsed) return fail("--events: " + why);
+    kinds = *parsed;
+  }
+  if (args.command.empty()) return fail("no command given: vigil record [options] -- CMD ARGS...");
+
+  auto creds = args.user.empty() ? current_credentials() : credentials_for(args.user);
+  if (!creds) return fail("--user: " + creds.error().message + " (give a local login name)");
+
+  Fd out(args.output.empty()
+             ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
+             : open(args.output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  if (!out)
+    return fail("cannot open " + (args.output.empty() ? "stderr" : args.output) + ": " +
+                std::strerror(errno));
+
+  auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
+  if (!server_id) return fail(server_id.error().message);
+
+  const auto& er = cfg->ssh.enhanced_recording;
+  EngineOptions options;
+  options.cgroup_path = er.cgroup_path;
+  options.root_path = er.root_path;
+  options.ring_pages = {er.command_buffer_size, er.disk_buffer_size, er.network_buffer_size};
+  auto engine = Engine::start(options);
+  if (!engine) return fail("cannot record: " + engine.error().message);
+
+  audit::SessionMeta meta;
+  meta.cluster_name = cfg->cluster_name;
+  meta.server_hostname = cfg->nodename;
+  meta.server_id = *server_id;
+  meta.sid = audit::new_uuid();
+  meta.login = creds->name;
+  meta.user = creds->name;
+  EventWriter writer(std::move(out), writer_name(args),
+                     args.format == "text", meta);
+
+  int64_t start_ns = now_ns();
+  writer.start(start_ns, args.command);
+  auto session = (*engine)->open_session(
+      {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
+  if (!session) return fail("cannot open a session: " + session.error().message);
+
+  LaunchSpec spec;
+  spec.argv = args.command;
+  if (!args.user.empty()) {
+    spec.credentials = *creds;
+    spec.env = login_environment(*creds);
+  }
+  install_signal_forwarding();
+  int exit_status;
+  auto child = launch(**session, spec);
+  if (!child) {
+    std::fprintf(stderr, "vigil record: %s\n", child.error().message.c_str());
+    exit_status = child.error().err == ENOENT ? 127 : 126;
+  } else {
+    g_child = child->pid;
+    int status = 0;
+    while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    g_child = 0;
+    exit_status = exit_status_of(status);
+  }
+
+  auto summary = (*engine)->close_session(**session);
+  if (!summary) return fail("closing the session: " + summary.error().message);
+  audit::SessionEnd end;
+  end.time_ns = now_ns();
+  end.start_ns = start_ns;
+  end.stop_ns = end.time_ns;
+  end.interactive = false;
+  end.enhanced_recording = true;
+  end.participants = {meta.user};
+  end.recorded = summary->recorded;
+  end.lost = summary->lost;
+  end.kinds = kinds;
+  writer.end(end);
+  if (summary->leftover_processes)
+    std::fprintf(stderr,
+                 "vigil record: %zu processes outlived the session and are no longer recorded\n",
+                 summary->leftover_processes);
+  if (writer.failing() || writer.dropped_bytes())
+    return fail("events could not all be written to " + writer_name(args) + " (" +
+                std::to_string(writer.dropped_bytes()) + " bytes dropped past the memory bound)");
+  return exit_status;
+}
+
+}  // namespace vigil::cmd
