@@ -1,0 +1,236 @@
+// Decoding kernel records, on hand-built records: no root, no kernel.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/types.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <vector>
+
+#include "engine/decode.hpp"
+
+extern "C" {
+#include "vigil_events.h"
+}
+
+using namespace vigil;
+
+namespace {
+
+std::span<const std::byte> bytes_of(const void* p, size_t n) {
+  return {static_cast<const std::byte*>(p), n};
+}
+
+vigil_record_head head(uint32_t kind) {
+  vigil_record_head h{};
+  h.kind = kind;
+  h.session = 7;
+  h.ktime_ns = 5'000'000'000;
+  h.cgroup_id = 2360;
+  h.pid = 5007;
+  h.tid = 5008;
+  h.ppid = 4985;
+  h.audit_session = 42;
+  h.uid = 1000;
+  h.gid = 1000;
+  std::strcpy(h.comm, "curl");
+  return h;
+}
+
+const decode::TimeBase kTime{1'700'000'000'000'000'000 - 5'000'000'000};
+
+std::unique_ptr<vigil_exec_args> args_with(const std::string& path,
+                                           const std::vector<std::string>& argv, uint32_t flags) {
+  auto a = std::make_unique<vigil_exec_args>();
+  std::memset(a.get(), 0, sizeof(*a));
+  std::memcpy(a->path, path.data(), path.size());
+  a->path_len = path.size();
+  std::string blob;
+  for (const auto& s : argv) blob.append(s).push_back('\0');
+  std::memcpy(a->argv, blob.data(), blob.size());
+  a->argv_len = blob.size();
+  a->argc = argv.size();
+  a->flags = flags;
+  return a;
+}
+
+}  // namespace
+
+TEST(SplitArgv, DropsArgvZero) {
+  using namespace std::string_literals;
+  EXPECT_EQ(decode::split_argv("curl\0https://wttr.in\0"s, "/bin/curl", false),
+            (std::vector<std::string>{"https://wttr.in"}));
+  EXPECT_EQ(decode::split_argv("ls\0"s, "/bin/ls", false), std::vector<std::string>{});
+  EXPECT_EQ(decode::split_argv(""s, "/bin/ls", false), std::vector<std::string>{});
+}
+
+TEST(SplitArgv, KeepsEmptyArguments) {
+  using namespace std::string_literals;
+  EXPECT_EQ(decode::split_argv("printf\0\0x\0"s, "/usr/bin/printf", false),
+            (std::vector<std::string>{"", "x"}));
+}
+
+TEST(SplitArgv, DropsAnArgumentCutByTheSizeLimit) {
+  using namespace std::string_literals;
+  EXPECT_EQ(decode::split_argv("echo\0whole\0cut-in-the-mi"s, "/bin/echo", false),
+            (std::vector<std::string>{"whole"}));
+}
+
+TEST(SplitArgv, ScriptDropsTheInterpreterPrefix) {
+  using namespace std::string_literals;
+  // The kernel turns execve("/tmp/s.sh", ["s.sh", "a"]) of a "#!/bin/sh -e"
+  // script into ["/bin/sh", "-e", "/tmp/s.sh", "a"].
+  EXPECT_EQ(decode::split_argv("/bin/sh\0-e\0/tmp/s.sh\0a\0"s, "/tmp/s.sh", true),
+            (std::vector<std::string>{"a"}));
+  EXPECT_EQ(decode::split_argv("/bin/sh\0/tmp/s.sh\0"s, "/tmp/s.sh", true),
+            std::vector<std::string>{});
+  // Nested interpreters still end at the script's own path.
+  EXPECT_EQ(decode::split_argv("/usr/bin/env\0/tmp/inner\0/tmp/outer\0x\0y\0"s, "/tmp/outer", true),
+            (std::vector<std::string>{"x", "y"}));
+}
+
+TEST(Head, RejectsShortAndUnknownRecords) {
+  auto h = head(VIGIL_KIND_DISK);
+  EXPECT_FALSE(decode::head(bytes_of(&h, sizeof(h) - 1)).ok());
+  h.kind = 9;
+  auto r = decode::head(bytes_of(&h, sizeof(h)));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("unknown kind 9"), std::string::npos);
+  h.kind = VIGIL_KIND_NETWORK;
+  auto ok = decode::head(bytes_of(&h, sizeof(h)));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->kind, Kind::network);
+  EXPECT_EQ(ok->session, 7u);
+}
+
+TEST(Exec, DecodesProcessPathArgvAndTime) {
+  vigil_exec_record rec{};
+  rec.head = head(VIGIL_KIND_COMMAND);
+  rec.args_id = 1;
+  auto args = args_with("/bin/curl", {"curl", "https://wttr.in"}, 0);
+  auto ev = decode::exec(bytes_of(&rec, sizeof(rec)), args.get(), kTime);
+  ASSERT_TRUE(ev.ok()) << ev.error().message;
+  EXPECT_EQ(ev->time_ns, 1'700'000'000'000'000'000);
+  EXPECT_EQ(ev->session, 7u);
+  EXPECT_EQ(ev->process.pid, 5007u);
+  EXPECT_EQ(ev->process.ppid, 4985u);
+  EXPECT_EQ(ev->process.cgroup_id, 2360u);
+  EXPECT_EQ(ev->process.program, "curl");
+  auto& cmd = std::get<CommandEvent>(ev->body);
+  EXPECT_EQ(cmd.path, "/bin/curl");
+  EXPECT_EQ(cmd.argv, std::vector<std::string>{"https://wttr.in"});
+  EXPECT_EQ(cmd.return_code, 0);
+  EXPECT_FALSE(cmd.argv_truncated);
+  EXPECT_FALSE(cmd.args_lost);
+}
+
+TEST(Exec, FlagsAndMissingArguments) {
+  vigil_exec_record rec{};
+  rec.head = head(VIGIL_KIND_COMMAND);
+  rec.return_code = -2;
+  auto args = args_with("/x", {"x", "a"}, VIGIL_EXEC_ARGV_TRUNCATED);
+  auto ev = decode::exec(bytes_of(&rec, sizeof(rec)), args.get(), kTime);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_TRUE(std::get<CommandEvent>(ev->body).argv_truncated);
+  EXPECT_EQ(std::get<CommandEvent>(ev->body).return_code, -2);
+
+  auto lost = decode::exec(bytes_of(&rec, sizeof(rec)), nullptr, kTime);
+  ASSERT_TRUE(lost.ok());
+  EXPECT_TRUE(std::get<CommandEvent>(lost->body).args_lost);
+  EXPECT_EQ(std::get<CommandEvent>(lost->body).path, "");
+}
+
+TEST(Exec, ABadLengthFromTheKernelStaysInsideTheBuffer) {
+  vigil_exec_record rec{};
+  rec.head = head(VIGIL_KIND_COMMAND);
+  auto args = args_with("/bin/true", {"true"}, 0);
+  args->path_len = 1u << 30;
+  args->argv_len = 1u << 30;
+  auto ev = decode::exec(bytes_of(&rec, sizeof(rec)), args.get(), kTime);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<CommandEvent>(ev->body).path, "/bin/true");
+}
+
+TEST(Open, DecodesVariableLengthPath) {
+  vigil_open_record rec{};
+  rec.head = head(VIGIL_KIND_DISK);
+  rec.return_code = -2;
+  rec.open_flags = 0101;  // O_CREAT|O_WRONLY
+  rec.mode = 0644;
+  std::string path = "/etc/hostname";
+  std::memcpy(rec.path, path.c_str(), path.size() + 1);
+  rec.path_len = path.size();
+  size_t size = offsetof(vigil_open_record, path) + path.size() + 1;
+  auto ev = decode::open(bytes_of(&rec, size), kTime);
+  ASSERT_TRUE(ev.ok()) << ev.error().message;
+  auto& d = std::get<DiskEvent>(ev->body);
+  EXPECT_EQ(d.path, path);
+  EXPECT_EQ(d.flags, 0101);
+  EXPECT_EQ(d.mode, 0644u);
+  EXPECT_EQ(d.return_code, -2);
+
+  // A path_len larger than the record is cut at the record's end.
+  rec.path_len = 4000;
+  auto cut = decode::open(bytes_of(&rec, offsetof(vigil_open_record, path) + 4), kTime);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(std::get<DiskEvent>(cut->body).path, "/etc");
+  EXPECT_FALSE(decode::open(bytes_of(&rec, 70), kTime).ok());
+}
+
+TEST(Connect, IPv4) {
+  vigil_connect_record rec{};
+  rec.head = head(VIGIL_KIND_NETWORK);
+  rec.family = AF_INET;
+  rec.dport = 443;
+  inet_pton(AF_INET, "172.31.34.128", rec.saddr4);
+  inet_pton(AF_INET, "5.9.243.187", rec.daddr4);
+  auto ev = decode::connect(bytes_of(&rec, sizeof(rec)), kTime);
+  ASSERT_TRUE(ev.ok());
+  auto& n = std::get<NetworkEvent>(ev->body);
+  EXPECT_EQ(n.version, 4);
+  EXPECT_EQ(n.src_addr, "172.31.34.128");
+  EXPECT_EQ(n.dst_addr, "5.9.243.187");
+  EXPECT_EQ(n.dst_port, 443);
+}
+
+TEST(Connect, IPv6AndV4Mapped) {
+  vigil_connect_record rec{};
+  rec.head = head(VIGIL_KIND_NETWORK);
+  rec.family = AF_INET6;
+  rec.dport = 22;
+  inet_pton(AF_INET6, "2001:db8::1", rec.saddr6);
+  inet_pton(AF_INET6, "2001:db8::2", rec.daddr6);
+  auto v6 = decode::connect(bytes_of(&rec, sizeof(rec)), kTime);
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(std::get<NetworkEvent>(v6->body).version, 6);
+  EXPECT_EQ(std::get<NetworkEvent>(v6->body).src_addr, "2001:db8::1");
+  EXPECT_EQ(std::get<NetworkEvent>(v6->body).dst_addr, "2001:db8::2");
+
+  // An IPv6 socket to ::ffff:10.0.0.9: the kernel filled the v4 source.
+  inet_pton(AF_INET6, "::ffff:10.0.0.9", rec.daddr6);
+  std::memset(rec.saddr6, 0, 16);
+  inet_pton(AF_INET, "10.0.0.1", rec.saddr4);
+  auto mapped = decode::connect(bytes_of(&rec, sizeof(rec)), kTime);
+  ASSERT_TRUE(mapped.ok());
+  EXPECT_EQ(std::get<NetworkEvent>(mapped->body).version, 4);
+  EXPECT_EQ(std::get<NetworkEvent>(mapped->body).src_addr, "10.0.0.1");
+  EXPECT_EQ(std::get<NetworkEvent>(mapped->body).dst_addr, "10.0.0.9");
+
+  rec.family = 1;  // AF_UNIX: not TCP/IP, reported as an error
+  EXPECT_FALSE(decode::connect(bytes_of(&rec, sizeof(rec)), kTime).ok());
+}
+
+TEST(KindSet, ParsesListsAndRejectsNonsense) {
+  std::string why;
+  auto all = KindSet::parse("command,disk,network", &why);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, KindSet::all());
+  auto two = KindSet::parse("network, command", &why);
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->to_string(), "command,network");
+  EXPECT_FALSE(KindSet::parse("command,bogus", &why));
+  EXPECT_EQ(why, "unknown event kind 'bogus': use a comma-separated list of command, disk, network");
+  EXPECT_FALSE(KindSet::parse("disk,disk", &why));
+  EXPECT_EQ(why, "event kind 'disk' is listed twice");
+  EXPECT_FALSE(KindSet::parse("", &why));
+}
