@@ -172,6 +172,7 @@ int record(const RecordArgs& args) {
   options.cgroup_path = er.cgroup_path;
   options.root_path = er.root_path;
   options.ring_pages = {er.command_buffer_size, er.disk_buffer_size, er.network_buffer_size};
+  options.failed_execs = er.failed_execs;
   auto engine = Engine::start(options);
   if (!engine) return fail("cannot record: " + engine.error().message);
 

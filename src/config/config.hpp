@@ -25,6 +25,7 @@
 //       command_buffer_size: 8   # pages
 //       disk_buffer_size: 128    # pages
 //       network_buffer_size: 8   # pages
+//       failed_execs: true       # Vigil's own: also record failed execs
 //       cgroup_path: /cgroup2
 //       root_path: /vigil
 //
@@ -59,6 +60,11 @@ struct EnhancedRecording {
   uint32_t command_buffer_size = 8;      // pages
   uint32_t disk_buffer_size = 128;       // pages
   uint32_t network_buffer_size = 8;      // pages
+  // Vigil's own: record execs that fail (ENOENT, EACCES...). They need
+  // syscall exit tracepoints, which slow every syscall on the host a little
+  // while a session records commands (docs/benchmarks.md); successful execs
+  // are recorded either way.
+  bool failed_execs = true;
   std::string cgroup_path = "/cgroup2";  // where cgroup v2 is mounted
   std::string root_path = "/vigil";      // this instance's directory inside it
 

@@ -102,6 +102,7 @@ Result<void> Engine::setup() {
   if (auto r = cgroup::make_dirs(lock_dir_); !r) return r.error();
 
   ProbeOptions probe_options;
+  probe_options.failed_execs = options_.failed_execs;
   probe_options.session_cgroup_level = cgroup::level_below(options_.cgroup_path, root_dir_) + 1;
   for (int k = 0; k < kKindCount; ++k) {
     uint32_t pages = options_.ring_pages[k];

@@ -36,6 +36,7 @@ struct EngineOptions {
   std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
   std::array<uint32_t, kKindCount> ring_pages = {8, 128, 8};  // rounded up to 2^n
   int poll_interval_ms = 50;               // longest a quiet event waits to be read
+  bool failed_execs = true;                // see config::EnhancedRecording::failed_execs
 };
 
 using EventSink = std::function<void(const Event&)>;

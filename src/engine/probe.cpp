@@ -100,6 +100,10 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
                           std::pair{s->progs.vigil_creat, "sys_exit_creat"}}) {
     if (!host::tracepoint_exists("syscalls", tp)) bpf_program__set_autoload(prog, false);
   }
+  if (!options.failed_execs) {
+    bpf_program__set_autoload(s->progs.vigil_exec_fail, false);
+    bpf_program__set_autoload(s->progs.vigil_execat_fail, false);
+  }
 
   if (int err = vigil_bpf__load(s); err)
     return Error{"the kernel refused Vigil's BPF programs (" + std::string(strerror(-err)) +

@@ -19,6 +19,7 @@ namespace vigil {
 struct ProbeOptions {
   uint32_t session_cgroup_level = 2;         // depth of <root_path>/<sid> in cgroup2
   std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 8 * 4096};
+  bool failed_execs = true;  // attach the syscall exit hooks that see failed execs
 };
 
 class Probe {

@@ -309,6 +309,34 @@ TEST(Command, OversizedArgvIsCutAndSaysSo) {
   for (size_t i = 0; i < t[0].argv.size(); ++i) EXPECT_EQ(t[0].argv[i], argv[i + 1]);
 }
 
+TEST(Command, FailedExecsCanBeLeftOutToSpareTheHost) {
+  REQUIRE_ROOT();
+  EngineOptions options;
+  options.root_path = "/vigil-test-nofail-" + std::to_string(getpid());
+  options.failed_execs = false;
+  auto engine = Engine::start(options);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  std::vector<CommandEvent> seen;
+  std::mutex mu;
+  auto session = (*engine)->open_session({new_session_id(), KindSet(1u)}, [&](const Event& e) {
+    std::lock_guard lock(mu);
+    if (auto* c = std::get_if<CommandEvent>(&e.body)) seen.push_back(*c);
+  });
+  ASSERT_TRUE(session.ok()) << session.error().message;
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", "/nonexistent/vigil-missing; /bin/true x"};
+  auto child = launch(**session, spec);
+  ASSERT_TRUE(child.ok()) << child.error().message;
+  waitpid(child->pid, nullptr, 0);
+  ASSERT_TRUE((*engine)->close_session(**session).ok());
+  engine->reset();
+  rmdir(("/cgroup2" + options.root_path).c_str());
+  ASSERT_EQ(seen.size(), 2u);  // sh and true; the failed exec is not recorded
+  EXPECT_EQ(seen[0].path, "/bin/sh");
+  EXPECT_EQ(seen[1].path, "/bin/true");
+  EXPECT_EQ(seen[1].argv, std::vector<std::string>{"x"});
+}
+
 TEST(Disk, OpensCarryPathFlagsAndResult) {
   REQUIRE_ROOT();
   std::string created = temp_path("created");

@@ -78,6 +78,17 @@ TEST(Config, GuideNodeFileLoadsUnchanged) {
   EXPECT_EQ(config->source, "node.yaml");
 }
 
+TEST(Config, FailedExecsCanBeTurnedOff) {
+  EXPECT_TRUE(defaults().ssh.enhanced_recording.failed_execs);
+  Result<Config> config = parse(
+      "ssh_service:\n  enhanced_recording:\n    failed_execs: false\n", "node.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_FALSE(config->ssh.enhanced_recording.failed_execs);
+  EXPECT_EQ(error_of("ssh_service:\n  enhanced_recording:\n    failed_execs: maybe\n"),
+            "node.yaml:3: ssh_service.enhanced_recording.failed_execs: expected true or false, "
+            "got \"maybe\"");
+}
+
 TEST(Config, Defaults) {
   Config config = defaults();
   EXPECT_EQ(config.version, "v3");

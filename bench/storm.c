@@ -1,0 +1,121 @@
+/*
+ * storm: the benchmark's workload, a separate process so that the driver can
+ * start it inside a recorded session or outside every session.
+ *
+ *   storm exec N          N times fork + execve /bin/true + wait
+ *   storm open N PATH     N times open(PATH, O_RDONLY) + close
+ *   storm connect N PORT  N times TCP connect to 127.0.0.1:PORT + close
+ *
+ * It does nothing else (no allocation, no output inside the loop), so that
+ * every mode times the same system calls. On success it prints the loop's
+ * wall time in nanoseconds on stdout and exits 0; on any failure it says
+ * what failed on stderr and exits 1.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "storm: %s: %s\n", what, strerror(errno));
+	return 1;
+}
+
+static int exec_storm(long n)
+{
+	char *const argv[] = { "true", NULL };
+
+	for (long i = 0; i < n; ++i) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return fail("fork");
+		if (pid == 0) {
+			execve("/bin/true", argv, environ);
+			_exit(127);
+		}
+		int status;
+		if (waitpid(pid, &status, 0) < 0)
+			return fail("waitpid");
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "storm: /bin/true did not exit 0 (status %#x)\n", status);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int open_storm(long n, const char *path)
+{
+	for (long i = 0; i < n; ++i) {
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return fail(path);
+		close(fd);
+	}
+	return 0;
+}
+
+static int connect_storm(long n, int port)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (long i = 0; i < n; ++i) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return fail("socket");
+		if (connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0)
+			return fail("connect to 127.0.0.1");
+		close(fd);
+	}
+	return 0;
+}
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: storm exec N | storm open N PATH | storm connect N PORT\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		return usage();
+	char *end;
+	long n = strtol(argv[2], &end, 10);
+	if (*end || n < 0)
+		return usage();
+
+	long long start = now_ns();
+	int status;
+	if (strcmp(argv[1], "exec") == 0 && argc == 3)
+		status = exec_storm(n);
+	else if (strcmp(argv[1], "open") == 0 && argc == 4)
+		status = open_storm(n, argv[3]);
+	else if (strcmp(argv[1], "connect") == 0 && argc == 4)
+		status = connect_storm(n, atoi(argv[3]));
+	else
+		return usage();
+	if (status != 0)
+		return status;
+	printf("%lld\n", now_ns() - start);
+	return 0;
+}
