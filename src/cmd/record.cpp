@@ -17,6 +17,7 @@
 #include "commands.hpp"
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
+#include "engine/host.hpp"
 #include "engine/launch.hpp"
 
 namespace vigil::cmd {
@@ -153,6 +154,8 @@ int record(const RecordArgs& args) {
     kinds = *parsed;
   }
   if (args.command.empty()) return fail("no command given: vigil record [options] -- CMD ARGS...");
+
+  if (auto r = host::require_bpf_privileges(); !r) return fail(r.error().message);
 
   auto creds = args.user.empty() ? current_credentials() : credentials_for(args.user);
   if (!creds) return fail("--user: " + creds.error().message + " (give a local login name)");

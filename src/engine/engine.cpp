@@ -21,6 +21,7 @@
 #include "common/log.hpp"
 #include "engine/cgroup.hpp"
 #include "engine/decode.hpp"
+#include "engine/host.hpp"
 #include "engine/probe.hpp"
 
 extern "C" {
@@ -93,6 +94,8 @@ Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options) {
 }
 
 Result<void> Engine::setup() {
+  // Said first and plainly: everything below needs it.
+  if (auto r = host::require_bpf_privileges(); !r) return r.error();
   auto mounted = cgroup::ensure_mounted(options_.cgroup_path);
   if (!mounted) return mounted.error();
   if (*mounted) log::info("mounted cgroup2 at " + options_.cgroup_path);
