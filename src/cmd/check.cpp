@@ -46,6 +46,10 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+struct CheckArgs {
+  std::string config_file;
+};
+
 int check(const CheckArgs& args) {
   auto cfg = load_config(args.config_file);
   if (!cfg) {
@@ -120,6 +124,13 @@ int check(const CheckArgs& args) {
   }
   std::printf("enhanced recording: NOT available on this host (see FAIL above)\n");
   return 1;
+}
+
+Subcommand add_check(CLI::App& app) {
+  auto args = std::make_shared<CheckArgs>();
+  auto* sub = app.add_subcommand("check", "say what this host supports for enhanced recording");
+  sub->add_option("-c,--config", args->config_file, "node config file")->check(CLI::ExistingFile);
+  return {sub, [args] { return check(*args); }};
 }
 
 }  // namespace vigil::cmd

@@ -1,6 +1,10 @@
-// The `vigil` subcommands. Each returns the process exit status.
+// The `vigil` subcommands. Each file adds its own subcommand to the CLI and
+// returns how to run it; main() runs the one that was given.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,22 +17,24 @@ namespace vigil::cmd {
 // distinct from any status of the recorded command.
 inline constexpr int kVigilFailed = 125;
 
-struct RecordArgs {
-  std::string config_file;
-  std::string events;        // "command,disk,network"; empty: config's defaults
-  std::string output;        // empty: stderr
-  std::string format = "json";
-  std::string user;          // login to run as; empty: the caller
-  std::vector<std::string> command;
+struct Subcommand {
+  CLI::App* app = nullptr;
+  std::function<int()> run;  // the process exit status
 };
-int record(const RecordArgs& args);
 
-struct CheckArgs {
-  std::string config_file;
-};
-int check(const CheckArgs& args);
+Subcommand add_record(CLI::App& app);   // record.cpp
+Subcommand add_check(CLI::App& app);    // check.cpp
 
 // The config file when given, else the embedded defaults.
 Result<config::Config> load_config(const std::string& file);
+
+// Adds -c/--config and --data-dir to a subcommand that reads or writes
+// data_dir; resolve() gives the config with --data-dir applied.
+struct DataDirOptions {
+  std::string config_file;
+  std::string data_dir;
+  void add_to(CLI::App* app);
+  Result<config::Config> resolve() const;
+};
 
 }  // namespace vigil::cmd

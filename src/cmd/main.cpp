@@ -1,8 +1,6 @@
 // vigil: SSH access with enhanced session recording.
 #include <CLI/CLI.hpp>
 
-#include <cstdio>
-
 #include "commands.hpp"
 #include "common/log.hpp"
 
@@ -12,25 +10,10 @@ int main(int argc, char** argv) {
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log what the engine does (libbpf and verifier included)");
 
-  vigil::cmd::RecordArgs rec;
-  auto* record = app.add_subcommand("record", "run a command in a new recorded session");
-  record->add_option("-c,--config", rec.config_file, "node config file (default: embedded defaults)")
-      ->check(CLI::ExistingFile);
-  record->add_option("--events", rec.events,
-                     "kinds to record, comma-separated: command, disk, network "
-                     "(default: command,network)");
-  record->add_option("-o,--output", rec.output, "write events to FILE (appended); default stderr");
-  record->add_option("--format", rec.format, "json (one event a line) or text (for people)")
-      ->check(CLI::IsMember({"json", "text"}));
-  record->add_option("--user", rec.user, "run the command as this local login");
-  record->add_option("command", rec.command, "the command and its arguments, after --")
-      ->required();
-  record->positionals_at_end();
-
-  vigil::cmd::CheckArgs chk;
-  auto* check = app.add_subcommand("check", "say what this host supports for enhanced recording");
-  check->add_option("-c,--config", chk.config_file, "node config file")->check(CLI::ExistingFile);
-
+  std::vector<vigil::cmd::Subcommand> commands = {
+      vigil::cmd::add_record(app),
+      vigil::cmd::add_check(app),
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,7 +21,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : vigil::cmd::kVigilFailed;
   }
   vigil::log::set_level(verbose ? vigil::log::Level::debug : vigil::log::Level::warn);
-  if (*record) return vigil::cmd::record(rec);
-  if (*check) return vigil::cmd::check(chk);
+  for (auto& c : commands)
+    if (c.app->parsed()) return c.run();
   return vigil::cmd::kVigilFailed;
 }

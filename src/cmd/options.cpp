@@ -7,4 +7,21 @@ Result<config::Config> load_config(const std::string& file) {
   return config::load_file(file);
 }
 
+void DataDirOptions::add_to(CLI::App* app) {
+  app->add_option("-c,--config", config_file, "node config file (default: embedded defaults)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--data-dir", data_dir, "data directory (overrides the config's data_dir)");
+}
+
+Result<config::Config> DataDirOptions::resolve() const {
+  auto cfg = load_config(config_file);
+  if (!cfg) return cfg;
+  if (!data_dir.empty()) {
+    if (data_dir.front() != '/')
+      return Error{"--data-dir " + data_dir + ": give an absolute path"};
+    cfg->data_dir = data_dir;
+  }
+  return cfg;
+}
+
 }  // namespace vigil::cmd

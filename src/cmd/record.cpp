@@ -23,6 +23,15 @@
 namespace vigil::cmd {
 namespace {
 
+struct RecordArgs {
+  std::string config_file;
+  std::string events;        // "command,disk,network"; empty: config's defaults
+  std::string output;        // empty: stderr
+  std::string format = "json";
+  std::string user;          // login to run as; empty: the caller
+  std::vector<std::string> command;
+};
+
 std::atomic<pid_t> g_child{0};
 
 // SIGTERM and SIGHUP go to the recorded command; SIGINT and SIGQUIT from
@@ -237,6 +246,23 @@ int record(const RecordArgs& args) {
     return fail("events could not all be written to " + writer_name(args) + " (" +
                 std::to_string(writer.dropped_bytes()) + " bytes dropped past the memory bound)");
   return exit_status;
+}
+
+Subcommand add_record(CLI::App& app) {
+  auto args = std::make_shared<RecordArgs>();
+  auto* sub = app.add_subcommand("record", "run a command in a new recorded session");
+  sub->add_option("-c,--config", args->config_file, "node config file (default: embedded defaults)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--events", args->events,
+                  "kinds to record, comma-separated: command, disk, network "
+                  "(default: command,network)");
+  sub->add_option("-o,--output", args->output, "write events to FILE (appended); default stderr");
+  sub->add_option("--format", args->format, "json (one event a line) or text (for people)")
+      ->check(CLI::IsMember({"json", "text"}));
+  sub->add_option("--user", args->user, "run the command as this local login");
+  sub->add_option("command", args->command, "the command and its arguments, after --")->required();
+  sub->positionals_at_end();
+  return {sub, [args] { return record(*args); }};
 }
 
 }  // namespace vigil::cmd
