@@ -86,8 +86,10 @@ int check(const CheckArgs& args) {
                                   " when a session needs syscall or socket tracepoints"});
 
   bool loginuid = stat("/proc/self/loginuid", &st) == 0;
-  host::Check audit{"audit sessions", loginuid,
-                    loginuid ? "" : "/proc/self/loginuid is missing (CONFIG_AUDIT)", false};
+  host::Check audit{"audit sessions", false,
+                    loginuid ? "not probed: the BPF object could not be loaded"
+                             : "/proc/self/loginuid is missing (CONFIG_AUDIT)",
+                    false};
 
   bool can_load = btf && privileges.ok();
   if (can_load) {

@@ -262,7 +262,11 @@ Subcommand add_record(CLI::App& app) {
   sub->add_option("--user", args->user, "run the command as this local login");
   sub->add_option("command", args->command, "the command and its arguments, after --")->required();
   sub->positionals_at_end();
-  return {sub, [args] { return record(*args); }};
+  return {sub, [args, sub] {
+    if (sub->get_option("--events")->count() && args->events.empty())
+      return fail("--events: give at least one of command, disk, network");
+    return record(*args);
+  }};
 }
 
 }  // namespace vigil::cmd

@@ -171,6 +171,10 @@ Engine::~Engine() {
     reader_.join();
   }
   if (rings_) ring_buffer__free(rings_);
+  // Left when empty only: another instance may share them, and leftover
+  // processes may live in the root cgroup.
+  if (!lock_dir_.empty()) rmdir(lock_dir_.c_str());
+  if (!root_dir_.empty()) rmdir(root_dir_.c_str());
 }
 
 bool Engine::has_audit_session() const { return probe_->has_audit_session(); }
