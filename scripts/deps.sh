@@ -9,7 +9,7 @@ packages=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   # tests and the demo: real terminals, scripts, loopback networking
-  util-linux bsdutils coreutils iproute2 procps tmux curl
+  util-linux bsdutils coreutils iproute2 procps tmux curl asciinema
 )
 
 missing=()

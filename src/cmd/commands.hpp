@@ -24,6 +24,8 @@ struct Subcommand {
 
 Subcommand add_record(CLI::App& app);   // record.cpp
 Subcommand add_check(CLI::App& app);    // check.cpp
+Subcommand add_play(CLI::App& app);        // play.cpp
+Subcommand add_recordings(CLI::App& app);  // recordings.cpp
 
 // The config file when given, else the embedded defaults.
 Result<config::Config> load_config(const std::string& file);

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   std::vector<vigil::cmd::Subcommand> commands = {
       vigil::cmd::add_record(app),
       vigil::cmd::add_check(app),
+      vigil::cmd::add_play(app),
+      vigil::cmd::add_recordings(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,254 @@
+// vigil play: shows a session's recording: replayed on the terminal, or as
+// its audit events, an asciicast, or plain text with the commands marked.
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+
+#include "commands.hpp"
+#include "recording/asciicast.hpp"
+#include "recording/reader.hpp"
+#include "recording/store.hpp"
+#include "recording/terminal_text.hpp"
+#include "term/pty.hpp"
+
+namespace vigil::cmd {
+namespace {
+
+// Exit status for a recording that cannot be read, or only in part.
+constexpr int kUnreadable = 1;
+// --skip-idle: the longest pause replayed.
+constexpr int64_t kIdleCapNs = 1'000'000'000;
+
+struct PlayArgs {
+  DataDirOptions data;
+  std::string recording;  // SID, SID prefix or file
+  double speed = 1.0;
+  bool skip_idle = false;
+  std::string format = "terminal";
+};
+
+std::atomic<int> g_signal{0};
+
+void note_signal(int sig) { g_signal = sig; }
+
+// SIGINT, SIGTERM and SIGHUP end the replay through the main loop, which
+// restores the terminal; no SA_RESTART, so a wait or a write returns at once.
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = note_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+}
+
+// Buffered stdout; false once a write fails (a closed pipe, a signal).
+class Stdout {
+ public:
+  bool write(std::string_view bytes) {
+    buf_ += bytes;
+    return buf_.size() < (1 << 16) || flush();
+  }
+  bool flush() {
+    size_t off = 0;
+    while (off < buf_.size()) {
+      ssize_t n = ::write(STDOUT_FILENO, buf_.data() + off, buf_.size() - off);
+      if (n < 0 && errno == EINTR && !g_signal) continue;
+      if (n <= 0) {
+        buf_.clear();
+        return false;
+      }
+      off += static_cast<size_t>(n);
+    }
+    buf_.clear();
+    return true;
+  }
+
+ private:
+  std::string buf_;
+};
+
+int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Replays output at its pace on a terminal. Keys (when stdin is a terminal,
+// in raw mode): space pauses and resumes, q or Ctrl-C quits.
+class LiveReplay {
+ public:
+  LiveReplay(const PlayArgs& args, bool keys) : args_(args), keys_(keys) {}
+
+  // False when the user or a signal stopped the replay.
+  bool play(recording::RecordingReader& reader) {
+    // The stop signals stay blocked but during the waits (ppoll unblocks
+    // them atomically): one that arrives just before a long pause cannot be
+    // missed until the pause is over.
+    sigset_t stop;
+    sigemptyset(&stop);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, sig);
+    pthread_sigmask(SIG_BLOCK, &stop, &wait_mask_);
+    const bool completed = replay(reader);
+    pthread_sigmask(SIG_SETMASK, &wait_mask_, nullptr);
+    return completed && !g_signal;
+  }
+
+ private:
+  bool replay(recording::RecordingReader& reader) {
+    Stdout out;
+    recording::Record r;
+    int64_t prev_ns = reader.header().start_ns;
+    while (reader.next(r)) {
+      if (r.type != recording::RecordType::output) continue;
+      int64_t pause = static_cast<int64_t>(std::max<int64_t>(0, r.time_ns - prev_ns) / args_.speed);
+      if (args_.skip_idle) pause = std::min(pause, kIdleCapNs);
+      prev_ns = std::max(prev_ns, r.time_ns);
+      if (!wait(pause) || !out.write(r.data) || !out.flush()) return false;
+    }
+    return true;
+  }
+
+  // Waits `ns` of playing time (paused time does not count) while reading keys.
+  bool wait(int64_t ns) {
+    int64_t deadline = monotonic_ns() + ns;
+    int64_t remaining_when_paused = 0;
+    bool paused = false;
+    for (;;) {
+      if (g_signal) return false;
+      const int64_t left = paused ? -1 : std::max<int64_t>(0, deadline - monotonic_ns());
+      if (!paused && left == 0 && !keys_) return true;
+      timespec ts{left / 1'000'000'000, left % 1'000'000'000};
+      pollfd pfd{STDIN_FILENO, POLLIN, 0};
+      const int n =
+          ppoll(keys_ ? &pfd : nullptr, keys_ ? 1 : 0, paused ? nullptr : &ts, &wait_mask_);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      if (n == 0) return true;  // the pause is over
+      char keys[64];
+      const ssize_t got = ::read(STDIN_FILENO, keys, sizeof keys);
+      if (got <= 0) {
+        keys_ = false;  // stdin closed: play on without keys
+        if (paused) deadline = monotonic_ns() + remaining_when_paused;
+        paused = false;
+        continue;
+      }
+      for (ssize_t i = 0; i < got; ++i) {
+        if (keys[i] == 'q' || keys[i] == 'Q' || keys[i] == 0x03) return false;
+        if (keys[i] != ' ') continue;
+        paused = !paused;
+        if (paused)
+          remaining_when_paused = std::max<int64_t>(0, deadline - monotonic_ns());
+        else
+          deadline = monotonic_ns() + remaining_when_paused;
+      }
+      if (!paused && left == 0) return true;
+    }
+  }
+
+  const PlayArgs& args_;
+  bool keys_;
+  sigset_t wait_mask_;  // the mask before play(): stop signals delivered
+};
+
+// Writes the recording in a non-interactive format; false when stdout failed.
+bool export_to_stdout(const PlayArgs& args, recording::RecordingReader& reader) {
+  using recording::RecordType;
+  Stdout out;
+  std::string buf;
+  recording::Record r;
+  recording::AsciicastExport cast(reader.header());
+  recording::TextExport text(reader.header());
+  if (args.format == "asciicast") cast.begin(buf);
+  while (reader.next(r)) {
+    if (args.format == "json") {
+      if (r.type != RecordType::event) continue;
+      buf += r.data;
+      buf += '\n';
+    } else if (args.format == "asciicast") {
+      cast.record(r, buf);
+    } else if (args.format == "text") {
+      text.record(r, buf);
+    } else if (r.type == RecordType::output) {  // terminal, to a file or pipe
+      buf += r.data;
+    }
+    if (!out.write(buf)) return false;
+    buf.clear();
+  }
+  if (args.format == "asciicast") cast.finish(buf);
+  if (args.format == "text") text.finish(buf);
+  return out.write(buf) && out.flush();
+}
+
+int play(const PlayArgs& args) {
+  auto cfg = args.data.resolve();
+  if (!cfg) {
+    std::fprintf(stderr, "vigil play: %s\n", cfg.error().message.c_str());
+    return kVigilFailed;
+  }
+  auto found = recording::find_recording(cfg->data_dir, args.recording);
+  if (!found) {
+    std::fprintf(stderr, "vigil play: %s\n", found.error().message.c_str());
+    return kUnreadable;
+  }
+  const std::string& path = *found;
+  auto reader = recording::RecordingReader::open(path);
+  if (!reader) {
+    std::fprintf(stderr, "vigil play: %s\n", reader.error().message.c_str());
+    return kUnreadable;
+  }
+
+  install_stop_signals();
+  bool completed;
+  if (args.format == "terminal" && isatty(STDOUT_FILENO)) {
+    term::RawMode raw(STDIN_FILENO);  // restored on every way out of this block
+    completed = LiveReplay(args, raw.active()).play(*reader);
+    if (!completed) {
+      // Quit mid-way: leave no colour or hidden cursor behind.
+      const char reset[] = "\x1b[0m\x1b[?25h\r\n";
+      (void)!::write(STDOUT_FILENO, reset, sizeof reset - 1);
+    }
+  } else {
+    completed = export_to_stdout(args, *reader);
+  }
+  if (g_signal) return 128 + g_signal;
+  if (!completed) return 0;  // q, or the reader of our output went away
+  if (reader->damage()) {
+    std::fprintf(stderr, "vigil play: %s\n", recording::describe(path, reader->damage()).c_str());
+    return kUnreadable;
+  }
+  if (reader->writer_active())
+    std::fprintf(stderr, "vigil play: %s: session in progress, shown up to offset %llu\n",
+                 path.c_str(), static_cast<unsigned long long>(reader->offset()));
+  return 0;
+}
+
+}  // namespace
+
+Subcommand add_play(CLI::App& app) {
+  auto args = std::make_shared<PlayArgs>();
+  auto* sub = app.add_subcommand("play", "show a session's recording");
+  sub->add_option(
+         "recording", args->recording,
+         "session id (or a unique prefix of one) in <data_dir>/log/records, or a .vrec file")
+      ->required();
+  sub->add_option("--speed", args->speed, "replay speed factor (terminal format)")
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--skip-idle", args->skip_idle, "shorten pauses to 1 s (terminal format)");
+  sub->add_option("--format", args->format,
+                  "terminal: replay (keys: space pauses, q quits; plain bytes when stdout is not "
+                  "a terminal); json: the audit events; asciicast: asciicast v2 for asciinema; "
+                  "text: the output as text with the commands marked")
+      ->check(CLI::IsMember({"terminal", "json", "asciicast", "text"}));
+  args->data.add_to(sub);
+  return {sub, [args] { return play(*args); }};
+}
+
+}  // namespace vigil::cmd

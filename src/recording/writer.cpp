@@ -1,0 +1,261 @@
+#include "recording/writer.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace vigil::recording {
+namespace {
+
+// Room a record takes in a payload besides its data (type, time, length).
+constexpr size_t kRecordOverhead = 12;
+// Chunks that could not be written are kept for a retry up to this much;
+// beyond it they are dropped and counted as lost.
+constexpr size_t kMaxUnwritten = 64u << 20;
+
+int64_t realtime_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+Result<void> write_all(int fd, std::string_view bytes, const std::string& path) {
+  ssize_t n;
+  do n = ::write(fd, bytes.data(), bytes.size());
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return Error::sys("cannot write " + path);
+  if (static_cast<size_t>(n) != bytes.size()) return Error::sys("cannot write " + path, ENOSPC);
+  return {};
+}
+
+void free_deflate(z_stream* zs) {
+  deflateEnd(zs);
+  delete zs;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::string& path,
+                                                                 const Header& header,
+                                                                 WriterOptions options) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640));
+  if (!fd) return Error::sys("cannot create recording " + path);
+  // Blocking: a reader holds its shared lock only for an instant.
+  if (flock(fd.get(), LOCK_EX) != 0) return Error::sys("cannot lock recording " + path);
+  const std::string header_bytes = encode_file_header(header);
+  if (auto r = write_all(fd.get(), header_bytes, path); !r) {
+    unlink(path.c_str());
+    return r.error();
+  }
+  if (!options.clock) options.clock = realtime_ns;
+  std::unique_ptr<RecordingWriter> w(new RecordingWriter(path, std::move(fd), header.start_ns,
+                                                         header_bytes.size(), std::move(options)));
+  // Raw deflate (no zlib wrapper): the frame's CRC-32 already guards the bytes.
+  if (deflateInit2(w->zs_.get(), std::clamp(w->options_.compression_level, 0, 9), Z_DEFLATED, -15,
+                   8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return Error{"zlib: cannot initialise compression"};
+  if (w->options_.flush_interval.count() > 0)
+    w->flusher_ = std::thread([raw = w.get()] { raw->run_flusher(); });
+  return w;
+}
+
+RecordingWriter::RecordingWriter(std::string path, Fd fd, int64_t start_ns, size_t header_bytes,
+                                 WriterOptions options)
+    : path_(std::move(path)),
+      start_ns_(start_ns),
+      options_(std::move(options)),
+      zs_(new z_stream{}, free_deflate),
+      fd_(std::move(fd)),
+      next_size_check_(options_.chunk_bytes),
+      last_written_ns_(start_ns) {
+  stats_.file_bytes = header_bytes;
+}
+
+RecordingWriter::~RecordingWriter() {
+  if (auto r = close(); !r) log::error("recording " + path_ + ": " + r.error().message);
+}
+
+void RecordingWriter::output(int64_t time_ns, std::string_view bytes) {
+  // Large writes are split so that one record never outgrows a chunk.
+  const size_t piece = std::max<size_t>(options_.chunk_bytes, 1);
+  while (!bytes.empty()) {
+    const size_t n = std::min(bytes.size(), piece);
+    append({RecordType::output, time_ns, std::string(bytes.substr(0, n))});
+    bytes.remove_prefix(n);
+  }
+}
+
+void RecordingWriter::resize(int64_t time_ns, uint16_t cols, uint16_t rows) {
+  append({RecordType::resize, time_ns, {}, cols, rows});
+}
+
+void RecordingWriter::event(int64_t time_ns, std::string_view json_line) {
+  if (!json_line.empty() && json_line.back() == '\n') json_line.remove_suffix(1);
+  append({RecordType::event, time_ns, std::string(json_line)});
+}
+
+void RecordingWriter::append(Pending record) {
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  if (record.time_ns < last_written_ns_) ++stats_.late_records;
+  // Records mostly arrive in time order: the scan from the back stops at once.
+  auto pos = pending_.end();
+  while (pos != pending_.begin() && std::prev(pos)->time_ns > record.time_ns) --pos;
+  pending_bytes_ += record.data.size() + kRecordOverhead;
+  pending_.insert(pos, std::move(record));
+  if (pending_bytes_ >= next_size_check_) write_settled_locked(false);
+}
+
+Result<void> RecordingWriter::flush() {
+  std::lock_guard lock(mu_);
+  if (!closed_) write_settled_locked(true);
+  return status_locked();
+}
+
+Result<void> RecordingWriter::close() {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || stopping_) return status_locked();
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+
+  std::lock_guard lock(mu_);
+  write_settled_locked(true);
+  if (!unwritten_.empty()) {
+    stats_.lost_bytes += unwritten_.size();
+    unwritten_.clear();
+  }
+  if (fdatasync(fd_.get()) != 0 && !error_) error_ = Error::sys("cannot sync " + path_);
+  fd_.reset();  // releases the flock: the recording is complete
+  closed_ = true;
+  return status_locked();
+}
+
+WriterStats RecordingWriter::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void RecordingWriter::run_flusher() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    stop_cv_.wait_for(lock, options_.flush_interval, [this] { return stopping_; });
+    if (!stopping_) write_settled_locked(false);
+  }
+}
+
+// Writes the records that can no longer be overtaken by a late one (all of
+// them when `all`), in chunks of about chunk_bytes.
+void RecordingWriter::write_settled_locked(bool all) {
+  size_t settled = pending_.size();
+  if (!all) {
+    const int64_t cutoff = options_.clock() - options_.reorder_window_ns;
+    settled = std::upper_bound(pending_.begin(), pending_.end(), cutoff,
+                               [](int64_t t, const Pending& p) { return t < p.time_ns; }) -
+              pending_.begin();
+  }
+  while (settled > 0) {
+    size_t count = 0, bytes = 0;
+    while (count < settled && bytes < options_.chunk_bytes)
+      bytes += pending_[count++].data.size() + kRecordOverhead;
+    write_chunk_locked(count);
+    settled -= count;
+  }
+  // Unsettled records are retried after another chunk's worth arrives (or
+  // by the flusher), not on every append.
+  next_size_check_ = pending_bytes_ + options_.chunk_bytes;
+  if (!unwritten_.empty()) write_out_locked();
+}
+
+void RecordingWriter::write_chunk_locked(size_t count) {
+  std::string raw;
+  int64_t prev = start_ns_;
+  for (size_t i = 0; i < count; ++i) {
+    const Pending& p = pending_.front();
+    encode_record(raw, prev, p.type, p.time_ns, p.data, p.cols, p.rows);
+    prev = p.time_ns;
+    pending_bytes_ -= p.data.size() + kRecordOverhead;
+    pending_.pop_front();
+  }
+  last_written_ns_ = std::max(last_written_ns_, prev);
+  stats_.records += count;
+  stats_.raw_bytes += raw.size();
+
+  Frame frame;
+  frame.codec = stream_started_ ? Codec::deflate_continue : Codec::deflate_start;
+  frame.raw_len = static_cast<uint32_t>(raw.size());
+  std::string compressed = compress_locked(raw);
+  stream_started_ = true;
+  frame.stored_len = static_cast<uint32_t>(compressed.size());
+  frame.payload_crc = crc32_of(compressed);
+  encode_frame(frame, unwritten_);
+  unwritten_ += compressed;
+  ++stats_.chunks;
+  write_out_locked();
+}
+
+// Deflates `raw` into the session's stream, ending with a sync flush so
+// that a reader can decode everything written so far.
+std::string RecordingWriter::compress_locked(std::string& raw) {
+  if (!stream_started_) deflateReset(zs_.get());
+  std::string out;
+  zs_->next_in = reinterpret_cast<Bytef*>(raw.data());
+  zs_->avail_in = static_cast<uInt>(raw.size());
+  do {
+    const size_t used = out.size();
+    out.resize(used + deflateBound(zs_.get(), zs_->avail_in) + 16);
+    zs_->next_out = reinterpret_cast<Bytef*>(out.data() + used);
+    zs_->avail_out = static_cast<uInt>(out.size() - used);
+    deflate(zs_.get(), Z_SYNC_FLUSH);  // cannot fail on a valid stream with output room
+    out.resize(out.size() - zs_->avail_out);
+  } while (zs_->avail_in > 0 || zs_->avail_out == 0);
+  return out;
+}
+
+// Appends the complete chunks in unwritten_ with one write. A partial write
+// is taken back, so the file never ends in half a chunk that a reader would
+// report as damage; the chunks stay for the next attempt.
+void RecordingWriter::write_out_locked() {
+  if (unwritten_.empty()) return;
+  ssize_t n;
+  do n = ::write(fd_.get(), unwritten_.data(), unwritten_.size());
+  while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(unwritten_.size())) {
+    stats_.file_bytes += unwritten_.size();
+    unwritten_.clear();
+    if (error_) log::info("recording " + path_ + ": writing again");
+    error_.reset();
+    return;
+  }
+  const int err = n < 0 ? errno : ENOSPC;
+  if (n > 0 && ftruncate(fd_.get(), static_cast<off_t>(stats_.file_bytes)) != 0)
+    log::error("recording " + path_ + ": cannot take back a partial chunk");
+  if (!error_)
+    log::warn("cannot write recording " + path_ + ": " + std::strerror(err) +
+              " (kept in memory, retried)");
+  error_ = Error::sys("cannot write recording " + path_, err);
+  if (unwritten_.size() > kMaxUnwritten) {
+    stats_.lost_bytes += unwritten_.size();
+    unwritten_.clear();
+    stream_started_ = false;  // the next chunk must not depend on the lost ones
+  }
+}
+
+// A failure still unresolved, or chunks lost for good.
+Result<void> RecordingWriter::status_locked() const {
+  if (!error_ && !stats_.lost_bytes) return {};
+  Error e = error_ ? *error_ : Error{"could not write recording " + path_};
+  if (stats_.lost_bytes) e.message += "; " + std::to_string(stats_.lost_bytes) + " bytes lost";
+  return e;
+}
+
+}  // namespace vigil::recording

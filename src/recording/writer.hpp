@@ -1,0 +1,120 @@
+// Writes one session's recording while the session runs: terminal output
+// from the pty thread, audit events from the engine thread, resizes from
+// either, all into one .vrec file (format.hpp).
+//
+// Records are kept in time order: the engine delivers an event tens of
+// milliseconds after it happened, later than output printed after it, so
+// records wait in memory for `reorder_window` before they are written. A
+// chunk is written (compressed, one write on an O_APPEND fd) when pending
+// records reach `chunk_bytes`, every `flush_interval`, and at close, so a
+// reader of a live session lags it by about a second.
+//
+// The writer holds an exclusive flock on the file until close: readers use
+// it to tell a session in progress from one whose writer died.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "common/fd.hpp"
+#include "common/result.hpp"
+#include "recording/format.hpp"
+
+typedef struct z_stream_s z_stream;
+
+namespace vigil::recording {
+
+struct WriterOptions {
+  size_t chunk_bytes = 64 * 1024;  // raw payload size that triggers a chunk
+  // A chunk of whatever has settled is written this often; 0 turns the
+  // background flusher off (chunks then come from size, flush() and close()).
+  std::chrono::milliseconds flush_interval{1000};
+  // How late a record may arrive and still be put in time order.
+  int64_t reorder_window_ns = 250'000'000;
+  int compression_level = 6;       // zlib 0..9; 6 is its default trade-off
+  std::function<int64_t()> clock;  // ns since the epoch; CLOCK_REALTIME when unset
+};
+
+struct WriterStats {
+  uint64_t records = 0;
+  uint64_t raw_bytes = 0;   // payload bytes before compression
+  uint64_t file_bytes = 0;  // bytes in the file, header included
+  uint64_t chunks = 0;
+  uint64_t late_records = 0;  // arrived after later records were written
+  uint64_t lost_bytes = 0;    // chunks given up after write errors
+};
+
+class RecordingWriter {
+ public:
+  // Creates `path` (never replaces a file) and writes the header.
+  static Result<std::unique_ptr<RecordingWriter>> create(const std::string& path,
+                                                         const Header& header,
+                                                         WriterOptions options = {});
+  ~RecordingWriter();  // closes; errors are logged
+  RecordingWriter(const RecordingWriter&) = delete;
+  RecordingWriter& operator=(const RecordingWriter&) = delete;
+
+  // Thread-safe. Times are ns since the epoch. Writing errors do not stop
+  // the session: they are kept and reported by flush() and close().
+  void output(int64_t time_ns, std::string_view bytes);
+  void resize(int64_t time_ns, uint16_t cols, uint16_t rows);
+  void event(int64_t time_ns, std::string_view json_line);  // one trailing '\n' is dropped
+
+  // Writes every pending record now, settled or not.
+  Result<void> flush();
+  // Flushes, syncs to disk and releases the file. Later appends are ignored.
+  Result<void> close();
+
+  const std::string& path() const { return path_; }
+  WriterStats stats() const;
+
+ private:
+  struct Pending {
+    RecordType type;
+    int64_t time_ns;
+    std::string data;
+    uint16_t cols = 0, rows = 0;
+  };
+
+  RecordingWriter(std::string path, Fd fd, int64_t start_ns, size_t header_bytes,
+                  WriterOptions options);
+  void append(Pending record);
+  void write_settled_locked(bool all);
+  void write_chunk_locked(size_t count);
+  std::string compress_locked(std::string& raw);
+  void write_out_locked();
+  void run_flusher();
+  Result<void> status_locked() const;
+
+  const std::string path_;
+  const int64_t start_ns_;
+  const WriterOptions options_;
+  std::unique_ptr<z_stream, void (*)(z_stream*)> zs_;
+
+  mutable std::mutex mu_;
+  Fd fd_;
+  std::deque<Pending> pending_;  // sorted by time; equal times keep arrival order
+  size_t pending_bytes_ = 0;
+  size_t next_size_check_;  // pending_bytes_ that triggers the next settle attempt
+  int64_t last_written_ns_;
+  std::string unwritten_;        // complete chunks a failed write left behind
+  bool stream_started_ = false;  // the next chunk continues the deflate stream
+  std::optional<Error> error_;
+  WriterStats stats_;
+  bool closed_ = false;
+
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread flusher_;
+};
+
+}  // namespace vigil::recording
