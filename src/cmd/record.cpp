@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "audit/encode.hpp"
 #include "audit/host_id.hpp"
@@ -19,6 +20,10 @@
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
 #include "engine/launch.hpp"
+#include "recording/store.hpp"
+#include "recording/writer.hpp"
+#include "term/pty.hpp"
+#include "term/relay.hpp"
 
 namespace vigil::cmd {
 namespace {
@@ -29,6 +34,7 @@ struct RecordArgs {
   std::string output;        // empty: stderr
   std::string format = "json";
   std::string user;          // login to run as; empty: the caller
+  bool tty = false;          // run on a new pseudo-terminal, recording what it shows
   std::vector<std::string> command;
 };
 
@@ -62,28 +68,16 @@ int fail(const std::string& message) {
   return kVigilFailed;
 }
 
-// Encodes a session's events into a buffer flushed after each batch the
-// engine delivers, so a reader following the file sees events promptly
-// without one write per event.
-class EventWriter {
+// The -o file (or stderr): appended in blocks after each batch the engine
+// delivers, so a reader following it sees events promptly without one write
+// per event. What cannot be written is kept up to a bound and reported.
+class OutputFile {
  public:
-  EventWriter(Fd fd, std::string name, bool text, audit::SessionMeta meta)
-      : fd_(std::move(fd)), name_(std::move(name)), text_(text), meta_(std::move(meta)) {}
+  OutputFile(Fd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
 
-  void start(int64_t time_ns, const std::vector<std::string>& command) {
-    if (text_) return;
-    audit::SessionStart start{time_ns, command};
-    audit::encode_session_start(start, meta_, ei_++, audit::new_uuid(), buf_);
-  }
-  void event(const Event& ev) {
-    if (text_) audit::format_text(ev, meta_, buf_);
-    else audit::encode_event(ev, meta_, ei_++, audit::new_uuid(), buf_);
+  std::string& buffer() { return buf_; }
+  void maybe_flush() {
     if (buf_.size() >= kFlushBytes) flush();
-  }
-  void end(const audit::SessionEnd& end) {
-    if (text_) audit::format_session_end_text(end, meta_, buf_);
-    else audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), buf_);
-    flush();
   }
   void flush() {
     size_t off = 0;
@@ -91,7 +85,6 @@ class EventWriter {
       ssize_t n = write(fd_.get(), buf_.data() + off, buf_.size() - off);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        // Keep what could not be written; say so once per failure streak.
         if (!failing_)
           std::fprintf(stderr, "vigil record: cannot write events to %s: %s (kept in memory)\n",
                        name_.c_str(), std::strerror(errno));
@@ -108,6 +101,7 @@ class EventWriter {
     failing_ = false;
     buf_.clear();
   }
+  const std::string& name() const { return name_; }
   bool failing() const { return failing_; }
   uint64_t dropped_bytes() const { return dropped_; }
 
@@ -116,12 +110,55 @@ class EventWriter {
   static constexpr size_t kMaxPending = 64u << 20;
   Fd fd_;
   std::string name_;
-  bool text_;
-  audit::SessionMeta meta_;
   std::string buf_;
-  uint64_t ei_ = 0;
   bool failing_ = false;
   uint64_t dropped_ = 0;
+};
+
+// Every event of the session, encoded once as its audit JSON line (with
+// the session's ei), goes to the recording and to the -o file (as JSON or
+// as text for people).
+class SessionWriter {
+ public:
+  SessionWriter(audit::SessionMeta meta, OutputFile* out, bool text,
+                recording::RecordingWriter* rec)
+      : meta_(std::move(meta)), out_(out), text_(text), rec_(rec) {}
+
+  void start(int64_t time_ns, const std::vector<std::string>& command) {
+    line_.clear();
+    audit::encode_session_start({time_ns, command}, meta_, ei_++, audit::new_uuid(), line_);
+    deliver(time_ns);
+  }
+  void event(const Event& ev) {
+    line_.clear();
+    audit::encode_event(ev, meta_, ei_++, audit::new_uuid(), line_);
+    if (out_ && text_) audit::format_text(ev, meta_, out_->buffer());
+    deliver(ev.time_ns);
+  }
+  void end(const audit::SessionEnd& end) {
+    line_.clear();
+    audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), line_);
+    if (out_ && text_) audit::format_session_end_text(end, meta_, out_->buffer());
+    deliver(end.time_ns);
+    flush();
+  }
+  void flush() {
+    if (out_) out_->flush();
+  }
+
+ private:
+  void deliver(int64_t time_ns) {
+    if (rec_) rec_->event(time_ns, line_);
+    if (out_ && !text_) out_->buffer() += line_;
+    if (out_) out_->maybe_flush();
+  }
+
+  audit::SessionMeta meta_;
+  OutputFile* out_;
+  bool text_;
+  recording::RecordingWriter* rec_;
+  std::string line_;
+  uint64_t ei_ = 0;
 };
 
 std::vector<std::string> login_environment(const Credentials& c) {
@@ -169,12 +206,17 @@ int record(const RecordArgs& args) {
   auto creds = args.user.empty() ? current_credentials() : credentials_for(args.user);
   if (!creds) return fail("--user: " + creds.error().message + " (give a local login name)");
 
-  Fd out(args.output.empty()
-             ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
-             : open(args.output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-  if (!out)
-    return fail("cannot open " + (args.output.empty() ? "stderr" : args.output) + ": " +
-                std::strerror(errno));
+  // Events go to -o, else to stderr, except in a --tty session where
+  // stderr is the session's screen: there they go to the recording only.
+  std::optional<OutputFile> out;
+  if (!args.output.empty() || !args.tty) {
+    Fd fd(args.output.empty()
+              ? fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
+              : open(args.output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!fd)
+      return fail("cannot open " + writer_name(args) + ": " + std::strerror(errno));
+    out.emplace(std::move(fd), writer_name(args));
+  }
 
   auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
   if (!server_id) return fail(server_id.error().message);
@@ -195,10 +237,32 @@ int record(const RecordArgs& args) {
   meta.sid = audit::new_uuid();
   meta.login = creds->name;
   meta.user = creds->name;
-  EventWriter writer(std::move(out), writer_name(args),
-                     args.format == "text", meta);
-
   int64_t start_ns = now_ns();
+  std::optional<term::WindowSize> local_size = term::window_size(STDIN_FILENO);
+  std::optional<term::Pty> pty;
+  if (args.tty) {
+    auto opened = term::Pty::open(local_size.value_or(term::WindowSize{}),
+                                  args.user.empty() ? std::nullopt
+                                                    : std::optional<uid_t>(creds->uid));
+    if (!opened) return fail(opened.error().message);
+    pty.emplace(std::move(opened.value()));
+  }
+
+  if (auto r = recording::prepare_records_dir(cfg->data_dir); !r) return fail(r.error().message);
+  recording::Header header;
+  header.sid = meta.sid;
+  header.server_id = meta.server_id;
+  header.user = meta.user;
+  header.login = meta.login;
+  header.start_ns = start_ns;
+  header.cols = local_size.value_or(term::WindowSize{}).cols;
+  header.rows = local_size.value_or(term::WindowSize{}).rows;
+  header.interactive = args.tty;
+  auto rec = recording::RecordingWriter::create(recording::recording_path(cfg->data_dir, meta.sid),
+                                                header);
+  if (!rec) return fail(rec.error().message);
+
+  SessionWriter writer(meta, out ? &*out : nullptr, args.format == "text", rec->get());
   writer.start(start_ns, args.command);
   auto session = (*engine)->open_session(
       {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
@@ -210,6 +274,7 @@ int record(const RecordArgs& args) {
     spec.credentials = *creds;
     spec.env = login_environment(*creds);
   }
+  if (pty) spec.child_setup = [&pty] { pty->attach_child(); };
   install_signal_forwarding();
   int exit_status;
   auto child = launch(**session, spec);
@@ -219,7 +284,21 @@ int record(const RecordArgs& args) {
   } else {
     g_child = child->pid;
     int status = 0;
-    while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
+    if (pty) {
+      pty->close_slave();
+      term::RawMode raw(STDIN_FILENO);
+      recording::RecordingWriter* r = rec->get();
+      auto relayed = term::relay(*pty, child->pid, STDIN_FILENO, STDOUT_FILENO,
+                                 {[r](std::string_view bytes) { r->output(now_ns(), bytes); },
+                                  [r](term::WindowSize size) {
+                                    r->resize(now_ns(), size.cols, size.rows);
+                                  }});
+      raw.restore();
+      if (relayed) status = *relayed;
+      else std::fprintf(stderr, "vigil record: %s\n", relayed.error().message.c_str());
+    } else {
+      while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
+      }
     }
     g_child = 0;
     exit_status = exit_status_of(status);
@@ -231,7 +310,7 @@ int record(const RecordArgs& args) {
   end.time_ns = now_ns();
   end.start_ns = start_ns;
   end.stop_ns = end.time_ns;
-  end.interactive = false;
+  end.interactive = args.tty;
   end.enhanced_recording = true;
   end.participants = {meta.user};
   end.recorded = summary->recorded;
@@ -242,9 +321,10 @@ int record(const RecordArgs& args) {
     std::fprintf(stderr,
                  "vigil record: %zu processes outlived the session and are no longer recorded\n",
                  summary->leftover_processes);
-  if (writer.failing() || writer.dropped_bytes())
-    return fail("events could not all be written to " + writer_name(args) + " (" +
-                std::to_string(writer.dropped_bytes()) + " bytes dropped past the memory bound)");
+  if (auto r = (*rec)->close(); !r) return fail("the recording: " + r.error().message);
+  if (out && (out->failing() || out->dropped_bytes()))
+    return fail("events could not all be written to " + out->name() + " (" +
+                std::to_string(out->dropped_bytes()) + " bytes dropped past the memory bound)");
   return exit_status;
 }
 
@@ -260,6 +340,8 @@ Subcommand add_record(CLI::App& app) {
   sub->add_option("--format", args->format, "json (one event a line) or text (for people)")
       ->check(CLI::IsMember({"json", "text"}));
   sub->add_option("--user", args->user, "run the command as this local login");
+  sub->add_flag("--tty", args->tty,
+                "run on a new pseudo-terminal and record what it shows (vigil play SID)");
   sub->add_option("command", args->command, "the command and its arguments, after --")->required();
   sub->positionals_at_end();
   return {sub, [args, sub] {
