@@ -15,6 +15,7 @@
 #include "audit/host_id.hpp"
 #include "audit/text.hpp"
 #include "audit/uuid.hpp"
+#include "auditlog/file_log.hpp"
 #include "commands.hpp"
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
@@ -116,13 +117,14 @@ class OutputFile {
 };
 
 // Every event of the session, encoded once as its audit JSON line (with
-// the session's ei), goes to the recording and to the -o file (as JSON or
-// as text for people).
+// the session's ei), goes to the audit log, to the recording and to the -o
+// file (as JSON or as text for people). session.end is synced to the audit
+// log before the session counts as recorded.
 class SessionWriter {
  public:
-  SessionWriter(audit::SessionMeta meta, OutputFile* out, bool text,
+  SessionWriter(audit::SessionMeta meta, auditlog::Emitter& log, OutputFile* out, bool text,
                 recording::RecordingWriter* rec)
-      : meta_(std::move(meta)), out_(out), text_(text), rec_(rec) {}
+      : meta_(std::move(meta)), log_(log), out_(out), text_(text), rec_(rec) {}
 
   void start(int64_t time_ns, const std::vector<std::string>& command) {
     line_.clear();
@@ -139,21 +141,31 @@ class SessionWriter {
     line_.clear();
     audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), line_);
     if (out_ && text_) audit::format_session_end_text(end, meta_, out_->buffer());
-    deliver(end.time_ns);
+    deliver(end.time_ns, auditlog::Durability::sync);
     flush();
   }
   void flush() {
     if (out_) out_->flush();
   }
+  // The first audit log failure, if any (the log keeps retrying and counts
+  // what it has to drop).
+  const std::string& log_error() const { return log_error_; }
 
  private:
-  void deliver(int64_t time_ns) {
+  void deliver(int64_t time_ns,
+               auditlog::Durability durability = auditlog::Durability::buffered) {
+    if (auto r = log_.emit(line_, durability); !r && log_error_.empty()) {
+      log_error_ = r.error().message;
+      std::fprintf(stderr, "vigil record: audit log: %s\n", log_error_.c_str());
+    }
     if (rec_) rec_->event(time_ns, line_);
     if (out_ && !text_) out_->buffer() += line_;
     if (out_) out_->maybe_flush();
   }
 
   audit::SessionMeta meta_;
+  auditlog::Emitter& log_;
+  std::string log_error_;
   OutputFile* out_;
   bool text_;
   recording::RecordingWriter* rec_;
@@ -262,7 +274,14 @@ int record(const RecordArgs& args) {
                                                 header);
   if (!rec) return fail(rec.error().message);
 
-  SessionWriter writer(meta, out ? &*out : nullptr, args.format == "text", rec->get());
+  auditlog::FileLogOptions log_options;
+  log_options.data_dir = cfg->data_dir;
+  log_options.server_uuid = meta.server_id;
+  auto audit_log = auditlog::FileLog::open(log_options);
+  if (!audit_log) return fail("audit log: " + audit_log.error().message);
+
+  SessionWriter writer(meta, **audit_log, out ? &*out : nullptr, args.format == "text",
+                       rec->get());
   writer.start(start_ns, args.command);
   auto session = (*engine)->open_session(
       {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
@@ -322,6 +341,8 @@ int record(const RecordArgs& args) {
                  "vigil record: %zu processes outlived the session and are no longer recorded\n",
                  summary->leftover_processes);
   if (auto r = (*rec)->close(); !r) return fail("the recording: " + r.error().message);
+  if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
+  if (!writer.log_error().empty()) return fail("audit log: " + writer.log_error());
   if (out && (out->failing() || out->dropped_bytes()))
     return fail("events could not all be written to " + out->name() + " (" +
                 std::to_string(out->dropped_bytes()) + " bytes dropped past the memory bound)");

@@ -1,0 +1,278 @@
+#include "auditlog/event_text.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "audit/syscall_names.hpp"
+#include "audit/text_quote.hpp"
+#include "audit/timefmt.hpp"
+#include "auditlog/base64url.hpp"
+#include "auditlog/timeparse.hpp"
+
+namespace vigil::auditlog {
+namespace {
+
+using Json = nlohmann::json;
+
+const std::string* get_string(const Json& ev, const char* key) {
+  auto it = ev.find(key);
+  return it != ev.end() && it->is_string() ? &it->get_ref<const std::string&>() : nullptr;
+}
+
+std::optional<int64_t> get_int(const Json& ev, const char* key) {
+  auto it = ev.find(key);
+  if (it == ev.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<int64_t>();
+}
+
+std::optional<int64_t> get_time(const Json& ev, const char* key) {
+  const std::string* s = get_string(ev, key);
+  return s ? parse_rfc3339(*s) : std::nullopt;
+}
+
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+// The exact bytes of a path: from "<key>_base64" when the encoder wrote it
+// (the string then has U+FFFD in place of invalid bytes).
+std::string exact_bytes(const Json& ev, const char* key, const char* base64_key) {
+  if (const std::string* b64 = get_string(ev, base64_key))
+    if (auto bytes = decode_base64(*b64)) return *bytes;
+  const std::string* s = get_string(ev, key);
+  return s ? *s : std::string();
+}
+
+std::vector<std::string> exact_array(const Json& ev, const char* key, const char* base64_key) {
+  std::vector<std::string> out;
+  auto b64 = ev.find(base64_key);
+  if (b64 != ev.end() && b64->is_array()) {
+    for (const Json& e : *b64) {
+      auto bytes = e.is_string() ? decode_base64(e.get_ref<const std::string&>()) : std::nullopt;
+      if (!bytes) break;
+      out.push_back(std::move(*bytes));
+    }
+    if (out.size() == b64->size()) return out;
+    out.clear();
+  }
+  auto plain = ev.find(key);
+  if (plain != ev.end() && plain->is_array())
+    for (const Json& e : *plain)
+      if (e.is_string()) out.push_back(e.get<std::string>());
+  return out;
+}
+
+// "2023-07-04T16:42:20.540Z": UTC with milliseconds, the date included
+// since a search spans days.
+void append_time_millis(std::string& out, const Json& ev) {
+  if (auto ns = get_time(ev, "time")) {
+    const std::string t = audit::format_time(*ns);  // ...SS.uuuuuuZ
+    out.append(t, 0, t.size() - 4);
+    out += 'Z';
+  } else if (const std::string* raw = get_string(ev, "time")) {
+    audit::append_printable(out, *raw);
+  } else {
+    out += '-';
+  }
+}
+
+void append_field(std::string& out, const Json& ev, const char* key) {
+  if (const std::string* v = get_string(ev, key)) {
+    out += ' ';
+    out += key;
+    out += '=';
+    audit::append_printable(out, *v);
+  }
+}
+
+// " pid=5007 curl:"
+void append_process(std::string& out, const Json& ev) {
+  if (auto pid = get_int(ev, "pid")) {
+    out += " pid=";
+    append_int(out, *pid);
+  }
+  if (const std::string* program = get_string(ev, "program")) {
+    out += ' ';
+    audit::append_printable(out, *program);
+  }
+  out += ':';
+}
+
+// " → ok" or " → ENOENT (-2)"
+void append_result(std::string& out, const Json& ev) {
+  auto rc = get_int(ev, "return_code");
+  if (!rc) return;
+  out += " → ";
+  if (*rc >= 0) {
+    out += "ok";
+    return;
+  }
+  const std::string_view name =
+      *rc > -4096 ? audit::errno_name(static_cast<int>(-*rc)) : std::string_view();
+  out += name.empty() ? std::string_view("error") : name;
+  out += " (";
+  append_int(out, *rc);
+  out += ')';
+}
+
+void append_marks(std::string& out, const Json& ev,
+                  std::initializer_list<std::pair<const char*, const char*>> marks) {
+  for (const auto& [key, text] : marks) {
+    auto it = ev.find(key);
+    if (it != ev.end() && it->is_boolean() && it->get<bool>()) out += text;
+  }
+}
+
+void append_command(std::string& out, const Json& ev) {
+  append_process(out, ev);
+  out += ' ';
+  audit::append_shell_word(out, exact_bytes(ev, "path", "path_base64"));
+  for (const std::string& arg : exact_array(ev, "argv", "argv_base64")) {
+    out += ' ';
+    audit::append_shell_word(out, arg);
+  }
+  append_result(out, ev);
+  append_marks(out, ev,
+               {{"argv_truncated", " [argv truncated]"},
+                {"path_truncated", " [path truncated]"},
+                {"args_lost", " [args lost]"}});
+}
+
+void append_disk(std::string& out, const Json& ev) {
+  append_process(out, ev);
+  out += ' ';
+  audit::append_shell_word(out, exact_bytes(ev, "path", "path_base64"));
+  if (auto flags = get_int(ev, "flags")) {
+    out += ' ';
+    audit::append_open_flags(out, static_cast<int32_t>(*flags));
+  }
+  append_result(out, ev);
+  append_marks(out, ev, {{"path_truncated", " [path truncated]"}});
+}
+
+void append_network(std::string& out, const Json& ev) {
+  append_process(out, ev);
+  out += get_int(ev, "operation") == 1 ? " send " : " connect ";
+  if (const std::string* src = get_string(ev, "src_addr")) audit::append_printable(out, *src);
+  out += " → ";
+  // An IPv6 address holds colons, so the port needs the address in brackets.
+  const bool v6 = get_int(ev, "version") == 6;
+  if (v6) out += '[';
+  if (const std::string* dst = get_string(ev, "dst_addr")) audit::append_printable(out, *dst);
+  if (v6) out += ']';
+  out += ':';
+  append_int(out, get_int(ev, "dst_port").value_or(0));
+  out += v6 ? " v6" : " v4";
+  if (get_int(ev, "action") == 1) out += " denied";
+}
+
+void append_session_start(std::string& out, const Json& ev) {
+  append_field(out, ev, "sid");
+  out += ':';
+  auto command = exact_array(ev, "initial_command", "initial_command_base64");
+  if (command.empty()) {
+    out += " interactive shell";
+    return;
+  }
+  out += " command";
+  for (const std::string& word : command) {
+    out += ' ';
+    audit::append_shell_word(out, word);
+  }
+}
+
+// " recorded command=3 disk=off network=1": "off" for kinds not recorded.
+void append_counts(std::string& out, const Json& ev, const char* key, const char* label) {
+  auto counts = ev.find(key);
+  if (counts == ev.end() || !counts->is_object()) return;
+  auto kinds = ev.find("enhanced_recording_kinds");
+  out += ' ';
+  out += label;
+  for (const auto& [kind, count] : counts->items()) {
+    out += ' ';
+    audit::append_printable(out, kind);
+    out += '=';
+    const bool off = kinds != ev.end() && kinds->is_array() &&
+                     std::find(kinds->begin(), kinds->end(), kind) == kinds->end();
+    if (off)
+      out += "off";
+    else if (count.is_number_integer())
+      append_int(out, count.get<int64_t>());
+    else
+      out += '?';
+  }
+}
+
+void append_session_end(std::string& out, const Json& ev) {
+  append_field(out, ev, "sid");
+  out += ':';
+  auto start = get_time(ev, "session_start");
+  auto stop = get_time(ev, "session_stop");
+  if (start && stop && *stop >= *start) {
+    const int64_t tenths = (*stop - *start) / 100'000'000;
+    out += ' ';
+    append_int(out, tenths / 10);
+    out += '.';
+    append_int(out, tenths % 10);
+    out += "s,";
+  }
+  append_counts(out, ev, "recorded_events", "recorded");
+  out += ',';
+  append_counts(out, ev, "lost_events", "lost");
+}
+
+// Events of other types: every field but the ones in the head and the
+// bookkeeping every event repeats, as key=value.
+void append_generic(std::string& out, const Json& ev) {
+  static constexpr std::string_view kShown[] = {
+      "time", "user",         "login",     "event",           "code",      "ei",
+      "uid",  "cluster_name", "namespace", "server_hostname", "server_id",
+  };
+  for (const auto& [key, value] : ev.items()) {
+    if (std::find(std::begin(kShown), std::end(kShown), key) != std::end(kShown)) continue;
+    out += ' ';
+    audit::append_printable(out, key);
+    out += '=';
+    if (value.is_string())
+      audit::append_shell_word(out, value.get_ref<const std::string&>());
+    else
+      audit::append_printable(out, value.dump(-1, ' ', false, Json::error_handler_t::replace));
+  }
+}
+
+}  // namespace
+
+bool append_event_text(std::string_view json_line, std::string& out) {
+  const Json ev = Json::parse(json_line, nullptr, /*allow_exceptions=*/false);
+  if (!ev.is_object()) return false;
+  append_time_millis(out, ev);
+  append_field(out, ev, "user");
+  append_field(out, ev, "login");
+  const std::string* type = get_string(ev, "event");
+  out += ' ';
+  if (type)
+    audit::append_printable(out, *type);
+  else
+    out += "(no event type)";
+  const std::string_view t = type ? std::string_view(*type) : std::string_view();
+  if (t == "session.command")
+    append_command(out, ev);
+  else if (t == "session.disk")
+    append_disk(out, ev);
+  else if (t == "session.network")
+    append_network(out, ev);
+  else if (t == "session.start")
+    append_session_start(out, ev);
+  else if (t == "session.end")
+    append_session_end(out, ev);
+  else
+    append_generic(out, ev);
+  out += '\n';
+  return true;
+}
+
+}  // namespace vigil::auditlog

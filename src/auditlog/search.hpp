@@ -1,0 +1,57 @@
+// Searching the file audit log: the library call behind `vigil events`,
+// for the cluster API and the web UI too.
+//
+// Reads every server directory under <data_dir>/log and the day files that
+// can hold events of the time range (a day file may hold events up to a
+// day older than its day, written late, or a few minutes newer, clocks
+// disagreeing), reads each line and returns the matching ones ordered by
+// (time, file, byte offset), a page at a time.
+// Lines that cannot be read as an event (torn, not JSON, no "time") are
+// skipped and reported; the search never stops at them. A file being
+// appended to is fine: its unfinished last line is left out (and reported).
+//
+// Speed: a light scan finds each line's top-level "time", "event", "sid",
+// "user" and "login"; only lines that could be returned are then parsed
+// fully. So a line the query rules out is skipped without checking the
+// rest of its JSON, and a malformed one among them may go unreported.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace vigil::auditlog {
+
+struct Query {
+  // Bounds on the event's "time", both inclusive; the defaults leave the
+  // range open.
+  int64_t from_ns = std::numeric_limits<int64_t>::min();
+  int64_t to_ns = std::numeric_limits<int64_t>::max();
+  std::set<std::string> types;  // "event" values; empty: every type
+  std::string sid;              // exact matches; empty: any
+  std::string user;
+  std::string login;
+  size_t limit = 100;       // events per page, at least 1
+  bool descending = false;  // newest first
+  std::string after;        // Page::next of the previous page; empty: the first page
+};
+
+struct Page {
+  std::vector<std::string> lines;     // the matching events as stored, without '\n'
+  std::string next;                   // continuation key; empty when no more events match
+  std::vector<std::string> warnings;  // "log/<uuid>/<day>.log:<offset>: skipped ..." (capped)
+  size_t skipped = 0;                 // lines skipped in the files read
+};
+
+// Repeating the query with after = next returns every matching event
+// exactly once, across day files and among events with the same time
+// (events appended meanwhile with a later position included). An error is
+// returned for a bad query (limit 0, an `after` that is not a key) or when
+// <data_dir>/log cannot be read; unreadable day files become warnings.
+Result<Page> search(const std::string& data_dir, const Query& query);
+
+}  // namespace vigil::auditlog
