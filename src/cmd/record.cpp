@@ -30,7 +30,7 @@ namespace vigil::cmd {
 namespace {
 
 struct RecordArgs {
-  std::string config_file;
+  DataDirOptions where;      // -c CONFIG, --data-dir DIR
   std::string events;        // "command,disk,network"; empty: config's defaults
   std::string output;        // empty: stderr
   std::string format = "json";
@@ -202,7 +202,7 @@ int exit_status_of(int status) {
 }  // namespace
 
 int record(const RecordArgs& args) {
-  auto cfg = load_config(args.config_file);
+  auto cfg = args.where.resolve();
   if (!cfg) return fail(cfg.error().message);
   KindSet kinds = cfg->ssh.default_kinds;
   if (!args.events.empty()) {
@@ -352,8 +352,7 @@ int record(const RecordArgs& args) {
 Subcommand add_record(CLI::App& app) {
   auto args = std::make_shared<RecordArgs>();
   auto* sub = app.add_subcommand("record", "run a command in a new recorded session");
-  sub->add_option("-c,--config", args->config_file, "node config file (default: embedded defaults)")
-      ->check(CLI::ExistingFile);
+  args->where.add_to(sub);
   sub->add_option("--events", args->events,
                   "kinds to record, comma-separated: command, disk, network "
                   "(default: command,network)");
