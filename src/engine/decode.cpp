@@ -114,8 +114,14 @@ std::vector<std::string> split_argv(std::string_view blob, std::string_view path
   return {std::make_move_iterator(all.begin() + first), std::make_move_iterator(all.end())};
 }
 
-Result<Event> exec(std::span<const std::byte> record, const vigil_exec_args* args,
-                   const TimeBase& time) {
+ExecArgs exec_args_view(const vigil_exec_args& args) {
+  size_t path_len = std::min<size_t>(args.path_len, sizeof(args.path));
+  size_t argv_len = std::min<size_t>(args.argv_len, sizeof(args.argv));
+  return ExecArgs{args.flags, std::string_view(args.path, strnlen(args.path, path_len)),
+                  std::string_view(args.argv, argv_len)};
+}
+
+Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time) {
   auto rec = read_as<vigil_exec_record>(record, sizeof(vigil_exec_record), "command");
   if (!rec) return rec.error();
   Event ev = event_of(rec->head, time);
@@ -124,11 +130,8 @@ Result<Event> exec(std::span<const std::byte> record, const vigil_exec_args* arg
   uint32_t flags = rec->flags;
   if (args) {
     flags |= args->flags;
-    size_t path_len = std::min<size_t>(args->path_len, sizeof(args->path));
-    cmd.path.assign(args->path, strnlen(args->path, path_len));
-    size_t argv_len = std::min<size_t>(args->argv_len, sizeof(args->argv));
-    cmd.argv = split_argv(std::string_view(args->argv, argv_len), cmd.path,
-                          flags & VIGIL_EXEC_SCRIPT);
+    cmd.path = args->path;
+    cmd.argv = split_argv(args->argv, cmd.path, flags & VIGIL_EXEC_SCRIPT);
   } else {
     flags |= VIGIL_EXEC_ARGS_LOST;
   }

@@ -38,10 +38,18 @@ Result<RecordHead> head(std::span<const std::byte> record);
 // A trailing argument without its NUL (cut by the size limit) is dropped.
 std::vector<std::string> split_argv(std::string_view blob, std::string_view path, bool script);
 
-// One decoder per record kind. `args` is the exec_args entry the record
-// refers to, or nullptr when it could not be fetched.
-Result<Event> exec(std::span<const std::byte> record, const vigil_exec_args* args,
-                   const TimeBase& time);
+// The path and argv of a command, from its exec_args map entry: lengths
+// bounded by the entry's arrays whatever the kernel claimed.
+struct ExecArgs {
+  uint32_t flags = 0;         // VIGIL_EXEC_*
+  std::string_view path;
+  std::string_view argv;      // NUL-terminated arguments, argv[0] first
+};
+ExecArgs exec_args_view(const vigil_exec_args& args);
+
+// One decoder per record kind. `args` is the command's path and argv, or
+// nullptr when they could not be fetched.
+Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time);
 Result<Event> open(std::span<const std::byte> record, const TimeBase& time);
 Result<Event> connect(std::span<const std::byte> record, const TimeBase& time);
 

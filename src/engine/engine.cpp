@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -138,6 +139,7 @@ Result<void> Engine::setup() {
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev)) return Error::sys("epoll_ctl");
   }
   reader_ = std::thread([this] { reader_loop(); });
+  worker_ = std::thread([this] { worker_loop(); });
   detacher_ = std::thread([this] { detacher_loop(); });
   return {};
 }
@@ -169,6 +171,14 @@ Engine::~Engine() {
     uint64_t one = 1;
     (void)!write(wake_.get(), &one, sizeof(one));
     reader_.join();
+  }
+  if (worker_.joinable()) {
+    {
+      std::lock_guard lock(queue_mu_);
+      worker_stop_ = true;
+    }
+    queue_cv_.notify_one();
+    worker_.join();
   }
   if (rings_) ring_buffer__free(rings_);
   // Left when empty only: another instance may share them, and leftover
@@ -399,22 +409,95 @@ void Engine::reader_loop() {
     }
     {
       std::lock_guard lock(mu_);
-      time_base_ = decode::TimeBase::now();
-      uint64_t boot_now = static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME));
+      reading_.read_boot_ns = static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME));
       int r = ring_buffer__consume(rings_);
       if (r < 0) log::error("reading the rings failed: " + std::string(strerror(-r)));
-      bool flush_all;
-      {
-        std::lock_guard dl(drain_mu_);
-        flush_all = target > drain_done_ || stopping;
+      std::lock_guard queue(queue_mu_);
+      if (inbox_.items.empty()) {
+        std::swap(inbox_, reading_);
+      } else {
+        size_t base = inbox_.bytes.size();
+        inbox_.bytes.insert(inbox_.bytes.end(), reading_.bytes.begin(), reading_.bytes.end());
+        for (Queued q : reading_.items) {
+          q.offset += base;
+          if (q.args_offset != std::string::npos) q.args_offset += base;
+          inbox_.items.push_back(q);
+        }
+        inbox_.read_boot_ns = reading_.read_boot_ns;
       }
-      deliver(flush_all ? INT64_MAX : time_base_.to_realtime(boot_now - kReorderWindowNs));
+      reading_.clear();
+      inbox_ticket_ = std::max(inbox_ticket_, target);
     }
+    queue_cv_.notify_one();
+    if (stopping) return;
+  }
+}
+
+void Engine::worker_loop() {
+  // The reader must win the CPU when a ring fills: it only copies, and a
+  // full ring loses events, while a late worker only grows the queue.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+  Batch batch;
+  uint64_t done_ticket = 0;
+  for (;;) {
+    uint64_t ticket;
+    bool stopping;
     {
-      std::lock_guard lock(drain_mu_);
-      drain_done_ = target;
+      std::unique_lock lock(queue_mu_);
+      auto ready = [&] {
+        return !inbox_.items.empty() || inbox_ticket_ > done_ticket || worker_stop_;
+      };
+      // Events held back for ordering are delivered when their window ends,
+      // even if nothing new arrives.
+      if (pending_.empty()) queue_cv_.wait(lock, ready);
+      else queue_cv_.wait_for(lock, std::chrono::nanoseconds(kReorderWindowNs), ready);
+      std::swap(batch, inbox_);
+      ticket = inbox_ticket_;
+      stopping = worker_stop_;
     }
-    drained_.notify_all();
+    decode::TimeBase time = decode::TimeBase::now();
+    for (const Queued& q : batch.items) {
+      std::span<const std::byte> record(batch.bytes.data() + q.offset, q.size);
+      auto head = decode::head(record);
+      Result<Event> event = Error{""};
+      switch (head->kind) {
+        case Kind::command: {
+          decode::ExecArgs args, *have = nullptr;
+          if (q.args_offset != std::string::npos) {
+            const std::byte* p = batch.bytes.data() + q.args_offset;
+            uint32_t fields[3];
+            std::memcpy(fields, p, sizeof(fields));
+            const char* text = reinterpret_cast<const char*>(p + sizeof(fields));
+            args = {fields[0], std::string_view(text, fields[1]),
+                    std::string_view(text + fields[1], fields[2])};
+            have = &args;
+          }
+          event = decode::exec(record, have, time);
+          break;
+        }
+        case Kind::disk: event = decode::open(record, time); break;
+        case Kind::network: event = decode::connect(record, time); break;
+      }
+      if (!event) {
+        log::warn("session " + q.session->id_ + ": dropped a " +
+                  std::string(kind_name(head->kind)) + " record: " + event.error().message);
+        continue;  // counted as lost at close: emitted but not delivered
+      }
+      pending_.push_back({q.session, std::move(event.value())});
+    }
+    uint64_t watermark_boot = batch.items.empty() ? static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME))
+                                                  : batch.read_boot_ns;
+    batch.clear();
+    bool flush_all = ticket > done_ticket || stopping;
+    deliver(flush_all ? INT64_MAX : time.to_realtime(watermark_boot - kReorderWindowNs));
+    if (ticket > done_ticket) {
+      done_ticket = ticket;
+      {
+        std::lock_guard lock(drain_mu_);
+        drain_done_ = std::max(drain_done_, ticket);
+      }
+      drained_.notify_all();
+    }
     if (stopping) return;
   }
 }
@@ -431,33 +514,50 @@ int Engine::on_record(const void* data, size_t size) {
     ++undecodable_;
     return 0;
   }
-  Result<Event> event = Error{""};
-  switch (head->kind) {
-    case Kind::command: {
-      vigil_exec_record rec{};
-      std::memcpy(&rec, data, std::min(size, sizeof(rec)));
-      const vigil_exec_args* args = nullptr;
-      // Fetch (and free) the argument store even for a session that is gone.
-      if (rec.args_id &&
-          bpf_map_lookup_and_delete_elem(probe_->exec_args_fd(), &rec.args_id, args_buf_.data()) == 0)
-        args = reinterpret_cast<const vigil_exec_args*>(args_buf_.data());
-      event = decode::exec(record, args, time_base_);
-      break;
-    }
-    case Kind::disk: event = decode::open(record, time_base_); break;
-    case Kind::network: event = decode::connect(record, time_base_); break;
+  // Fetch (and free) a command's argument store first, even for a session
+  // that is gone: the store is small.
+  const vigil_exec_args* args = nullptr;
+  if (head->kind == Kind::command) {
+    vigil_exec_record rec{};
+    std::memcpy(&rec, data, std::min(size, sizeof(rec)));
+    if (rec.args_id &&
+        bpf_map_lookup_and_delete_elem(probe_->exec_args_fd(), &rec.args_id, args_buf_.data()) == 0)
+      args = reinterpret_cast<const vigil_exec_args*>(args_buf_.data());
   }
   auto& session = head->session < sessions_.size() ? sessions_[head->session] : sessions_[0];
   if (!session) {
     ++late_records_;
     return 0;
   }
-  if (!event) {
-    log::warn("session " + session->id_ + ": dropped a " + std::string(kind_name(head->kind)) +
-              " record: " + event.error().message);
-    return 0;  // counted as lost at close: emitted but not delivered
+  decode::ExecArgs view;
+  if (args) view = decode::exec_args_view(*args);
+  size_t need = size + (args ? 12 + view.path.size() + view.argv.size() : 0);
+  {
+    std::lock_guard queue(queue_mu_);
+    if (inbox_.bytes.size() + reading_.bytes.size() + need > options_.max_queued_bytes) {
+      // Counted as lost at close (emitted, never delivered); said once a streak.
+      if (queue_dropped_++ == 0)
+        log::warn("the engine's queue is full (" + std::to_string(options_.max_queued_bytes) +
+                  " bytes): records are being dropped and counted as lost");
+      return 0;
+    }
+    queue_dropped_ = 0;
   }
-  pending_.push_back({session.get(), std::move(event.value())});
+  Queued q{session.get(), reading_.bytes.size(), size, std::string::npos};
+  auto* bytes = static_cast<const std::byte*>(data);
+  reading_.bytes.insert(reading_.bytes.end(), bytes, bytes + size);
+  if (args) {
+    q.args_offset = reading_.bytes.size();
+    uint32_t fields[3] = {view.flags, static_cast<uint32_t>(view.path.size()),
+                          static_cast<uint32_t>(view.argv.size())};
+    auto* f = reinterpret_cast<const std::byte*>(fields);
+    reading_.bytes.insert(reading_.bytes.end(), f, f + sizeof(fields));
+    auto* p = reinterpret_cast<const std::byte*>(view.path.data());
+    reading_.bytes.insert(reading_.bytes.end(), p, p + view.path.size());
+    auto* a = reinterpret_cast<const std::byte*>(view.argv.data());
+    reading_.bytes.insert(reading_.bytes.end(), a, a + view.argv.size());
+  }
+  reading_.items.push_back(q);
   return 0;
 }
 

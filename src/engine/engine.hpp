@@ -5,9 +5,10 @@
 //   launch(*s, spec);                                 // first process, inside it
 //   auto summary = engine->close_session(*s);         // drains every event
 //
-// Sinks run on the engine's reader thread, one event at a time, in ring
-// order per kind. They must be quick (encode and append); a slow sink
-// backs up into the kernel rings, where overflow is counted as lost.
+// Two threads: the reader empties the kernel rings into a queue as fast as
+// it can (the rings are small); the worker decodes, orders by time and
+// runs the sinks, one event at a time. A slow sink backs up into the queue
+// (bounded by max_queued_bytes; beyond it records are counted as lost).
 #pragma once
 
 #include <array>
@@ -36,6 +37,10 @@ struct EngineOptions {
   std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
   std::array<uint32_t, kKindCount> ring_pages = {8, 128, 8};  // rounded up to 2^n
   int poll_interval_ms = 50;               // longest a quiet event waits to be read
+  // Records read from the rings wait here for decoding and the sinks; a
+  // storm faster than the sinks fills it instead of the small kernel rings.
+  // Past this bound records are dropped and counted as lost.
+  size_t max_queued_bytes = 256u << 20;
   bool failed_execs = true;                // see config::EnhancedRecording::failed_execs
 };
 
@@ -112,6 +117,7 @@ class Engine {
   Engine() = default;
   Result<void> setup();
   void reader_loop();
+  void worker_loop();
   void drain();
   int on_record(const void* data, size_t size);
   void deliver(int64_t until_ns);
@@ -142,16 +148,44 @@ class Engine {
   std::vector<std::shared_ptr<Session>> sessions_;  // by slot
   uint32_t next_slot_ = 1;
   int live_sessions_ = 0;
+  // Reader side (under mu_).
   std::vector<char> args_buf_;  // one exec_args value
+  uint64_t undecodable_ = 0;    // records too damaged to name a session
+  uint64_t late_records_ = 0;   // records of sessions already closed
+
+  // Records on their way from the reader to the worker: raw bytes, and for a
+  // command its path and argv (fetched by the reader, which frees the map).
+  struct Queued {
+    Session* session;
+    size_t offset;       // of the record in bytes
+    size_t size;
+    size_t args_offset;  // of [flags, path_len, argv_len, path, argv], or npos
+  };
+  struct Batch {
+    std::vector<std::byte> bytes;
+    std::vector<Queued> items;
+    uint64_t read_boot_ns = 0;  // the rings held every older record when read
+    void clear() {
+      bytes.clear();
+      items.clear();
+    }
+  };
+  Batch reading_;               // filled by the reader during a pass (under mu_)
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  Batch inbox_;                 // handed to the worker
+  uint64_t inbox_ticket_ = 0;   // drain ticket the inbox completes
+  uint64_t queue_dropped_ = 0;  // records refused past max_queued_bytes
+  bool worker_stop_ = false;
+  std::thread worker_;
+
+  // Worker side.
   struct Pending {
     Session* session;
     Event event;
   };
   std::vector<Pending> pending_;   // decoded, waiting to be delivered in time order
   std::vector<Session*> touched_;  // sessions that got events in this pass
-  decode::TimeBase time_base_;
-  uint64_t undecodable_ = 0;    // records too damaged to name a session
-  uint64_t late_records_ = 0;   // records of sessions already closed
 
   std::mutex drain_mu_;
   std::condition_variable drained_;

@@ -54,6 +54,11 @@ std::unique_ptr<vigil_exec_args> args_with(const std::string& path,
   return a;
 }
 
+Result<Event> exec_with(const vigil_exec_record& rec, const vigil_exec_args& args) {
+  decode::ExecArgs view = decode::exec_args_view(args);
+  return decode::exec(bytes_of(&rec, sizeof(rec)), &view, kTime);
+}
+
 }  // namespace
 
 TEST(SplitArgv, DropsArgvZero) {
@@ -108,7 +113,7 @@ TEST(Exec, DecodesProcessPathArgvAndTime) {
   rec.head = head(VIGIL_KIND_COMMAND);
   rec.args_id = 1;
   auto args = args_with("/bin/curl", {"curl", "https://wttr.in"}, 0);
-  auto ev = decode::exec(bytes_of(&rec, sizeof(rec)), args.get(), kTime);
+  auto ev = exec_with(rec, *args);
   ASSERT_TRUE(ev.ok()) << ev.error().message;
   EXPECT_EQ(ev->time_ns, 1'700'000'000'000'000'000);
   EXPECT_EQ(ev->session, 7u);
@@ -129,7 +134,7 @@ TEST(Exec, FlagsAndMissingArguments) {
   rec.head = head(VIGIL_KIND_COMMAND);
   rec.return_code = -2;
   auto args = args_with("/x", {"x", "a"}, VIGIL_EXEC_ARGV_TRUNCATED);
-  auto ev = decode::exec(bytes_of(&rec, sizeof(rec)), args.get(), kTime);
+  auto ev = exec_with(rec, *args);
   ASSERT_TRUE(ev.ok());
   EXPECT_TRUE(std::get<CommandEvent>(ev->body).argv_truncated);
   EXPECT_EQ(std::get<CommandEvent>(ev->body).return_code, -2);
@@ -146,7 +151,7 @@ TEST(Exec, ABadLengthFromTheKernelStaysInsideTheBuffer) {
   auto args = args_with("/bin/true", {"true"}, 0);
   args->path_len = 1u << 30;
   args->argv_len = 1u << 30;
-  auto ev = decode::exec(bytes_of(&rec, sizeof(rec)), args.get(), kTime);
+  auto ev = exec_with(rec, *args);
   ASSERT_TRUE(ev.ok());
   EXPECT_EQ(std::get<CommandEvent>(ev->body).path, "/bin/true");
 }
