@@ -10,9 +10,15 @@ namespace {
 // Each encoder lists its fields in the alphabetical order they are written
 // in; debug builds assert that order (json.cpp).
 
+// "addr.remote" sorts after "action" and before every other key.
+void remote_addr(JsonObject& o, const SessionMeta& meta) {
+  if (!meta.remote_addr.empty()) o.string("addr.remote", meta.remote_addr);
+}
+
 void encode_command(const Event& ev, const CommandEvent& cmd, const SessionMeta& meta,
                     uint64_t ei, std::string_view uid, std::string& out) {
   JsonObject o(out);
+  remote_addr(o, meta);
   if (cmd.args_lost) o.boolean("args_lost", true);
   o.bytes_array("argv", "argv_base64", cmd.argv);
   if (cmd.argv_truncated) o.boolean("argv_truncated", true);
@@ -41,6 +47,7 @@ void encode_command(const Event& ev, const CommandEvent& cmd, const SessionMeta&
 void encode_disk(const Event& ev, const DiskEvent& disk, const SessionMeta& meta, uint64_t ei,
                  std::string_view uid, std::string& out) {
   JsonObject o(out);
+  remote_addr(o, meta);
   o.uint64("cgroup_id", ev.process.cgroup_id);
   o.string("cluster_name", meta.cluster_name);
   o.string("code", "T4001I");
@@ -68,6 +75,7 @@ void encode_network(const Event& ev, const NetworkEvent& net, const SessionMeta&
                     uint64_t ei, std::string_view uid, std::string& out) {
   JsonObject o(out);
   o.int64("action", net.action);
+  remote_addr(o, meta);
   o.uint64("cgroup_id", ev.process.cgroup_id);
   o.string("cluster_name", meta.cluster_name);
   o.string("code", "T4002I");
@@ -108,6 +116,7 @@ void encode_event(const Event& ev, const SessionMeta& meta, uint64_t ei, std::st
 void encode_session_start(const SessionStart& start, const SessionMeta& meta, uint64_t ei,
                           std::string_view uid, std::string& out) {
   JsonObject o(out);
+  remote_addr(o, meta);
   o.string("cluster_name", meta.cluster_name);
   o.string("code", "T2000I");
   o.uint64("ei", ei);
@@ -128,6 +137,7 @@ void encode_session_start(const SessionStart& start, const SessionMeta& meta, ui
 void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t ei,
                         std::string_view uid, std::string& out) {
   JsonObject o(out);
+  remote_addr(o, meta);
   o.string("cluster_name", meta.cluster_name);
   o.string("code", "T2004I");
   o.uint64("ei", ei);
@@ -148,6 +158,47 @@ void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t
   o.time("time", end.time_ns);
   o.string("uid", uid);
   o.string("user", meta.user);
+  o.end();
+}
+
+void encode_exec(const ExecEnd& exec, const SessionMeta& meta, uint64_t ei, std::string_view uid,
+                 std::string& out) {
+  JsonObject o(out);
+  remote_addr(o, meta);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T3002I");
+  o.string("command", exec.command);
+  o.uint64("ei", ei);
+  o.string("event", "exec");
+  o.int64("exit_code", exec.exit_code);
+  o.string("login", meta.login);
+  o.string("namespace", meta.namespace_name);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.string("sid", meta.sid);
+  o.time("time", exec.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.end();
+}
+
+void encode_auth(const AuthAttempt& attempt, const SessionMeta& meta, std::string_view uid,
+                 std::string& out) {
+  JsonObject o(out);
+  if (!attempt.remote_addr.empty()) o.string("addr.remote", attempt.remote_addr);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", attempt.success ? "T3007I" : "T3007W");
+  if (!attempt.success) o.string("error", attempt.reason + ": " + attempt.message);
+  o.string("event", "auth");
+  o.string("login", attempt.login);
+  o.string("namespace", meta.namespace_name);
+  if (!attempt.success) o.string("reason", attempt.reason);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.boolean("success", attempt.success);
+  o.time("time", attempt.time_ns);
+  o.string("uid", uid);
+  o.string("user", attempt.user);
   o.end();
 }
 

@@ -1,6 +1,7 @@
 // Audit events as JSON lines in the shape of Teleport's enhanced session
 // recording: session.command (T4000I), session.disk (T4001I),
-// session.network (T4002I), session.start (T2000I), session.end (T2004I).
+// session.network (T4002I), session.start (T2000I), session.end (T2004I),
+// exec (T3002I) and auth (T3007W).
 // Keys are in alphabetical order, as in Teleport's log. Each call appends
 // one object and '\n' to `out`; reuse the buffer to avoid allocations.
 //
@@ -28,5 +29,14 @@ void encode_session_start(const SessionStart& start, const SessionMeta& meta, ui
 
 void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t ei,
                         std::string_view uid, std::string& out);
+
+// `exec` (T3002I): an SSH exec request's command and how it ended.
+void encode_exec(const ExecEnd& exec, const SessionMeta& meta, uint64_t ei, std::string_view uid,
+                 std::string& out);
+
+// `auth` (T3007W on failure, T3007I on success): a login attempt. Only the
+// node's fields of `meta` are used (cluster_name, server_hostname, server_id).
+void encode_auth(const AuthAttempt& attempt, const SessionMeta& meta, std::string_view uid,
+                 std::string& out);
 
 }  // namespace vigil::audit

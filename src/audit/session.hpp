@@ -19,6 +19,9 @@ struct SessionMeta {
   std::string sid;    // session id (a UUID)
   std::string login;  // the OS account the session runs as
   std::string user;   // the cluster user who logged in
+  // The client's "ip:port" for sessions that came over SSH ("addr.remote" in
+  // every event); empty for local sessions (`vigil record`): not written.
+  std::string remote_addr;
 };
 
 struct SessionStart {
@@ -36,6 +39,25 @@ struct SessionEnd {
   KindCounts recorded;   // events written to the log, per kind
   KindCounts lost;       // events the kernel or engine dropped, per kind
   KindSet kinds;         // kinds this session recorded
+};
+
+// A command run through an SSH `exec` request, written when it ends (T3002I).
+struct ExecEnd {
+  int64_t time_ns = 0;
+  std::string command;  // as the client sent it
+  int exit_code = 0;    // 128 + signal when killed, as a shell reports it
+};
+
+// One refused (or accepted) login attempt (T3007W for a refusal): not tied to
+// a session, so it carries no sid or ei.
+struct AuthAttempt {
+  int64_t time_ns = 0;
+  bool success = false;
+  std::string user;         // the certificate's key id when it could be read
+  std::string login;        // the account asked for
+  std::string remote_addr;  // "ip:port" of the client
+  std::string reason;       // "untrusted_ca", "expired", ... (refusal_name) or Vigil's own
+  std::string message;      // for people
 };
 
 }  // namespace vigil::audit

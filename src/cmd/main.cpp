@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   std::vector<vigil::cmd::Subcommand> commands = {
       vigil::cmd::add_record(app),
       vigil::cmd::add_check(app),
+      vigil::cmd::add_start(app),
       vigil::cmd::add_events(app),
       vigil::cmd::add_play(app),
       vigil::cmd::add_recordings(app),

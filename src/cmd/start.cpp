@@ -1,0 +1,103 @@
+// vigil start: run the node's SSH service. Every session channel's process
+// runs in its own recorded session (docs/ssh-node.md).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "audit/host_id.hpp"
+#include "auditlog/file_log.hpp"
+#include "auth/rate_limit.hpp"
+#include "auth/trusted_cas.hpp"
+#include "commands.hpp"
+#include "engine/engine.hpp"
+#include "engine/host.hpp"
+#include "ssh/host_key.hpp"
+#include "ssh/server.hpp"
+
+namespace vigil::cmd {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void request_stop(int) { g_stop = true; }
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "vigil start: %s\n", message.c_str());
+  return kVigilFailed;
+}
+
+int start(const DataDirOptions& where) {
+  auto cfg = where.resolve();
+  if (!cfg) return fail(cfg.error().message);
+  if (!cfg->ssh.enabled)
+    return fail(cfg->source + ": ssh_service.enabled is not true: this node has nothing to run "
+                "(set ssh_service.enabled: true)");
+  if (cfg->ssh.trusted_user_ca_keys.empty())
+    return fail(cfg->source + ": ssh_service.trusted_user_ca_keys is empty: nobody could log in "
+                "(list the files of the user CAs this node trusts)");
+  auto cas = auth::TrustedCAs::load(cfg->ssh.trusted_user_ca_keys);
+  if (!cas) return fail(cas.error().message);
+  if (auto r = host::require_bpf_privileges(); !r) return fail(r.error().message);
+
+  auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
+  if (!server_id) return fail(server_id.error().message);
+  std::string host_key = cfg->data_dir + "/host_key";
+  if (auto r = ssh::ensure_host_key(host_key); !r) return fail(r.error().message);
+
+  auditlog::FileLogOptions log_options;
+  log_options.data_dir = cfg->data_dir;
+  log_options.server_uuid = *server_id;
+  auto audit_log = auditlog::FileLog::open(log_options);
+  if (!audit_log) return fail("audit log: " + audit_log.error().message);
+
+  const auto& er = cfg->ssh.enhanced_recording;
+  EngineOptions options;
+  options.cgroup_path = er.cgroup_path;
+  options.root_path = er.root_path;
+  options.ring_pages = {er.command_buffer_size, er.disk_buffer_size, er.network_buffer_size};
+  options.failed_execs = er.failed_execs;
+  auto engine = Engine::start(options);
+  if (!engine) return fail("cannot record: " + engine.error().message);
+
+  auth::AuthRateLimiter limiter;
+  ssh::Node node{**engine, **audit_log, *cas, limiter};
+  node.identity.cluster_name = cfg->cluster_name;
+  node.identity.server_hostname = cfg->nodename;
+  node.identity.server_id = *server_id;
+  node.data_dir = cfg->data_dir;
+  node.default_kinds = cfg->ssh.default_kinds;
+
+  ssh::ServerOptions server_options;
+  server_options.listen_addr = cfg->ssh.listen_addr;
+  server_options.host_key_path = host_key;
+  auto server = ssh::Server::listen(server_options, node);
+  if (!server) return fail(server.error().message);
+
+  // Writing to a pipe whose reader is gone must fail with EPIPE, not kill
+  // the node. (Sessions' processes get the default back before exec.)
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa{};
+  sa.sa_handler = request_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::printf("vigil: SSH node listening on %s (port %u), server_id %s\n",
+              cfg->ssh.listen_addr.c_str(), (*server)->port(), server_id->c_str());
+  std::fflush(stdout);
+  (*server)->run(g_stop);
+  if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
+  return 0;
+}
+
+}  // namespace
+
+Subcommand add_start(CLI::App& app) {
+  auto where = std::make_shared<DataDirOptions>();
+  auto* sub = app.add_subcommand("start", "run the SSH node: certificate logins, every session recorded");
+  where->add_to(sub);
+  return {sub, [where] { return start(*where); }};
+}
+
+}  // namespace vigil::cmd

@@ -1,0 +1,483 @@
+#include "ssh/channel.hpp"
+
+#include <fcntl.h>
+#include <libssh/server.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "audit/encode.hpp"
+#include "audit/uuid.hpp"
+#include "common/log.hpp"
+#include "recording/store.hpp"
+#include "recording/writer.hpp"
+
+namespace vigil::ssh {
+namespace {
+
+int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// The signals an SSH `signal` request and `exit-signal` name (RFC 4254 6.9).
+constexpr struct {
+  const char* name;
+  int number;
+} kSignals[] = {{"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"FPE", SIGFPE},   {"HUP", SIGHUP},
+                {"ILL", SIGILL},   {"INT", SIGINT},   {"KILL", SIGKILL}, {"PIPE", SIGPIPE},
+                {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
+                {"USR2", SIGUSR2}};
+
+int signal_number(const char* name) {
+  for (const auto& s : kSignals)
+    if (std::strcmp(s.name, name) == 0) return s.number;
+  return 0;
+}
+
+const char* signal_name(int number) {
+  for (const auto& s : kSignals)
+    if (s.number == number) return s.name;
+  return "KILL";  // RFC 4254 has no name for the others; the client still sees a signal death
+}
+
+// PATH as Debian's login.defs gives it (ENV_SUPATH / ENV_PATH).
+std::string login_path(uid_t uid) {
+  return uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                  : "/usr/local/bin:/usr/bin:/bin:/usr/games";
+}
+
+void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+void close_fd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+}  // namespace
+
+// Every event of one session, encoded once and written to the audit log and
+// the recording. The engine's worker thread and the connection's thread
+// both write here, hence the lock (ei must follow the order of writing).
+class SessionLog {
+ public:
+  SessionLog(audit::SessionMeta meta, auditlog::Emitter& log, recording::RecordingWriter* rec)
+      : meta_(std::move(meta)), log_(log), rec_(rec) {}
+
+  void start(int64_t time_ns, const std::optional<std::string>& command) {
+    std::lock_guard lock(mu_);
+    line_.clear();
+    std::vector<std::string> initial;
+    if (command) initial.push_back(*command);
+    audit::encode_session_start({time_ns, initial}, meta_, ei_++, audit::new_uuid(), line_);
+    deliver(time_ns);
+  }
+  void event(const Event& ev) {
+    std::lock_guard lock(mu_);
+    line_.clear();
+    audit::encode_event(ev, meta_, ei_++, audit::new_uuid(), line_);
+    deliver(ev.time_ns);
+  }
+  void exec(const audit::ExecEnd& exec) {
+    std::lock_guard lock(mu_);
+    line_.clear();
+    audit::encode_exec(exec, meta_, ei_++, audit::new_uuid(), line_);
+    deliver(exec.time_ns);
+  }
+  void end(const audit::SessionEnd& end) {
+    std::lock_guard lock(mu_);
+    line_.clear();
+    audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), line_);
+    // Synced: the session counts as recorded only once its end is durable.
+    deliver(end.time_ns, auditlog::Durability::sync);
+  }
+
+ private:
+  void deliver(int64_t time_ns, auditlog::Durability d = auditlog::Durability::buffered) {
+    if (auto r = log_.emit(line_, d); !r && !log_failed_) {
+      log_failed_ = true;
+      log::error("ssh: session " + meta_.sid + ": audit log: " + r.error().message);
+    }
+    if (rec_) rec_->event(time_ns, line_);
+  }
+
+  audit::SessionMeta meta_;
+  auditlog::Emitter& log_;
+  recording::RecordingWriter* rec_;
+  std::mutex mu_;
+  std::string line_;
+  uint64_t ei_ = 0;
+  bool log_failed_ = false;
+};
+
+SessionChannel::SessionChannel(Node& node, const LoginContext& login, ssh_session session,
+                               ssh_event event)
+    : node_(node), login_(login), session_(session), event_(event) {
+  channel_ = ssh_channel_new(session);
+  callbacks_.userdata = this;
+  callbacks_.channel_data_function = on_data;
+  callbacks_.channel_eof_function = on_eof;
+  callbacks_.channel_close_function = on_close;
+  callbacks_.channel_signal_function = on_signal;
+  callbacks_.channel_pty_request_function = on_pty;
+  callbacks_.channel_pty_window_change_function = on_window_change;
+  callbacks_.channel_env_request_function = on_env;
+  callbacks_.channel_exec_request_function = on_exec;
+  callbacks_.channel_shell_request_function = on_shell;
+  callbacks_.channel_subsystem_request_function = on_subsystem;
+  // Agent and X11 forwarding requests are left without callbacks: libssh
+  // then refuses them (the connection logs why, see connection.cpp).
+  ssh_callbacks_init(&callbacks_);
+  ssh_set_channel_callbacks(channel_, &callbacks_);
+}
+
+SessionChannel::~SessionChannel() {
+  abort();
+  if (channel_) {
+    ssh_remove_channel_callbacks(channel_, &callbacks_);
+    ssh_channel_free(channel_);
+  }
+}
+
+#define SELF static_cast<SessionChannel*>(self)
+
+int SessionChannel::on_data(ssh_session, ssh_channel, void* data, uint32_t len, int, void* self) {
+  if (SELF->stdin_fd_ < 0) return static_cast<int>(len);  // nothing to feed: dropped
+  ssize_t n = write(SELF->stdin_fd_, data, len);
+  if (n >= 0) return static_cast<int>(n);
+  // Full pipe: libssh keeps the rest and offers it again (and does not open
+  // the window for it), so a process that does not read slows the client.
+  if (errno == EAGAIN || errno == EINTR) return 0;
+  return static_cast<int>(len);  // the process closed its stdin
+}
+
+void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
+  // Pipes: the process sees end of input. A pty has no such thing (sshd too
+  // ignores it there); the shell ends when the user types exit.
+  if (!SELF->pty_) close_fd(SELF->stdin_fd_);
+}
+
+void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
+  SELF->peer_closed_ = true;
+  if (SELF->engine_session_ && !SELF->exited_) {
+    // Nobody is left to talk to: end everything the session started.
+    int fd = open((SELF->engine_session_->cgroup_dir() + "/cgroup.kill").c_str(),
+                  O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!write(fd, "1", 1);
+      close(fd);
+    }
+  }
+}
+
+void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void* self) {
+  int sig = signal_number(name);
+  if (sig && SELF->pid_ > 0 && !SELF->exited_) kill(SELF->pid_, sig);
+}
+
+int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols, int rows, int,
+                           int, void* self) {
+  if (SELF->started_ || SELF->pty_) return -1;
+  SELF->size_ = {static_cast<unsigned short>(cols > 0 ? cols : 80),
+                 static_cast<unsigned short>(rows > 0 ? rows : 24)};
+  auto pty = term::Pty::open(SELF->size_, SELF->login_.account.uid);
+  if (!pty) {
+    log::warn("ssh: pty-req refused: " + pty.error().message);
+    return -1;
+  }
+  SELF->pty_.emplace(std::move(pty.value()));
+  SELF->term_ = term ? term : "";
+  return 0;
+}
+
+int SessionChannel::on_window_change(ssh_session, ssh_channel, int cols, int rows, int, int,
+                                     void* self) {
+  if (!SELF->pty_) return -1;
+  SELF->size_ = {static_cast<unsigned short>(cols), static_cast<unsigned short>(rows)};
+  (void)SELF->pty_->resize(SELF->size_);
+  if (SELF->recording_) SELF->recording_->resize(now_ns(), SELF->size_.cols, SELF->size_.rows);
+  return 0;
+}
+
+int SessionChannel::on_env(ssh_session, ssh_channel, const char* name, const char* value,
+                           void* self) {
+  // Only the locale: anything else (LD_PRELOAD, PATH, BASH_ENV...) could
+  // change what the login's own programs do.
+  std::string_view n(name);
+  if (SELF->started_ || !(n == "LANG" || n.rfind("LC_", 0) == 0)) return -1;
+  if (n.find('=') != std::string_view::npos) return -1;
+  SELF->client_env_.push_back(std::string(n) + "=" + value);
+  return 0;
+}
+
+int SessionChannel::on_exec(ssh_session, ssh_channel, const char* command, void* self) {
+  return SELF->start(std::string(command));
+}
+
+int SessionChannel::on_shell(ssh_session, ssh_channel, void* self) {
+  return SELF->start(std::nullopt);
+}
+
+int SessionChannel::on_subsystem(ssh_session, ssh_channel, const char* name, void*) {
+  log::warn(std::string("ssh: subsystem ") + name + " refused: not available on this node yet");
+  return -1;
+}
+
+int SessionChannel::on_output(int fd, int, void* self) {
+  SELF->forward_output(fd);
+  return 0;
+}
+
+int SessionChannel::on_exit(int, int, void* self) {
+  SELF->exited_ = true;
+  return 0;
+}
+
+#undef SELF
+
+void SessionChannel::forward_output(int fd) {
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EAGAIN, EOF or EIO (pty without a slave): the poll round ends
+    if (pty_ && recording_) recording_->output(now_ns(), std::string_view(buf, n));
+    if (!peer_closed_ && !ssh_channel_is_closed(channel_)) {
+      if (fd == stderr_fd_) ssh_channel_write_stderr(channel_, buf, n);
+      else ssh_channel_write(channel_, buf, n);
+    }
+    if (static_cast<size_t>(n) < sizeof(buf)) return;
+  }
+}
+
+int SessionChannel::start(std::optional<std::string> command) {
+  if (started_) return -1;
+  started_ = true;
+  // A certificate's force-command replaces whatever the client asked for.
+  std::optional<std::string> original;
+  if (login_.force_command) {
+    original = command;
+    command = login_.force_command;
+  }
+  command_ = command;
+  const Credentials& account = login_.account;
+
+  meta_ = node_.identity;
+  meta_.sid = audit::new_uuid();
+  meta_.login = account.name;
+  meta_.user = login_.user;
+  meta_.remote_addr = login_.remote_addr;
+  start_ns_ = now_ns();
+
+  if (auto r = recording::prepare_records_dir(node_.data_dir); !r) {
+    log::error("ssh: " + r.error().message);
+    return -1;
+  }
+  recording::Header header;
+  header.sid = meta_.sid;
+  header.server_id = meta_.server_id;
+  header.user = meta_.user;
+  header.login = meta_.login;
+  header.start_ns = start_ns_;
+  header.cols = size_.cols;
+  header.rows = size_.rows;
+  interactive_ = pty_.has_value();
+  header.interactive = interactive_;
+  auto rec = recording::RecordingWriter::create(
+      recording::recording_path(node_.data_dir, meta_.sid), header);
+  if (!rec) {
+    log::error("ssh: recording: " + rec.error().message);
+    return -1;
+  }
+  recording_ = std::move(rec.value());
+  log_ = std::make_unique<SessionLog>(meta_, node_.log, recording_.get());
+
+  // The engine session exists before the process does: nothing it runs
+  // escapes the recording.
+  log_->start(start_ns_, command_);
+  SessionLog* slog = log_.get();
+  auto session = node_.engine.open_session({meta_.sid, login_.kinds},
+                                           [slog](const Event& ev) { slog->event(ev); });
+  if (!session) {
+    log::error("ssh: cannot open a recorded session: " + session.error().message);
+    audit::SessionEnd end;
+    end.time_ns = end.stop_ns = now_ns();
+    end.start_ns = start_ns_;
+    end.kinds = login_.kinds;
+    log_->end(end);
+    (void)recording_->close();
+    return -1;  // the client is told the request failed: nothing runs unrecorded
+  }
+  engine_session_ = std::move(session.value());
+
+  LaunchSpec spec;
+  spec.argv = {account.shell};
+  if (command_) spec.argv.insert(spec.argv.end(), {"-c", *command_});
+  else spec.argv.push_back("-l");  // a login shell, as sshd starts it
+  std::vector<std::string> env = {"HOME=" + account.home, "USER=" + account.name,
+                                  "LOGNAME=" + account.name, "SHELL=" + account.shell,
+                                  "PATH=" + login_path(account.uid)};
+  if (pty_ && !term_.empty()) env.push_back("TERM=" + term_);
+  if (original) env.push_back("SSH_ORIGINAL_COMMAND=" + *original);
+  env.insert(env.end(), client_env_.begin(), client_env_.end());
+  spec.env = std::move(env);
+  spec.credentials = account;
+  struct stat st{};
+  spec.cwd = stat(account.home.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? account.home : "/";
+
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (pty_) {
+    const term::Pty* pty = &*pty_;
+    spec.child_setup = [pty] {
+      signal(SIGPIPE, SIG_DFL);  // Vigil ignores it; the user's programs must not
+      pty->attach_child();
+    };
+  } else {
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+      log::error(std::string("ssh: pipe: ") + std::strerror(errno));
+      for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
+        if (fd >= 0) close(fd);
+      in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = -1;
+    }
+    int child_in = in[0], child_out = out[1], child_err = err[1];
+    spec.child_setup = [child_in, child_out, child_err] {
+      signal(SIGPIPE, SIG_DFL);
+      setsid();
+      dup2(child_in, 0);
+      dup2(child_out, 1);
+      dup2(child_err, 2);
+    };
+  }
+  auto launched = launch(*engine_session_, spec);
+  for (int fd : {in[0], out[1], err[1]})
+    if (fd >= 0) close(fd);
+  if (pty_) pty_->close_slave();
+  if (!launched) {
+    for (int fd : {in[1], out[0], err[0]})
+      if (fd >= 0) close(fd);
+    std::string message = "vigil: " + launched.error().message + "\r\n";
+    ssh_channel_write_stderr(channel_, message.data(), message.size());
+    exited_ = true;
+    pid_ = -1;
+    return 0;  // step() ends the session and reports 127
+  }
+  pid_ = launched->pid;
+  if (pty_) {
+    stdin_fd_ = stdout_fd_ = pty_->master();
+  } else {
+    stdin_fd_ = in[1];
+    stdout_fd_ = out[0];
+    stderr_fd_ = err[0];
+  }
+  for (int fd : {stdin_fd_, stdout_fd_, stderr_fd_})
+    if (fd >= 0) set_nonblocking(fd);
+  for (int fd : {stdout_fd_, stderr_fd_}) {
+    if (fd < 0) continue;
+    ssh_event_add_fd(event_, fd, POLLIN, on_output, this);
+    polled_.push_back(fd);
+  }
+  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd_ >= 0) {
+    ssh_event_add_fd(event_, pidfd_, POLLIN, on_exit, this);
+    polled_.push_back(pidfd_);
+  }
+  return 0;
+}
+
+void SessionChannel::step() {
+  if (done_) return;
+  // A pidfd that could not be opened: fall back on asking.
+  if (started_ && !exited_ && pidfd_ < 0 && pid_ > 0) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG | WNOWAIT) == pid_) exited_ = true;
+  }
+  if (exited_) finish();
+  else if (peer_closed_ && !started_) done_ = true;
+}
+
+void SessionChannel::stop_polling() {
+  for (int fd : polled_) ssh_event_remove_fd(event_, fd);
+  polled_.clear();
+}
+
+void SessionChannel::finish() {
+  stop_polling();
+  // What the process wrote before it exited is in the pipe or pty now.
+  for (int fd : {stdout_fd_, stderr_fd_})
+    if (fd >= 0) forward_output(fd);
+  int status = 127 << 8;  // launch failed: "command not found" as a shell says it
+  if (pid_ > 0)
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  close_fd(pidfd_);
+  if (pty_) {
+    stdin_fd_ = stdout_fd_ = -1;
+    pty_.reset();
+  } else {
+    close_fd(stdin_fd_);
+    close_fd(stdout_fd_);
+    close_fd(stderr_fd_);
+  }
+
+  audit::SessionEnd end;
+  if (engine_session_) {
+    auto summary = node_.engine.close_session(*engine_session_);
+    if (summary) {
+      end.recorded = summary->recorded;
+      end.lost = summary->lost;
+    } else {
+      log::error("ssh: closing session " + meta_.sid + ": " + summary.error().message);
+    }
+    engine_session_.reset();
+  }
+  int exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  if (log_) {
+    if (command_) log_->exec({now_ns(), *command_, exit_code});
+    end.time_ns = end.stop_ns = now_ns();
+    end.start_ns = start_ns_;
+    end.interactive = interactive_;
+    end.enhanced_recording = true;
+    end.participants = {meta_.user};
+    end.kinds = login_.kinds;
+    log_->end(end);
+  }
+  if (recording_) {
+    if (auto r = recording_->close(); !r) log::error("ssh: recording: " + r.error().message);
+  }
+  if (!peer_closed_ && !ssh_channel_is_closed(channel_)) {
+    if (WIFSIGNALED(status))
+      ssh_channel_request_send_exit_signal(channel_, signal_name(WTERMSIG(status)),
+                                           WCOREDUMP(status), "", "");
+    else
+      ssh_channel_request_send_exit_status(channel_, WEXITSTATUS(status));
+    ssh_channel_send_eof(channel_);
+    ssh_channel_close(channel_);
+  }
+  done_ = true;
+}
+
+void SessionChannel::abort() {
+  if (done_ || !started_) {
+    done_ = true;
+    return;
+  }
+  peer_closed_ = true;
+  if (!exited_ && engine_session_) {
+    int fd = open((engine_session_->cgroup_dir() + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!write(fd, "1", 1);
+      close(fd);
+    }
+  }
+  finish();  // waits for the killed process
+}
+
+}  // namespace vigil::ssh

@@ -1,0 +1,105 @@
+// A `session` channel (internal to vigil_ssh): its requests (pty-req, env,
+// exec, shell, window-change, signal), its process started in a new
+// recorded engine session, and the session's events to the audit log and
+// the recording. Runs on its connection's thread only.
+#pragma once
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/session.hpp"
+#include "engine/launch.hpp"
+#include "ssh/server.hpp"
+#include "term/pty.hpp"
+
+namespace vigil::recording {
+class RecordingWriter;
+}
+
+namespace vigil::ssh {
+
+// Who is logged in on the connection: what authentication established.
+struct LoginContext {
+  std::string user;   // the certificate's key id
+  Credentials account;
+  KindSet kinds;      // what this user's sessions record
+  std::optional<std::string> force_command;
+  std::string remote_addr;  // "ip:port"
+};
+
+class SessionLog;
+
+class SessionChannel {
+ public:
+  SessionChannel(Node& node, const LoginContext& login, ssh_session session, ssh_event event);
+  ~SessionChannel();
+  SessionChannel(const SessionChannel&) = delete;
+  SessionChannel& operator=(const SessionChannel&) = delete;
+
+  ssh_channel handle() const { return channel_; }
+  // Called by the connection after each poll round: ends the session of a
+  // process that exited (output drained, events written, exit-status sent).
+  void step();
+  // The connection is going away: kills what runs in the session and
+  // closes it (session.end is still written).
+  void abort();
+  bool done() const { return done_; }
+
+ private:
+  static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
+  static void on_eof(ssh_session, ssh_channel, void* self);
+  static void on_close(ssh_session, ssh_channel, void* self);
+  static void on_signal(ssh_session, ssh_channel, const char* name, void* self);
+  static int on_pty(ssh_session, ssh_channel, const char* term, int cols, int rows, int, int,
+                    void* self);
+  static int on_window_change(ssh_session, ssh_channel, int cols, int rows, int, int, void* self);
+  static int on_env(ssh_session, ssh_channel, const char* name, const char* value, void* self);
+  static int on_exec(ssh_session, ssh_channel, const char* command, void* self);
+  static int on_shell(ssh_session, ssh_channel, void* self);
+  static int on_subsystem(ssh_session, ssh_channel, const char* name, void* self);
+  static int on_output(int fd, int revents, void* self);
+  static int on_exit(int fd, int revents, void* self);
+
+  // Opens the engine session, then starts the process in it.
+  int start(std::optional<std::string> command);
+  void forward_output(int fd);
+  void finish();
+  void stop_polling();
+
+  Node& node_;
+  const LoginContext& login_;
+  ssh_session session_;
+  ssh_event event_;
+  ssh_channel channel_;
+  ssh_channel_callbacks_struct callbacks_{};
+
+  std::optional<term::Pty> pty_;
+  std::string term_;
+  term::WindowSize size_;
+  std::vector<std::string> client_env_;  // LANG, LC_*
+
+  bool started_ = false;
+  bool exited_ = false;          // the process is gone (its pidfd fired)
+  bool peer_closed_ = false;
+  bool interactive_ = false;     // on a pty
+  bool done_ = false;
+  std::optional<std::string> command_;  // exec: what was run; shell: none
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  int stdin_fd_ = -1;   // pipe or the pty master (then equal to stdout_fd_)
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;  // pipes only
+  std::vector<int> polled_;
+  int64_t start_ns_ = 0;
+  audit::SessionMeta meta_;
+  std::shared_ptr<Session> engine_session_;
+  std::unique_ptr<recording::RecordingWriter> recording_;
+  std::unique_ptr<SessionLog> log_;
+};
+
+}  // namespace vigil::ssh

@@ -1,0 +1,72 @@
+// The SSH node service: accepts SSH connections, lets in only holders of
+// OpenSSH user certificates from trusted CAs, and runs every session
+// channel's process inside its own recorded engine session.
+//
+//   Node node{engine, log, cas, ...};
+//   auto server = Server::listen(options, node);
+//   server->run(stop_flag);   // until stop_flag; ends every connection
+//
+// One thread per connection: key exchange, authentication and the
+// connection's channels all run there, so a client that stalls or sends
+// garbage only ever holds its own thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "audit/session.hpp"
+#include "auditlog/emitter.hpp"
+#include "auth/rate_limit.hpp"
+#include "auth/trusted_cas.hpp"
+#include "common/result.hpp"
+#include "engine/engine.hpp"
+
+namespace vigil::ssh {
+
+// What every connection of a node shares. The members are thread-safe or
+// read-only once the server runs.
+struct Node {
+  Engine& engine;
+  auditlog::Emitter& log;
+  const auth::TrustedCAs& cas;
+  auth::AuthRateLimiter& limiter;
+  audit::SessionMeta identity;  // cluster_name, server_hostname, server_id
+  std::string data_dir;         // recordings go to <data_dir>/log/records
+  KindSet default_kinds;        // when the certificate has no recording extension
+  size_t max_channels_per_connection = 10;  // as sshd's MaxSessions
+  int login_grace_seconds = 60;             // key exchange + authentication
+  std::atomic<bool> stopping{false};
+};
+
+struct ServerOptions {
+  std::string listen_addr = "0.0.0.0:3022";  // "host:port", IPv6 as "[::]:3022"
+  std::string host_key_path;                 // made on first start (host_key.hpp)
+  size_t max_connections = 1024;             // beyond: new connections are closed at once
+};
+
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> listen(const ServerOptions& options, Node& node);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const { return port_; }
+  // Accepts until `stop` becomes true, then ends every connection (their
+  // processes are killed and their sessions closed and logged) and returns.
+  void run(const std::atomic<bool>& stop);
+
+ private:
+  Server(Node& node) : node_(node) {}
+  Node& node_;
+  ServerOptions options_;
+  void* bind_ = nullptr;  // ssh_bind (libssh stays out of this header)
+  uint16_t port_ = 0;
+  std::mutex mu_;
+  size_t live_connections_ = 0;
+};
+
+}  // namespace vigil::ssh
