@@ -30,6 +30,7 @@ demo: build
 	scripts/demo.sh $(BUILD)
 
 bench: build
+	@scripts/deps.sh --bench
 	bench/run.sh $(BUILD)
 
 clean:

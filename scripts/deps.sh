@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Vigil builds, tests and benchmarks with.
+# Installs the Debian packages Vigil builds and tests with (and, with
+# --bench, benchmarks with).
 # Only what is missing is installed; a machine that has everything is left alone.
 set -euo pipefail
 
@@ -10,8 +11,13 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libssh-dev
   # tests and the demo: real terminals, scripts, loopback networking
-  util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client
+  util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
 )
+# `deps.sh --bench`: also what the benchmarks compare against (an sshd of
+# their own, never the system's).
+if [[ ${1:-} == --bench ]]; then
+  packages+=(openssh-server)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

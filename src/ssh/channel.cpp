@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -133,8 +134,10 @@ SessionChannel::SessionChannel(Node& node, const LoginContext& login, ssh_sessio
   callbacks_.channel_exec_request_function = on_exec;
   callbacks_.channel_shell_request_function = on_shell;
   callbacks_.channel_subsystem_request_function = on_subsystem;
-  // Agent and X11 forwarding requests are left without callbacks: libssh
-  // then refuses them (the connection logs why, see connection.cpp).
+  // libssh answers agent forwarding requests itself (no agent is ever
+  // forwarded); the callback only logs them. X11 requests have no callback:
+  // libssh refuses them and the connection logs why (connection.cpp).
+  callbacks_.channel_auth_agent_req_function = on_agent_request;
   ssh_callbacks_init(&callbacks_);
   ssh_set_channel_callbacks(channel_, &callbacks_);
 }
@@ -150,19 +153,15 @@ SessionChannel::~SessionChannel() {
 #define SELF static_cast<SessionChannel*>(self)
 
 int SessionChannel::on_data(ssh_session, ssh_channel, void* data, uint32_t len, int, void* self) {
-  if (SELF->stdin_fd_ < 0) return static_cast<int>(len);  // nothing to feed: dropped
-  ssize_t n = write(SELF->stdin_fd_, data, len);
-  if (n >= 0) return static_cast<int>(n);
-  // Full pipe: libssh keeps the rest and offers it again (and does not open
-  // the window for it), so a process that does not read slows the client.
-  if (errno == EAGAIN || errno == EINTR) return 0;
-  return static_cast<int>(len);  // the process closed its stdin
+  return SELF->feed_stdin(static_cast<const char*>(data), len);
 }
 
 void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
   // Pipes: the process sees end of input. A pty has no such thing (sshd too
   // ignores it there); the shell ends when the user types exit.
-  if (!SELF->pty_) close_fd(SELF->stdin_fd_);
+  if (SELF->pty_) return;
+  SELF->stdin_eof_ = true;
+  SELF->close_stdin_when_drained();
 }
 
 void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
@@ -186,6 +185,12 @@ void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void*
 int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols, int rows, int,
                            int, void* self) {
   if (SELF->started_ || SELF->pty_) return -1;
+  if (!SELF->login_.permit_pty) {
+    // As sshd: the request fails, the session may go on without a pty.
+    log::info("ssh: " + SELF->login_.user + ": pty-req refused: the certificate has no permit-pty");
+    SELF->notify("vigil: no terminal: your certificate does not permit a pty (permit-pty)");
+    return -1;
+  }
   SELF->size_ = {static_cast<unsigned short>(cols > 0 ? cols : 80),
                  static_cast<unsigned short>(rows > 0 ? rows : 24)};
   auto pty = term::Pty::open(SELF->size_, SELF->login_.account.uid);
@@ -226,9 +231,24 @@ int SessionChannel::on_shell(ssh_session, ssh_channel, void* self) {
   return SELF->start(std::nullopt);
 }
 
-int SessionChannel::on_subsystem(ssh_session, ssh_channel, const char* name, void*) {
-  log::warn(std::string("ssh: subsystem ") + name + " refused: not available on this node yet");
-  return -1;
+void SessionChannel::on_agent_request(ssh_session, ssh_channel, void* self) {
+  log::warn("ssh: " + SELF->login_.remote_addr +
+            ": refused: agent forwarding (-A) is not allowed on this node");
+}
+
+int SessionChannel::on_subsystem(ssh_session, ssh_channel, const char* name, void* self) {
+  if (std::string_view(name) != "sftp") {
+    log::warn(std::string("ssh: subsystem ") + name + " refused: only sftp is served");
+    return -1;
+  }
+  const std::string& server = SELF->node_.sftp_server;
+  if (access(server.c_str(), X_OK) != 0) {
+    log::warn("ssh: subsystem sftp refused: " + server + " is missing (install openssh-sftp-server)");
+    return -1;
+  }
+  // Run as sshd runs `Subsystem sftp <path>`: a command like any exec, so it
+  // is recorded (and a force-command still replaces it).
+  return SELF->start(server);
 }
 
 int SessionChannel::on_output(int fd, int, void* self) {
@@ -241,10 +261,74 @@ int SessionChannel::on_exit(int, int, void* self) {
   return 0;
 }
 
+int SessionChannel::on_stdin_writable(int, int, void* self) {
+  SELF->pump_stdin();
+  return 0;
+}
+
 #undef SELF
 
+// libssh offers everything it holds for the channel and keeps what is not
+// taken, but offers it again only when more arrives. What a full stdin
+// refuses is therefore fetched by pump_stdin once stdin has room; until
+// then the client's window stays shut, so a process that reads slowly slows
+// the client rather than filling the node's memory.
+int SessionChannel::feed_stdin(const char* data, uint32_t len) {
+  if (stdin_fd_ < 0) return static_cast<int>(len);  // nothing to feed: dropped
+  ssize_t n = 0;
+  if (stdin_pending_.empty()) {
+    n = write(stdin_fd_, data, len);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return static_cast<int>(len);  // stdin closed
+    if (n < 0) n = 0;
+  }
+  stdin_backlog_ = len - static_cast<size_t>(n);
+  if (stdin_backlog_ > 0) watch_stdin(true);
+  return static_cast<int>(n);
+}
+
+void SessionChannel::pump_stdin() {
+  char buf[65536];
+  while (stdin_fd_ >= 0) {
+    if (stdin_pending_.empty()) {
+      if (stdin_backlog_ == 0) break;
+      // At most what libssh holds: the read is served from its buffer
+      // without waiting for (or handling) packets.
+      uint32_t want = static_cast<uint32_t>(std::min(stdin_backlog_, sizeof(buf)));
+      int got = ssh_channel_read_nonblocking(channel_, buf, want, 0);
+      if (got <= 0) {
+        stdin_backlog_ = 0;
+        break;
+      }
+      stdin_backlog_ -= static_cast<size_t>(got);
+      stdin_pending_.assign(buf, static_cast<size_t>(got));
+    }
+    ssize_t n = write(stdin_fd_, stdin_pending_.data(), stdin_pending_.size());
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    if (n < 0) {  // the process closed its stdin: the rest has nowhere to go
+      stdin_pending_.clear();
+      continue;
+    }
+    stdin_pending_.erase(0, static_cast<size_t>(n));
+  }
+}
+
+// Polled only while input waits: an empty pipe is always writable.
+void SessionChannel::watch_stdin(bool on) {
+  if (on == stdin_watched_ || stdin_fd_ < 0) return;
+  if (on) ssh_event_add_fd(event_, stdin_fd_, POLLOUT, on_stdin_writable, this);
+  else ssh_event_remove_fd(event_, stdin_fd_);
+  stdin_watched_ = on;
+}
+
+void SessionChannel::close_stdin_when_drained() {
+  if (stdin_eof_ && stdin_backlog_ == 0 && stdin_pending_.empty() && !stdin_watched_)
+    close_fd(stdin_fd_);
+}
+
 void SessionChannel::forward_output(int fd) {
-  char buf[16384];
+  // Large reads: fewer syscalls and poll rounds per byte (libssh cuts the
+  // data into packets the client's maximum size anyway).
+  char buf[65536];
   for (;;) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
@@ -347,6 +431,9 @@ int SessionChannel::start(std::optional<std::string> command) {
         if (fd >= 0) close(fd);
       in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = -1;
     }
+    // A deeper stdout pipe (the default is 64 KiB) lets the process write on
+    // while the node is busy sending; refused beyond pipe-max-size, harmless.
+    if (out[0] >= 0) fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
     int child_in = in[0], child_out = out[1], child_err = err[1];
     spec.child_setup = [child_in, child_out, child_err] {
       signal(SIGPIPE, SIG_DFL);
@@ -371,7 +458,8 @@ int SessionChannel::start(std::optional<std::string> command) {
   }
   pid_ = launched->pid;
   if (pty_) {
-    stdin_fd_ = stdout_fd_ = pty_->master();
+    stdout_fd_ = pty_->master();
+    stdin_fd_ = fcntl(stdout_fd_, F_DUPFD_CLOEXEC, 0);
   } else {
     stdin_fd_ = in[1];
     stdout_fd_ = out[0];
@@ -392,8 +480,19 @@ int SessionChannel::start(std::optional<std::string> command) {
   return 0;
 }
 
+void SessionChannel::notify(const std::string& message) {
+  if (peer_closed_ || !channel_ || ssh_channel_is_closed(channel_)) return;
+  std::string line = message + "\r\n";
+  ssh_channel_write_stderr(channel_, line.data(), line.size());
+}
+
 void SessionChannel::step() {
   if (done_) return;
+  // Outside libssh's poll: a watch is removed here, not in its own callback.
+  if (stdin_watched_ && stdin_backlog_ == 0 && stdin_pending_.empty()) {
+    watch_stdin(false);
+    close_stdin_when_drained();
+  }
   // A pidfd that could not be opened: fall back on asking.
   if (started_ && !exited_ && pidfd_ < 0 && pid_ > 0) {
     int status;
@@ -404,6 +503,7 @@ void SessionChannel::step() {
 }
 
 void SessionChannel::stop_polling() {
+  watch_stdin(false);
   for (int fd : polled_) ssh_event_remove_fd(event_, fd);
   polled_.clear();
 }
@@ -418,11 +518,11 @@ void SessionChannel::finish() {
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
   close_fd(pidfd_);
+  close_fd(stdin_fd_);
   if (pty_) {
-    stdin_fd_ = stdout_fd_ = -1;
+    stdout_fd_ = -1;
     pty_.reset();
   } else {
-    close_fd(stdin_fd_);
     close_fd(stdout_fd_);
     close_fd(stderr_fd_);
   }

@@ -29,7 +29,9 @@ struct LoginContext {
   Credentials account;
   KindSet kinds;      // what this user's sessions record
   std::optional<std::string> force_command;
-  std::string remote_addr;  // "ip:port"
+  bool permit_pty = false;     // the certificate's permit-pty extension
+  int64_t valid_before = 0;    // the certificate's end (seconds, INT64_MAX for forever)
+  std::string remote_addr;     // "ip:port"
 };
 
 class SessionLog;
@@ -49,6 +51,8 @@ class SessionChannel {
   // closes it (session.end is still written).
   void abort();
   bool done() const { return done_; }
+  // Tells the client why its session is about to end (on its stderr).
+  void notify(const std::string& message);
 
  private:
   static int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* self);
@@ -61,13 +65,19 @@ class SessionChannel {
   static int on_env(ssh_session, ssh_channel, const char* name, const char* value, void* self);
   static int on_exec(ssh_session, ssh_channel, const char* command, void* self);
   static int on_shell(ssh_session, ssh_channel, void* self);
+  static void on_agent_request(ssh_session, ssh_channel, void* self);
   static int on_subsystem(ssh_session, ssh_channel, const char* name, void* self);
   static int on_output(int fd, int revents, void* self);
   static int on_exit(int fd, int revents, void* self);
+  static int on_stdin_writable(int fd, int revents, void* self);
 
   // Opens the engine session, then starts the process in it.
   int start(std::optional<std::string> command);
   void forward_output(int fd);
+  int feed_stdin(const char* data, uint32_t len);
+  void pump_stdin();
+  void watch_stdin(bool on);
+  void close_stdin_when_drained();
   void finish();
   void stop_polling();
 
@@ -91,10 +101,17 @@ class SessionChannel {
   std::optional<std::string> command_;  // exec: what was run; shell: none
   pid_t pid_ = -1;
   int pidfd_ = -1;
-  int stdin_fd_ = -1;   // pipe or the pty master (then equal to stdout_fd_)
+  int stdin_fd_ = -1;   // pipe or a dup of the pty master (polled apart from the output)
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;  // pipes only
   std::vector<int> polled_;
+  // Client input a full stdin holds back: libssh keeps `stdin_backlog_`
+  // bytes for us (and does not open the window for them), `stdin_pending_`
+  // was fetched but not yet written.
+  size_t stdin_backlog_ = 0;
+  std::string stdin_pending_;
+  bool stdin_watched_ = false;  // polled for POLLOUT while input waits
+  bool stdin_eof_ = false;      // the client sent EOF: close once drained
   int64_t start_ns_ = 0;
   audit::SessionMeta meta_;
   std::shared_ptr<Session> engine_session_;

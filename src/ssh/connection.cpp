@@ -165,6 +165,9 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
   ctx.account = std::move(account.value());
   ctx.kinds = result->recorded_kinds.value_or(node_.default_kinds);
   ctx.force_command = result->force_command;
+  for (const auto& ext : result->extensions)
+    if (ext == "permit-pty") ctx.permit_pty = true;
+  ctx.valid_before = result->valid_before;
   ctx.remote_addr = peer_.addr;
   login_ = std::move(ctx);
   log::info("ssh: " + login_->user + " logged in as " + std::string(login) + " from " + peer_.addr);
@@ -257,6 +260,14 @@ void Connection::serve() {
     if (ssh_event_dopoll(event_, 100) == SSH_ERROR) return;
   }
   while (!node_.stopping) {
+    // A session must not outlive the certificate that let it in (sshd too
+    // ends the connection then).
+    if (realtime_ns() / 1'000'000'000 >= login_->valid_before) {
+      log::info("ssh: " + login_->user + " from " + peer_.addr +
+                ": certificate expired: ending the connection");
+      for (auto& channel : channels_) channel->notify("vigil: your certificate has expired");
+      break;
+    }
     int rc = ssh_event_dopoll(event_, 100);
     for (auto it = channels_.begin(); it != channels_.end();) {
       (*it)->step();

@@ -38,6 +38,7 @@ struct Node {
   KindSet default_kinds;        // when the certificate has no recording extension
   size_t max_channels_per_connection = 10;  // as sshd's MaxSessions
   int login_grace_seconds = 60;             // key exchange + authentication
+  std::string sftp_server = "/usr/lib/openssh/sftp-server";  // the sftp subsystem (openssh-sftp-server)
   std::atomic<bool> stopping{false};
 };
 

@@ -16,7 +16,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <thread>
+
+#include <libssh/libssh.h>
 
 #include "harness.hpp"
 
@@ -99,15 +102,30 @@ class SshNodeTest : public ::testing::Test {
     return o;
   }
 
-  std::vector<std::string> ssh(const std::string& key, const std::string& cert,
-                               const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> argv = {"/usr/bin/ssh", "-p", std::to_string(port_), "-i", dir_ + "/" + key,
+  // An OpenSSH client (ssh, scp or sftp: `port_flag` is -p or -P) that
+  // offers only `key` and its certificate and trusts any host key.
+  std::vector<std::string> client(const std::string& program, const char* port_flag,
+                                  const std::string& key, const std::string& cert,
+                                  const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> argv = {program, port_flag, std::to_string(port_), "-i", dir_ + "/" + key,
                                      "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                                      "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                                      "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"};
     if (!cert.empty()) argv.insert(argv.end(), {"-o", "CertificateFile=" + dir_ + "/" + cert});
     argv.insert(argv.end(), extra.begin(), extra.end());
     return argv;
+  }
+
+  std::vector<std::string> ssh(const std::string& key, const std::string& cert,
+                               const std::vector<std::string>& extra = {}) const {
+    return client("/usr/bin/ssh", "-p", key, cert, extra);
+  }
+
+  // A copy of the user's key with a certificate signed by the test CA with
+  // ssh-keygen's `options` (e.g. "-O no-pty -V -5m:+1h").
+  void sign_copy(const std::string& name, const std::string& options) {
+    sh("cd " + dir_ + " && cp user " + name + " && cp user.pub " + name + ".pub && "
+       "ssh-keygen -q -s ca -I " + kUser + " -n " + kLogin + " " + options + " " + name + ".pub");
   }
 
   Outcome run_ssh(const std::string& command, const std::string& login = kLogin) const {
@@ -238,25 +256,35 @@ TEST_F(SshNodeTest, InteractiveShellOnPtyRecordsHiddenCommands) {
   EXPECT_EQ(cgroups_left(), 0u);
 }
 
-TEST_F(SshNodeTest, TwentyConcurrentSessions) {
+TEST_F(SshNodeTest, FiftyConcurrentSessions) {
+  constexpr int kSessions = 50;
   start_node();
   std::vector<std::unique_ptr<Process>> clients;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < kSessions; ++i) {
     auto argv = ssh("user", "user-cert.pub");
-    argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1", "echo n" + std::to_string(i)});
+    // /bin/echo, not the shell's builtin: every session then has a command event.
+    argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1", "/bin/echo n" + std::to_string(i)});
     clients.push_back(std::make_unique<Process>(Spawn{argv}));
   }
-  for (int i = 0; i < 20; ++i) {
-    Outcome o = clients[i]->wait(60000);
+  for (int i = 0; i < kSessions; ++i) {
+    Outcome o = clients[i]->wait(90000);
     EXPECT_EQ(o.status, 0) << i << ": " << o.err;
     EXPECT_EQ(o.out, "n" + std::to_string(i) + "\n");
   }
   Log log = audit_log();
+  auto starts = log.of("session.start");
   auto ends = log.of("session.end");
-  EXPECT_EQ(ends.size(), 20u);
-  for (const auto& e : ends)
+  EXPECT_EQ(starts.size(), size_t{kSessions});
+  EXPECT_EQ(ends.size(), size_t{kSessions});
+  std::set<std::string> ended;
+  for (const auto& e : ends) {
+    ended.insert(e["sid"].get<std::string>());
     for (const char* kind : {"command", "disk", "network"}) EXPECT_EQ(e["lost_events"][kind], 0);
-  EXPECT_EQ(log.count("exec"), 20u);
+  }
+  for (const auto& s : starts) EXPECT_TRUE(ended.count(s["sid"].get<std::string>())) << s.dump();
+  for (int i = 0; i < kSessions; ++i)
+    EXPECT_TRUE(has_command(log, "echo", {"n" + std::to_string(i)})) << i;
+  EXPECT_EQ(log.count("exec"), size_t{kSessions});
   EXPECT_EQ(cgroups_left(), 0u);
 }
 
@@ -314,6 +342,224 @@ TEST_F(SshNodeTest, StalledAndGarbageClientsDoNotHoldOthersUp) {
   EXPECT_EQ(o.out, "still-served\n") << o.err;
   close(stalled);
   close(garbage);
+}
+
+// scp of OpenSSH 9.2 speaks SFTP: the sftp subsystem runs sftp-server as
+// the login, inside a recorded session.
+TEST_F(SshNodeTest, ScpUploadArrivesOwnedByTheLoginAndIsRecorded) {
+  sign_copy("diskrec", "-V -5m:+1h -O extension:vigil-recording@vigil.dev=command,disk");
+  sh("head -c 1048577 /dev/urandom > " + dir_ + "/upload.bin");
+  std::string name = "vigil-scp-" + std::to_string(getpid()) + ".bin";
+  std::string target = std::string(getpwnam(kLogin)->pw_dir) + "/" + name;
+  start_node();
+  auto argv = client("/usr/bin/scp", "-P", "diskrec", "diskrec-cert.pub");
+  argv.insert(argv.end(), {dir_ + "/upload.bin", std::string(kLogin) + "@127.0.0.1:" + name});
+  Outcome o = run({argv});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(read_file(target), read_file(dir_ + "/upload.bin"));
+  struct stat st{};
+  ASSERT_EQ(stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, getpwnam(kLogin)->pw_uid);
+  std::filesystem::remove(target);
+
+  Log log = audit_log();
+  EXPECT_EQ(log.count("session.start"), 1u);
+  EXPECT_EQ(log.count("session.end"), 1u);
+  EXPECT_TRUE(has_command(log, "sftp-server", {})) << log.text;
+  auto execs = log.of("exec");
+  ASSERT_EQ(execs.size(), 1u);
+  EXPECT_EQ(execs[0]["command"], "/usr/lib/openssh/sftp-server");
+  EXPECT_EQ(execs[0]["exit_code"], 0);
+  bool opened = false;
+  for (const auto& e : log.of("session.disk"))
+    if (e["path"].get<std::string>().find(name) != std::string::npos) opened = true;
+  EXPECT_TRUE(opened) << "no session.disk for " << name << "\n" << log.text;
+  EXPECT_EQ(cgroups_left(), 0u);
+}
+
+TEST_F(SshNodeTest, SftpBatchListsTheHomeAndIsRecorded) {
+  write_file(dir_ + "/batch", "pwd\nls -la\n");
+  start_node();
+  auto argv = client("/usr/bin/sftp", "-P", "user", "user-cert.pub", {"-b", dir_ + "/batch"});
+  argv.push_back(std::string(kLogin) + "@127.0.0.1");
+  Outcome o = run({argv});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_THAT(o.out, ::testing::HasSubstr(getpwnam(kLogin)->pw_dir));
+  EXPECT_THAT(o.out, ::testing::HasSubstr(".profile"));
+  Log log = audit_log();
+  EXPECT_EQ(log.count("session.start"), 1u);
+  EXPECT_EQ(log.count("session.end"), 1u);
+  EXPECT_TRUE(has_command(log, "sftp-server", {})) << log.text;
+  EXPECT_EQ(cgroups_left(), 0u);
+}
+
+// libssh's client: for what OpenSSH's client does not do (below).
+struct LibsshClient {
+  ssh_session s = ssh_new();
+  LibsshClient(uint16_t port, const char* login) {
+    unsigned p = port;
+    int no = 0;
+    ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
+    ssh_options_set(s, SSH_OPTIONS_PORT, &p);
+    ssh_options_set(s, SSH_OPTIONS_USER, login);
+    ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+  }
+  ~LibsshClient() {
+    ssh_disconnect(s);
+    ssh_free(s);
+  }
+  // Logs in with `key` and its certificate `key`-cert.pub.
+  bool login_with_certificate(const std::string& key) {
+    ssh_key priv = nullptr, cert = nullptr;
+    bool ok = ssh_pki_import_privkey_file(key.c_str(), nullptr, nullptr, nullptr, &priv) == SSH_OK &&
+              ssh_pki_import_cert_file((key + "-cert.pub").c_str(), &cert) == SSH_OK &&
+              ssh_pki_copy_cert_to_privkey(cert, priv) == SSH_OK &&
+              ssh_userauth_publickey(s, nullptr, priv) == SSH_AUTH_SUCCESS;
+    ssh_key_free(priv);
+    ssh_key_free(cert);
+    return ok;
+  }
+};
+
+// OpenSSH's client gives up when a pty it was told to get (-t) is refused,
+// so the session that goes on without one is shown with libssh's client,
+// which asks for a pty and goes on either way (as `ssh` without -t would).
+TEST_F(SshNodeTest, NoPtyWithoutPermitPty) {
+  sign_copy("nopty", "-V -5m:+1h -O no-pty");
+  start_node();
+  auto argv = ssh("nopty", "nopty-cert.pub", {"-tt"});
+  argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1", "tty"});
+  Outcome o = run({argv});
+  EXPECT_NE(o.status, 0);
+  EXPECT_THAT(o.err, ::testing::HasSubstr("your certificate does not permit a pty (permit-pty)"));
+  EXPECT_THAT(o.err, ::testing::HasSubstr("PTY allocation request failed"));
+
+  LibsshClient c(port_, kLogin);
+  ASSERT_EQ(ssh_connect(c.s), SSH_OK) << ssh_get_error(c.s);
+  ASSERT_TRUE(c.login_with_certificate(dir_ + "/nopty")) << ssh_get_error(c.s);
+  ssh_channel ch = ssh_channel_new(c.s);
+  ASSERT_EQ(ssh_channel_open_session(ch), SSH_OK);
+  EXPECT_NE(ssh_channel_request_pty(ch), SSH_OK);
+  ASSERT_EQ(ssh_channel_request_exec(ch, "tty; echo still-ran"), SSH_OK);
+  std::string out;
+  char buf[256];
+  for (int n; (n = ssh_channel_read(ch, buf, sizeof(buf), 0)) > 0;) out.append(buf, n);
+  EXPECT_EQ(out, "not a tty\nstill-ran\n");
+  ssh_channel_free(ch);
+
+  Log log = audit_log();
+  bool found = false;
+  for (const auto& e : log.of("session.end")) {
+    EXPECT_EQ(e["interactive"], false);
+    found = true;
+  }
+  EXPECT_TRUE(found) << log.text;
+  EXPECT_TRUE(has_command(log, "tty", {})) << log.text;
+}
+
+TEST_F(SshNodeTest, ConnectionEndsWhenTheCertificateExpires) {
+  sign_copy("short", "-V -5m:+4s");
+  start_node();
+  auto argv = ssh("short", "short-cert.pub");
+  argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1", "sleep 30"});
+  auto begin = std::chrono::steady_clock::now();
+  Outcome o = run({argv}, 40000);
+  auto took = std::chrono::steady_clock::now() - begin;
+  EXPECT_NE(o.status, 0);
+  EXPECT_LT(took, std::chrono::seconds(15));
+  EXPECT_THAT(o.err, ::testing::HasSubstr("certificate has expired"));
+  Log log = audit_log();
+  EXPECT_TRUE(has_command(log, "sleep", {"30"})) << log.text;
+  EXPECT_EQ(log.count("session.end"), 1u);
+  EXPECT_EQ(cgroups_left(), 0u);
+}
+
+// OpenSSH's client never sends a password to a server that offers only
+// publickey, so the attempts themselves come from libssh's client, which
+// sends whatever it is asked to.
+TEST_F(SshNodeTest, PasswordAndKeyboardInteractiveAreRefusedAndAudited) {
+  start_node();
+  auto openssh = ssh("user", "", {"-o", "PreferredAuthentications=password,keyboard-interactive"});
+  openssh.insert(openssh.end(), {std::string(kLogin) + "@127.0.0.1", "id"});
+  Outcome o = run({openssh});
+  EXPECT_EQ(o.status, 255);
+  EXPECT_THAT(o.err, ::testing::HasSubstr("Permission denied (publickey)"));
+
+  {
+    LibsshClient c(port_, kLogin);
+    ASSERT_EQ(ssh_connect(c.s), SSH_OK) << ssh_get_error(c.s);
+    EXPECT_EQ(ssh_userauth_password(c.s, nullptr, "hunter2"), SSH_AUTH_DENIED);
+    EXPECT_EQ(ssh_userauth_kbdint(c.s, nullptr, nullptr), SSH_AUTH_DENIED);
+  }
+
+  auto auths = audit_log().of("auth");
+  ASSERT_EQ(auths.size(), 2u) << audit_log().text;
+  for (const auto& e : auths) {
+    EXPECT_EQ(e["reason"], "method_not_allowed");
+    EXPECT_EQ(e["success"], false);
+    EXPECT_EQ(e["login"], kLogin);
+  }
+  EXPECT_THAT(auths[0]["error"].get<std::string>(), ::testing::HasSubstr("password"));
+  EXPECT_THAT(auths[1]["error"].get<std::string>(), ::testing::HasSubstr("keyboard-interactive"));
+  EXPECT_EQ(audit_log().count("session.start"), 0u);
+}
+
+TEST_F(SshNodeTest, ForwardingIsRefusedAndTheSessionStillWorks) {
+  start_node();
+  auto with = [&](std::vector<std::string> options, const std::string& command) {
+    auto argv = ssh("user", "user-cert.pub", options);
+    argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1", command});
+    return argv;
+  };
+  // -R: the server says no; the client goes on unless told otherwise.
+  Outcome remote_strict = run({with({"-R", "0:127.0.0.1:9", "-o", "ExitOnForwardFailure=yes"}, "true")});
+  EXPECT_EQ(remote_strict.status, 255) << remote_strict.err;
+  Outcome remote = run({with({"-R", "0:127.0.0.1:9"}, "echo alive-R")});
+  EXPECT_EQ(remote.status, 0) << remote.err;
+  EXPECT_EQ(remote.out, "alive-R\n");
+  // -A: the client asks only when it has an agent; no socket appears.
+  std::string agent_sock = dir_ + "/agent.sock";
+  Process agent_proc{Spawn{{"/usr/bin/ssh-agent", "-D", "-a", agent_sock}}};
+  for (int i = 0; i < 100 && !file_exists(agent_sock); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // (Its own argv: with IdentityAgent=none the client never asks.)
+  Spawn agent_client{{"/usr/bin/ssh", "-A", "-p", std::to_string(port_), "-i", dir_ + "/user",
+                      "-o", "CertificateFile=" + dir_ + "/user-cert.pub", "-o", "IdentitiesOnly=yes",
+                      "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                      "-o", "UserKnownHostsFile=/dev/null", std::string(kLogin) + "@127.0.0.1",
+                      "echo ${SSH_AUTH_SOCK:-no-agent}"}};
+  agent_client.env.push_back("SSH_AUTH_SOCK=" + agent_sock);
+  Outcome agent = run(agent_client);
+  kill(agent_proc.pid(), SIGTERM);
+  (void)agent_proc.wait();
+  EXPECT_EQ(agent.status, 0) << agent.err;
+  EXPECT_EQ(agent.out, "no-agent\n");
+  // -L: the client listens, but the node refuses the channel it opens for
+  // each connection, which the client then closes.
+  uint16_t local = free_port();
+  Process forwarding{Spawn{with({"-L", std::to_string(local) + ":127.0.0.1:" + std::to_string(port_)},
+                                "sleep 2; echo alive-L")}};
+  for (int i = 0; i < 100 && !port_open(local); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(local);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[64];
+  EXPECT_EQ(read(fd, buf, sizeof(buf)), 0) << "the forwarded connection reached the node";
+  close(fd);
+  Outcome l = forwarding.wait();
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_EQ(l.out, "alive-L\n");
+
+  Outcome node = stop_node();
+  EXPECT_THAT(node.err, ::testing::HasSubstr("remote port forwarding (-R) is not allowed"));
+  EXPECT_THAT(node.err, ::testing::HasSubstr("port forwarding (-L, -D) is not allowed"));
+  EXPECT_THAT(node.err, ::testing::HasSubstr("agent forwarding"));
 }
 
 TEST_F(SshNodeTest, RefusesToStartWithoutSshServiceOrCA) {
