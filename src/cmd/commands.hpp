@@ -10,6 +10,7 @@
 
 #include "common/result.hpp"
 #include "config/config.hpp"
+#include "engine/engine.hpp"
 
 namespace vigil::cmd {
 
@@ -31,6 +32,9 @@ Subcommand add_recordings(CLI::App& app);  // recordings.cpp
 
 // The config file when given, else the embedded defaults.
 Result<config::Config> load_config(const std::string& file);
+
+// The engine's options as the config's enhanced_recording section says.
+EngineOptions engine_options(const config::EnhancedRecording& recording);
 
 // Adds -c/--config and --data-dir to a subcommand that reads or writes
 // data_dir; resolve() gives the config with --data-dir applied.

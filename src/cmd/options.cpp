@@ -7,6 +7,16 @@ Result<config::Config> load_config(const std::string& file) {
   return config::load_file(file);
 }
 
+EngineOptions engine_options(const config::EnhancedRecording& recording) {
+  EngineOptions options;
+  options.cgroup_path = recording.cgroup_path;
+  options.root_path = recording.root_path;
+  options.ring_pages = {recording.command_buffer_size, recording.disk_buffer_size,
+                        recording.network_buffer_size};
+  options.failed_execs = recording.failed_execs;
+  return options;
+}
+
 void DataDirOptions::add_to(CLI::App* app) {
   app->add_option("-c,--config", config_file, "node config file (default: embedded defaults)")
       ->check(CLI::ExistingFile);

@@ -233,13 +233,7 @@ int record(const RecordArgs& args) {
   auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
   if (!server_id) return fail(server_id.error().message);
 
-  const auto& er = cfg->ssh.enhanced_recording;
-  EngineOptions options;
-  options.cgroup_path = er.cgroup_path;
-  options.root_path = er.root_path;
-  options.ring_pages = {er.command_buffer_size, er.disk_buffer_size, er.network_buffer_size};
-  options.failed_execs = er.failed_execs;
-  auto engine = Engine::start(options);
+  auto engine = Engine::start(engine_options(cfg->ssh.enhanced_recording));
   if (!engine) return fail("cannot record: " + engine.error().message);
 
   audit::SessionMeta meta;

@@ -52,13 +52,7 @@ int start(const DataDirOptions& where) {
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
-  const auto& er = cfg->ssh.enhanced_recording;
-  EngineOptions options;
-  options.cgroup_path = er.cgroup_path;
-  options.root_path = er.root_path;
-  options.ring_pages = {er.command_buffer_size, er.disk_buffer_size, er.network_buffer_size};
-  options.failed_execs = er.failed_execs;
-  auto engine = Engine::start(options);
+  auto engine = Engine::start(engine_options(cfg->ssh.enhanced_recording));
   if (!engine) return fail("cannot record: " + engine.error().message);
 
   auth::AuthRateLimiter limiter;
