@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -253,6 +256,155 @@ TEST_F(SshNodeTest, InteractiveShellOnPtyRecordsHiddenCommands) {
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(ends[0]["interactive"], true);
   EXPECT_EQ(log.count("exec"), 0u);
+  EXPECT_EQ(cgroups_left(), 0u);
+}
+
+// `ssh -tt` on a pseudo-terminal the test holds the master of, typed into
+// like a person. Everything ssh writes to its terminal is kept in screen().
+class ClientTerminal {
+ public:
+  ClientTerminal(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+    winsize ws{};
+    ws.ws_col = 100;
+    ws.ws_row = 30;
+    pid_ = forkpty(&master_, nullptr, nullptr, &ws);
+    if (pid_ == 0) {
+      std::vector<char*> args, envp;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+      envp.push_back(nullptr);
+      execve(args[0], args.data(), envp.data());
+      _exit(127);
+    }
+  }
+  ~ClientTerminal() {
+    if (pid_ > 0 && status_ < 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (master_ >= 0) close(master_);
+  }
+  ClientTerminal(const ClientTerminal&) = delete;
+  ClientTerminal& operator=(const ClientTerminal&) = delete;
+
+  // True once `text` is on the screen at or after `from` (within 15 s).
+  bool wait_for(const std::string& text, size_t from = 0) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (screen_.find(text, from) == std::string::npos)
+      if (std::chrono::steady_clock::now() > deadline || !pump(100)) return false;
+    return true;
+  }
+  void type(const std::string& keys) {
+    ASSERT_EQ(write(master_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size()));
+  }
+  // Reads until ssh exits and all it wrote is in; its exit status, or -1.
+  int finish() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pump(50);
+      int st = 0;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        while (pump(0)) {
+        }
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return status_;
+      }
+    }
+    return -1;
+  }
+  size_t size() const { return screen_.size(); }
+  const std::string& screen() const { return screen_; }
+
+ private:
+  // One read; false on EOF/EIO (the slave side is gone) or, with a zero
+  // timeout, when nothing is waiting.
+  bool pump(int timeout_ms) {
+    pollfd p{master_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) return timeout_ms > 0;
+    char buf[4096];
+    ssize_t n = read(master_, buf, sizeof buf);
+    if (n <= 0) return false;
+    screen_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  int master_ = -1;
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string screen_;
+};
+
+// The node records a pty session's output as it reads it from the pty
+// master, the same bytes it sends on the channel. `ssh -tt` puts its own
+// terminal in raw mode (no OPOST, no local echo) before the first byte of
+// the session arrives, and with LogLevel=ERROR prints nothing of its own
+// ("Connection to ... closed." is an INFO message), so what reaches the
+// test's terminal is exactly the channel's data: the replay must equal it
+// byte for byte. Typing only after each prompt shows keeps the local pty
+// from echoing anything while ssh is not yet in raw mode.
+TEST_F(SshNodeTest, PtySessionReplaysExactlyWhatTheClientShowed) {
+  start_node();
+  auto env = base_environment();
+  env.push_back("TERM=dumb");  // a plain prompt: no colours, no bracketed paste
+  auto argv = ssh("user", "user-cert.pub", {"-tt"});
+  argv.push_back(std::string(kLogin) + "@127.0.0.1");
+  ClientTerminal term(argv, env);
+  ASSERT_TRUE(term.wait_for("$ ")) << term.screen();
+  size_t after_prompt = term.size();
+  term.type("stty -echo\n");
+  ASSERT_TRUE(term.wait_for("stty -echo", after_prompt)) << term.screen();  // still echoed
+  ASSERT_TRUE(term.wait_for("$ ", after_prompt)) << term.screen();
+  size_t hidden_from = term.size();
+  // /bin/echo, not the builtin: a session.command of its own.
+  term.type("/bin/echo hidden-$((6*7))\n");
+  ASSERT_TRUE(term.wait_for("hidden-42\r\n", hidden_from)) << term.screen();
+  size_t after_output = term.size();
+  ASSERT_TRUE(term.wait_for("$ ", term.screen().find("hidden-42", hidden_from))) << term.screen();
+  term.type("exit\n");
+  ASSERT_EQ(term.finish(), 0) << term.screen();
+  const std::string& screen = term.screen();
+  // Echo off: the typed command never showed, only its output.
+  EXPECT_EQ(screen.find("/bin/echo", hidden_from), std::string::npos) << screen;
+  EXPECT_EQ(screen.find("exit", after_output), std::string::npos) << screen;
+
+  Log log = audit_log();
+  auto ends = log.of("session.end");
+  ASSERT_EQ(ends.size(), 1u) << log.text;
+  std::string sid = ends[0]["sid"];
+  const std::string data = dir_ + "/data";
+
+  // stdout is a pipe: play writes the recorded output bytes as they are.
+  Outcome replay = run({{kVigil, "play", "--data-dir", data, sid}});
+  ASSERT_EQ(replay.status, 0) << replay.err;
+  EXPECT_EQ(replay.out, screen);
+  // In order: the first prompt, the echoed stty, the hidden command's
+  // output (its own line, after a prompt) and bash's goodbye.
+  size_t at = 0;
+  for (const char* piece : {"$ ", "stty -echo\r\n", "$ ", "hidden-42\r\n", "$ ", "logout"}) {
+    size_t found = replay.out.find(piece, at);
+    ASSERT_NE(found, std::string::npos) << "no \"" << piece << "\" after " << at << " in\n"
+                                        << replay.out;
+    at = found + std::strlen(piece);
+  }
+
+  Outcome events = run({{kVigil, "play", "--data-dir", data, "--format", "json", sid}});
+  ASSERT_EQ(events.status, 0) << events.err;
+  Log recorded = parse_log(events.out);
+  std::vector<std::string> typed;  // the commands of the two typed lines, in order
+  for (const auto& e : recorded.of("session.command")) {
+    EXPECT_EQ(e["sid"], sid);
+    if ((e["program"] == "stty" && argv_of(e) == std::vector<std::string>{"-echo"}) ||
+        (e["program"] == "echo" && argv_of(e) == std::vector<std::string>{"hidden-42"}))
+      typed.push_back(e["program"].get<std::string>() + " " + argv_of(e)[0]);
+  }
+  EXPECT_THAT(typed, ::testing::ElementsAre("stty -echo", "echo hidden-42")) << events.out;
+  auto recorded_ends = recorded.of("session.end");
+  ASSERT_EQ(recorded_ends.size(), 1u) << events.out;
+  EXPECT_EQ(recorded_ends[0]["sid"], sid);
+  EXPECT_EQ(recorded_ends[0]["interactive"], true);
+  EXPECT_EQ(recorded_ends[0]["enhanced_recording"], true);
+  EXPECT_EQ(log.count("exec"), 0u);  // a shell, not an exec request
   EXPECT_EQ(cgroups_left(), 0u);
 }
 
@@ -502,6 +654,91 @@ TEST_F(SshNodeTest, PasswordAndKeyboardInteractiveAreRefusedAndAudited) {
   EXPECT_THAT(auths[0]["error"].get<std::string>(), ::testing::HasSubstr("password"));
   EXPECT_THAT(auths[1]["error"].get<std::string>(), ::testing::HasSubstr("keyboard-interactive"));
   EXPECT_EQ(audit_log().count("session.start"), 0u);
+}
+
+// sshd's MaxSessions, as the node applies it: one connection holds at most
+// 10 session channels at a time. A client that asks for hundreds gets 10;
+// every other open fails (SSH_MSG_CHANNEL_OPEN_FAILURE, which libssh's
+// client reports as "Channel opening failure"), while the connection, the
+// channels it has and another client's connection go on working. Refused
+// opens start nothing: no session, no cgroup.
+TEST_F(SshNodeTest, ChannelsBeyondThePerConnectionCapAreRefused) {
+  constexpr int kAsked = 300, kCap = 10;
+  start_node();
+  LibsshClient c(port_, kLogin);
+  ASSERT_EQ(ssh_connect(c.s), SSH_OK) << ssh_get_error(c.s);
+  ASSERT_TRUE(c.login_with_certificate(dir_ + "/user")) << ssh_get_error(c.s);
+
+  std::vector<ssh_channel> open;
+  int refused = 0;
+  std::string refusal;
+  for (int i = 0; i < kAsked; ++i) {
+    ssh_channel ch = ssh_channel_new(c.s);
+    ASSERT_NE(ch, nullptr);
+    if (ssh_channel_open_session(ch) == SSH_OK) {
+      open.push_back(ch);
+      continue;
+    }
+    ++refused;
+    if (refusal.empty()) refusal = ssh_get_error(c.s);
+    ssh_channel_free(ch);
+  }
+  ASSERT_EQ(open.size(), size_t{kCap});
+  EXPECT_EQ(refused, kAsked - kCap);
+  // libssh's wording; (1) is SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, as sshd
+  // answers beyond MaxSessions.
+  EXPECT_THAT(refusal, ::testing::HasSubstr("Channel opening failure")) << refusal;
+  EXPECT_THAT(refusal, ::testing::HasSubstr("error (1)")) << refusal;
+  ASSERT_TRUE(ssh_is_connected(c.s));
+
+  // The channels it got each run a process, all alive at once...
+  for (ssh_channel ch : open) ASSERT_EQ(ssh_channel_request_exec(ch, "cat"), SSH_OK) << ssh_get_error(c.s);
+  // ...while another client is served as usual.
+  Outcome other = run_ssh("echo ok");
+  EXPECT_EQ(other.status, 0) << other.err;
+  EXPECT_EQ(other.out, "ok\n");
+  for (int i = 0; i < kCap; ++i) {
+    std::string line = "line " + std::to_string(i) + "\n";
+    ASSERT_EQ(ssh_channel_write(open[i], line.data(), line.size()), static_cast<int>(line.size()));
+    ASSERT_EQ(ssh_channel_send_eof(open[i]), SSH_OK);
+  }
+  for (int i = 0; i < kCap; ++i) {
+    std::string out;
+    char buf[256];
+    for (int n; (n = ssh_channel_read_timeout(open[i], buf, sizeof buf, 0, 15000)) > 0;)
+      out.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(out, "line " + std::to_string(i) + "\n");
+    EXPECT_EQ(ssh_channel_get_exit_status(open[i]), 0);
+    ssh_channel_close(open[i]);
+    ssh_channel_free(open[i]);
+  }
+
+  // The cap counts live channels: with those ended, a new one is accepted.
+  ssh_channel again = ssh_channel_new(c.s);
+  ASSERT_EQ(ssh_channel_open_session(again), SSH_OK) << ssh_get_error(c.s);
+  ASSERT_EQ(ssh_channel_request_exec(again, "echo again"), SSH_OK);
+  std::string out;
+  char buf[256];
+  for (int n; (n = ssh_channel_read_timeout(again, buf, sizeof buf, 0, 15000)) > 0;)
+    out.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(out, "again\n");
+  ssh_channel_close(again);
+  ssh_channel_free(again);
+  ssh_disconnect(c.s);
+
+  Log log = audit_log();
+  auto starts = log.of("session.start");
+  auto ends = log.of("session.end");
+  EXPECT_EQ(starts.size(), size_t{kCap + 2}) << log.text;  // the cats, "again", "echo ok"
+  EXPECT_EQ(ends.size(), starts.size());
+  std::set<std::string> ended;
+  for (const auto& e : ends) ended.insert(e["sid"].get<std::string>());
+  for (const auto& s : starts) EXPECT_TRUE(ended.count(s["sid"].get<std::string>())) << s.dump();
+  EXPECT_EQ(log.count("exec"), size_t{kCap + 2});
+  EXPECT_EQ(cgroups_left(), 0u);
+
+  Outcome node = stop_node();
+  EXPECT_THAT(node.err, ::testing::HasSubstr("channel refused: already 10 sessions on this connection"));
 }
 
 TEST_F(SshNodeTest, ForwardingIsRefusedAndTheSessionStillWorks) {
