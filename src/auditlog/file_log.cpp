@@ -1,4 +1,5 @@
 #include "auditlog/file_log.hpp"
+#include "common/clock.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,11 +19,6 @@
 namespace vigil::auditlog {
 namespace {
 
-int64_t realtime_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string size_text(uint64_t bytes) {
   if (bytes >= (1u << 20)) return std::to_string(bytes >> 20) + " MiB";
@@ -115,7 +111,7 @@ Result<std::unique_ptr<FileLog>> FileLog::open(FileLogOptions options) {
                  EINVAL};
   if (options.group_bytes == 0 || options.flush_interval.count() <= 0)
     return Error{"audit log: group_bytes and flush_interval must be positive", EINVAL};
-  if (!options.now_ns) options.now_ns = realtime_ns;
+  if (!options.now_ns) options.now_ns = clock::realtime_ns;
   if (!options.io.write)
     options.io.write = [](int fd, const char* data, size_t len) { return ::write(fd, data, len); };
   if (!options.io.fsync) options.io.fsync = [](int fd) { return ::fsync(fd); };

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "audit/text_quote.hpp"
+#include "common/clock.hpp"
 #include "audit/timefmt.hpp"
 #include "auditlog/event_text.hpp"
 #include "auditlog/search.hpp"
@@ -33,11 +34,6 @@ int fail(const std::string& message) {
   return kVigilFailed;
 }
 
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // RFC 3339 with every digit the instant has, so a continuation command
 // means exactly the same range.
@@ -101,7 +97,7 @@ int events(const EventsArgs& args) {
   if (!cfg) return fail(cfg.error().message);
 
   auditlog::Query q;
-  const int64_t now = now_ns();
+  const int64_t now = clock::realtime_ns();
   if (!args.from.empty()) {
     auto t = auditlog::parse_time_arg(args.from, now);
     if (!t) return fail("--from: " + t.error().message);

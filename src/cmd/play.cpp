@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "common/clock.hpp"
 #include "recording/asciicast.hpp"
 #include "recording/reader.hpp"
 #include "recording/store.hpp"
@@ -73,11 +74,6 @@ class Stdout {
   std::string buf_;
 };
 
-int64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // Replays output at its pace on a terminal. Keys (when stdin is a terminal,
 // in raw mode): space pauses and resumes, q or Ctrl-C quits.
@@ -116,12 +112,12 @@ class LiveReplay {
 
   // Waits `ns` of playing time (paused time does not count) while reading keys.
   bool wait(int64_t ns) {
-    int64_t deadline = monotonic_ns() + ns;
+    int64_t deadline = clock::monotonic_ns() + ns;
     int64_t remaining_when_paused = 0;
     bool paused = false;
     for (;;) {
       if (g_signal) return false;
-      const int64_t left = paused ? -1 : std::max<int64_t>(0, deadline - monotonic_ns());
+      const int64_t left = paused ? -1 : std::max<int64_t>(0, deadline - clock::monotonic_ns());
       if (!paused && left == 0 && !keys_) return true;
       timespec ts{left / 1'000'000'000, left % 1'000'000'000};
       pollfd pfd{STDIN_FILENO, POLLIN, 0};
@@ -136,7 +132,7 @@ class LiveReplay {
       const ssize_t got = ::read(STDIN_FILENO, keys, sizeof keys);
       if (got <= 0) {
         keys_ = false;  // stdin closed: play on without keys
-        if (paused) deadline = monotonic_ns() + remaining_when_paused;
+        if (paused) deadline = clock::monotonic_ns() + remaining_when_paused;
         paused = false;
         continue;
       }
@@ -145,9 +141,9 @@ class LiveReplay {
         if (keys[i] != ' ') continue;
         paused = !paused;
         if (paused)
-          remaining_when_paused = std::max<int64_t>(0, deadline - monotonic_ns());
+          remaining_when_paused = std::max<int64_t>(0, deadline - clock::monotonic_ns());
         else
-          deadline = monotonic_ns() + remaining_when_paused;
+          deadline = clock::monotonic_ns() + remaining_when_paused;
       }
       if (!paused && left == 0) return true;
     }

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "audit/encode.hpp"
+#include "common/clock.hpp"
 #include "audit/host_id.hpp"
 #include "audit/text.hpp"
 #include "audit/uuid.hpp"
@@ -58,11 +59,6 @@ void install_signal_forwarding() {
   for (int sig : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
 
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "vigil record: %s\n", message.c_str());
@@ -243,7 +239,7 @@ int record(const RecordArgs& args) {
   meta.sid = audit::new_uuid();
   meta.login = creds->name;
   meta.user = creds->name;
-  int64_t start_ns = now_ns();
+  int64_t start_ns = clock::realtime_ns();
   std::optional<term::WindowSize> local_size = term::window_size(STDIN_FILENO);
   std::optional<term::Pty> pty;
   if (args.tty) {
@@ -302,9 +298,9 @@ int record(const RecordArgs& args) {
       term::RawMode raw(STDIN_FILENO);
       recording::RecordingWriter* r = rec->get();
       auto relayed = term::relay(*pty, child->pid, STDIN_FILENO, STDOUT_FILENO,
-                                 {[r](std::string_view bytes) { r->output(now_ns(), bytes); },
+                                 {[r](std::string_view bytes) { r->output(clock::realtime_ns(), bytes); },
                                   [r](term::WindowSize size) {
-                                    r->resize(now_ns(), size.cols, size.rows);
+                                    r->resize(clock::realtime_ns(), size.cols, size.rows);
                                   }});
       raw.restore();
       if (relayed) status = *relayed;
@@ -320,7 +316,7 @@ int record(const RecordArgs& args) {
   auto summary = (*engine)->close_session(**session);
   if (!summary) return fail("closing the session: " + summary.error().message);
   audit::SessionEnd end;
-  end.time_ns = now_ns();
+  end.time_ns = clock::realtime_ns();
   end.start_ns = start_ns;
   end.stop_ns = end.time_ns;
   end.interactive = args.tty;

@@ -1,4 +1,5 @@
 #include "engine/decode.hpp"
+#include "common/clock.hpp"
 
 #include <arpa/inet.h>
 #include <linux/types.h>
@@ -24,11 +25,6 @@ static_assert(VIGIL_SCHEMA_VERSION == 1, "update the decoder for the new schema"
 
 namespace {
 
-int64_t clock_ns(clockid_t id) {
-  timespec ts{};
-  clock_gettime(id, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 template <typename T>
 Result<T> read_as(std::span<const std::byte> record, size_t min_size, const char* what) {
@@ -80,7 +76,7 @@ bool is_v4_mapped(const uint8_t a[16]) {
 }  // namespace
 
 TimeBase TimeBase::now() {
-  return TimeBase{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
+  return TimeBase{clock::ns(CLOCK_REALTIME) - clock::ns(CLOCK_BOOTTIME)};
 }
 
 Result<RecordHead> head(std::span<const std::byte> record) {

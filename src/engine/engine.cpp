@@ -1,4 +1,5 @@
 #include "engine/engine.hpp"
+#include "common/clock.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -37,11 +38,6 @@ constexpr const char* kLockRoot = "/run/vigil/sessions";
 // How long an event waits for older events of other kinds still in flight.
 constexpr uint64_t kReorderWindowNs = 2'000'000;
 
-int64_t clock_ns(clockid_t id) {
-  timespec ts{};
-  clock_gettime(id, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 uint32_t round_up_pow2(uint32_t v) {
   uint32_t p = 1;
@@ -409,7 +405,7 @@ void Engine::reader_loop() {
     }
     {
       std::lock_guard lock(mu_);
-      reading_.read_boot_ns = static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME));
+      reading_.read_boot_ns = static_cast<uint64_t>(clock::ns(CLOCK_BOOTTIME));
       int r = ring_buffer__consume(rings_);
       if (r < 0) log::error("reading the rings failed: " + std::string(strerror(-r)));
       std::lock_guard queue(queue_mu_);
@@ -485,7 +481,7 @@ void Engine::worker_loop() {
       }
       pending_.push_back({q.session, std::move(event.value())});
     }
-    uint64_t watermark_boot = batch.items.empty() ? static_cast<uint64_t>(clock_ns(CLOCK_BOOTTIME))
+    uint64_t watermark_boot = batch.items.empty() ? static_cast<uint64_t>(clock::ns(CLOCK_BOOTTIME))
                                                   : batch.read_boot_ns;
     batch.clear();
     bool flush_all = ticket > done_ticket || stopping;

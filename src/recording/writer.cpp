@@ -1,4 +1,5 @@
 #include "recording/writer.hpp"
+#include "common/clock.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -20,11 +21,6 @@ constexpr size_t kRecordOverhead = 12;
 // beyond it they are dropped and counted as lost.
 constexpr size_t kMaxUnwritten = 64u << 20;
 
-int64_t realtime_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 Result<void> write_all(int fd, std::string_view bytes, const std::string& path) {
   ssize_t n;
@@ -54,7 +50,7 @@ Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::stri
     unlink(path.c_str());
     return r.error();
   }
-  if (!options.clock) options.clock = realtime_ns;
+  if (!options.clock) options.clock = clock::realtime_ns;
   std::unique_ptr<RecordingWriter> w(new RecordingWriter(path, std::move(fd), header.start_ns,
                                                          header_bytes.size(), std::move(options)));
   // Raw deflate (no zlib wrapper): the frame's CRC-32 already guards the bytes.

@@ -1,4 +1,5 @@
 #include "ssh/channel.hpp"
+#include "common/clock.hpp"
 
 #include <fcntl.h>
 #include <libssh/server.h>
@@ -23,11 +24,6 @@
 namespace vigil::ssh {
 namespace {
 
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // The signals an SSH `signal` request and `exit-signal` name (RFC 4254 6.9).
 constexpr struct {
@@ -208,7 +204,7 @@ int SessionChannel::on_window_change(ssh_session, ssh_channel, int cols, int row
   if (!SELF->pty_) return -1;
   SELF->size_ = {static_cast<unsigned short>(cols), static_cast<unsigned short>(rows)};
   (void)SELF->pty_->resize(SELF->size_);
-  if (SELF->recording_) SELF->recording_->resize(now_ns(), SELF->size_.cols, SELF->size_.rows);
+  if (SELF->recording_) SELF->recording_->resize(clock::realtime_ns(), SELF->size_.cols, SELF->size_.rows);
   return 0;
 }
 
@@ -333,7 +329,7 @@ void SessionChannel::forward_output(int fd) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // EAGAIN, EOF or EIO (pty without a slave): the poll round ends
-    if (pty_ && recording_) recording_->output(now_ns(), std::string_view(buf, n));
+    if (pty_ && recording_) recording_->output(clock::realtime_ns(), std::string_view(buf, n));
     if (!peer_closed_ && !ssh_channel_is_closed(channel_)) {
       if (fd == stderr_fd_) ssh_channel_write_stderr(channel_, buf, n);
       else ssh_channel_write(channel_, buf, n);
@@ -359,7 +355,7 @@ int SessionChannel::start(std::optional<std::string> command) {
   meta_.login = account.name;
   meta_.user = login_.user;
   meta_.remote_addr = login_.remote_addr;
-  start_ns_ = now_ns();
+  start_ns_ = clock::realtime_ns();
 
   if (auto r = recording::prepare_records_dir(node_.data_dir); !r) {
     log::error("ssh: " + r.error().message);
@@ -393,7 +389,7 @@ int SessionChannel::start(std::optional<std::string> command) {
   if (!session) {
     log::error("ssh: cannot open a recorded session: " + session.error().message);
     audit::SessionEnd end;
-    end.time_ns = end.stop_ns = now_ns();
+    end.time_ns = end.stop_ns = clock::realtime_ns();
     end.start_ns = start_ns_;
     end.kinds = login_.kinds;
     log_->end(end);
@@ -540,8 +536,8 @@ void SessionChannel::finish() {
   }
   int exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
   if (log_) {
-    if (command_) log_->exec({now_ns(), *command_, exit_code});
-    end.time_ns = end.stop_ns = now_ns();
+    if (command_) log_->exec({clock::realtime_ns(), *command_, exit_code});
+    end.time_ns = end.stop_ns = clock::realtime_ns();
     end.start_ns = start_ns_;
     end.interactive = interactive_;
     end.enhanced_recording = true;

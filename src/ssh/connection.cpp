@@ -1,4 +1,5 @@
 #include "ssh/connection.hpp"
+#include "common/clock.hpp"
 
 #include <arpa/inet.h>
 #include <libssh/callbacks.h>
@@ -20,17 +21,7 @@
 namespace vigil::ssh {
 namespace {
 
-int64_t realtime_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
-int64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 struct Peer {
   std::string ip;    // for the certificate's source-address and the rate limiter
@@ -100,9 +91,9 @@ class Connection {
 
 void Connection::refuse(const std::string& user, const std::string& login, std::string reason,
                         std::string message) {
-  if (reason != "rate_limited") node_.limiter.failed(peer_.ip, monotonic_ns());
+  if (reason != "rate_limited") node_.limiter.failed(peer_.ip, clock::monotonic_ns());
   audit::AuthAttempt attempt;
-  attempt.time_ns = realtime_ns();
+  attempt.time_ns = clock::realtime_ns();
   attempt.user = user;
   attempt.login = login;
   attempt.remote_addr = peer_.addr;
@@ -116,7 +107,7 @@ void Connection::refuse(const std::string& user, const std::string& login, std::
 }
 
 int Connection::check_certificate(const char* login, ssh_key key, bool signed_attempt) {
-  if (!node_.limiter.allow(peer_.ip, monotonic_ns())) {
+  if (!node_.limiter.allow(peer_.ip, clock::monotonic_ns())) {
     refuse("", login, "rate_limited", "too many failed logins from " + peer_.ip + "; wait");
     return SSH_AUTH_DENIED;
   }
@@ -142,7 +133,7 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
     return SSH_AUTH_DENIED;
   }
   const std::string& cert_blob = line->blob;
-  auto result = auth::authorize_blob(cert_blob, node_.cas, login, realtime_ns() / 1'000'000'000,
+  auto result = auth::authorize_blob(cert_blob, node_.cas, login, clock::realtime_ns() / 1'000'000'000,
                                      peer_.ip);
   std::string key_id;
   if (auto cert = auth::parse_certificate(cert_blob)) key_id = cert->key_id;
@@ -159,7 +150,7 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
   // Without a signature the client only asks whether the key would do: it
   // proves nothing yet, so nobody is logged in.
   if (!signed_attempt) return SSH_AUTH_SUCCESS;
-  node_.limiter.succeeded(peer_.ip, monotonic_ns());
+  node_.limiter.succeeded(peer_.ip, clock::monotonic_ns());
   LoginContext ctx;
   ctx.user = result->user;
   ctx.account = std::move(account.value());
@@ -254,15 +245,15 @@ void Connection::serve() {
   event_ = ssh_event_new();
   if (!event_ || ssh_event_add_session(event_, session_) != SSH_OK) return;
 
-  int64_t deadline = monotonic_ns() + int64_t{node_.login_grace_seconds} * 1'000'000'000;
+  int64_t deadline = clock::monotonic_ns() + int64_t{node_.login_grace_seconds} * 1'000'000'000;
   while (!login_) {
-    if (node_.stopping || monotonic_ns() > deadline) return;
+    if (node_.stopping || clock::monotonic_ns() > deadline) return;
     if (ssh_event_dopoll(event_, 100) == SSH_ERROR) return;
   }
   while (!node_.stopping) {
     // A session must not outlive the certificate that let it in (sshd too
     // ends the connection then).
-    if (realtime_ns() / 1'000'000'000 >= login_->valid_before) {
+    if (clock::realtime_ns() / 1'000'000'000 >= login_->valid_before) {
       log::info("ssh: " + login_->user + " from " + peer_.addr +
                 ": certificate expired: ending the connection");
       for (auto& channel : channels_) channel->notify("vigil: your certificate has expired");
