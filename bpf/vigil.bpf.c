@@ -145,15 +145,22 @@ static __always_inline void count(struct vigil_session_state *state, __u32 kind,
 		__sync_fetch_and_add(&state->lost[kind], 1);
 }
 
-/* Wake the reader only when enough has piled up; it also polls on a timer.
- * A wake-up per record costs more than the record itself. */
-static __always_inline __u64 wake_flags(void *ring, __u32 kind)
+/*
+ * Wake the reader when this record takes the ring past a quarter full (it
+ * also polls on a timer, and its poll is level-triggered, so one wake-up per
+ * crossing is enough); past three quarters every record wakes it, in case a
+ * crossing raced with another CPU. A wake-up per record would cost more
+ * than the record: each is an irq_work and a self-interrupt.
+ * `avail` is the ring's fill including this record.
+ */
+static __always_inline __u64 wake_flags(__u64 avail, __u64 size, __u32 kind)
 {
 	if (kind >= VIGIL_KIND_COUNT)
 		return 0;
-	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes[kind]
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	__u64 quarter = wakeup_bytes[kind];
+	if (avail >= 3 * quarter || (avail >= quarter && avail < quarter + size + 8))
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void fill_head(struct vigil_record_head *h, __u32 kind, __u32 slot)
@@ -206,7 +213,8 @@ static __always_inline void emit_exec(struct vigil_session_state *state, __u32 s
 	rec->args_id = id;
 	rec->return_code = ret;
 	rec->flags = flags;
-	bpf_ringbuf_submit(rec, wake_flags(&command_ring, VIGIL_KIND_COMMAND));
+	bpf_ringbuf_submit(rec, wake_flags(bpf_ringbuf_query(&command_ring, BPF_RB_AVAIL_DATA),
+					   sizeof(*rec), VIGIL_KIND_COMMAND));
 	/* A record without its arguments was not delivered whole. */
 	count(state, VIGIL_KIND_COMMAND, !(flags & VIGIL_EXEC_ARGS_LOST));
 }
@@ -422,8 +430,9 @@ static __always_inline int on_open(struct trace_event_raw_sys_exit *ctx, __u32 c
 	asm volatile("%[size] &= %[mask]" : [size] "+r"(size) : [mask] "i"(4 * VIGIL_PATH_MAX - 1));
 	if (size > sizeof(*rec))
 		size = sizeof(*rec);
+	__u64 avail = bpf_ringbuf_query(&disk_ring, BPF_RB_AVAIL_DATA) + size + 8;
 	count(state, VIGIL_KIND_DISK,
-	      bpf_ringbuf_output(&disk_ring, rec, size, wake_flags(&disk_ring, VIGIL_KIND_DISK)) == 0);
+	      bpf_ringbuf_output(&disk_ring, rec, size, wake_flags(avail, size, VIGIL_KIND_DISK)) == 0);
 	return 0;
 }
 
@@ -483,7 +492,8 @@ int vigil_connect(struct trace_event_raw_inet_sock_set_state *ctx)
 	bpf_probe_read_kernel(rec->daddr4, 4, ctx->daddr);
 	bpf_probe_read_kernel(rec->saddr6, 16, ctx->saddr_v6);
 	bpf_probe_read_kernel(rec->daddr6, 16, ctx->daddr_v6);
-	bpf_ringbuf_submit(rec, wake_flags(&network_ring, VIGIL_KIND_NETWORK));
+	bpf_ringbuf_submit(rec, wake_flags(bpf_ringbuf_query(&network_ring, BPF_RB_AVAIL_DATA),
+					   sizeof(*rec), VIGIL_KIND_NETWORK));
 	count(state, VIGIL_KIND_NETWORK, true);
 	return 0;
 }

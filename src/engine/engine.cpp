@@ -561,13 +561,16 @@ void Engine::deliver(int64_t until_ns) {
   // Each ring is in order; across rings, order by time. Events newer than
   // the window may still have older peers on their way, so they wait for
   // the next pass (a drain delivers everything).
-  std::stable_sort(pending_.begin(), pending_.end(), [](const Pending& a, const Pending& b) {
-    return a.event.time_ns < b.event.time_ns;
-  });
+  // Sorted by index, not by moving Events (strings and vectors): a storm
+  // brings thousands per pass.
+  order_.clear();
+  for (uint32_t i = 0; i < pending_.size(); ++i) order_.push_back({pending_[i].event.time_ns, i});
+  std::stable_sort(order_.begin(), order_.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   size_t n = 0;
-  for (; n < pending_.size() && pending_[n].event.time_ns <= until_ns; ++n) {
-    Session* session = pending_[n].session;
-    const Event& event = pending_[n].event;
+  for (; n < order_.size() && order_[n].first <= until_ns; ++n) {
+    Session* session = pending_[order_[n].second].session;
+    const Event& event = pending_[order_[n].second].event;
     // A command without its arguments is passed on but counted as lost: the
     // kernel counted it so when its store was full, and an emitted record
     // that is not delivered whole shows as lost at close.
@@ -579,7 +582,14 @@ void Engine::deliver(int64_t until_ns) {
       touched_.push_back(session);
     }
   }
-  pending_.erase(pending_.begin(), pending_.begin() + n);
+  if (n == pending_.size()) {
+    pending_.clear();
+  } else {
+    std::vector<Pending> rest;  // what waits for the next pass, in time order
+    rest.reserve(pending_.size() - n);
+    for (size_t k = n; k < order_.size(); ++k) rest.push_back(std::move(pending_[order_[k].second]));
+    pending_.swap(rest);
+  }
   for (Session* s : touched_) {
     s->touched_ = false;
     if (s->on_batch_) s->on_batch_();

@@ -185,6 +185,7 @@ class Engine {
     Event event;
   };
   std::vector<Pending> pending_;   // decoded, waiting to be delivered in time order
+  std::vector<std::pair<int64_t, uint32_t>> order_;  // (time, index in pending_)
   std::vector<Session*> touched_;  // sessions that got events in this pass
 
   std::mutex drain_mu_;
