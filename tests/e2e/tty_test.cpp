@@ -11,82 +11,10 @@
 #include <chrono>
 
 #include "fixture.hpp"
+#include "terminal.hpp"
 
 namespace e2e {
 namespace {
-
-using namespace std::chrono_literals;
-
-// A program on a pseudo-terminal of our own, typed into like a person.
-class Terminal {
- public:
-  explicit Terminal(const std::vector<std::string>& argv,
-                    const std::vector<std::string>& env = base_environment()) {
-    winsize ws{};
-    ws.ws_col = 100;
-    ws.ws_row = 30;
-    pid_ = forkpty(&master_, nullptr, nullptr, &ws);
-    if (pid_ == 0) {
-      std::vector<char*> args, envp;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-      envp.push_back(nullptr);
-      execve(args[0], args.data(), envp.data());
-      _exit(127);
-    }
-  }
-  ~Terminal() {
-    if (pid_ > 0 && status_ < 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (master_ >= 0) close(master_);
-  }
-
-  // Reads the screen until `text` shows after `from` or the time is up.
-  bool wait_for(const std::string& text, size_t from = 0,
-                std::chrono::milliseconds limit = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (screen_.find(text, from) == std::string::npos) {
-      if (std::chrono::steady_clock::now() > deadline || !read_some(100)) return false;
-    }
-    return true;
-  }
-  void type(const std::string& keys) { ASSERT_EQ(write(master_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size())); }
-  // Reads to the end and returns the exit status.
-  int finish() {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      read_some(100);
-      int st;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        while (read_some(0)) {
-        }
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        return status_;
-      }
-    }
-    return -1;
-  }
-  const std::string& screen() const { return screen_; }
-
- private:
-  bool read_some(int timeout_ms) {
-    pollfd p{master_, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) return timeout_ms > 0;
-    char buf[4096];
-    ssize_t n = read(master_, buf, sizeof buf);
-    if (n <= 0) return false;
-    screen_.append(buf, n);
-    return true;
-  }
-
-  int master_ = -1;
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::string screen_;
-};
 
 class TtySession : public VigilTest {};
 
@@ -96,15 +24,15 @@ TEST_F(TtySession, EchoOffCommandsAreRecordedAndTheScreenReplays) {
   env.push_back("PS1=prompt> ");
   Terminal term(record_argv({"--tty"}, {"/bin/sh"}), env);
   ASSERT_TRUE(term.wait_for("prompt> ")) << term.screen();
-  term.type("stty -echo\n");
+  ASSERT_TRUE(term.type("stty -echo\n"));
   size_t after_stty = term.screen().size();
   ASSERT_TRUE(term.wait_for("prompt> ", after_stty)) << term.screen();
   size_t hidden_from = term.screen().size();
-  term.type("echo hidden-$((6*7))\n");
+  ASSERT_TRUE(term.type("echo hidden-$((6*7))\n"));
   ASSERT_TRUE(term.wait_for("hidden-42", hidden_from)) << term.screen();
-  term.type("ls /etc/hostname\n");
+  ASSERT_TRUE(term.type("ls /etc/hostname\n"));
   ASSERT_TRUE(term.wait_for("/etc/hostname", hidden_from)) << term.screen();
-  term.type("exit\n");
+  ASSERT_TRUE(term.type("exit\n"));
   ASSERT_EQ(term.finish(), 0) << term.screen();
   // With echo off the typed lines never reached the screen.
   EXPECT_EQ(term.screen().find("echo hidden", hidden_from), std::string::npos) << term.screen();

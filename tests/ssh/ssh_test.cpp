@@ -25,6 +25,7 @@
 #include <libssh/libssh.h>
 
 #include "harness.hpp"
+#include "terminal.hpp"
 
 namespace e2e {
 namespace {
@@ -259,82 +260,6 @@ TEST_F(SshNodeTest, InteractiveShellOnPtyRecordsHiddenCommands) {
   EXPECT_EQ(cgroups_left(), 0u);
 }
 
-// `ssh -tt` on a pseudo-terminal the test holds the master of, typed into
-// like a person. Everything ssh writes to its terminal is kept in screen().
-class ClientTerminal {
- public:
-  ClientTerminal(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-    winsize ws{};
-    ws.ws_col = 100;
-    ws.ws_row = 30;
-    pid_ = forkpty(&master_, nullptr, nullptr, &ws);
-    if (pid_ == 0) {
-      std::vector<char*> args, envp;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-      envp.push_back(nullptr);
-      execve(args[0], args.data(), envp.data());
-      _exit(127);
-    }
-  }
-  ~ClientTerminal() {
-    if (pid_ > 0 && status_ < 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (master_ >= 0) close(master_);
-  }
-  ClientTerminal(const ClientTerminal&) = delete;
-  ClientTerminal& operator=(const ClientTerminal&) = delete;
-
-  // True once `text` is on the screen at or after `from` (within 15 s).
-  bool wait_for(const std::string& text, size_t from = 0) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    while (screen_.find(text, from) == std::string::npos)
-      if (std::chrono::steady_clock::now() > deadline || !pump(100)) return false;
-    return true;
-  }
-  void type(const std::string& keys) {
-    ASSERT_EQ(write(master_, keys.data(), keys.size()), static_cast<ssize_t>(keys.size()));
-  }
-  // Reads until ssh exits and all it wrote is in; its exit status, or -1.
-  int finish() {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      pump(50);
-      int st = 0;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        while (pump(0)) {
-        }
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        return status_;
-      }
-    }
-    return -1;
-  }
-  size_t size() const { return screen_.size(); }
-  const std::string& screen() const { return screen_; }
-
- private:
-  // One read; false on EOF/EIO (the slave side is gone) or, with a zero
-  // timeout, when nothing is waiting.
-  bool pump(int timeout_ms) {
-    pollfd p{master_, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) return timeout_ms > 0;
-    char buf[4096];
-    ssize_t n = read(master_, buf, sizeof buf);
-    if (n <= 0) return false;
-    screen_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  int master_ = -1;
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::string screen_;
-};
-
 // The node records a pty session's output as it reads it from the pty
 // master, the same bytes it sends on the channel. `ssh -tt` puts its own
 // terminal in raw mode (no OPOST, no local echo) before the first byte of
@@ -349,19 +274,19 @@ TEST_F(SshNodeTest, PtySessionReplaysExactlyWhatTheClientShowed) {
   env.push_back("TERM=dumb");  // a plain prompt: no colours, no bracketed paste
   auto argv = ssh("user", "user-cert.pub", {"-tt"});
   argv.push_back(std::string(kLogin) + "@127.0.0.1");
-  ClientTerminal term(argv, env);
+  Terminal term(argv, env);
   ASSERT_TRUE(term.wait_for("$ ")) << term.screen();
   size_t after_prompt = term.size();
-  term.type("stty -echo\n");
+  ASSERT_TRUE(term.type("stty -echo\n"));
   ASSERT_TRUE(term.wait_for("stty -echo", after_prompt)) << term.screen();  // still echoed
   ASSERT_TRUE(term.wait_for("$ ", after_prompt)) << term.screen();
   size_t hidden_from = term.size();
   // /bin/echo, not the builtin: a session.command of its own.
-  term.type("/bin/echo hidden-$((6*7))\n");
+  ASSERT_TRUE(term.type("/bin/echo hidden-$((6*7))\n"));
   ASSERT_TRUE(term.wait_for("hidden-42\r\n", hidden_from)) << term.screen();
   size_t after_output = term.size();
   ASSERT_TRUE(term.wait_for("$ ", term.screen().find("hidden-42", hidden_from))) << term.screen();
-  term.type("exit\n");
+  ASSERT_TRUE(term.type("exit\n"));
   ASSERT_EQ(term.finish(), 0) << term.screen();
   const std::string& screen = term.screen();
   // Echo off: the typed command never showed, only its output.
