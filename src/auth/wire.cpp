@@ -1,5 +1,6 @@
 #include "auth/wire.hpp"
 
+#include "audit/base64.hpp"
 #include "audit/utf8.hpp"
 
 namespace vigil::auth {
@@ -114,63 +115,11 @@ bool is_text(std::string_view s) {
   return true;
 }
 
-namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-}  // namespace
-
-std::optional<std::string> base64_decode(std::string_view s) {
-  if (s.size() % 4 != 0) return std::nullopt;
-  size_t padding = 0;
-  if (!s.empty() && s.back() == '=') padding = (s.size() >= 2 && s[s.size() - 2] == '=') ? 2 : 1;
-  std::string out;
-  out.reserve(s.size() / 4 * 3);
-  for (size_t i = 0; i < s.size(); i += 4) {
-    const bool last = i + 4 == s.size();
-    uint32_t group = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      int v = 0;
-      if (last && j >= 4 - padding) {
-        v = 0;  // '=' padding
-      } else if ((v = sextet(s[i + j])) < 0) {
-        return std::nullopt;
-      }
-      group = (group << 6) | static_cast<uint32_t>(v);
-    }
-    const size_t keep = last ? 3 - padding : 3;
-    // Bits that fall into the padding must be zero: one text, one blob.
-    if (last && padding == 1 && (group & 0xff) != 0) return std::nullopt;
-    if (last && padding == 2 && (group & 0xffff) != 0) return std::nullopt;
-    for (size_t k = 0; k < keep; ++k) out += static_cast<char>((group >> (16 - 8 * k)) & 0xff);
-  }
-  return out;
-}
+std::optional<std::string> base64_decode(std::string_view s) { return audit::decode_base64(s); }
 
 std::string base64_encode(std::string_view bytes, bool pad) {
   std::string out;
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t g = (p[i] << 16) | (p[i + 1] << 8) | p[i + 2];
-    for (int k = 18; k >= 0; k -= 6) out += kAlphabet[(g >> k) & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t g = p[i] << 16;
-    if (rest == 2) g |= p[i + 1] << 8;
-    out += kAlphabet[(g >> 18) & 63];
-    out += kAlphabet[(g >> 12) & 63];
-    if (rest == 2) out += kAlphabet[(g >> 6) & 63];
-    if (pad) out.append(3 - rest, '=');
-  }
+  audit::append_base64(out, bytes, pad);
   return out;
 }
 

@@ -38,6 +38,26 @@ TEST(AuditBase64, AllByteValuesAndAppend) {
   EXPECT_EQ(out, "xYWI=");
 }
 
+TEST(AuditBase64, DecodesStrictlyWithAndWithoutPadding) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
+  for (size_t len = 0; len <= 7; ++len) {
+    std::string bytes = all.substr(100, len), padded, bare;
+    append_base64(padded, bytes);
+    append_base64(bare, bytes, /*pad=*/false);
+    EXPECT_EQ(decode_base64(padded), bytes);
+    EXPECT_EQ(decode_base64(bare, /*padded=*/false), bytes);
+    EXPECT_EQ(bare.find('='), std::string::npos);
+  }
+  EXPECT_EQ(decode_base64("Zm9vYg=="), "foob");
+  EXPECT_FALSE(decode_base64("Zm9vYg="));          // padded length not a multiple of 4
+  EXPECT_FALSE(decode_base64("Zm9vYh=="));         // bits left over
+  EXPECT_FALSE(decode_base64("Zm9v YQ=="));        // whitespace
+  EXPECT_FALSE(decode_base64("Zm9vY", false));     // 1 more than a multiple of 4
+  EXPECT_FALSE(decode_base64("Zm9vYg==", false));  // '=' where none may be
+  EXPECT_FALSE(decode_base64("Zm9v-_", false));    // the URL-safe alphabet is not this one
+}
+
 TEST(AuditUtf8, DecodesWellFormedSequences) {
   char32_t cp = 0;
   EXPECT_EQ(decoded_length("A", &cp), 1u);
