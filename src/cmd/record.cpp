@@ -11,12 +11,12 @@
 #include <cstring>
 #include <optional>
 
-#include "audit/encode.hpp"
 #include "common/clock.hpp"
 #include "audit/host_id.hpp"
 #include "audit/text.hpp"
 #include "audit/uuid.hpp"
 #include "auditlog/file_log.hpp"
+#include "auditlog/session_log.hpp"
 #include "commands.hpp"
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
@@ -112,61 +112,42 @@ class OutputFile {
   uint64_t dropped_ = 0;
 };
 
-// Every event of the session, encoded once as its audit JSON line (with
-// the session's ei), goes to the audit log, to the recording and to the -o
-// file (as JSON or as text for people). session.end is synced to the audit
-// log before the session counts as recorded.
+// vigil record's outputs of a session: the audit log and the recording
+// (through auditlog::SessionLog, which encodes each event once), and the -o
+// file, as the same JSON lines or as text for people.
 class SessionWriter {
  public:
   SessionWriter(audit::SessionMeta meta, auditlog::Emitter& log, OutputFile* out, bool text,
                 recording::RecordingWriter* rec)
-      : meta_(std::move(meta)), log_(log), out_(out), text_(text), rec_(rec) {}
+      : out_(out),
+        text_(text),
+        log_(std::move(meta), log, [this, rec](int64_t time_ns, std::string_view line) {
+          if (rec) rec->event(time_ns, line);
+          if (out_ && !text_) out_->buffer() += line;
+          if (out_) out_->maybe_flush();
+        }) {}
 
   void start(int64_t time_ns, const std::vector<std::string>& command) {
-    line_.clear();
-    audit::encode_session_start({time_ns, command}, meta_, ei_++, audit::new_uuid(), line_);
-    deliver(time_ns);
+    log_.start(time_ns, command);
   }
   void event(const Event& ev) {
-    line_.clear();
-    audit::encode_event(ev, meta_, ei_++, audit::new_uuid(), line_);
-    if (out_ && text_) audit::format_text(ev, meta_, out_->buffer());
-    deliver(ev.time_ns);
+    if (out_ && text_) audit::format_text(ev, log_.meta(), out_->buffer());
+    log_.event(ev);
   }
   void end(const audit::SessionEnd& end) {
-    line_.clear();
-    audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), line_);
-    if (out_ && text_) audit::format_session_end_text(end, meta_, out_->buffer());
-    deliver(end.time_ns, auditlog::Durability::sync);
+    if (out_ && text_) audit::format_session_end_text(end, log_.meta(), out_->buffer());
+    log_.end(end);
     flush();
   }
   void flush() {
     if (out_) out_->flush();
   }
-  // The first audit log failure, if any (the log keeps retrying and counts
-  // what it has to drop).
-  const std::string& log_error() const { return log_error_; }
+  std::string log_error() const { return log_.error(); }
 
  private:
-  void deliver(int64_t time_ns,
-               auditlog::Durability durability = auditlog::Durability::buffered) {
-    if (auto r = log_.emit(line_, durability); !r && log_error_.empty()) {
-      log_error_ = r.error().message;
-      std::fprintf(stderr, "vigil record: audit log: %s\n", log_error_.c_str());
-    }
-    if (rec_) rec_->event(time_ns, line_);
-    if (out_ && !text_) out_->buffer() += line_;
-    if (out_) out_->maybe_flush();
-  }
-
-  audit::SessionMeta meta_;
-  auditlog::Emitter& log_;
-  std::string log_error_;
   OutputFile* out_;
   bool text_;
-  recording::RecordingWriter* rec_;
-  std::string line_;
-  uint64_t ei_ = 0;
+  auditlog::SessionLog log_;  // last: its copy callback uses the members above
 };
 
 std::vector<std::string> login_environment(const Credentials& c) {

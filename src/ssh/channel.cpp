@@ -13,11 +13,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 
-#include "audit/encode.hpp"
 #include "audit/uuid.hpp"
 #include "common/log.hpp"
+#include "auditlog/session_log.hpp"
 #include "recording/store.hpp"
 #include "recording/writer.hpp"
 
@@ -64,57 +63,6 @@ void close_fd(int& fd) {
 // Every event of one session, encoded once and written to the audit log and
 // the recording. The engine's worker thread and the connection's thread
 // both write here, hence the lock (ei must follow the order of writing).
-class SessionLog {
- public:
-  SessionLog(audit::SessionMeta meta, auditlog::Emitter& log, recording::RecordingWriter* rec)
-      : meta_(std::move(meta)), log_(log), rec_(rec) {}
-
-  void start(int64_t time_ns, const std::optional<std::string>& command) {
-    std::lock_guard lock(mu_);
-    line_.clear();
-    std::vector<std::string> initial;
-    if (command) initial.push_back(*command);
-    audit::encode_session_start({time_ns, initial}, meta_, ei_++, audit::new_uuid(), line_);
-    deliver(time_ns);
-  }
-  void event(const Event& ev) {
-    std::lock_guard lock(mu_);
-    line_.clear();
-    audit::encode_event(ev, meta_, ei_++, audit::new_uuid(), line_);
-    deliver(ev.time_ns);
-  }
-  void exec(const audit::ExecEnd& exec) {
-    std::lock_guard lock(mu_);
-    line_.clear();
-    audit::encode_exec(exec, meta_, ei_++, audit::new_uuid(), line_);
-    deliver(exec.time_ns);
-  }
-  void end(const audit::SessionEnd& end) {
-    std::lock_guard lock(mu_);
-    line_.clear();
-    audit::encode_session_end(end, meta_, ei_++, audit::new_uuid(), line_);
-    // Synced: the session counts as recorded only once its end is durable.
-    deliver(end.time_ns, auditlog::Durability::sync);
-  }
-
- private:
-  void deliver(int64_t time_ns, auditlog::Durability d = auditlog::Durability::buffered) {
-    if (auto r = log_.emit(line_, d); !r && !log_failed_) {
-      log_failed_ = true;
-      log::error("ssh: session " + meta_.sid + ": audit log: " + r.error().message);
-    }
-    if (rec_) rec_->event(time_ns, line_);
-  }
-
-  audit::SessionMeta meta_;
-  auditlog::Emitter& log_;
-  recording::RecordingWriter* rec_;
-  std::mutex mu_;
-  std::string line_;
-  uint64_t ei_ = 0;
-  bool log_failed_ = false;
-};
-
 SessionChannel::SessionChannel(Node& node, const LoginContext& login, ssh_session session,
                                ssh_event event)
     : node_(node), login_(login), session_(session), event_(event) {
@@ -378,12 +326,16 @@ int SessionChannel::start(std::optional<std::string> command) {
     return -1;
   }
   recording_ = std::move(rec.value());
-  log_ = std::make_unique<SessionLog>(meta_, node_.log, recording_.get());
+  recording::RecordingWriter* writer = recording_.get();
+  log_ = std::make_unique<auditlog::SessionLog>(
+      meta_, node_.log,
+      [writer](int64_t time_ns, std::string_view line) { writer->event(time_ns, line); });
 
   // The engine session exists before the process does: nothing it runs
   // escapes the recording.
-  log_->start(start_ns_, command_);
-  SessionLog* slog = log_.get();
+  log_->start(start_ns_, command_ ? std::vector<std::string>{*command_}
+                                  : std::vector<std::string>{});
+  auditlog::SessionLog* slog = log_.get();
   auto session = node_.engine.open_session({meta_.sid, login_.kinds},
                                            [slog](const Event& ev) { slog->event(ev); });
   if (!session) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "audit/session.hpp"
+#include "auditlog/session_log.hpp"
 #include "engine/launch.hpp"
 #include "ssh/server.hpp"
 #include "term/pty.hpp"
@@ -34,7 +35,6 @@ struct LoginContext {
   std::string remote_addr;     // "ip:port"
 };
 
-class SessionLog;
 
 class SessionChannel {
  public:
@@ -116,7 +116,7 @@ class SessionChannel {
   audit::SessionMeta meta_;
   std::shared_ptr<Session> engine_session_;
   std::unique_ptr<recording::RecordingWriter> recording_;
-  std::unique_ptr<SessionLog> log_;
+  std::unique_ptr<auditlog::SessionLog> log_;
 };
 
 }  // namespace vigil::ssh
