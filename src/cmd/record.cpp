@@ -22,7 +22,6 @@
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
 #include "engine/launch.hpp"
-#include "recording/store.hpp"
 #include "recording/writer.hpp"
 #include "term/pty.hpp"
 #include "term/relay.hpp"
@@ -231,7 +230,6 @@ int record(const RecordArgs& args) {
     pty.emplace(std::move(opened.value()));
   }
 
-  if (auto r = recording::prepare_records_dir(cfg->data_dir); !r) return fail(r.error().message);
   recording::Header header;
   header.sid = meta.sid;
   header.server_id = meta.server_id;
@@ -241,8 +239,7 @@ int record(const RecordArgs& args) {
   header.cols = local_size.value_or(term::WindowSize{}).cols;
   header.rows = local_size.value_or(term::WindowSize{}).rows;
   header.interactive = args.tty;
-  auto rec = recording::RecordingWriter::create(recording::recording_path(cfg->data_dir, meta.sid),
-                                                header);
+  auto rec = recording::RecordingWriter::create_in(cfg->data_dir, header);
   if (!rec) return fail(rec.error().message);
 
   auditlog::FileLogOptions log_options;

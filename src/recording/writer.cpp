@@ -1,5 +1,7 @@
 #include "recording/writer.hpp"
+
 #include "common/clock.hpp"
+#include "recording/store.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -72,6 +74,13 @@ RecordingWriter::RecordingWriter(std::string path, Fd fd, int64_t start_ns, size
       next_size_check_(options_.chunk_bytes),
       last_written_ns_(start_ns) {
   stats_.file_bytes = header_bytes;
+}
+
+Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create_in(const std::string& data_dir,
+                                                                    const Header& header,
+                                                                    WriterOptions options) {
+  if (auto r = prepare_records_dir(data_dir); !r) return r.error();
+  return create(recording_path(data_dir, header.sid), header, std::move(options));
 }
 
 RecordingWriter::~RecordingWriter() {

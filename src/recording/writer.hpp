@@ -62,6 +62,11 @@ class RecordingWriter {
   static Result<std::unique_ptr<RecordingWriter>> create(const std::string& path,
                                                          const Header& header,
                                                          WriterOptions options = {});
+  // A session's recording where it belongs: <data_dir>/log/records/<sid>.vrec
+  // (the directory made when missing).
+  static Result<std::unique_ptr<RecordingWriter>> create_in(const std::string& data_dir,
+                                                            const Header& header,
+                                                            WriterOptions options = {});
   ~RecordingWriter();  // closes; errors are logged
   RecordingWriter(const RecordingWriter&) = delete;
   RecordingWriter& operator=(const RecordingWriter&) = delete;

@@ -17,7 +17,6 @@
 #include "audit/uuid.hpp"
 #include "common/log.hpp"
 #include "auditlog/session_log.hpp"
-#include "recording/store.hpp"
 #include "recording/writer.hpp"
 
 namespace vigil::ssh {
@@ -305,10 +304,6 @@ int SessionChannel::start(std::optional<std::string> command) {
   meta_.remote_addr = login_.remote_addr;
   start_ns_ = clock::realtime_ns();
 
-  if (auto r = recording::prepare_records_dir(node_.data_dir); !r) {
-    log::error("ssh: " + r.error().message);
-    return -1;
-  }
   recording::Header header;
   header.sid = meta_.sid;
   header.server_id = meta_.server_id;
@@ -319,8 +314,7 @@ int SessionChannel::start(std::optional<std::string> command) {
   header.rows = size_.rows;
   interactive_ = pty_.has_value();
   header.interactive = interactive_;
-  auto rec = recording::RecordingWriter::create(
-      recording::recording_path(node_.data_dir, meta_.sid), header);
+  auto rec = recording::RecordingWriter::create_in(node_.data_dir, header);
   if (!rec) {
     log::error("ssh: recording: " + rec.error().message);
     return -1;
