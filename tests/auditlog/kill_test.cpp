@@ -21,6 +21,7 @@
 #include <string>
 
 #include "auditlog/file_log.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
@@ -30,18 +31,7 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kServer = "531dc1de-c2c9-49bd-a0e3-4f4f3a523f5f";
 constexpr int kRounds = 20;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/vigil-kill-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using vigil::test::TempDir;
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -13,6 +13,7 @@
 
 #include "recording/reader.hpp"
 #include "recording/writer.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace vigil::recording::testing {
 
@@ -21,26 +22,7 @@ inline constexpr int64_t kStart = 1'688'488'940'540'000'000;
 inline constexpr int64_t kMs = 1'000'000;
 inline constexpr int64_t kSec = 1'000'000'000;
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/vigil-rec-XXXXXX";
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 inline Header test_header(int64_t start = kStart) {
   Header h;

@@ -22,6 +22,7 @@
 #include "auditlog/layout.hpp"
 #include "auditlog/timeparse.hpp"
 #include "common/log.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace vigil::auditlog {
 namespace {
@@ -30,18 +31,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kServer = "531dc1de-c2c9-49bd-a0e3-4f4f3a523f5f";
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/vigil-auditlog-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 int64_t at(const char* rfc3339) { return parse_rfc3339(rfc3339).value(); }
 

@@ -17,6 +17,7 @@
 #include "auditlog/file_log.hpp"
 #include "auditlog/search.hpp"
 #include "auditlog/timeparse.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace vigil::auditlog {
 namespace {
@@ -28,18 +29,7 @@ constexpr const char* kServerB = "22222222-c2c9-49bd-a0e3-4f4f3a523f5f";
 constexpr const char* kDay1 = "2026-11-27.00:00:00.log";
 constexpr const char* kDay2 = "2026-11-28.00:00:00.log";
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/vigil-search-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 int64_t at(const char* rfc3339) { return parse_rfc3339(rfc3339).value(); }
 
