@@ -1,6 +1,9 @@
 #include "engine/launch.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -54,6 +57,24 @@ uint32_t read_audit_session() {
   uint64_t v = 0;
   for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) v = v * 10 + (buf[i] - '0');
   return n > 0 ? static_cast<uint32_t>(v) : UINT32_MAX;
+}
+
+// The user's program starts as from a fresh login: default signal
+// dispositions (the daemon ignores SIGPIPE and others), nothing blocked, and
+// no file of the daemon's but 0-2 (its sockets, the pty master, BPF and log
+// fds: OpenSSH's child_close_fds). Async-signal-safe.
+void reset_for_exec() {
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Close-on-exec rather than closed: the pipe that reports a failed exec
+  // must stay open until the exec succeeds.
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);  // kernels before 5.11
+  for (int fd = 3; fd < (max > 0 && max < (1 << 20) ? max : (1 << 20)); ++fd)
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 Result<Credentials> from_passwd(const passwd* pw, const std::string& what) {
@@ -156,6 +177,7 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
         child_fail(out, Step::switch_user);
     }
     if (!spec.cwd.empty() && chdir(spec.cwd.c_str())) child_fail(out, change_dir);
+    reset_for_exec();
     execve(program.c_str(), argv.data(), envp.data());
     child_fail(out, exec_program);
   }
