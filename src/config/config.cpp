@@ -161,6 +161,8 @@ class Reader {
 
 bool is_absolute(std::string_view path) { return path.starts_with('/'); }
 
+bool is_leftover_policy(std::string_view v) { return v == "record" || v == "kill"; }
+
 // Joined to cgroup_path, so it must stay inside it and not be the whole
 // hierarchy, whose other cgroups are not this node's to create or remove.
 bool is_session_root(std::string_view path) { return is_clean_absolute_path(path) && path != "/"; }
@@ -191,6 +193,14 @@ Result<void> read_enhanced_recording(const Reader& r, const YAML::Node& node, co
                         [&](auto& v, auto& p) { return r.pages(v, p, out.network_buffer_size); }},
                        {"failed_execs",
                         [&](auto& v, auto& p) { return r.boolean(v, p, out.failed_execs); }},
+                       {"leftover_processes",
+                        [&](auto& v, auto& p) {
+                          return r.text(v, p,
+                                        "record (processes a session leaves running stay "
+                                        "recorded until they exit) or kill (they are killed when "
+                                        "the session ends)",
+                                        out.leftover_processes, is_leftover_policy);
+                        }},
                        {"cgroup_path",
                         [&](auto& v, auto& p) {
                           return r.text(v, p, cgroup_path_expected, out.cgroup_path,

@@ -26,6 +26,7 @@
 //       disk_buffer_size: 128    # pages
 //       network_buffer_size: 8   # pages
 //       failed_execs: true       # Vigil's own: also record failed execs
+//       leftover_processes: record   # Vigil's own: or kill
 //       cgroup_path: /cgroup2
 //       root_path: /vigil
 //
@@ -65,6 +66,10 @@ struct EnhancedRecording {
   // while a session records commands (docs/benchmarks.md); successful execs
   // are recorded either way.
   bool failed_execs = true;
+  // Vigil's own: processes a session leaves running (`nohup x &`) stay
+  // recorded under it until they exit ("record"), or are killed when its
+  // first process ends ("kill", like logind's KillUserProcesses).
+  std::string leftover_processes = "record";
   std::string cgroup_path = "/cgroup2";  // where cgroup v2 is mounted
   std::string root_path = "/vigil";      // this instance's directory inside it
 

@@ -91,24 +91,35 @@ std::vector<pid_t> procs(const std::string& dir) {
   return out;
 }
 
-Result<size_t> move_all(const std::string& from, const std::string& to) {
-  size_t moved = 0;
-  Fd dest(open((to + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-  if (!dest) return Error::sys("cannot open " + to + "/cgroup.procs");
-  // A process forking while we move it can leave a child behind; a few
-  // rounds catch those. A fork bomb outruns any bound: report it.
-  for (int round = 0; round < 100; ++round) {
-    auto pids = procs(from);
-    if (pids.empty()) return moved;
-    for (pid_t pid : pids) {
-      std::string s = std::to_string(pid);
-      if (write(dest.get(), s.data(), s.size()) >= 0)
-        ++moved;
-      else if (errno != ESRCH)
-        return Error::sys("cannot move process " + s + " out of " + from);
-    }
+Result<bool> populated(const std::string& dir) {
+  std::ifstream in(dir + "/cgroup.events");
+  if (!in) return Error::sys("cannot read " + dir + "/cgroup.events");
+  std::string key;
+  int value = 0;
+  while (in >> key >> value)
+    if (key == "populated") return value != 0;
+  return Error{dir + "/cgroup.events has no \"populated\" line"};
+}
+
+Result<size_t> kill_all(const std::string& dir) {
+  size_t count = procs(dir).size();
+  auto busy = populated(dir);
+  if (!busy) return busy.error();
+  if (!*busy) return count;
+  {
+    Fd kill(open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!kill || write(kill.get(), "1", 1) != 1)
+      return Error::sys("cannot kill the processes of " + dir + " (cgroup.kill needs Linux 5.14)");
   }
-  return Error{"processes in " + from + " keep forking faster than they can be moved out"};
+  // SIGKILL is delivered at once, but a process exits only when it leaves
+  // the kernel (a slow NFS read, a D state): wait for that, bounded.
+  for (int i = 0; i < 1000; ++i) {
+    busy = populated(dir);
+    if (!busy) return busy.error();
+    if (!*busy) return count;
+    usleep(i < 100 ? 1000 : 10000);
+  }
+  return Error{"processes of " + dir + " were killed but had not exited after 10 s"};
 }
 
 Result<void> remove(const std::string& dir) {

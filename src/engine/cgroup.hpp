@@ -1,5 +1,5 @@
 // cgroup v2 plumbing for sessions: the mount, session directories, ids,
-// and moving processes out before a directory is removed.
+// and ending what runs in a directory before it is removed.
 #pragma once
 
 #include <sys/types.h>
@@ -29,9 +29,13 @@ uint32_t level_below(const std::string& root, const std::string& dir);
 
 std::vector<pid_t> procs(const std::string& dir);
 
-// Moves every process of `from` into `to`, until `from` stays empty
-// (processes may fork while they are moved). Returns how many were moved.
-Result<size_t> move_all(const std::string& from, const std::string& to);
+// Whether any process is in `dir` or below (cgroup.events "populated").
+Result<bool> populated(const std::string& dir);
+
+// SIGKILLs every process in `dir` and below (cgroup.kill: a forking process
+// cannot outrun it) and waits, bounded, until none is left. Returns how many
+// processes were there when it started.
+Result<size_t> kill_all(const std::string& dir);
 
 // Removes an empty cgroup directory.
 Result<void> remove(const std::string& dir);

@@ -4,12 +4,18 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/membarrier.h>
 #include <linux/types.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -63,6 +69,80 @@ void wait_for_inflight_programs() {
   if (fd >= 0) close(fd);
 }
 
+// The guard process (see Engine::start_guard). Async-signal-safe only: it
+// is forked from a process that may have other threads.
+constexpr char kGuardQuit = 'q';
+
+size_t c_len(const char* s) {
+  size_t n = 0;
+  while (s[n]) ++n;
+  return n;
+}
+
+// dst = a + "/" + b + c, cut to fit.
+void c_join(char* dst, size_t cap, const char* a, const char* b, const char* c) {
+  size_t n = 0;
+  for (const char* part : {a, "/", b, c})
+    for (size_t i = 0; part[i] && n + 1 < cap; ++i) dst[n++] = part[i];
+  dst[n] = 0;
+}
+
+[[noreturn]] void guard_main(int pipe_fd, pid_t owner, const char* root_dir, const char* lock_dir) {
+  // Nothing of the owner's may stay open here: a listening socket or a pipe
+  // held by the guard would outlive the owner.
+  if (pipe_fd != 3) {
+    dup2(pipe_fd, 3);
+    pipe_fd = 3;
+  }
+  syscall(SYS_close_range, 4u, ~0u, 0u);
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd <= 2; ++fd) dup2(null_fd, fd);
+  if (null_fd > 3) close(null_fd);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP}) signal(sig, SIG_IGN);
+  prctl(PR_SET_NAME, "vigil-guard", 0, 0, 0);
+  char c = 0;
+  ssize_t n;
+  while ((n = read(pipe_fd, &c, 1)) < 0 && errno == EINTR) {
+  }
+  if (n == 1 && c == kGuardQuit) _exit(0);  // the owner closed its sessions itself
+  // The owner died. Its session locks are free once all its files are
+  // closed, which is done before it is reaped: wait for that (bounded).
+  for (int i = 0; i < 5000 && getppid() == owner; ++i) usleep(1000);
+  int dir = open(root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) _exit(1);
+  alignas(8) char buf[4096];
+  long got;
+  while ((got = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+    for (long off = 0; off < got;) {
+      struct Dirent64 {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[1];
+      };
+      auto* e = reinterpret_cast<Dirent64*>(buf + off);
+      off += e->reclen;
+      if (e->type != DT_DIR || e->name[0] == '.' || c_len(e->name) > 200) continue;
+      char path[4608];
+      c_join(path, sizeof(path), lock_dir, e->name, ".lock");
+      int lock = open(path, O_RDWR | O_CLOEXEC);
+      if (lock < 0) continue;
+      // A live engine (another instance sharing the root) holds its lock.
+      if (flock(lock, LOCK_EX | LOCK_NB) == 0) {
+        c_join(path, sizeof(path), root_dir, e->name, "/cgroup.kill");
+        int kill_fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (kill_fd >= 0) {
+          (void)!write(kill_fd, "1", 1);
+          close(kill_fd);
+        }
+      }
+      close(lock);
+    }
+  }
+  _exit(0);
+}
+
 bool valid_session_id(const std::string& id) {
   if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
   for (char c : id)
@@ -76,7 +156,8 @@ Result<void> Session::bind_audit_session(uint32_t audit_session) {
   if (audit_session == 0 || audit_session == UINT32_MAX)
     return Error{"audit session id " + std::to_string(audit_session) + " is not a real session"};
   std::lock_guard lock(engine_->mu_);
-  if (closed_) return Error{"session " + id_ + " is closed"};
+  if (state_ == State::closing || state_ == State::closed)
+    return Error{"session " + id_ + " is closed"};
   if (bpf_map_update_elem(engine_->probe_->audit_sessions_fd(), &audit_session, &slot_, BPF_ANY))
     return Error::sys("cannot register audit session " + std::to_string(audit_session));
   audit_sessions_.push_back(audit_session);
@@ -118,6 +199,10 @@ Result<void> Engine::setup() {
   sessions_.resize(VIGIL_MAX_SESSIONS);
   args_buf_.resize(sizeof(vigil_exec_args));
   cleanup_stale_sessions();
+  if (auto r = start_guard(); !r) return r.error();
+  inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  reaper_wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!inotify_ || !reaper_wake_) return Error::sys("cannot create the reaper's inotify/eventfd");
 
   rings_ = ring_buffer__new(probe_->ring_fd(Kind::command), ring_callback, this, nullptr);
   if (!rings_) return Error::sys("cannot set up the command ring buffer");
@@ -137,10 +222,41 @@ Result<void> Engine::setup() {
   reader_ = std::thread([this] { reader_loop(); });
   worker_ = std::thread([this] { worker_loop(); });
   detacher_ = std::thread([this] { detacher_loop(); });
+  reaper_ = std::thread([this] { reaper_loop(); });
+  return {};
+}
+
+// A process of its own that outlives this one by design: if this process
+// dies without closing its sessions (kill -9, a crash), nothing would record
+// what they still run, so the guard kills them. Sessions are found as the
+// stale-session cleanup finds them: a session directory whose lock is free.
+Result<void> Engine::start_guard() {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC)) return Error::sys("cannot create the guard's pipe");
+  Fd read_end(p[0]), write_end(p[1]);
+  std::string root = root_dir_, locks = lock_dir_;  // no allocation after fork
+  pid_t owner = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return Error::sys("cannot start the guard process");
+  if (pid == 0) guard_main(read_end.get(), owner, root.c_str(), locks.c_str());
+  guard_pid_ = pid;
+  guard_pipe_ = std::move(write_end);
   return {};
 }
 
 Engine::~Engine() {
+  if (reaper_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      reaper_stop_ = true;
+    }
+    uint64_t one = 1;
+    (void)!write(reaper_wake_.get(), &one, sizeof(one));
+    reaper_.join();
+  }
+  // What still runs (sessions not closed, leftovers still recorded) cannot
+  // be recorded once this engine is gone: it is killed, and lingering
+  // sessions get their on_finished.
   std::vector<std::shared_ptr<Session>> open;
   {
     std::lock_guard lock(mu_);
@@ -150,6 +266,13 @@ Engine::~Engine() {
   for (auto& s : open) {
     if (auto r = close_session(*s); !r)
       log::warn("closing session " + s->id() + " at shutdown: " + r.error().message);
+  }
+  if (guard_pid_ > 0) {
+    char quit = kGuardQuit;
+    (void)!write(guard_pipe_.get(), &quit, 1);
+    guard_pipe_.reset();
+    while (waitpid(guard_pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
   }
   if (detacher_.joinable()) {
     {
@@ -177,8 +300,7 @@ Engine::~Engine() {
     worker_.join();
   }
   if (rings_) ring_buffer__free(rings_);
-  // Left when empty only: another instance may share them, and leftover
-  // processes may live in the root cgroup.
+  // Left when empty only: another instance may share them.
   if (!lock_dir_.empty()) rmdir(lock_dir_.c_str());
   if (!root_dir_.empty()) rmdir(root_dir_.c_str());
 }
@@ -212,7 +334,8 @@ void Engine::detacher_loop() {
 
 void Engine::cleanup_stale_sessions() {
   // A session directory whose lock nobody holds belongs to a run that died:
-  // move its processes out and remove it, so nothing leaks across runs.
+  // kill what still runs there (the dead run's guard normally did) and
+  // remove it, so nothing runs on unrecorded and nothing leaks across runs.
   DIR* dir = opendir(root_dir_.c_str());
   if (!dir) return;
   std::vector<std::string> names;
@@ -224,14 +347,15 @@ void Engine::cleanup_stale_sessions() {
     Fd lock(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!lock || flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // alive
     std::string dir_path = join_path(root_dir_, name);
-    auto moved = cgroup::move_all(dir_path, root_dir_);
+    auto killed = cgroup::kill_all(dir_path);
+    if (!killed) log::warn("stale session cgroup: " + killed.error().message);
     if (auto r = cgroup::remove(dir_path); !r) {
       log::warn("stale session cgroup: " + r.error().message);
       continue;
     }
     unlink(lock_path.c_str());
     log::info("removed stale session cgroup " + dir_path +
-              (moved && *moved ? " (" + std::to_string(*moved) + " processes moved out)" : ""));
+              (killed && *killed ? " (" + std::to_string(*killed) + " processes killed)" : ""));
   }
 }
 
@@ -325,16 +449,130 @@ Result<std::shared_ptr<Session>> Engine::open_session(const SessionSpec& spec, E
   return s;
 }
 
-Result<SessionSummary> Engine::close_session(Session& s) {
+Result<Session::State> Engine::begin_closing(Session& s) {
+  std::lock_guard lock(mu_);
+  if (s.engine_ != this || (s.state_ != Session::State::open && s.state_ != Session::State::lingering))
+    return Error{"session " + s.id_ + " is not open"};
+  Session::State was = s.state_;
+  s.state_ = Session::State::closing;
+  if (s.watch_ >= 0) {
+    inotify_rm_watch(inotify_.get(), s.watch_);
+    s.watch_ = -1;
+  }
+  return was;
+}
+
+Result<SessionSummary> Engine::end_session(Session& s, FinishedSink on_finished) {
   {
     std::lock_guard lock(mu_);
-    if (s.closed_ || s.engine_ != this) return Error{"session " + s.id_ + " is not open"};
+    if (s.engine_ != this || s.state_ != Session::State::open)
+      return Error{"session " + s.id_ + " is not open"};
   }
+  auto busy = cgroup::populated(s.cgroup_dir_);
+  if (!busy) log::warn("session " + s.id_ + ": " + busy.error().message);
+  size_t left = busy && *busy ? std::max<size_t>(cgroup::procs(s.cgroup_dir_).size(), 1) : 0;
+  if (left == 0 || options_.leftovers == LeftoverPolicy::kill || !busy) {
+    if (auto r = begin_closing(s); !r) return r.error();
+    size_t killed = 0;
+    if (left) {
+      auto k = cgroup::kill_all(s.cgroup_dir_);
+      if (!k) log::warn("session " + s.id_ + ": " + k.error().message);
+      killed = k ? std::max(*k, left) : left;
+    }
+    SessionSummary summary = finish(s);
+    summary.leftover_processes = killed;
+    summary.leftovers = killed ? SessionSummary::Leftovers::killed : SessionSummary::Leftovers::none;
+    return summary;
+  }
+  // Leftovers stay recorded. What the session did so far is delivered and
+  // counted; the rest follows in on_finished.
+  drain();
   SessionSummary summary;
-  auto moved = cgroup::move_all(s.cgroup_dir_, root_dir_);
-  if (!moved) log::warn("session " + s.id_ + ": " + moved.error().message);
-  summary.leftover_processes = moved ? *moved : 0;
+  vigil_session_state state{};
+  {
+    std::lock_guard lock(mu_);
+    bpf_map_lookup_elem(probe_->sessions_fd(), &s.slot_, &state);
+    for (int k = 0; k < kKindCount; ++k) {
+      summary.recorded.v[k] = s.delivered_[k].load(std::memory_order_relaxed);
+      summary.lost.v[k] = state.lost[k] + s.user_lost_[k].load(std::memory_order_relaxed);
+    }
+    s.state_ = Session::State::lingering;
+    s.leftover_processes_ = left;
+    s.on_finished_ = std::move(on_finished);
+    // A modification of cgroup.events is how the kernel says "populated" changed.
+    s.watch_ = inotify_add_watch(inotify_.get(), (s.cgroup_dir_ + "/cgroup.events").c_str(),
+                                 IN_MODIFY);
+    if (s.watch_ < 0) log::warn("session " + s.id_ + ": cannot watch cgroup.events; checking it by polling");
+  }
+  uint64_t one = 1;  // the reaper checks at once: the last one may be gone already
+  (void)!write(reaper_wake_.get(), &one, sizeof(one));
+  summary.leftover_processes = left;
+  summary.leftovers = SessionSummary::Leftovers::running;
+  return summary;
+}
 
+Result<SessionSummary> Engine::close_session(Session& s) {
+  auto was = begin_closing(s);
+  if (!was) return was.error();
+  auto killed = cgroup::kill_all(s.cgroup_dir_);
+  if (!killed) log::warn("session " + s.id_ + ": " + killed.error().message);
+  SessionSummary summary = finish(s);
+  if (*was == Session::State::lingering) {
+    summary.leftover_processes = s.leftover_processes_;
+    summary.leftovers = SessionSummary::Leftovers::killed;
+    if (auto done = std::move(s.on_finished_)) done(summary);
+  } else {
+    summary.leftover_processes = killed ? *killed : 0;
+    summary.leftovers = summary.leftover_processes ? SessionSummary::Leftovers::killed
+                                                   : SessionSummary::Leftovers::none;
+  }
+  return summary;
+}
+
+void Engine::reaper_loop() {
+  pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {reaper_wake_.get(), POLLIN, 0}};
+  alignas(inotify_event) char buf[4096];
+  for (;;) {
+    bool lingering = false;
+    {
+      std::lock_guard lock(mu_);
+      if (reaper_stop_) return;
+      for (auto& s : sessions_)
+        if (s && s->state_ == Session::State::lingering) lingering = true;
+    }
+    // Polled as well as watched: a watch that could not be added, or an
+    // event lost to a full inotify queue, delays the end by a second at most.
+    int n = poll(fds, 2, lingering ? 1000 : -1);
+    if (n < 0 && errno != EINTR) {
+      log::error("the engine's reaper: poll: " + std::string(strerror(errno)));
+      return;
+    }
+    while (read(inotify_.get(), buf, sizeof(buf)) > 0) {
+    }
+    uint64_t v;
+    (void)!read(reaper_wake_.get(), &v, sizeof(v));
+
+    std::vector<std::shared_ptr<Session>> candidates;
+    {
+      std::lock_guard lock(mu_);
+      if (reaper_stop_) return;
+      for (auto& s : sessions_)
+        if (s && s->state_ == Session::State::lingering) candidates.push_back(s);
+    }
+    for (auto& s : candidates) {
+      auto busy = cgroup::populated(s->cgroup_dir_);
+      if (busy && *busy) continue;
+      if (!begin_closing(*s)) continue;  // closed meanwhile
+      SessionSummary summary = finish(*s);
+      summary.leftover_processes = s->leftover_processes_;
+      summary.leftovers = SessionSummary::Leftovers::exited;
+      if (auto done = std::move(s->on_finished_)) done(summary);
+    }
+  }
+}
+
+SessionSummary Engine::finish(Session& s) {
+  SessionSummary summary;
   {
     std::lock_guard lock(mu_);
     bpf_map_delete_elem(probe_->session_cgroups_fd(), &s.cgroup_id_);
@@ -349,16 +587,18 @@ Result<SessionSummary> Engine::close_session(Session& s) {
   bpf_map_update_elem(probe_->sessions_fd(), &s.slot_, &cleared, BPF_ANY);
   {
     std::lock_guard lock(mu_);
-    s.closed_ = true;
+    s.state_ = Session::State::closed;
     sessions_[s.slot_].reset();
     --live_sessions_;
   }
   release(s.kinds_);
   for (int k = 0; k < kKindCount; ++k) {
-    uint64_t delivered = s.delivered_.v[k];
+    uint64_t delivered = s.delivered_[k].load(std::memory_order_relaxed);
+    uint64_t user_lost = s.user_lost_[k].load(std::memory_order_relaxed);
     summary.recorded.v[k] = delivered;
     // Whatever the kernel handed over but did not arrive whole is lost too.
-    summary.lost.v[k] = state.lost[k] + (state.emitted[k] > delivered ? state.emitted[k] - delivered : 0);
+    uint64_t undelivered = state.emitted[k] > delivered ? state.emitted[k] - delivered : 0;
+    summary.lost.v[k] = state.lost[k] + std::max(undelivered, user_lost);
     if (summary.lost.v[k])
       log::warn("session " + s.id_ + ": " + std::to_string(summary.lost.v[k]) + " " +
                 std::string(kind_name(static_cast<Kind>(k))) + " events lost");
@@ -477,7 +717,8 @@ void Engine::worker_loop() {
       if (!event) {
         log::warn("session " + q.session->id_ + ": dropped a " +
                   std::string(kind_name(head->kind)) + " record: " + event.error().message);
-        continue;  // counted as lost at close: emitted but not delivered
+        q.session->user_lost_[static_cast<int>(head->kind)].fetch_add(1, std::memory_order_relaxed);
+        continue;  // emitted but not delivered: lost
       }
       pending_.push_back({q.session, std::move(event.value())});
     }
@@ -531,7 +772,8 @@ int Engine::on_record(const void* data, size_t size) {
   {
     std::lock_guard queue(queue_mu_);
     if (inbox_.bytes.size() + reading_.bytes.size() + need > options_.max_queued_bytes) {
-      // Counted as lost at close (emitted, never delivered); said once a streak.
+      // Counted as lost (emitted, never delivered); said once a streak.
+      session->user_lost_[static_cast<int>(head->kind)].fetch_add(1, std::memory_order_relaxed);
       if (queue_dropped_++ == 0)
         log::warn("the engine's queue is full (" + std::to_string(options_.max_queued_bytes) +
                   " bytes): records are being dropped and counted as lost");
@@ -575,7 +817,7 @@ void Engine::deliver(int64_t until_ns) {
     // kernel counted it so when its store was full, and an emitted record
     // that is not delivered whole shows as lost at close.
     bool whole = !(event.kind() == Kind::command && std::get<CommandEvent>(event.body).args_lost);
-    if (whole) ++session->delivered_[event.kind()];
+    if (whole) session->delivered_[static_cast<int>(event.kind())].fetch_add(1, std::memory_order_relaxed);
     session->sink_(event);
     if (!session->touched_) {
       session->touched_ = true;

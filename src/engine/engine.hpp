@@ -3,7 +3,15 @@
 //   auto engine = Engine::start(options);            // loads BPF, attaches nothing
 //   auto s = engine->open_session({"sid", kinds}, sink);  // cgroup + registration
 //   launch(*s, spec);                                 // first process, inside it
-//   auto summary = engine->close_session(*s);         // drains every event
+//   // ... it exits:
+//   auto summary = engine->end_session(*s, on_finished);  // drains every event
+//
+// Processes the first one left behind (`nohup x &`, `setsid -f`) stay in the
+// session and recorded under it until the last one exits (then on_finished
+// runs with the totals), or are killed (LeftoverPolicy::kill). Nothing a
+// session started runs on unrecorded: close_session() and the engine's
+// destructor kill what is left, and if the recording process itself dies a
+// guard process it forked at start kills its sessions' processes.
 //
 // Two threads: the reader empties the kernel rings into a queue as fast as
 // it can (the rings are small); the worker decodes, orders by time and
@@ -12,6 +20,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -32,6 +41,12 @@ namespace vigil {
 
 class Probe;
 
+// What happens to processes a session's first process leaves behind.
+enum class LeftoverPolicy {
+  record,  // they stay in the session, recorded, until the last one exits
+  kill,    // they are killed when the first process ends (like KillUserProcesses)
+};
+
 struct EngineOptions {
   std::string cgroup_path = "/cgroup2";   // where cgroup2 is (or gets) mounted
   std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
@@ -42,6 +57,7 @@ struct EngineOptions {
   // Past this bound records are dropped and counted as lost.
   size_t max_queued_bytes = 256u << 20;
   bool failed_execs = true;                // see config::EnhancedRecording::failed_execs
+  LeftoverPolicy leftovers = LeftoverPolicy::record;
 };
 
 using EventSink = std::function<void(const Event&)>;
@@ -54,8 +70,16 @@ struct SessionSpec {
 struct SessionSummary {
   KindCounts recorded;     // events handed to the sink
   KindCounts lost;         // events that could not be delivered whole
-  size_t leftover_processes = 0;  // still running at close, moved out
+  // Processes still in the session when its first process ended.
+  size_t leftover_processes = 0;
+  enum class Leftovers {
+    none,     // there were none: the session is closed
+    running,  // still recorded: on_finished follows when the last one exits
+    exited,   // the last one exited (on_finished): the session is closed
+    killed,   // killed (policy, close_session, shutdown): the session is closed
+  } leftovers = Leftovers::none;
 };
+using FinishedSink = std::function<void(const SessionSummary&)>;
 
 class Session {
  public:
@@ -83,9 +107,16 @@ class Session {
   EventSink sink_;
   std::function<void()> on_batch_;
   bool touched_ = false;      // got events in the current pass
-  KindCounts delivered_;
-  KindCounts user_lost_;
-  bool closed_ = false;
+  // Written by the engine's threads while leftovers run, read for summaries.
+  std::array<std::atomic<uint64_t>, kKindCount> delivered_{};
+  // Dropped in user space (queue full, undecodable): counted as they happen
+  // so a summary taken while processes still run is exact about them.
+  std::array<std::atomic<uint64_t>, kKindCount> user_lost_{};
+  // Under the engine's mu_: open -> (lingering ->) closing -> closed.
+  enum class State { open, lingering, closing, closed } state_ = State::open;
+  size_t leftover_processes_ = 0;
+  FinishedSink on_finished_;  // lingering sessions
+  int watch_ = -1;            // inotify watch of cgroup.events while lingering
 };
 
 class Engine {
@@ -99,9 +130,18 @@ class Engine {
   // delivered events to this session: the moment to flush buffered output.
   Result<std::shared_ptr<Session>> open_session(const SessionSpec& spec, EventSink sink,
                                                 std::function<void()> on_batch = {});
-  // Moves out what still runs, unregisters, waits for in-flight programs,
-  // drains the rings, then removes the cgroup. Every event the session's
-  // processes produced before this call reaches the sink before it returns.
+  // The session's first process has ended. Every event its processes
+  // produced before this call reaches the sink before it returns, and the
+  // summary counts them. When no process is left the session is closed
+  // (cgroup removed). Processes still running are killed and waited for
+  // (LeftoverPolicy::kill), or stay recorded (LeftoverPolicy::record:
+  // `leftovers` is running) until the last one exits; then the session is
+  // closed and `on_finished` runs, once, on an engine thread, with the
+  // totals of the whole session.
+  Result<SessionSummary> end_session(Session& session, FinishedSink on_finished = {});
+  // Ends a session now: kills whatever still runs in it, waits for it,
+  // drains and closes. A lingering session's on_finished runs too (with
+  // `killed`), before this returns.
   Result<SessionSummary> close_session(Session& session);
 
   const EngineOptions& options() const { return options_; }
@@ -125,8 +165,15 @@ class Engine {
   Result<void> retain(KindSet kinds);
   void release(KindSet kinds);
   void detacher_loop();
+  void reaper_loop();
+  Result<void> start_guard();
   Result<uint32_t> alloc_slot();
   void cleanup_stale_sessions();
+  // Unregisters, waits for in-flight programs, drains, removes the cgroup:
+  // the session's processes are gone (or no longer its concern).
+  SessionSummary finish(Session& s);
+  // Whether `s` can be ended by this caller (open or lingering), marking it closing.
+  Result<Session::State> begin_closing(Session& s);
 
   EngineOptions options_;
   std::string root_dir_;      // cgroup_path + root_path
@@ -190,6 +237,15 @@ class Engine {
 
   std::mutex drain_mu_;
   std::condition_variable drained_;
+  // Lingering sessions: the reaper waits for their cgroup to empty.
+  Fd inotify_;
+  Fd reaper_wake_;
+  bool reaper_stop_ = false;  // under mu_
+  std::thread reaper_;
+  // The guard process: it kills this engine's sessions if this process dies
+  // without closing them (its end of the pipe then reads EOF).
+  pid_t guard_pid_ = -1;
+  Fd guard_pipe_;
   uint64_t drain_requested_ = 0;
   uint64_t drain_done_ = 0;
   bool stop_ = false;
