@@ -145,15 +145,44 @@ void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t
   o.kind_names("enhanced_recording_kinds", end.kinds);
   o.string("event", "session.end");
   o.boolean("interactive", end.interactive);
+  if (end.leftover_processes) {
+    o.string("leftover_action", end.leftovers_killed ? "killed" : "recorded");
+    o.uint64("leftover_processes", end.leftover_processes);
+  }
   o.string("login", meta.login);
-  o.kind_counts("lost_events", end.lost);
+  if (!end.recovered) o.kind_counts("lost_events", end.lost);
   o.string("namespace", meta.namespace_name);
   o.string_array("participants", end.participants);
   o.kind_counts("recorded_events", end.recorded);
+  if (end.recovered) o.boolean("recovered", true);
   o.string("server_hostname", meta.server_hostname);
   o.string("server_id", meta.server_id);
   o.time("session_start", end.start_ns);
   o.time("session_stop", end.stop_ns);
+  o.string("sid", meta.sid);
+  o.time("time", end.time_ns);
+  o.string("uid", uid);
+  o.string("user", meta.user);
+  o.end();
+}
+
+void encode_leftovers_end(const LeftoversEnd& end, const SessionMeta& meta, uint64_t ei,
+                          std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  remote_addr(o, meta);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "V2005I");
+  o.uint64("ei", ei);
+  o.string("event", "session.leftovers_end");
+  o.boolean("killed", end.killed);
+  o.string("login", meta.login);
+  if (!end.recovered) o.kind_counts("lost_events", end.lost);
+  o.string("namespace", meta.namespace_name);
+  o.uint64("processes", end.processes);
+  o.kind_counts("recorded_events", end.recorded);
+  if (end.recovered) o.boolean("recovered", true);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
   o.string("sid", meta.sid);
   o.time("time", end.time_ns);
   o.string("uid", uid);

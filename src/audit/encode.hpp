@@ -30,6 +30,11 @@ void encode_session_start(const SessionStart& start, const SessionMeta& meta, ui
 void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t ei,
                         std::string_view uid, std::string& out);
 
+// `session.leftovers_end` (V2005I, Vigil's own): after session.end, when
+// the processes the session left running are gone.
+void encode_leftovers_end(const LeftoversEnd& end, const SessionMeta& meta, uint64_t ei,
+                          std::string_view uid, std::string& out);
+
 // `exec` (T3002I): an SSH exec request's command and how it ended.
 void encode_exec(const ExecEnd& exec, const SessionMeta& meta, uint64_t ei, std::string_view uid,
                  std::string& out);

@@ -39,6 +39,25 @@ struct SessionEnd {
   KindCounts recorded;   // events written to the log, per kind
   KindCounts lost;       // events the kernel or engine dropped, per kind
   KindSet kinds;         // kinds this session recorded
+  // Processes the session's first process left running. With
+  // `leftovers_killed` false they stay recorded under this session, and a
+  // session.leftovers_end follows when the last one exits.
+  size_t leftover_processes = 0;
+  bool leftovers_killed = false;
+  // Written after the recorder died (kill -9, crash) from what it had saved:
+  // `recorded` is what reached the audit log, `lost` is unknown (not written).
+  bool recovered = false;
+};
+
+// The last of the processes a session left running has exited (or they were
+// killed): written after session.end, with the totals of the whole session.
+struct LeftoversEnd {
+  int64_t time_ns = 0;
+  size_t processes = 0;  // how many were running at session.end
+  bool killed = false;   // ended by the recorder (shutdown), not by exiting
+  KindCounts recorded;
+  KindCounts lost;
+  bool recovered = false;  // see SessionEnd::recovered
 };
 
 // A command run through an SSH `exec` request, written when it ends (T3002I).

@@ -114,8 +114,34 @@ void format_session_end_text(const SessionEnd& end, const SessionMeta& meta, std
   append_printable(out, meta.sid);
   out += " ended: recorded";
   append_counts(out, end.recorded, end.kinds);
-  out += ", lost";
-  append_counts(out, end.lost, end.kinds);
+  if (end.recovered) {
+    out += " (recovered: the recorder stopped first; losses unknown)";
+  } else {
+    out += ", lost";
+    append_counts(out, end.lost, end.kinds);
+  }
+  if (end.leftover_processes) {
+    out += ", " + std::to_string(end.leftover_processes) +
+           (end.leftovers_killed ? " processes left running: killed"
+                                 : " processes left running: still recorded");
+  }
+  out += '\n';
+}
+
+void format_leftovers_end_text(const LeftoversEnd& end, const SessionMeta& meta,
+                               std::string& out) {
+  append_head(out, end.time_ns, meta);
+  out += " session ";
+  append_printable(out, meta.sid);
+  out += end.killed ? ": its leftover processes were killed: recorded"
+                    : ": its last leftover process exited: recorded";
+  append_counts(out, end.recorded, KindSet::all());
+  if (end.recovered) {
+    out += " (recovered)";
+  } else {
+    out += ", lost";
+    append_counts(out, end.lost, KindSet::all());
+  }
   out += '\n';
 }
 

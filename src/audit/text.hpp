@@ -22,4 +22,8 @@ void format_text(const Event& ev, const SessionMeta& meta, std::string& out);
 // ("off" for a kind the session did not record).
 void format_session_end_text(const SessionEnd& end, const SessionMeta& meta, std::string& out);
 
+// session.leftovers_end: "... session SID: its last leftover process exited: ...".
+void format_leftovers_end_text(const LeftoversEnd& end, const SessionMeta& meta,
+                               std::string& out);
+
 }  // namespace vigil::audit
