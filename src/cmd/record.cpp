@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <optional>
 
 #include "common/clock.hpp"
@@ -23,6 +25,7 @@
 #include "engine/host.hpp"
 #include "engine/launch.hpp"
 #include "recording/writer.hpp"
+#include "session/outcome.hpp"
 #include "term/pty.hpp"
 #include "term/relay.hpp"
 
@@ -40,14 +43,18 @@ struct RecordArgs {
 };
 
 std::atomic<pid_t> g_child{0};
+std::atomic<bool> g_stop{false};  // a signal came while only leftovers ran
 
 // SIGTERM and SIGHUP go to the recorded command; SIGINT and SIGQUIT from
 // the terminal reach it directly (same process group), so vigil only
 // survives them to write the session's end. Handlers, not SIG_IGN: exec
-// resets handlers, so the command starts with default dispositions.
+// resets handlers, so the command starts with default dispositions. Once
+// the command is gone, any of them ends the wait for its leftovers (which
+// are then killed: nothing runs on unrecorded).
 void forward_signal(int sig) {
   pid_t child = g_child.load();
   if (child > 0 && (sig == SIGTERM || sig == SIGHUP)) kill(child, sig);
+  if (child == 0) g_stop = true;
 }
 
 void install_signal_forwarding() {
@@ -126,6 +133,9 @@ class SessionWriter {
           if (out_) out_->maybe_flush();
         }) {}
 
+  Result<void> keep_journal(const std::string& dir, bool interactive, KindSet kinds) {
+    return log_.keep_journal(dir, interactive, kinds);
+  }
   void start(int64_t time_ns, const std::vector<std::string>& command) {
     log_.start(time_ns, command);
   }
@@ -136,6 +146,11 @@ class SessionWriter {
   void end(const audit::SessionEnd& end) {
     if (out_ && text_) audit::format_session_end_text(end, log_.meta(), out_->buffer());
     log_.end(end);
+    flush();
+  }
+  void leftovers_end(const audit::LeftoversEnd& end) {
+    if (out_ && text_) audit::format_leftovers_end_text(end, log_.meta(), out_->buffer());
+    log_.leftovers_end(end);
     flush();
   }
   void flush() {
@@ -248,8 +263,13 @@ int record(const RecordArgs& args) {
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
+  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
+    return fail(recovered.error().message);
+
   SessionWriter writer(meta, **audit_log, out ? &*out : nullptr, args.format == "text",
                        rec->get());
+  if (auto r = writer.keep_journal(auditlog::journal_dir(cfg->data_dir), args.tty, kinds); !r)
+    return fail(r.error().message);
   writer.start(start_ns, args.command);
   auto session = (*engine)->open_session(
       {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
@@ -291,8 +311,11 @@ int record(const RecordArgs& args) {
     exit_status = exit_status_of(status);
   }
 
-  auto summary = (*engine)->close_session(**session);
-  if (!summary) return fail("closing the session: " + summary.error().message);
+  // Like strace -f: the session lasts as long as a process of it runs.
+  std::promise<SessionSummary> finished;
+  auto summary = (*engine)->end_session(
+      **session, [&finished](const SessionSummary& s) { finished.set_value(s); });
+  if (!summary) return fail("ending the session: " + summary.error().message);
   audit::SessionEnd end;
   end.time_ns = clock::realtime_ns();
   end.start_ns = start_ns;
@@ -300,14 +323,26 @@ int record(const RecordArgs& args) {
   end.interactive = args.tty;
   end.enhanced_recording = true;
   end.participants = {meta.user};
-  end.recorded = summary->recorded;
-  end.lost = summary->lost;
   end.kinds = kinds;
+  session::add_summary(*summary, end);
   writer.end(end);
-  if (summary->leftover_processes)
+  if (summary->leftovers == SessionSummary::Leftovers::running) {
     std::fprintf(stderr,
-                 "vigil record: %zu processes outlived the session and are no longer recorded\n",
+                 "vigil record: %zu processes of the session are still running: recording until "
+                 "the last one exits (interrupt to kill them)\n",
                  summary->leftover_processes);
+    auto done = finished.get_future();
+    while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+      if (g_stop) {
+        (void)(*engine)->close_session(**session);  // kills them; on_finished runs
+        break;
+      }
+    }
+    writer.leftovers_end(session::leftovers_end(done.get(), clock::realtime_ns()));
+  } else if (summary->leftovers == SessionSummary::Leftovers::killed) {
+    std::fprintf(stderr, "vigil record: %zu processes of the session were still running: killed "
+                 "(leftover_processes: kill)\n", summary->leftover_processes);
+  }
   if (auto r = (*rec)->close(); !r) return fail("the recording: " + r.error().message);
   if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
   if (!writer.log_error().empty()) return fail("audit log: " + writer.log_error());

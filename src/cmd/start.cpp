@@ -8,6 +8,7 @@
 
 #include "audit/host_id.hpp"
 #include "auditlog/file_log.hpp"
+#include "auditlog/session_log.hpp"
 #include "auth/rate_limit.hpp"
 #include "auth/trusted_cas.hpp"
 #include "commands.hpp"
@@ -52,8 +53,15 @@ int start(const DataDirOptions& where) {
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
+  // Before anything new runs: the engine kills what sessions of a dead run
+  // left (its guard normally did), and their missing ends are written.
   auto engine = Engine::start(engine_options(cfg->ssh.enhanced_recording));
   if (!engine) return fail("cannot record: " + engine.error().message);
+  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
+    return fail(recovered.error().message);
+  else if (*recovered)
+    std::printf("vigil: %zu sessions of an earlier run had not ended: their end is written, "
+                "marked recovered\n", *recovered);
 
   auth::AuthRateLimiter limiter;
   ssh::Node node{**engine, **audit_log, *cas, limiter};
@@ -80,7 +88,17 @@ int start(const DataDirOptions& where) {
   std::printf("vigil: SSH node listening on %s (port %u), server_id %s\n",
               cfg->ssh.listen_addr.c_str(), (*server)->port(), server_id->c_str());
   std::fflush(stdout);
-  (*server)->run(g_stop);
+  bool all_ended = (*server)->run(g_stop);
+  if (!all_ended) {
+    // A connection thread is stuck: its session's journal lets the next
+    // start write its end, and the engine's guard kills its processes.
+    (void)(*audit_log)->flush();
+    std::fflush(stdout);
+    _exit(kVigilFailed);
+  }
+  // Processes sessions left running cannot be recorded once the node is
+  // gone: the engine kills them and their sessions' last events are written.
+  engine->reset();
   if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
   return 0;
 }

@@ -18,6 +18,7 @@
 #include "common/log.hpp"
 #include "auditlog/session_log.hpp"
 #include "recording/writer.hpp"
+#include "session/outcome.hpp"
 
 namespace vigil::ssh {
 namespace {
@@ -109,15 +110,8 @@ void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
 
 void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
   SELF->peer_closed_ = true;
-  if (SELF->engine_session_ && !SELF->exited_) {
-    // Nobody is left to talk to: end everything the session started.
-    int fd = open((SELF->engine_session_->cgroup_dir() + "/cgroup.kill").c_str(),
-                  O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)!write(fd, "1", 1);
-      close(fd);
-    }
-  }
+  // Nobody is left to talk to: end everything the session started.
+  if (!SELF->exited_) SELF->kill_processes();
 }
 
 void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void* self) {
@@ -269,6 +263,10 @@ void SessionChannel::close_stdin_when_drained() {
 }
 
 void SessionChannel::forward_output(int fd) {
+  int stream = fd == stderr_fd_ ? 1 : 0;
+  // Paused (removed from the poll after this round): the client has not
+  // taken what was read last.
+  if (!out_pending_[stream].empty()) return;
   // Large reads: fewer syscalls and poll rounds per byte (libssh cuts the
   // data into packets the client's maximum size anyway).
   char buf[65536];
@@ -277,11 +275,79 @@ void SessionChannel::forward_output(int fd) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // EAGAIN, EOF or EIO (pty without a slave): the poll round ends
     if (pty_ && recording_) recording_->output(clock::realtime_ns(), std::string_view(buf, n));
-    if (!peer_closed_ && !ssh_channel_is_closed(channel_)) {
-      if (fd == stderr_fd_) ssh_channel_write_stderr(channel_, buf, n);
-      else ssh_channel_write(channel_, buf, n);
+    send_output(stream, buf, static_cast<size_t>(n));
+    if (!out_pending_[stream].empty() || static_cast<size_t>(n) < sizeof(buf)) return;
+  }
+}
+
+// The session is non-blocking (connection.cpp): libssh sends at most what
+// the client's window admits and never waits, so a client that stops
+// reading holds back the process, never the node, and loses nothing.
+long SessionChannel::write_to_client(int stream, const char* data, size_t len) {
+  uint32_t window = ssh_channel_window_size(channel_);
+  size_t n = std::min<size_t>(len, window);
+  if (n == 0) return 0;
+  int rc = stream == 1 ? ssh_channel_write_stderr(channel_, data, static_cast<uint32_t>(n))
+                       : ssh_channel_write(channel_, data, static_cast<uint32_t>(n));
+  return rc == SSH_ERROR ? -1 : rc;
+}
+
+void SessionChannel::send_output(int stream, const char* data, size_t len) {
+  if (peer_closed_ || ssh_channel_is_closed(channel_)) return;  // nobody to send to
+  size_t sent = 0;
+  if (out_pending_[stream].empty()) {
+    long n = write_to_client(stream, data, len);
+    if (n < 0) return output_failed();
+    sent = static_cast<size_t>(n);
+  }
+  out_pending_[stream].append(data + sent, len - sent);
+}
+
+void SessionChannel::flush_output() {
+  for (int stream : {0, 1}) {
+    std::string& pending = out_pending_[stream];
+    if (peer_closed_ || ssh_channel_is_closed(channel_)) {
+      pending.clear();
+      continue;
     }
-    if (static_cast<size_t>(n) < sizeof(buf)) return;
+    if (!pending.empty()) {
+      long n = write_to_client(stream, pending.data(), pending.size());
+      if (n < 0) return output_failed();
+      pending.erase(0, static_cast<size_t>(n));
+    }
+  }
+  // Read again what the client caught up with; stop reading what it did not.
+  if (!ended_) {
+    set_output_polled(0, out_pending_[0].empty());
+    set_output_polled(1, out_pending_[1].empty());
+  }
+}
+
+void SessionChannel::set_output_polled(int stream, bool on) {
+  int fd = stream == 1 ? stderr_fd_ : stdout_fd_;
+  if (fd < 0 || out_polled_[stream] == on) return;
+  if (on) ssh_event_add_fd(event_, fd, POLLIN, on_output, this);
+  else ssh_event_remove_fd(event_, fd);
+  out_polled_[stream] = on;
+}
+
+// Sending failed: the connection is broken. Said, and the session ended as
+// for a client that went away (its processes would block on a full pipe).
+void SessionChannel::output_failed() {
+  log::warn("ssh: session " + meta_.sid + " of " + login_.user + " from " + login_.remote_addr +
+            ": sending output failed (" + ssh_get_error(session_) + "): ending the session");
+  peer_closed_ = true;
+  out_pending_[0].clear();
+  out_pending_[1].clear();
+  if (!exited_) kill_processes();
+}
+
+void SessionChannel::kill_processes() {
+  if (!engine_session_) return;
+  int fd = open((engine_session_->cgroup_dir() + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)!write(fd, "1", 1);
+    close(fd);
   }
 }
 
@@ -320,18 +386,23 @@ int SessionChannel::start(std::optional<std::string> command) {
     return -1;
   }
   recording_ = std::move(rec.value());
-  recording::RecordingWriter* writer = recording_.get();
-  log_ = std::make_unique<auditlog::SessionLog>(
-      meta_, node_.log,
-      [writer](int64_t time_ns, std::string_view line) { writer->event(time_ns, line); });
+  log_ = std::make_shared<auditlog::SessionLog>(
+      meta_, node_.log, [writer = recording_](int64_t time_ns, std::string_view line) {
+        writer->event(time_ns, line);
+      });
+  if (auto r = log_->keep_journal(auditlog::journal_dir(node_.data_dir), interactive_, login_.kinds);
+      !r) {
+    log::error("ssh: " + r.error().message);
+    (void)recording_->close();
+    return -1;  // a session that could not be recovered after a crash is not started
+  }
 
   // The engine session exists before the process does: nothing it runs
   // escapes the recording.
   log_->start(start_ns_, command_ ? std::vector<std::string>{*command_}
                                   : std::vector<std::string>{});
-  auditlog::SessionLog* slog = log_.get();
   auto session = node_.engine.open_session({meta_.sid, login_.kinds},
-                                           [slog](const Event& ev) { slog->event(ev); });
+                                           [slog = log_](const Event& ev) { slog->event(ev); });
   if (!session) {
     log::error("ssh: cannot open a recorded session: " + session.error().message);
     audit::SessionEnd end;
@@ -409,15 +480,12 @@ int SessionChannel::start(std::optional<std::string> command) {
   }
   for (int fd : {stdin_fd_, stdout_fd_, stderr_fd_})
     if (fd >= 0) set_nonblocking(fd);
-  for (int fd : {stdout_fd_, stderr_fd_}) {
-    if (fd < 0) continue;
-    ssh_event_add_fd(event_, fd, POLLIN, on_output, this);
-    polled_.push_back(fd);
-  }
+  set_output_polled(0, true);
+  set_output_polled(1, true);
   pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
   if (pidfd_ >= 0) {
     ssh_event_add_fd(event_, pidfd_, POLLIN, on_exit, this);
-    polled_.push_back(pidfd_);
+    pidfd_polled_ = true;
   }
   return 0;
 }
@@ -440,24 +508,43 @@ void SessionChannel::step() {
     int status;
     if (waitpid(pid_, &status, WNOHANG | WNOWAIT) == pid_) exited_ = true;
   }
-  if (exited_) finish();
-  else if (peer_closed_ && !started_) done_ = true;
+  if (exited_ && !ended_) end_session();
+  flush_output();
+  if (ended_) {
+    // exit-status goes after the last byte of output, as sshd does it.
+    if (peer_closed_ || (out_pending_[0].empty() && out_pending_[1].empty())) close_channel();
+  } else if (peer_closed_ && !started_) {
+    done_ = true;
+  }
 }
 
 void SessionChannel::stop_polling() {
   watch_stdin(false);
-  for (int fd : polled_) ssh_event_remove_fd(event_, fd);
-  polled_.clear();
+  set_output_polled(0, false);
+  set_output_polled(1, false);
+  if (pidfd_polled_) ssh_event_remove_fd(event_, pidfd_);
+  pidfd_polled_ = false;
 }
 
-void SessionChannel::finish() {
+void SessionChannel::end_session() {
   stop_polling();
-  // What the process wrote before it exited is in the pipe or pty now.
-  for (int fd : {stdout_fd_, stderr_fd_})
-    if (fd >= 0) forward_output(fd);
-  int status = 127 << 8;  // launch failed: "command not found" as a shell says it
+  // What the process wrote before it exited is in the pipe or pty now: read
+  // it all (bounded: a process it left behind may go on writing) to the
+  // recording and the client's queue.
+  for (int stream : {0, 1}) {
+    int fd = stream == 1 ? stderr_fd_ : stdout_fd_;
+    char buf[65536];
+    for (size_t total = 0; fd >= 0 && total < (size_t{4} << 20);) {
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      total += static_cast<size_t>(n);
+      if (pty_ && recording_) recording_->output(clock::realtime_ns(), std::string_view(buf, n));
+      send_output(stream, buf, static_cast<size_t>(n));
+    }
+  }
   if (pid_ > 0)
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid_, &exit_status_, 0) < 0 && errno == EINTR) {
     }
   close_fd(pidfd_);
   close_fd(stdin_fd_);
@@ -468,18 +555,30 @@ void SessionChannel::finish() {
     close_fd(stdout_fd_);
     close_fd(stderr_fd_);
   }
+  ended_ = true;
 
   audit::SessionEnd end;
+  bool lingering = false;
   if (engine_session_) {
-    auto summary = node_.engine.close_session(*engine_session_);
+    // Processes it left running stay recorded under this session after the
+    // channel is gone; their end is written when the last one exits.
+    auto summary = node_.engine.end_session(
+        *engine_session_, [slog = log_, rec = recording_](const SessionSummary& s) {
+          slog->leftovers_end(session::leftovers_end(s, clock::realtime_ns()));
+          if (auto r = rec->close(); !r) log::error("ssh: recording: " + r.error().message);
+        });
     if (summary) {
-      end.recorded = summary->recorded;
-      end.lost = summary->lost;
+      session::add_summary(*summary, end);
+      lingering = summary->leftovers == SessionSummary::Leftovers::running;
+      if (lingering)
+        log::info("ssh: session " + meta_.sid + ": " + std::to_string(summary->leftover_processes) +
+                  " processes still running: recorded until they exit");
     } else {
-      log::error("ssh: closing session " + meta_.sid + ": " + summary.error().message);
+      log::error("ssh: ending session " + meta_.sid + ": " + summary.error().message);
     }
     engine_session_.reset();
   }
+  int status = exit_status_;
   int exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
   if (log_) {
     if (command_) log_->exec({clock::realtime_ns(), *command_, exit_code});
@@ -491,10 +590,16 @@ void SessionChannel::finish() {
     end.kinds = login_.kinds;
     log_->end(end);
   }
-  if (recording_) {
+  if (recording_ && !lingering) {
     if (auto r = recording_->close(); !r) log::error("ssh: recording: " + r.error().message);
   }
+  log_.reset();
+  recording_.reset();
+}
+
+void SessionChannel::close_channel() {
   if (!peer_closed_ && !ssh_channel_is_closed(channel_)) {
+    int status = exit_status_;
     if (WIFSIGNALED(status))
       ssh_channel_request_send_exit_signal(channel_, signal_name(WTERMSIG(status)),
                                            WCOREDUMP(status), "", "");
@@ -512,14 +617,11 @@ void SessionChannel::abort() {
     return;
   }
   peer_closed_ = true;
-  if (!exited_ && engine_session_) {
-    int fd = open((engine_session_->cgroup_dir() + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)!write(fd, "1", 1);
-      close(fd);
-    }
+  if (!ended_) {
+    if (!exited_) kill_processes();
+    end_session();  // waits for the killed process
   }
-  finish();  // waits for the killed process
+  done_ = true;
 }
 
 }  // namespace vigil::ssh

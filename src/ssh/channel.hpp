@@ -44,8 +44,10 @@ class SessionChannel {
   SessionChannel& operator=(const SessionChannel&) = delete;
 
   ssh_channel handle() const { return channel_; }
-  // Called by the connection after each poll round: ends the session of a
-  // process that exited (output drained, events written, exit-status sent).
+  // Called by the connection after each poll round: sends output the
+  // client's window now admits, resumes reading paused output, and ends the
+  // session of a process that exited (output read, events written); once
+  // the client has taken all output, exit-status is sent and the channel closed.
   void step();
   // The connection is going away: kills what runs in the session and
   // closes it (session.end is still written).
@@ -73,12 +75,22 @@ class SessionChannel {
 
   // Opens the engine session, then starts the process in it.
   int start(std::optional<std::string> command);
+  // Output: read from the process only as fast as the client takes it.
   void forward_output(int fd);
+  void send_output(int stream, const char* data, size_t len);
+  long write_to_client(int stream, const char* data, size_t len);
+  void flush_output();
+  void set_output_polled(int stream, bool on);
+  void output_failed();
+  void kill_processes();
   int feed_stdin(const char* data, uint32_t len);
   void pump_stdin();
   void watch_stdin(bool on);
   void close_stdin_when_drained();
-  void finish();
+  // The process exited (or was killed): what it wrote is read, the engine
+  // session ended and the session's events written.
+  void end_session();
+  void close_channel();
   void stop_polling();
 
   Node& node_;
@@ -97,14 +109,21 @@ class SessionChannel {
   bool exited_ = false;          // the process is gone (its pidfd fired)
   bool peer_closed_ = false;
   bool interactive_ = false;     // on a pty
+  bool ended_ = false;           // end_session() ran
   bool done_ = false;
+  int exit_status_ = 127 << 8;   // wait status; launch failed: as a shell's "not found"
   std::optional<std::string> command_;  // exec: what was run; shell: none
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int stdin_fd_ = -1;   // pipe or a dup of the pty master (polled apart from the output)
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;  // pipes only
-  std::vector<int> polled_;
+  // Per output stream (0 stdout/pty, 1 stderr): what the client's window did
+  // not admit yet, and whether the fd is polled. A stream with pending
+  // output is not read, so the process blocks instead of the node buffering.
+  std::string out_pending_[2];
+  bool out_polled_[2] = {false, false};
+  bool pidfd_polled_ = false;
   // Client input a full stdin holds back: libssh keeps `stdin_backlog_`
   // bytes for us (and does not open the window for them), `stdin_pending_`
   // was fetched but not yet written.
@@ -115,8 +134,10 @@ class SessionChannel {
   int64_t start_ns_ = 0;
   audit::SessionMeta meta_;
   std::shared_ptr<Session> engine_session_;
-  std::unique_ptr<recording::RecordingWriter> recording_;
-  std::unique_ptr<auditlog::SessionLog> log_;
+  // Shared with the engine's callbacks: processes the session leaves running
+  // stay recorded after this channel is gone.
+  std::shared_ptr<recording::RecordingWriter> recording_;
+  std::shared_ptr<auditlog::SessionLog> log_;
 };
 
 }  // namespace vigil::ssh

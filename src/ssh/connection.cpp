@@ -250,6 +250,10 @@ void Connection::serve() {
     if (node_.stopping || clock::monotonic_ns() > deadline) return;
     if (ssh_event_dopoll(event_, 100) == SSH_ERROR) return;
   }
+  // From here on nothing may wait for the client: libssh sends what the
+  // channel windows admit and keeps the rest (channel.cpp), so a client that
+  // stops reading stalls only its own sessions' output, never this thread.
+  ssh_set_blocking(session_, 0);
   while (!node_.stopping) {
     // A session must not outlive the certificate that let it in (sshd too
     // ends the connection then).

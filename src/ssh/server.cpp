@@ -3,10 +3,11 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <condition_variable>
+#include <chrono>
 #include <thread>
 
 #include "common/log.hpp"
@@ -46,6 +47,14 @@ Result<std::unique_ptr<Server>> Server::listen(const ServerOptions& options, Nod
     return Error{"host key " + options.host_key_path + ": " + ssh_get_error(bind)};
   if (ssh_bind_listen(bind) != SSH_OK)
     return Error{"cannot listen on " + options.listen_addr + ": " + ssh_get_error(bind)};
+  int fd = ssh_bind_get_fd(bind);
+  // No process this one starts may hold the port (launch also closes every
+  // fd above 2 in sessions; this covers any other exec).
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  // libssh listens with a backlog of 10: bursts of clients would wait for
+  // SYN retries. listen() again only changes the backlog.
+  if (::listen(fd, options.listen_backlog) != 0)
+    return Error::sys("cannot listen on " + options.listen_addr);
   sockaddr_storage sa{};
   socklen_t len = sizeof(sa);
   if (getsockname(ssh_bind_get_fd(bind), reinterpret_cast<sockaddr*>(&sa), &len) == 0)
@@ -59,9 +68,8 @@ Server::~Server() {
   if (bind_) ssh_bind_free(static_cast<ssh_bind>(bind_));
 }
 
-void Server::run(const std::atomic<bool>& stop) {
+bool Server::run(const std::atomic<bool>& stop) {
   auto bind = static_cast<ssh_bind>(bind_);
-  std::condition_variable all_done;
   while (!stop.load()) {
     // Polled with a timeout so that `stop` is seen within 200 ms.
     pollfd p{ssh_bind_get_fd(bind), POLLIN, 0};
@@ -73,6 +81,8 @@ void Server::run(const std::atomic<bool>& stop) {
       ssh_free(session);
       continue;
     }
+    int fd = ssh_get_fd(session);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     {
       std::lock_guard lock(mu_);
       if (live_connections_ >= options_.max_connections) {
@@ -83,17 +93,31 @@ void Server::run(const std::atomic<bool>& stop) {
         continue;
       }
       ++live_connections_;
+      live_fds_.insert(fd);
     }
-    std::thread([this, session, &all_done] {
+    std::thread([this, session, fd] {
       serve_connection(session, node_);
       std::lock_guard lock(mu_);
+      live_fds_.erase(fd);
       --live_connections_;
-      all_done.notify_all();
+      all_done_.notify_all();
     }).detach();
   }
+  // Bounded: connections see `stopping` within a poll round and end their
+  // sessions; one stuck in a blocking step (the key exchange of a client
+  // that stalls) is cut off by shutting its socket down.
   node_.stopping = true;
   std::unique_lock lock(mu_);
-  all_done.wait(lock, [&] { return live_connections_ == 0; });
+  auto none_left = [&] { return live_connections_ == 0; };
+  if (all_done_.wait_for(lock, std::chrono::milliseconds(options_.stop_grace_ms), none_left))
+    return true;
+  log::info("ssh: stopping: " + std::to_string(live_connections_) +
+            " connections still busy: shutting their sockets down");
+  for (int fd : live_fds_) shutdown(fd, SHUT_RDWR);
+  if (all_done_.wait_for(lock, std::chrono::seconds(5), none_left)) return true;
+  log::error("ssh: stopping: " + std::to_string(live_connections_) +
+             " connections did not end; exiting without them");
+  return false;
 }
 
 }  // namespace vigil::ssh

@@ -12,9 +12,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "audit/session.hpp"
@@ -46,6 +48,10 @@ struct ServerOptions {
   std::string listen_addr = "0.0.0.0:3022";  // "host:port", IPv6 as "[::]:3022"
   std::string host_key_path;                 // made on first start (host_key.hpp)
   size_t max_connections = 1024;             // beyond: new connections are closed at once
+  int listen_backlog = 128;                  // as sshd's
+  // A stop ends every connection within this: first they are asked to end
+  // (each ends its sessions), then their sockets are shut down under them.
+  int stop_grace_ms = 2000;
 };
 
 class Server {
@@ -57,8 +63,11 @@ class Server {
 
   uint16_t port() const { return port_; }
   // Accepts until `stop` becomes true, then ends every connection (their
-  // processes are killed and their sessions closed and logged) and returns.
-  void run(const std::atomic<bool>& stop);
+  // processes are killed and their sessions closed and logged) and returns
+  // true; false when some connection thread had still not finished 5 s after
+  // its socket was shut down (the caller should then exit without waiting:
+  // the sessions' journals let the next start write their end).
+  bool run(const std::atomic<bool>& stop);
 
  private:
   Server(Node& node) : node_(node) {}
@@ -68,6 +77,8 @@ class Server {
   uint16_t port_ = 0;
   std::mutex mu_;
   size_t live_connections_ = 0;
+  std::set<int> live_fds_;  // sockets of live connections (under mu_)
+  std::condition_variable all_done_;  // a member: threads may outlive run()
 };
 
 }  // namespace vigil::ssh
