@@ -70,6 +70,7 @@ int start(const DataDirOptions& where) {
   node.identity.server_id = *server_id;
   node.data_dir = cfg->data_dir;
   node.default_kinds = cfg->ssh.default_kinds;
+  node.login_grace_seconds = static_cast<int>(cfg->ssh.login_grace_time);
 
   ssh::ServerOptions server_options;
   server_options.listen_addr = cfg->ssh.listen_addr;

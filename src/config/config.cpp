@@ -130,6 +130,17 @@ class Reader {
     return {};
   }
 
+  Result<void> seconds(const YAML::Node& node, const Place& at, uint32_t min, uint32_t max,
+                       uint32_t& out) const {
+    std::optional<uint32_t> value =
+        node.IsScalar() ? parse_whole_number(node.Scalar(), min, max) : std::nullopt;
+    if (!value)
+      return fail(at, "expected a whole number of seconds from " + std::to_string(min) + " to " +
+                          std::to_string(max) + ", got " + describe(node));
+    out = *value;
+    return {};
+  }
+
   Result<void> pages(const YAML::Node& node, const Place& at, uint32_t& out) const {
     std::optional<uint32_t> value =
         node.IsScalar() ? parse_whole_number(node.Scalar(), kMinBufferPages, kMaxBufferPages)
@@ -270,6 +281,8 @@ Result<void> read_ssh_service(const Reader& r, const YAML::Node& node, const Pla
            [&](auto& v, auto& p) { return r.list(v, p, "a list of file paths", read_ca_key); }},
           {"default_recording_kinds",
            [&](auto& v, auto& p) { return read_kinds(r, v, p, out.default_kinds); }},
+          {"login_grace_time",
+           [&](auto& v, auto& p) { return r.seconds(v, p, 1, 600, out.login_grace_time); }},
       });
 }
 

@@ -20,6 +20,7 @@
 //     listen_addr: 0.0.0.0:3022           # IPv6 as [::]:3022
 //     trusted_user_ca_keys: [/etc/vigil/user_ca.pub]
 //     default_recording_kinds: [command, network]
+//     login_grace_time: 60                # seconds, Vigil's own (sshd's LoginGraceTime)
 //     enhanced_recording:
 //       enabled: true
 //       command_buffer_size: 8   # pages
@@ -81,6 +82,9 @@ struct SshService {
   std::string listen_addr = "0.0.0.0:3022";
   EnhancedRecording enhanced_recording;
   std::vector<std::string> trusted_user_ca_keys;  // file paths
+  // Vigil's own (sshd's LoginGraceTime): seconds a client has for the key
+  // exchange and logging in.
+  uint32_t login_grace_time = 60;
   // What a session records when none of the user's roles says (the guide's
   // rule for a role with an empty list).
   KindSet default_kinds = [] {
