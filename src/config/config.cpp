@@ -191,6 +191,7 @@ Result<void> read_enhanced_recording(const Reader& r, const YAML::Node& node, co
                         [&](auto& v, auto& p) { return r.pages(v, p, out.network_buffer_size); }},
                        {"failed_execs",
                         [&](auto& v, auto& p) { return r.boolean(v, p, out.failed_execs); }},
+                       {"seal", [&](auto& v, auto& p) { return r.boolean(v, p, out.seal); }},
                        {"cgroup_path",
                         [&](auto& v, auto& p) {
                           return r.text(v, p, cgroup_path_expected, out.cgroup_path,

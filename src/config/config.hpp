@@ -26,6 +26,7 @@
 //       disk_buffer_size: 128    # pages
 //       network_buffer_size: 8   # pages
 //       failed_execs: true       # Vigil's own: also record failed execs
+//       seal: true               # Vigil's own: refuse the calls recording cannot see
 //       cgroup_path: /cgroup2
 //       root_path: /vigil
 //
@@ -65,6 +66,11 @@ struct EnhancedRecording {
   // while a session records commands (docs/benchmarks.md); successful execs
   // are recorded either way.
   bool failed_execs = true;
+  // Vigil's own: seal every session (engine/seal.hpp), refusing with EPERM
+  // the ways into the kernel that the recording does not see (io_uring,
+  // 32-bit and x32 syscalls, open_by_handle_at). Off, a user can open files
+  // and connect unrecorded through them.
+  bool seal = true;
   std::string cgroup_path = "/cgroup2";  // where cgroup v2 is mounted
   std::string root_path = "/vigil";      // this instance's directory inside it
 
