@@ -9,11 +9,12 @@ namespace vigil::auditlog {
 SessionLog::SessionLog(audit::SessionMeta meta, Emitter& log, Copy copy)
     : meta_(std::move(meta)), log_(log), copy_(std::move(copy)) {}
 
-void SessionLog::start(int64_t time_ns, std::vector<std::string> command) {
+void SessionLog::start(int64_t time_ns, std::vector<std::string> command,
+                       std::vector<std::string> sealed) {
   std::lock_guard lock(mu_);
   line_.clear();
-  audit::encode_session_start({time_ns, std::move(command)}, meta_, ei_++, audit::new_uuid(),
-                              line_);
+  audit::encode_session_start({time_ns, std::move(command), std::move(sealed)}, meta_, ei_++,
+                              audit::new_uuid(), line_);
   deliver(time_ns, Durability::buffered);
 }
 

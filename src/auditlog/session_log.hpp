@@ -24,7 +24,9 @@ class SessionLog {
 
   SessionLog(audit::SessionMeta meta, Emitter& log, Copy copy = {});
 
-  void start(int64_t time_ns, std::vector<std::string> command);
+  // sealed: what the session seal refuses, empty when unsealed.
+  void start(int64_t time_ns, std::vector<std::string> command,
+             std::vector<std::string> sealed = {});
   void event(const Event& ev);
   void exec(const audit::ExecEnd& exec);
   void end(const audit::SessionEnd& end);
