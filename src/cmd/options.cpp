@@ -14,6 +14,7 @@ EngineOptions engine_options(const config::EnhancedRecording& recording) {
   options.ring_pages = {recording.command_buffer_size, recording.disk_buffer_size,
                         recording.network_buffer_size};
   options.failed_execs = recording.failed_execs;
+  options.seal = recording.seal;
   return options;
 }
 

@@ -126,8 +126,9 @@ class SessionWriter {
           if (out_) out_->maybe_flush();
         }) {}
 
-  void start(int64_t time_ns, const std::vector<std::string>& command) {
-    log_.start(time_ns, command);
+  void start(int64_t time_ns, const std::vector<std::string>& command,
+             std::vector<std::string> sealed) {
+    log_.start(time_ns, command, std::move(sealed));
   }
   void event(const Event& ev) {
     if (out_ && text_) audit::format_text(ev, log_.meta(), out_->buffer());
@@ -250,13 +251,15 @@ int record(const RecordArgs& args) {
 
   SessionWriter writer(meta, **audit_log, out ? &*out : nullptr, args.format == "text",
                        rec->get());
-  writer.start(start_ns, args.command);
+  const seal::Filter* sealed = seal::for_session((*engine)->options().seal);
+  writer.start(start_ns, args.command, seal::refused(sealed));
   auto session = (*engine)->open_session(
       {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
   if (!session) return fail("cannot open a session: " + session.error().message);
 
   LaunchSpec spec;
   spec.argv = args.command;
+  spec.seal = sealed;
   if (!args.user.empty()) {
     spec.credentials = *creds;
     spec.env = login_environment(*creds);

@@ -42,6 +42,9 @@ struct EngineOptions {
   // Past this bound records are dropped and counted as lost.
   size_t max_queued_bytes = 256u << 20;
   bool failed_execs = true;                // see config::EnhancedRecording::failed_execs
+  // Seal each session (seal.hpp); read by whoever calls launch(), which
+  // installs it. See config::EnhancedRecording::seal.
+  bool seal = true;
 };
 
 using EventSink = std::function<void(const Event&)>;
