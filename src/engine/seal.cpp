@@ -1,6 +1,5 @@
 #include "engine/seal.hpp"
 
-#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/io_uring.h>
 #include <linux/seccomp.h>
