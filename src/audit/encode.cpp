@@ -125,6 +125,7 @@ void encode_session_start(const SessionStart& start, const SessionMeta& meta, ui
     o.bytes_array("initial_command", "initial_command_base64", start.initial_command);
   o.string("login", meta.login);
   o.string("namespace", meta.namespace_name);
+  if (!start.sealed.empty()) o.string_array("sealed", start.sealed);
   o.string("server_hostname", meta.server_hostname);
   o.string("server_id", meta.server_id);
   o.string("sid", meta.sid);

@@ -27,6 +27,9 @@ struct SessionMeta {
 struct SessionStart {
   int64_t time_ns = 0;                       // ns since the Unix epoch
   std::vector<std::string> initial_command;  // empty for an interactive shell
+  // What the session seal refuses ("io_uring", ...: engine/seal.hpp), in
+  // the order written; empty (and not written) for an unsealed session.
+  std::vector<std::string> sealed;
 };
 
 struct SessionEnd {

@@ -100,13 +100,14 @@ void SessionLog::drop_journal_locked() {
   journal_.reset();
 }
 
-void SessionLog::start(int64_t time_ns, std::vector<std::string> command) {
+void SessionLog::start(int64_t time_ns, std::vector<std::string> command,
+                       std::vector<std::string> sealed) {
   std::lock_guard lock(mu_);
   start_ns_ = time_ns;
   write_journal_locked(nullptr);
   line_.clear();
-  audit::encode_session_start({time_ns, std::move(command)}, meta_, ei_++, audit::new_uuid(),
-                              line_);
+  audit::encode_session_start({time_ns, std::move(command), std::move(sealed)}, meta_, ei_++,
+                              audit::new_uuid(), line_);
   deliver(time_ns, Durability::sync);
 }
 

@@ -40,7 +40,9 @@ class SessionLog {
   // recovery needs to know besides the meta: pty or not, the kinds.
   Result<void> keep_journal(const std::string& dir, bool interactive, KindSet kinds);
 
-  void start(int64_t time_ns, std::vector<std::string> command);
+  // sealed: what the session seal refuses, empty when unsealed.
+  void start(int64_t time_ns, std::vector<std::string> command,
+             std::vector<std::string> sealed = {});
   void event(const Event& ev);
   void exec(const audit::ExecEnd& exec);
   // Ends the journal, unless leftovers stay recorded: then it ends with

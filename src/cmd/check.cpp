@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "engine/host.hpp"
 #include "engine/probe.hpp"
+#include "engine/seal.hpp"
 
 namespace vigil::cmd {
 namespace {
@@ -42,6 +43,35 @@ std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
   return out;
+}
+
+// The session seal (engine/seal.hpp): whether it can be installed, what it
+// refuses, and which of those ways into the kernel this one has at all.
+void add_seal_checks(bool enabled, std::vector<host::Check>& checks) {
+  std::string refuses = join(seal::refused(seal::for_session(true)));
+  if (!enabled) {
+    checks.push_back({"session seal", false,
+                      "off (enhanced_recording.seal: false): sessions may use " + refuses +
+                          " unrecorded",
+                      false});
+  } else {
+    auto probe = seal::probe();
+    checks.push_back({"session seal", probe.ok(),
+                      probe ? "refuses " + refuses + " with EPERM (seccomp, inherited, setuid "
+                                                     "programs keep working)"
+                            : probe.error().message});
+  }
+  seal::KernelPaths paths = seal::kernel_paths();
+  auto path_check = [&](const char* what, const seal::KernelPath& path) {
+    std::string detail = path.detail;
+    if (path.present)
+      detail += enabled ? "; refused in sessions by the seal"
+                        : "; NOT sealed: opens and connects through it are not recorded";
+    checks.push_back({what, true, detail, false});
+  };
+  path_check("io_uring", paths.io_uring);
+  path_check("32-bit syscalls", paths.compat_32bit);
+  path_check("x32 syscalls", paths.x32);
 }
 
 }  // namespace
@@ -111,6 +141,7 @@ int check(const CheckArgs& args) {
     }
   }
   checks.push_back(audit);
+  add_seal_checks(er.seal, checks);
   checks.push_back({"not used", true,
                     "kprobes, fentry/fexit and BPF-LSM (Vigil needs none of them)", false});
 

@@ -16,6 +16,7 @@ EngineOptions engine_options(const config::EnhancedRecording& recording) {
   options.failed_execs = recording.failed_execs;
   options.leftovers =
       recording.leftover_processes == "kill" ? LeftoverPolicy::kill : LeftoverPolicy::record;
+  options.seal = recording.seal;
   return options;
 }
 

@@ -136,8 +136,9 @@ class SessionWriter {
   Result<void> keep_journal(const std::string& dir, bool interactive, KindSet kinds) {
     return log_.keep_journal(dir, interactive, kinds);
   }
-  void start(int64_t time_ns, const std::vector<std::string>& command) {
-    log_.start(time_ns, command);
+  void start(int64_t time_ns, const std::vector<std::string>& command,
+             std::vector<std::string> sealed) {
+    log_.start(time_ns, command, std::move(sealed));
   }
   void event(const Event& ev) {
     if (out_ && text_) audit::format_text(ev, log_.meta(), out_->buffer());
@@ -270,13 +271,15 @@ int record(const RecordArgs& args) {
                        rec->get());
   if (auto r = writer.keep_journal(auditlog::journal_dir(cfg->data_dir), args.tty, kinds); !r)
     return fail(r.error().message);
-  writer.start(start_ns, args.command);
+  const seal::Filter* sealed = seal::for_session((*engine)->options().seal);
+  writer.start(start_ns, args.command, seal::refused(sealed));
   auto session = (*engine)->open_session(
       {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
   if (!session) return fail("cannot open a session: " + session.error().message);
 
   LaunchSpec spec;
   spec.argv = args.command;
+  spec.seal = sealed;
   if (!args.user.empty()) {
     spec.credentials = *creds;
     spec.env = login_environment(*creds);

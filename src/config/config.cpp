@@ -212,6 +212,7 @@ Result<void> read_enhanced_recording(const Reader& r, const YAML::Node& node, co
                                         "the session ends)",
                                         out.leftover_processes, is_leftover_policy);
                         }},
+                       {"seal", [&](auto& v, auto& p) { return r.boolean(v, p, out.seal); }},
                        {"cgroup_path",
                         [&](auto& v, auto& p) {
                           return r.text(v, p, cgroup_path_expected, out.cgroup_path,

@@ -28,6 +28,7 @@
 //       network_buffer_size: 8   # pages
 //       failed_execs: true       # Vigil's own: also record failed execs
 //       leftover_processes: record   # Vigil's own: or kill
+//       seal: true               # Vigil's own: refuse the calls recording cannot see
 //       cgroup_path: /cgroup2
 //       root_path: /vigil
 //
@@ -71,6 +72,11 @@ struct EnhancedRecording {
   // recorded under it until they exit ("record"), or are killed when its
   // first process ends ("kill", like logind's KillUserProcesses).
   std::string leftover_processes = "record";
+  // Vigil's own: seal every session (engine/seal.hpp), refusing with EPERM
+  // the ways into the kernel that the recording does not see (io_uring,
+  // 32-bit and x32 syscalls, open_by_handle_at). Off, a user can open files
+  // and connect unrecorded through them.
+  bool seal = true;
   std::string cgroup_path = "/cgroup2";  // where cgroup v2 is mounted
   std::string root_path = "/vigil";      // this instance's directory inside it
 

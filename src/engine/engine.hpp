@@ -58,6 +58,9 @@ struct EngineOptions {
   size_t max_queued_bytes = 256u << 20;
   bool failed_execs = true;                // see config::EnhancedRecording::failed_execs
   LeftoverPolicy leftovers = LeftoverPolicy::record;
+  // Seal each session (seal.hpp); read by whoever calls launch(), which
+  // installs it. See config::EnhancedRecording::seal.
+  bool seal = true;
 };
 
 using EventSink = std::function<void(const Event&)>;

@@ -27,7 +27,9 @@ struct ChildMessage {
   int32_t err;     // errno of the failed step
 };
 
-enum Step : uint32_t { join_cgroup = 1, set_loginuid, switch_user, change_dir, exec_program };
+enum Step : uint32_t {
+  join_cgroup = 1, set_loginuid, switch_user, change_dir, exec_program, seal_session
+};
 
 const char* step_name(uint32_t step) {
   switch (step) {
@@ -36,6 +38,7 @@ const char* step_name(uint32_t step) {
     case switch_user: return "switch to the login's user";
     case change_dir: return "change to the working directory";
     case exec_program: return "run the program";
+    case seal_session: return "seal the session (seccomp)";
   }
   return "start";
 }
@@ -171,6 +174,7 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
     char go = 0;
     if (read(down_r.get(), &go, 1) != 1 || go != 1) _exit(127);
     if (spec.child_setup) spec.child_setup();
+    if (spec.seal && !seal::install(*spec.seal)) child_fail(out, seal_session);
     if (switch_user) {
       const auto& c = *spec.credentials;
       if (setgroups(c.groups.size(), c.groups.data()) || setgid(c.gid) || setuid(c.uid))

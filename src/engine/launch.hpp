@@ -12,6 +12,7 @@
 
 #include "common/result.hpp"
 #include "engine/engine.hpp"
+#include "engine/seal.hpp"
 
 namespace vigil {
 
@@ -36,6 +37,9 @@ struct LaunchSpec {
   // Runs in the child after it joined the session and before it drops
   // privileges: only async-signal-safe calls (the parent has threads).
   std::function<void()> child_setup;
+  // Installed in the child right before it drops privileges (seal.hpp);
+  // must outlive the launch() call. Null: the session is not sealed.
+  const seal::Filter* seal = nullptr;
 };
 
 struct Launched {

@@ -399,8 +399,10 @@ int SessionChannel::start(std::optional<std::string> command) {
 
   // The engine session exists before the process does: nothing it runs
   // escapes the recording.
+  const seal::Filter* sealed = seal::for_session(node_.engine.options().seal);
   log_->start(start_ns_, command_ ? std::vector<std::string>{*command_}
-                                  : std::vector<std::string>{});
+                                  : std::vector<std::string>{},
+              seal::refused(sealed));
   auto session = node_.engine.open_session({meta_.sid, login_.kinds},
                                            [slog = log_](const Event& ev) { slog->event(ev); });
   if (!session) {
@@ -427,6 +429,7 @@ int SessionChannel::start(std::optional<std::string> command) {
   env.insert(env.end(), client_env_.begin(), client_env_.end());
   spec.env = std::move(env);
   spec.credentials = account;
+  spec.seal = sealed;
   struct stat st{};
   spec.cwd = stat(account.home.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? account.home : "/";
 

@@ -42,7 +42,7 @@ const Keys kNetworkKeys = {
     "login", "namespace", "operation", "pid", "ppid", "program", "server_hostname", "server_id",
     "sid", "src_addr", "time", "uid", "user", "version"};
 const Keys kStartKeys = {
-    "cluster_name", "code", "ei", "event", "initial_command", "login", "namespace",
+    "cluster_name", "code", "ei", "event", "initial_command", "login", "namespace", "sealed",
     "server_hostname", "server_id", "sid", "time", "uid", "user"};
 const Keys kEndKeys = {
     "cluster_name", "code", "ei", "enhanced_recording", "enhanced_recording_kinds", "event",

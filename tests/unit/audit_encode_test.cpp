@@ -398,4 +398,17 @@ TEST(AuditEncodeSessionStart, InitialCommandInKeyOrder) {
 }
 
 }  // namespace
+TEST(AuditEncodeSessionStart, SealedInKeyOrder) {
+  std::string out;
+  encode_session_start(
+      SessionStart{kGuideCommandTime, {"uptime"}, {"compat_32bit", "io_uring"}}, guide_meta(), 0,
+      kUid, out);
+  const Json j = parse_line(out);
+  const std::vector<std::string> keys = {
+      "cluster_name", "code", "ei", "event", "initial_command", "login", "namespace", "sealed",
+      "server_hostname", "server_id", "sid", "time", "uid", "user"};
+  EXPECT_EQ(keys_of(j), keys);
+  EXPECT_EQ(j["sealed"], Json::array({"compat_32bit", "io_uring"}));
+}
+
 }  // namespace vigil::audit

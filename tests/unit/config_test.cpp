@@ -89,6 +89,19 @@ TEST(Config, FailedExecsCanBeTurnedOff) {
             "got \"maybe\"");
 }
 
+TEST(Config, SealIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(defaults().ssh.enhanced_recording.seal);
+  Result<Config> config =
+      parse("ssh_service:\n  enhanced_recording:\n    seal: false\n", "node.yaml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_FALSE(config->ssh.enhanced_recording.seal);
+  EXPECT_EQ(error_of("ssh_service:\n  enhanced_recording:\n    seal: sometimes\n"),
+            "node.yaml:3: ssh_service.enhanced_recording.seal: expected true or false, "
+            "got \"sometimes\"");
+  EXPECT_EQ(error_of("ssh_service:\n  enhanced_recording:\n    seals: true\n"),
+            "node.yaml:3: unknown field ssh_service.enhanced_recording.seals; did you mean seal?");
+}
+
 TEST(Config, Defaults) {
   Config config = defaults();
   EXPECT_EQ(config.version, "v3");
