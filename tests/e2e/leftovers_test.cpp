@@ -219,23 +219,32 @@ TEST_F(Leftovers, KilledRecorderTakesItsSessionAlongAndIsRecoveredNextRun) {
 }
 
 // The caller's open files (a socket, a file opened without O_CLOEXEC) must
-// not reach the recorded command, and neither may its ignored signals.
+// not reach the recorded command, and neither may the signals it ignores or
+// blocks (both survive fork and exec): vigil record is started directly by
+// this test with SIGUSR1 ignored and SIGUSR2 blocked, which vigil itself
+// does not touch, so only the launcher's reset gives the command defaults.
 TEST_F(Leftovers, RecordedCommandGetsOnlyStdioAndDefaultSignals) {
   REQUIRE_ROOT();
   int leaked_file = open("/etc/hostname", O_RDONLY);
   int leaked_socket = socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(leaked_file, 3);
   ASSERT_GE(leaked_socket, 3);
-  // The caller ignores SIGUSR1 (as a daemon might); vigil record does not
-  // touch it, so only the launcher's reset can give the command the default.
-  Outcome o = run({.argv = {"/bin/sh", "-c",
-                            "trap '' USR1; exec \"$@\"", "sh", kVigil, "record", "-c", config(),
-                            "--", "sh", "-c",
-                            "ls /proc/$$/fd; grep -E '^Sig(Ign|Blk)' /proc/$$/status; true"}});
+  Outcome fds = record({}, {"sh", "-c", "ls /proc/$$/fd; true"});
+  sigset_t usr2, old_mask;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &usr2, &old_mask);
+  auto old_usr1 = signal(SIGUSR1, SIG_IGN);
+  // The program reads its own status: a shell would clear its mask itself.
+  Outcome sigs = record({}, {"grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"});
+  signal(SIGUSR1, old_usr1);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   close(leaked_file);
   close(leaked_socket);
-  ASSERT_EQ(o.status, 0) << o.err;
-  EXPECT_EQ(o.out, "0\n1\n2\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+  ASSERT_EQ(fds.status, 0) << fds.err;
+  EXPECT_EQ(fds.out, "0\n1\n2\n");
+  ASSERT_EQ(sigs.status, 0) << sigs.err;
+  EXPECT_EQ(sigs.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 }
 
 }  // namespace
