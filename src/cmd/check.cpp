@@ -29,14 +29,21 @@ bool fs_is(const std::string& path, long magic) {
   return statfs(path.c_str(), &st) == 0 && st.f_type == magic;
 }
 
+// The newest of what the engine needs: bpf_loop (5.17), bpf_task_pt_regs
+// (5.15), cgroup.kill (5.14), bpf_get_current_task_btf and close_range's
+// CLOEXEC (5.11), BPF ring buffers (5.8).
+constexpr int kMinMajor = 5, kMinMinor = 17;
+
 host::Check kernel_check() {
   utsname u{};
   uname(&u);
   int major = 0, minor = 0;
   std::sscanf(u.release, "%d.%d", &major, &minor);
-  bool ok = major > 5 || (major == 5 && minor >= 8);
-  return {"kernel", ok, std::string(u.release) + (ok ? "" : ": Linux 5.8 or newer is needed") +
-                            " (" + u.machine + ")"};
+  bool ok = major > kMinMajor || (major == kMinMajor && minor >= kMinMinor);
+  return {"kernel", ok,
+          std::string(u.release) +
+              (ok ? "" : ": Linux 5.17 or newer is needed (bpf_loop, bpf_task_pt_regs, cgroup.kill)") +
+              " (" + u.machine + ")"};
 }
 
 std::string join(const std::vector<std::string>& v) {
