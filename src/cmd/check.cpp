@@ -158,10 +158,20 @@ int check(const CheckArgs& args) {
     print(c);
     if (c.required && !c.ok) ok = false;
   }
+  // What the configuration asks for, which the host checks above do not change.
+  std::string config_says =
+      er.enabled ? "on (" + cfg->source +
+                       (args.config_file.empty() ? ": Vigil records when no file is given)"
+                                                 : ": ssh_service.enhanced_recording.enabled: true)")
+                 : "off (" + cfg->source + ": ssh_service.enhanced_recording.enabled " +
+                       (er.enabled_given ? "is false" : "is not set; the guide's default is false") +
+                       "): sessions get terminal recording only";
   if (ok) {
     std::printf("enhanced recording: supported (command, disk, network)\n");
+    std::printf("configuration: enhanced recording %s\n", config_says.c_str());
     return 0;
   }
+  std::printf("configuration: enhanced recording %s\n", config_says.c_str());
   std::printf("enhanced recording: NOT available on this host (see FAIL above)\n");
   return 1;
 }

@@ -204,6 +204,10 @@ int record(const RecordArgs& args) {
     kinds = *parsed;
   }
   if (args.command.empty()) return fail("no command given: vigil record [options] -- CMD ARGS...");
+  if (!cfg->ssh.enhanced_recording.enabled)
+    return fail(cfg->source + ": ssh_service.enhanced_recording.enabled is " +
+                (cfg->ssh.enhanced_recording.enabled_given ? "false" : "not set (the guide's default is false)") +
+                ": vigil record records with BPF; set it to true");
 
   if (auto r = host::require_bpf_privileges(); !r) return fail(r.error().message);
 

@@ -40,7 +40,12 @@ int start(const DataDirOptions& where) {
                 "(list the files of the user CAs this node trusts)");
   auto cas = auth::TrustedCAs::load(cfg->ssh.trusted_user_ca_keys);
   if (!cas) return fail(cas.error().message);
-  if (auto r = host::require_bpf_privileges(); !r) return fail(r.error().message);
+  const auto& recording = cfg->ssh.enhanced_recording;
+  if (recording.enabled) {
+    if (auto r = host::require_bpf_privileges(); !r) return fail(r.error().message);
+  } else if (geteuid() != 0) {
+    return fail("needs root: sessions run as their login's user (run it as root)");
+  }
 
   auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
   if (!server_id) return fail(server_id.error().message);
@@ -55,8 +60,21 @@ int start(const DataDirOptions& where) {
 
   // Before anything new runs: the engine kills what sessions of a dead run
   // left (its guard normally did), and their missing ends are written.
-  auto engine = Engine::start(engine_options(cfg->ssh.enhanced_recording));
-  if (!engine) return fail("cannot record: " + engine.error().message);
+  std::unique_ptr<Engine> engine;
+  if (recording.enabled) {
+    auto started = Engine::start(engine_options(recording));
+    if (!started) return fail("cannot record: " + started.error().message);
+    engine = std::move(started.value());
+  } else {
+    std::printf("vigil: enhanced recording is off (%s): sessions are recorded as terminal "
+                "output and audit events only, no BPF is loaded; set "
+                "ssh_service.enhanced_recording.enabled: true to record commands, files and "
+                "connections\n",
+                recording.enabled_given
+                    ? "ssh_service.enhanced_recording.enabled: false"
+                    : "ssh_service.enhanced_recording.enabled is not set, and the guide's "
+                      "default is false");
+  }
   if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
     return fail(recovered.error().message);
   else if (*recovered)
@@ -64,7 +82,7 @@ int start(const DataDirOptions& where) {
                 "marked recovered\n", *recovered);
 
   auth::AuthRateLimiter limiter;
-  ssh::Node node{**engine, **audit_log, *cas, limiter};
+  ssh::Node node{engine.get(), **audit_log, *cas, limiter};
   node.identity.cluster_name = cfg->cluster_name;
   node.identity.server_hostname = cfg->nodename;
   node.identity.server_id = *server_id;
@@ -99,7 +117,7 @@ int start(const DataDirOptions& where) {
   }
   // Processes sessions left running cannot be recorded once the node is
   // gone: the engine kills them and their sessions' last events are written.
-  engine->reset();
+  engine.reset();
   if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
   return 0;
 }

@@ -195,7 +195,11 @@ Result<void> read_enhanced_recording(const Reader& r, const YAML::Node& node, co
       clean_path_rules + ")";
   return r.section(node, at,
                    {
-                       {"enabled", [&](auto& v, auto& p) { return r.boolean(v, p, out.enabled); }},
+                       {"enabled",
+                        [&](auto& v, auto& p) {
+                          out.enabled_given = true;
+                          return r.boolean(v, p, out.enabled);
+                        }},
                        {"command_buffer_size",
                         [&](auto& v, auto& p) { return r.pages(v, p, out.command_buffer_size); }},
                        {"disk_buffer_size",
@@ -381,6 +385,9 @@ Config defaults() {
   config.nodename = host_name();
   config.cluster_name = config.nodename;
   config.source = "<embedded defaults>";
+  // Without a file, Vigil records: it is what it is for. A file follows the
+  // guide, whose default is off.
+  config.ssh.enhanced_recording.enabled = true;
   return config;
 }
 
@@ -401,6 +408,7 @@ Result<Config> parse(std::string_view yaml_text, std::string_view source_name) {
                        "a second YAML document starts here; keep the node settings in one "
                        "document (remove the extra ---)");
   Config config = defaults();
+  config.ssh.enhanced_recording.enabled = false;  // a file follows the guide: off unless it says
   config.source = source_name;
   if (documents.empty()) return config;
   if (auto read = read_document(reader, documents[0], config); !read) return read.error();

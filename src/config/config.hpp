@@ -59,7 +59,11 @@ inline constexpr uint32_t kMinBufferPages = 1;
 inline constexpr uint32_t kMaxBufferPages = 65536;  // 256 MiB per ring
 
 struct EnhancedRecording {
+  // As in the guide: off unless a file says `enabled: true` (the embedded
+  // defaults turn it on). Off, sessions keep their terminal recording and
+  // audit events, and no BPF is loaded (a host without BTF runs the node).
   bool enabled = false;
+  bool enabled_given = false;  // the file set it (else the guide's default applies)
   uint32_t command_buffer_size = 8;      // pages
   uint32_t disk_buffer_size = 128;       // pages
   uint32_t network_buffer_size = 8;      // pages

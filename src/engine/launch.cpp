@@ -122,7 +122,17 @@ std::string find_in_path(const std::string& name, const std::string& path_var) {
   return {};
 }
 
-Result<Launched> launch(Session& session, const LaunchSpec& spec) {
+namespace {
+Result<Launched> launch_in(Session* session, const LaunchSpec& spec);
+}
+
+Result<Launched> launch(Session& session, const LaunchSpec& spec) { return launch_in(&session, spec); }
+
+Result<Launched> launch_unrecorded(const LaunchSpec& spec) { return launch_in(nullptr, spec); }
+
+namespace {
+
+Result<Launched> launch_in(Session* session, const LaunchSpec& spec) {
   if (spec.argv.empty()) return Error{"no command to run"};
 
   // Everything the child needs is prepared here: after fork only
@@ -147,8 +157,11 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
   std::string login_uid_str = std::to_string(login_uid);
   bool switch_user = spec.credentials && spec.credentials->uid != geteuid();
 
-  Fd procs(open((session.cgroup_dir() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-  if (!procs) return Error::sys("cannot open " + session.cgroup_dir() + "/cgroup.procs");
+  Fd procs;
+  if (session) {
+    procs.reset(open((session->cgroup_dir() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!procs) return Error::sys("cannot open " + session->cgroup_dir() + "/cgroup.procs");
+  }
   int up[2], down[2];
   if (pipe2(up, O_CLOEXEC)) return Error::sys("pipe");
   Fd up_r(up[0]), up_w(up[1]);
@@ -169,7 +182,7 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
       close(lfd);
       ses = read_audit_session();
     }
-    if (write(procs.get(), "0", 1) != 1) child_fail(out, join_cgroup);
+    if (procs && write(procs.get(), "0", 1) != 1) child_fail(out, join_cgroup);
     send(out, {ChildMessage::audit_session, ses, 0});
     char go = 0;
     if (read(down_r.get(), &go, 1) != 1 || go != 1) _exit(127);
@@ -203,7 +216,8 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
   out.pid = pid;
   out.audit_session = m.value;
   if (m.value != UINT32_MAX) {
-    if (auto r = session.bind_audit_session(m.value); !r) return reap(r.error());
+    if (session)
+      if (auto r = session->bind_audit_session(m.value); !r) return reap(r.error());
   }
   char go = 1;
   if (write(down_w.get(), &go, 1) != 1) return reap(Error::sys("cannot start the child"));
@@ -215,5 +229,7 @@ Result<Launched> launch(Session& session, const LaunchSpec& spec) {
                       m.err});
   return out;
 }
+
+}  // namespace
 
 }  // namespace vigil

@@ -47,7 +47,12 @@ struct Launched {
   uint32_t audit_session = UINT32_MAX;  // UINT32_MAX when the kernel has no audit sessions
 };
 
+// Starts spec's program as the first process of `session` (in its cgroup,
+// its audit session id registered before the program runs).
 Result<Launched> launch(Session& session, const LaunchSpec& spec);
+// The same without enhanced recording: the program still gets a fresh
+// audit session id and the launcher's clean start (fds, signals).
+Result<Launched> launch_unrecorded(const LaunchSpec& spec);
 
 // PATH lookup as a shell does it; an empty result means not found.
 std::string find_in_path(const std::string& name, const std::string& path_var);

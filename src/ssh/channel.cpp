@@ -399,23 +399,26 @@ int SessionChannel::start(std::optional<std::string> command) {
 
   // The engine session exists before the process does: nothing it runs
   // escapes the recording.
-  const seal::Filter* sealed = seal::for_session(node_.engine.options().seal);
+  Engine* engine = node_.engine;
+  const seal::Filter* sealed = engine ? seal::for_session(engine->options().seal) : nullptr;
   log_->start(start_ns_, command_ ? std::vector<std::string>{*command_}
                                   : std::vector<std::string>{},
               seal::refused(sealed));
-  auto session = node_.engine.open_session({meta_.sid, login_.kinds},
-                                           [slog = log_](const Event& ev) { slog->event(ev); });
-  if (!session) {
-    log::error("ssh: cannot open a recorded session: " + session.error().message);
-    audit::SessionEnd end;
-    end.time_ns = end.stop_ns = clock::realtime_ns();
-    end.start_ns = start_ns_;
-    end.kinds = login_.kinds;
-    log_->end(end);
-    (void)recording_->close();
-    return -1;  // the client is told the request failed: nothing runs unrecorded
+  if (engine) {
+    auto session = engine->open_session({meta_.sid, login_.kinds},
+                                        [slog = log_](const Event& ev) { slog->event(ev); });
+    if (!session) {
+      log::error("ssh: cannot open a recorded session: " + session.error().message);
+      audit::SessionEnd end;
+      end.time_ns = end.stop_ns = clock::realtime_ns();
+      end.start_ns = start_ns_;
+      end.kinds = login_.kinds;
+      log_->end(end);
+      (void)recording_->close();
+      return -1;  // the client is told the request failed: nothing runs unrecorded
+    }
+    engine_session_ = std::move(session.value());
   }
-  engine_session_ = std::move(session.value());
 
   LaunchSpec spec;
   spec.argv = {account.shell};
@@ -459,7 +462,7 @@ int SessionChannel::start(std::optional<std::string> command) {
       dup2(child_err, 2);
     };
   }
-  auto launched = launch(*engine_session_, spec);
+  auto launched = engine_session_ ? launch(*engine_session_, spec) : launch_unrecorded(spec);
   for (int fd : {in[0], out[1], err[1]})
     if (fd >= 0) close(fd);
   if (pty_) pty_->close_slave();
@@ -565,7 +568,7 @@ void SessionChannel::end_session() {
   if (engine_session_) {
     // Processes it left running stay recorded under this session after the
     // channel is gone; their end is written when the last one exits.
-    auto summary = node_.engine.end_session(
+    auto summary = node_.engine->end_session(
         *engine_session_, [slog = log_, rec = recording_](const SessionSummary& s) {
           slog->leftovers_end(session::leftovers_end(s, clock::realtime_ns()));
           if (auto r = rec->close(); !r) log::error("ssh: recording: " + r.error().message);
@@ -588,9 +591,9 @@ void SessionChannel::end_session() {
     end.time_ns = end.stop_ns = clock::realtime_ns();
     end.start_ns = start_ns_;
     end.interactive = interactive_;
-    end.enhanced_recording = true;
+    end.enhanced_recording = node_.engine != nullptr;
     end.participants = {meta_.user};
-    end.kinds = login_.kinds;
+    if (node_.engine) end.kinds = login_.kinds;
     log_->end(end);
   }
   if (recording_ && !lingering) {

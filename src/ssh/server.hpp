@@ -31,7 +31,9 @@ namespace vigil::ssh {
 // What every connection of a node shares. The members are thread-safe or
 // read-only once the server runs.
 struct Node {
-  Engine& engine;
+  // Null when enhanced recording is off: sessions keep their terminal
+  // recording and audit events, and no BPF is loaded.
+  Engine* engine;
   auditlog::Emitter& log;
   const auth::TrustedCAs& cas;
   auth::AuthRateLimiter& limiter;

@@ -270,3 +270,86 @@ TEST_F(NodeSecurity, ListensWithSshdsBacklog) {
 
 }  // namespace
 }  // namespace e2e
+
+namespace e2e {
+namespace {
+
+// enhanced_recording.enabled is obeyed, as in the guide: off (or not set in
+// a file) means terminal recording and audit events only, no BPF loaded.
+class EnhancedRecordingSwitch : public NodeSecurity {
+ protected:
+  void set_enabled(const std::string& line) {
+    std::string yaml = read_file(dir_ + "/node.yaml");
+    size_t at = yaml.find("\n    enabled: true\n");
+    ASSERT_NE(at, std::string::npos) << yaml;
+    yaml.replace(at, std::string("\n    enabled: true\n").size(), "\n" + line);
+    write_file(dir_ + "/node.yaml", yaml);
+  }
+
+  // BPF programs or maps the node holds.
+  size_t bpf_fds() const {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(node_->pid()) + "/fd")) {
+      std::error_code ec;
+      auto target = std::filesystem::read_symlink(e.path(), ec).string();
+      if (target.find("bpf") != std::string::npos) ++n;
+    }
+    return n;
+  }
+
+  void expect_terminal_only(const std::string& why) {
+    Outcome o = run_ssh("echo bHMgLWxh | base64 --decode | sh >/dev/null; echo done");
+    ASSERT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(o.out, "done\n");
+    EXPECT_EQ(bpf_fds(), 0u);
+    EXPECT_FALSE(std::filesystem::exists("/cgroup2" + root_path_));
+    Outcome stopped = stop_node();
+    EXPECT_THAT(stopped.out, ::testing::HasSubstr("enhanced recording is off (" + why));
+    Log log = audit_log();
+    EXPECT_EQ(log.count("session.command"), 0u);
+    ASSERT_EQ(log.count("session.end"), 1u);
+    EXPECT_EQ(log.of("session.end")[0]["enhanced_recording"], false);
+    EXPECT_EQ(log.of("session.end")[0]["enhanced_recording_kinds"], json::array());
+    EXPECT_EQ(log.count("exec"), 1u);
+  }
+};
+
+TEST_F(EnhancedRecordingSwitch, FalseMeansTerminalRecordingOnlyAndNoBpf) {
+  set_enabled("    enabled: false\n");
+  start_node();
+  expect_terminal_only("ssh_service.enhanced_recording.enabled: false");
+}
+
+TEST_F(EnhancedRecordingSwitch, AFileThatOmitsItGetsTheGuidesDefaultAndIsToldSo) {
+  set_enabled("");
+  start_node();
+  expect_terminal_only("ssh_service.enhanced_recording.enabled is not set");
+}
+
+TEST_F(EnhancedRecordingSwitch, TrueLoadsBpfAndRecords) {
+  start_node();
+  Outcome o = run_ssh("echo bHMgLWxh | base64 --decode | sh >/dev/null; echo done");
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_GT(bpf_fds(), 0u);
+  stop_node();
+  EXPECT_GT(audit_log().count("session.command"), 0u);
+  EXPECT_EQ(audit_log().of("session.end")[0]["enhanced_recording"], true);
+}
+
+TEST_F(EnhancedRecordingSwitch, CheckAndRecordSayWhichItIs) {
+  set_enabled("    enabled: false\n");
+  Outcome check = run({{kNode, "check", "-c", dir_ + "/node.yaml"}});
+  EXPECT_THAT(check.out, ::testing::HasSubstr(
+                             "configuration: enhanced recording off (" + dir_ +
+                             "/node.yaml: ssh_service.enhanced_recording.enabled is false)"));
+  Outcome defaults = run({{kNode, "check"}});
+  EXPECT_THAT(defaults.out, ::testing::HasSubstr("configuration: enhanced recording on (<embedded "
+                                                 "defaults>: Vigil records when no file is given)"));
+  Outcome record = run({{kNode, "record", "-c", dir_ + "/node.yaml", "--", "true"}});
+  EXPECT_EQ(record.status, 125);
+  EXPECT_THAT(record.err, ::testing::HasSubstr("ssh_service.enhanced_recording.enabled is false: "
+                                               "vigil record records with BPF; set it to true"));
+}
+
+}  // namespace
+}  // namespace e2e

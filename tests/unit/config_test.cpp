@@ -115,8 +115,10 @@ TEST(Config, Defaults) {
   EXPECT_EQ(config.ssh.listen_addr, "0.0.0.0:3022");
   EXPECT_TRUE(config.ssh.trusted_user_ca_keys.empty());
   EXPECT_EQ(config.ssh.default_kinds, kinds({Kind::command, Kind::network}));
-  EXPECT_EQ(config.ssh.enhanced_recording, EnhancedRecording{});
-  EXPECT_FALSE(config.ssh.enhanced_recording.enabled);
+  EnhancedRecording recording_on;
+  recording_on.enabled = true;  // the embedded defaults record; a file follows the guide
+  EXPECT_EQ(config.ssh.enhanced_recording, recording_on);
+  EXPECT_TRUE(config.ssh.enhanced_recording.enabled);
   EXPECT_EQ(config.ssh.enhanced_recording.command_buffer_size, 8u);
   EXPECT_EQ(config.ssh.enhanced_recording.disk_buffer_size, 128u);
   EXPECT_EQ(config.ssh.enhanced_recording.network_buffer_size, 8u);
@@ -125,9 +127,32 @@ TEST(Config, Defaults) {
   EXPECT_EQ(config.source, "<embedded defaults>");
 }
 
-TEST(Config, EmptyFileYieldsDefaults) {
+// A file's defaults are the embedded ones, but for enhanced recording: the
+// guide's default (off) when a file is given, on when none is.
+Config file_defaults() {
   Config expected = defaults();
   expected.source = "node.yaml";
+  expected.ssh.enhanced_recording.enabled = false;
+  return expected;
+}
+
+TEST(Config, EnhancedRecordingIsOffInAFileThatOmitsItAndOnWithoutAFile) {
+  EXPECT_TRUE(defaults().ssh.enhanced_recording.enabled);
+  auto omitted = parse("ssh_service:\n  enabled: true\n", "node.yaml");
+  ASSERT_TRUE(omitted) << omitted.error().message;
+  EXPECT_FALSE(omitted->ssh.enhanced_recording.enabled);
+  EXPECT_FALSE(omitted->ssh.enhanced_recording.enabled_given);
+  auto off = parse("ssh_service:\n  enhanced_recording:\n    enabled: false\n", "node.yaml");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->ssh.enhanced_recording.enabled);
+  EXPECT_TRUE(off->ssh.enhanced_recording.enabled_given);
+  auto on = parse("ssh_service:\n  enhanced_recording:\n    enabled: yes\n", "node.yaml");
+  ASSERT_TRUE(on) << on.error().message;
+  EXPECT_TRUE(on->ssh.enhanced_recording.enabled);
+}
+
+TEST(Config, EmptyFileYieldsDefaults) {
+  Config expected = file_defaults();
   for (std::string_view text : {"", "\n", "# nothing set yet\n", "---\n", "---\n---\n"}) {
     Result<Config> config = parse(text, "node.yaml");
     ASSERT_TRUE(config) << config.error().message;
@@ -138,8 +163,7 @@ TEST(Config, EmptyFileYieldsDefaults) {
 TEST(Config, EmptySectionsKeepDefaults) {
   Result<Config> config = parse("teleport:\nssh_service: {}\nauth_service:\n", "node.yaml");
   ASSERT_TRUE(config) << config.error().message;
-  Config expected = defaults();
-  expected.source = "node.yaml";
+  Config expected = file_defaults();
   EXPECT_EQ(config.value(), expected);
 }
 
