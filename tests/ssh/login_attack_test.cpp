@@ -411,16 +411,21 @@ TEST_F(LoginAttackTest, EnvFloodDoesNotGrowTheNode) {
   long before = peak_kib();
   const std::string value(200 * 1024, 'x');
   int refused = 0;
+  // All six channels open at once, as in the attack: what one keeps, all keep.
+  std::vector<ssh_channel> channels;
   for (int k = 0; k < 6; ++k) {
-    ssh_channel ch = ssh_channel_new(c.s);
-    ASSERT_EQ(ssh_channel_open_session(ch), SSH_OK);
+    channels.push_back(ssh_channel_new(c.s));
+    ASSERT_EQ(ssh_channel_open_session(channels.back()), SSH_OK);
+  }
+  for (ssh_channel ch : channels)
     for (int i = 0; i < 50; ++i)
       if (ssh_channel_request_env(ch, ("LC_F" + std::to_string(i)).c_str(), value.c_str()) != SSH_OK)
         ++refused;
+  long after = peak_kib();
+  for (ssh_channel ch : channels) {
     ssh_channel_close(ch);
     ssh_channel_free(ch);
   }
-  long after = peak_kib();
   EXPECT_EQ(refused, 300);
   EXPECT_LT(after - before, 16 * 1024) << "VmHWM grew from " << before << " to " << after << " KiB";
   std::printf("node VmHWM: %ld KiB before, %ld KiB after 60 MiB of env requests\n", before, after);
