@@ -212,15 +212,33 @@ void encode_exec(const ExecEnd& exec, const SessionMeta& meta, uint64_t ei, std:
   o.end();
 }
 
+namespace {
+
+// "reason: message"; a summary whose refusals said different things has
+// only the reason.
+std::string error_text(const std::string& reason, const std::string& message) {
+  return message.empty() ? reason : reason + ": " + message;
+}
+
+}  // namespace
+
 void encode_auth(const AuthAttempt& attempt, const SessionMeta& meta, std::string_view uid,
                  std::string& out) {
   JsonObject o(out);
   if (!attempt.remote_addr.empty()) o.string("addr.remote", attempt.remote_addr);
+  if (attempt.success) {
+    o.string("ca_fingerprint", attempt.ca_fingerprint);
+    o.uint64("cert_serial", attempt.cert_serial);
+  }
   o.string("cluster_name", meta.cluster_name);
   o.string("code", attempt.success ? "T3007I" : "T3007W");
-  if (!attempt.success) o.string("error", attempt.reason + ": " + attempt.message);
+  if (attempt.count > 0) o.uint64("count", attempt.count);
+  if (!attempt.success) o.string("error", error_text(attempt.reason, attempt.message));
   o.string("event", "auth");
+  if (attempt.count > 0) o.time("first_time", attempt.first_time_ns);
+  if (attempt.success) o.string("key_id", attempt.key_id);
   o.string("login", attempt.login);
+  if (!attempt.method.empty()) o.string("method", attempt.method);
   o.string("namespace", meta.namespace_name);
   if (!attempt.success) o.string("reason", attempt.reason);
   o.string("server_hostname", meta.server_hostname);
@@ -229,6 +247,29 @@ void encode_auth(const AuthAttempt& attempt, const SessionMeta& meta, std::strin
   o.time("time", attempt.time_ns);
   o.string("uid", uid);
   o.string("user", attempt.user);
+  o.end();
+}
+
+void encode_session_rejected(const SessionRejection& r, const SessionMeta& meta,
+                             std::string_view uid, std::string& out) {
+  JsonObject o(out);
+  if (!r.remote_addr.empty()) o.string("addr.remote", r.remote_addr);
+  o.string("cluster_name", meta.cluster_name);
+  o.string("code", "T1006W");
+  if (r.count > 0) o.uint64("count", r.count);
+  o.string("error", error_text(r.reason, r.message));
+  o.string("event", "session.rejected");
+  if (r.count > 0) o.time("first_time", r.first_time_ns);
+  o.string("login", r.login);
+  if (r.max > 0) o.uint64("max", r.max);
+  o.string("namespace", meta.namespace_name);
+  o.string("reason", r.reason);
+  o.string("request", r.request);
+  o.string("server_hostname", meta.server_hostname);
+  o.string("server_id", meta.server_id);
+  o.time("time", r.time_ns);
+  o.string("uid", uid);
+  o.string("user", r.user);
   o.end();
 }
 

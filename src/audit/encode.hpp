@@ -1,7 +1,7 @@
 // Audit events as JSON lines in the shape of Teleport's enhanced session
 // recording: session.command (T4000I), session.disk (T4001I),
 // session.network (T4002I), session.start (T2000I), session.end (T2004I),
-// exec (T3002I) and auth (T3007W).
+// exec (T3002I), auth (T3007W/T3007I) and session.rejected (T1006W).
 // Keys are in alphabetical order, as in Teleport's log. Each call appends
 // one object and '\n' to `out`; reuse the buffer to avoid allocations.
 //
@@ -41,7 +41,15 @@ void encode_exec(const ExecEnd& exec, const SessionMeta& meta, uint64_t ei, std:
 
 // `auth` (T3007W on failure, T3007I on success): a login attempt. Only the
 // node's fields of `meta` are used (cluster_name, server_hostname, server_id).
+// A login adds ca_fingerprint, cert_serial and key_id; a summary of several
+// refusals (count > 0) adds count and first_time.
 void encode_auth(const AuthAttempt& attempt, const SessionMeta& meta, std::string_view uid,
                  std::string& out);
+
+// `session.rejected` (T1006W): a request refused after login, with what was
+// asked (`request`), why (`reason`, `error`) and the cap where one applies
+// (`max`). Node fields of `meta` only, as encode_auth.
+void encode_session_rejected(const SessionRejection& rejection, const SessionMeta& meta,
+                             std::string_view uid, std::string& out);
 
 }  // namespace vigil::audit

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <grp.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,30 +79,7 @@ void reset_for_exec() {
     fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
-Result<Credentials> from_passwd(const passwd* pw, const std::string& what) {
-  if (!pw) return Error{"no such user: " + what};
-  Credentials c;
-  c.uid = pw->pw_uid;
-  c.gid = pw->pw_gid;
-  c.name = pw->pw_name;
-  c.home = pw->pw_dir ? pw->pw_dir : "/";
-  c.shell = pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
-  int n = 64;
-  c.groups.resize(n);
-  while (getgrouplist(pw->pw_name, pw->pw_gid, c.groups.data(), &n) < 0) c.groups.resize(n);
-  c.groups.resize(n);
-  return c;
-}
-
 }  // namespace
-
-Result<Credentials> credentials_for(const std::string& login) {
-  return from_passwd(getpwnam(login.c_str()), login);
-}
-
-Result<Credentials> current_credentials() {
-  return from_passwd(getpwuid(getuid()), "uid " + std::to_string(getuid()));
-}
 
 std::string find_in_path(const std::string& name, const std::string& path_var) {
   if (name.find('/') != std::string::npos) return name;

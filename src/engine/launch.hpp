@@ -11,23 +11,11 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "engine/account.hpp"
 #include "engine/engine.hpp"
 #include "engine/seal.hpp"
 
 namespace vigil {
-
-struct Credentials {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-  std::string name;
-  std::string home;
-  std::string shell;
-};
-
-// The account `login` as login(1) would set it up.
-Result<Credentials> credentials_for(const std::string& login);
-Result<Credentials> current_credentials();
 
 struct LaunchSpec {
   std::vector<std::string> argv;             // argv[0] is looked up in PATH when it has no '/'

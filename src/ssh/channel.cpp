@@ -19,6 +19,7 @@
 #include "auditlog/session_log.hpp"
 #include "recording/writer.hpp"
 #include "session/outcome.hpp"
+#include "ssh/connection.hpp"
 
 namespace vigil::ssh {
 namespace {
@@ -121,10 +122,15 @@ void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void*
 
 int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols, int rows, int,
                            int, void* self) {
-  if (SELF->started_ || SELF->pty_) return -1;
+  if (SELF->started_ || SELF->pty_) {
+    reject(SELF->node_, SELF->login_, "pty_refused", "pty-req",
+           SELF->pty_ ? "the channel has a pty already" : "the session has started already");
+    return -1;
+  }
   if (!SELF->login_.permit_pty) {
     // As sshd: the request fails, the session may go on without a pty.
-    log::info("ssh: " + SELF->login_.user + ": pty-req refused: the certificate has no permit-pty");
+    reject(SELF->node_, SELF->login_, "pty_not_permitted", "pty-req",
+           "the certificate has no permit-pty");
     SELF->notify("vigil: no terminal: your certificate does not permit a pty (permit-pty)");
     return -1;
   }
@@ -132,7 +138,7 @@ int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols,
                  static_cast<unsigned short>(rows > 0 ? rows : 24)};
   auto pty = term::Pty::open(SELF->size_, SELF->login_.account.uid);
   if (!pty) {
-    log::warn("ssh: pty-req refused: " + pty.error().message);
+    reject(SELF->node_, SELF->login_, "pty_refused", "pty-req", pty.error().message);
     return -1;
   }
   SELF->pty_.emplace(std::move(pty.value()));
@@ -149,14 +155,50 @@ int SessionChannel::on_window_change(ssh_session, ssh_channel, int cols, int row
   return 0;
 }
 
+// Only the locale: anything else (LD_PRELOAD, PATH, BASH_ENV...) could
+// change what the login's own programs do. Bounded per channel (Node's
+// max_env_*): each refusal is audited, and a name sent again replaces its
+// value, as sshd does.
 int SessionChannel::on_env(ssh_session, ssh_channel, const char* name, const char* value,
                            void* self) {
-  // Only the locale: anything else (LD_PRELOAD, PATH, BASH_ENV...) could
-  // change what the login's own programs do.
-  std::string_view n(name);
-  if (SELF->started_ || !(n == "LANG" || n.rfind("LC_", 0) == 0)) return -1;
-  if (n.find('=') != std::string_view::npos) return -1;
-  SELF->client_env_.push_back(std::string(n) + "=" + value);
+  const Node& node = SELF->node_;
+  std::string_view n(name), v(value);
+  // What was asked, bounded: the name may be as long as a packet.
+  std::string request = "env " + std::string(n.substr(0, 64)) + (n.size() > 64 ? "..." : "");
+  auto refuse = [&](const char* reason, std::string why, uint64_t max = 0) {
+    reject(SELF->node_, SELF->login_, reason, request, std::move(why), max);
+    return -1;
+  };
+  if (SELF->started_) return refuse("env_not_allowed", "the session has started already");
+  if (!(n == "LANG" || n.rfind("LC_", 0) == 0) || n.find('=') != std::string_view::npos)
+    return refuse("env_not_allowed", "only LANG and LC_* may be set");
+  const size_t bytes = n.size() + 1 + v.size();
+  if (bytes > node.max_env_var_bytes)
+    return refuse("env_limit",
+                  std::to_string(bytes) + " bytes: at most " +
+                      std::to_string(node.max_env_var_bytes) + " per variable",
+                  node.max_env_var_bytes);
+  auto& env = SELF->client_env_;
+  auto same = env.end();
+  size_t total = bytes;
+  for (auto it = env.begin(); it != env.end(); ++it) {
+    if (it->size() > n.size() && it->compare(0, n.size(), n) == 0 && (*it)[n.size()] == '=')
+      same = it;
+    else
+      total += it->size();
+  }
+  if (same == env.end() && env.size() >= node.max_env_vars)
+    return refuse("env_limit",
+                  "already " + std::to_string(env.size()) + " variables on this channel",
+                  node.max_env_vars);
+  if (total > node.max_env_bytes)
+    return refuse("env_limit",
+                  "the channel's variables would take " + std::to_string(total) +
+                      " bytes: at most " + std::to_string(node.max_env_bytes),
+                  node.max_env_bytes);
+  std::string entry = std::string(n) + "=" + std::string(v);
+  if (same != env.end()) *same = std::move(entry);
+  else env.push_back(std::move(entry));
   return 0;
 }
 
@@ -168,19 +210,24 @@ int SessionChannel::on_shell(ssh_session, ssh_channel, void* self) {
   return SELF->start(std::nullopt);
 }
 
+// libssh answers the request itself (success: with a callback it assumes
+// support), but no agent is ever forwarded: no socket, no SSH_AUTH_SOCK.
 void SessionChannel::on_agent_request(ssh_session, ssh_channel, void* self) {
-  log::warn("ssh: " + SELF->login_.remote_addr +
-            ": refused: agent forwarding (-A) is not allowed on this node");
+  reject(SELF->node_, SELF->login_, "agent_forwarding", "auth-agent-req@openssh.com",
+         "agent forwarding (-A) is not allowed on this node");
 }
 
 int SessionChannel::on_subsystem(ssh_session, ssh_channel, const char* name, void* self) {
-  if (std::string_view(name) != "sftp") {
-    log::warn(std::string("ssh: subsystem ") + name + " refused: only sftp is served");
+  std::string_view n(name);
+  std::string request = "subsystem " + std::string(n.substr(0, 64)) + (n.size() > 64 ? "..." : "");
+  if (n != "sftp") {
+    reject(SELF->node_, SELF->login_, "subsystem_refused", request, "only sftp is served");
     return -1;
   }
   const std::string& server = SELF->node_.sftp_server;
   if (access(server.c_str(), X_OK) != 0) {
-    log::warn("ssh: subsystem sftp refused: " + server + " is missing (install openssh-sftp-server)");
+    reject(SELF->node_, SELF->login_, "subsystem_refused", request,
+           server + " is missing (install openssh-sftp-server)");
     return -1;
   }
   // Run as sshd runs `Subsystem sftp <path>`: a command like any exec, so it

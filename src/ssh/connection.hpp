@@ -3,6 +3,7 @@
 
 #include <libssh/libssh.h>
 
+#include "ssh/channel.hpp"
 #include "ssh/server.hpp"
 
 namespace vigil::ssh {
@@ -11,5 +12,12 @@ namespace vigil::ssh {
 // channels until the client disconnects or the node stops. Takes ownership
 // of `session` and frees it.
 void serve_connection(ssh_session session, Node& node);
+
+// A request refused after login: audited as session.rejected (synced; the
+// first of its reason from the source and user in a window at once, the
+// rest counted into one event) and logged with it. `request` says what was
+// asked, `message` why not; `max` is the cap that was reached, if any.
+void reject(Node& node, const LoginContext& login, std::string reason, std::string request,
+            std::string message, uint64_t max = 0);
 
 }  // namespace vigil::ssh

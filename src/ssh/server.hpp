@@ -42,6 +42,16 @@ struct Node {
   KindSet default_kinds;        // when the certificate has no recording extension
   size_t max_channels_per_connection = 10;  // as sshd's MaxSessions
   int login_grace_seconds = 60;             // key exchange + authentication
+  int max_auth_tries = 6;      // refused attempts per connection, then disconnect (sshd's MaxAuthTries)
+  int max_auth_requests = 24;  // any authentication requests (answered "yes" or not) per connection
+  // What a session channel's env requests may set (LANG and LC_* only).
+  size_t max_env_vars = 32;         // distinct names per channel
+  size_t max_env_var_bytes = 4096;  // one "NAME=value"
+  size_t max_env_bytes = 32768;     // all of a channel's together
+  // Refusals audited per source: the first of a kind in a window at once,
+  // the rest as one event with a count (docs/ssh-node.md).
+  auth::RefusalAggregator<audit::AuthAttempt> auth_refusals;
+  auth::RefusalAggregator<audit::SessionRejection> rejections;
   std::string sftp_server = "/usr/lib/openssh/sftp-server";  // the sftp subsystem (openssh-sftp-server)
   std::atomic<bool> stopping{false};
 };
