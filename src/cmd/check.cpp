@@ -166,12 +166,11 @@ int check(const CheckArgs& args) {
                  : "off (" + cfg->source + ": ssh_service.enhanced_recording.enabled " +
                        (er.enabled_given ? "is false" : "is not set; the guide's default is false") +
                        "): sessions get terminal recording only";
+  std::printf("configuration: enhanced recording %s\n", config_says.c_str());
   if (ok) {
     std::printf("enhanced recording: supported (command, disk, network)\n");
-    std::printf("configuration: enhanced recording %s\n", config_says.c_str());
     return 0;
   }
-  std::printf("configuration: enhanced recording %s\n", config_says.c_str());
   std::printf("enhanced recording: NOT available on this host (see FAIL above)\n");
   return 1;
 }
