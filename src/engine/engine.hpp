@@ -42,6 +42,11 @@ struct EngineOptions {
   // Past this bound records are dropped and counted as lost.
   size_t max_queued_bytes = 256u << 20;
   bool failed_execs = true;                // see config::EnhancedRecording::failed_execs
+  // Commands whose path and argv wait in the kernel's argument store for
+  // the reader (each entry holds up to 68 KiB). Past it a command is
+  // recorded without its arguments and counted as lost. Tests shrink it to
+  // force that loss.
+  uint32_t exec_args_entries = 256;
 };
 
 using EventSink = std::function<void(const Event&)>;
