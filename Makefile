@@ -20,11 +20,12 @@ build: deps $(BUILD)/build.ninja
 test: build
 	scripts/run-tests.sh $(BUILD)
 
+# Both refuse skips, disabled tests and an empty selection, like `make test`.
 test-unit: build
-	cd $(BUILD) && ctest -L unit --output-on-failure
+	scripts/run-tests.sh $(BUILD) unit
 
 test-root: build
-	cd $(BUILD) && ctest -L 'root|e2e' --output-on-failure
+	scripts/run-tests.sh $(BUILD) 'root|e2e'
 
 demo: build
 	scripts/demo.sh $(BUILD)

@@ -184,6 +184,7 @@ Result<void> Engine::setup() {
 
   ProbeOptions probe_options;
   probe_options.failed_execs = options_.failed_execs;
+  probe_options.exec_args_entries = options_.exec_args_entries;
   probe_options.session_cgroup_level = cgroup::level_below(options_.cgroup_path, root_dir_) + 1;
   for (int k = 0; k < kKindCount; ++k) {
     uint32_t pages = options_.ring_pages[k];

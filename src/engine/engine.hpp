@@ -61,6 +61,11 @@ struct EngineOptions {
   // Seal each session (seal.hpp); read by whoever calls launch(), which
   // installs it. See config::EnhancedRecording::seal.
   bool seal = true;
+  // Commands whose path and argv wait in the kernel's argument store for
+  // the reader (each entry holds up to 68 KiB). Past it a command is
+  // recorded without its arguments and counted as lost. Tests shrink it to
+  // force that loss.
+  uint32_t exec_args_entries = 256;
 };
 
 using EventSink = std::function<void(const Event&)>;

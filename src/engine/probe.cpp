@@ -89,6 +89,10 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
     // quiet session is read within the poll interval.
     s->rodata->wakeup_bytes[k] = bytes / 4;
   }
+  if (options.exec_args_entries == 0 || options.exec_args_entries > 65536)
+    return Error{"argument store of " + std::to_string(options.exec_args_entries) +
+                 " entries: use 1 to 65536"};
+  bpf_map__set_max_entries(s->maps.exec_args, options.exec_args_entries);
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return Error{"cannot count the possible CPUs", -cpus};
   bpf_map__set_max_entries(s->maps.exec_scratch, cpus);

@@ -106,6 +106,20 @@ TEST(AuditlogKill, AcknowledgedEventsSurviveSigkill) {
       if (!text.empty() && text.back() != '\n') ++torn_tails;
     }
   }
+  // Whether a kill tore a line depends on where it struck; make sure the
+  // repair is exercised every run: a line cut short, as a write() stopped
+  // by SIGKILL leaves it, at the end of today's file (events.log links it).
+  const fs::path today = fs::path(dir.path()) / "log" / "events.log";
+  ASSERT_TRUE(fs::exists(today)) << "the writer made no events.log";
+  {
+    std::ofstream torn(today, std::ios::binary | std::ios::app);
+    torn << "{\"ei\":4242424242,\"event\":\"session.disk\",\"path\":\"/torn-by-the-kill";
+  }
+  {
+    const std::string text = read_file(today);
+    ASSERT_FALSE(text.empty());
+    ASSERT_NE(text.back(), '\n') << "the tail is not torn";
+  }
   // A writer that ends cleanly, as the next start of the node: it cuts a
   // torn tail the last kill left before it appends.
   {
@@ -133,6 +147,15 @@ TEST(AuditlogKill, AcknowledgedEventsSurviveSigkill) {
       ASSERT_TRUE(ev.is_object()) << f.path() << ": not a whole event: " << l.substr(0, 200);
       if (ev.contains("ei")) logged.insert(ev["ei"].get<uint64_t>());
     }
+    EXPECT_EQ(text.find("/torn-by-the-kill"), std::string::npos) << f.path() << " kept the torn line";
+  }
+  EXPECT_EQ(logged.count(4242424242u), 0u);
+  {
+    // The clean writer's event is the last line of today's file.
+    const std::string text = read_file(today);
+    const size_t last = text.rfind('\n', text.size() - 2);
+    EXPECT_NE(text.find("test.done", last == std::string::npos ? 0 : last), std::string::npos)
+        << "the line appended after the repair is not the last one";
   }
   size_t missing = 0;
   for (uint64_t ei : acknowledged)

@@ -166,6 +166,8 @@ TEST_F(RecordLog, FileRunsFromSessionStartToSessionEnd) {
 TEST_F(RecordLog, SessionEndCountsEqualTheLinesOfEachKind) {
   REQUIRE_ROOT();
   auto r = record_all_kinds(kPipeline);
+  ASSERT_EQ(r.outcome.status, 0) << r.outcome.err;
+  ASSERT_GE(r.log.events.size(), 3u) << "no start, command and end in the log";
   json end = r.log.events.back();
   EXPECT_EQ(end["recorded_events"],
             counts(r.log.count("session.command"), r.log.count("session.disk"),
@@ -179,6 +181,8 @@ TEST_F(RecordLog, SessionEndCountsEqualTheLinesOfEachKind) {
 TEST_F(RecordLog, EiCountsFromZeroInFileOrder) {
   REQUIRE_ROOT();
   auto r = record_all_kinds(kPipeline);
+  ASSERT_EQ(r.outcome.status, 0) << r.outcome.err;
+  ASSERT_GE(r.log.events.size(), 3u) << "no start, command and end in the log";
   for (size_t i = 0; i < r.log.events.size(); ++i)
     EXPECT_EQ(r.log.events[i]["ei"], i) << "line " << i + 1 << ": " << r.log.lines[i];
 }
@@ -207,6 +211,8 @@ TEST_F(RecordLog, EveryLineNamesTheSameSessionUserAndNode) {
 TEST_F(RecordLog, TimesAreRfc3339UtcAndNeverGoBack) {
   REQUIRE_ROOT();
   auto r = record_all_kinds(kPipeline);
+  ASSERT_EQ(r.outcome.status, 0) << r.outcome.err;
+  ASSERT_GE(r.log.events.size(), 3u) << "no start, command and end in the log";
   int64_t previous = 0;
   for (size_t i = 0; i < r.log.events.size(); ++i) {
     SCOPED_TRACE("line " + std::to_string(i + 1) + ": " + r.log.lines[i]);
@@ -226,6 +232,8 @@ TEST_F(RecordLog, TimesAreRfc3339UtcAndNeverGoBack) {
 TEST_F(RecordLog, EveryEventHasItsOwnUuid) {
   REQUIRE_ROOT();
   auto r = record_all_kinds(kPipeline);
+  ASSERT_EQ(r.outcome.status, 0) << r.outcome.err;
+  ASSERT_GE(r.log.events.size(), 3u) << "no start, command and end in the log";
   std::set<std::string> uids;
   for (auto& e : r.log.events) {
     const std::string uid = e.value("uid", "");

@@ -7,11 +7,16 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -326,6 +331,53 @@ class PtyPlay {
     return -1;
   }
   void key(char c) { ASSERT_EQ(write(master_, &c, 1), 1); }
+
+  // What the player is waiting for, read from the kernel instead of a
+  // stopwatch: the timeout of the ppoll it is blocked in, in ns, or -1 when
+  // it blocks with none (paused: only a key can wake it). nullopt when it is
+  // not blocked in ppoll right now. Read twice around the timeout's
+  // memory, so a wait that ended in between is not mistaken for one.
+  std::optional<int64_t> ppoll_timeout() {
+    auto syscall_line = [&] {
+      std::ifstream in("/proc/" + std::to_string(pid_) + "/syscall");
+      std::string line;
+      std::getline(in, line);
+      return line;
+    };
+    const std::string line = syscall_line();
+    std::istringstream in(line);
+    long nr = -1;
+    std::string fds, nfds, tmo;
+    if (!(in >> nr >> fds >> nfds >> tmo) || nr != SYS_ppoll) return std::nullopt;
+    const uint64_t address = std::stoull(tmo, nullptr, 16);
+    int64_t ns = -1;
+    if (address != 0) {
+      timespec ts{};
+      const int mem = open(("/proc/" + std::to_string(pid_) + "/mem").c_str(), O_RDONLY);
+      if (mem < 0) return std::nullopt;
+      const ssize_t got = pread(mem, &ts, sizeof ts, static_cast<off_t>(address));
+      close(mem);
+      if (got != static_cast<ssize_t>(sizeof ts)) return std::nullopt;
+      ns = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+    }
+    if (syscall_line() != line) return std::nullopt;
+    return ns;
+  }
+  // Waits until the player blocks in a ppoll with no output pending after
+  // it (reads the terminal before and after): returns its timeout as
+  // ppoll_timeout() gives it, or nullopt when it exits first.
+  std::optional<int64_t> next_wait() {
+    for (int i = 0; i < 5000; ++i) {
+      read_some(0);
+      const size_t before = shown_.size();
+      auto t = ppoll_timeout();
+      read_some(1);
+      if (t && shown_.size() == before) return t;
+      int status;
+      if (status_ >= 0 || waitpid(pid_, &status, WNOHANG) == pid_) return std::nullopt;
+    }
+    return std::nullopt;
+  }
   void signal(int sig) { kill(pid_, sig); }
   const std::string& shown() const { return shown_; }
   // Whether the terminal is back in the mode it had before the replay.
@@ -366,31 +418,55 @@ std::string slow_session(const TempDir& dir) {
 
 TEST(PlayOnTerminal, ReplaysAtSpeedAndSkipsIdle) {
   TempDir dir;
-  const std::string path = slow_session(dir);
+  // 3.6 s between "first" and "second" (0.9 s at speed 4, under the 1 s
+  // idle cap), 56.4 s before "last" (14.1 s at speed 4, over it).
+  const std::string path = make_recording(
+      dir, {output(kStart + 100 * kMs, "first\r\n"), output(kStart + 3700 * kMs, "second\r\n"),
+            output(kStart + 60 * kSec, "last\r\n")});
   PtyPlay play({"play", "--speed", "4", "--skip-idle", path});
-  const auto begin = Clock::now();
   ASSERT_TRUE(play.wait_for("first", std::chrono::seconds(5))) << play.shown();
   EXPECT_TRUE(play.raw_now());
+  // The waits the player asks the kernel for, not a stopwatch.
+  auto to_second = play.next_wait();
+  ASSERT_TRUE(to_second.has_value()) << "the player never waited for \"second\"";
+  EXPECT_EQ(play.shown().find("second"), std::string::npos);
+  EXPECT_GT(*to_second, 0);
+  EXPECT_LE(*to_second, 900 * kMs) << "3.6 s at speed 4";
   ASSERT_TRUE(play.wait_for("second", std::chrono::seconds(5)));
-  const auto second_at = Clock::now() - begin;
-  EXPECT_GE(second_at, std::chrono::milliseconds(200));   // 1 s at speed 4: 250 ms
-  EXPECT_EQ(play.wait_exit(std::chrono::seconds(5)), 0);  // 29 s idle capped at 1 s
+  auto to_last = play.next_wait();
+  ASSERT_TRUE(to_last.has_value()) << "the player never waited for \"last\"";
+  EXPECT_EQ(play.shown().find("last"), std::string::npos);
+  EXPECT_GT(*to_last, 0);
+  EXPECT_LE(*to_last, 1 * kSec) << "idle is cut to 1 s";
+  EXPECT_EQ(play.wait_exit(std::chrono::seconds(5)), 0);
   EXPECT_NE(play.shown().find("last"), std::string::npos);
   EXPECT_TRUE(play.terminal_restored());
 }
 
 TEST(PlayOnTerminal, QQuitsAndSpacePauses) {
   TempDir dir;
-  const std::string path = slow_session(dir);
+  // "second" is due 30 s after "first": the key is pressed long before.
+  const std::string path = make_recording(
+      dir, {output(kStart + 100 * kMs, "first\r\n"), output(kStart + 30 * kSec, "second\r\n")});
   PtyPlay play({"play", path});
   ASSERT_TRUE(play.wait_for("first", std::chrono::seconds(5))) << play.shown();
-  play.key(' ');  // pause before "second" (due 1 s later)
-  EXPECT_FALSE(play.wait_for("second", std::chrono::milliseconds(1500)));
   play.key(' ');
-  EXPECT_TRUE(play.wait_for("second", std::chrono::seconds(2)));
+  // Paused is a state, not a time window: the player blocks with no
+  // timeout at all, so nothing but a key can make it go on.
+  std::optional<int64_t> wait;
+  for (int i = 0; i < 2000 && (wait = play.next_wait()) && *wait != -1; ++i) {
+  }
+  ASSERT_EQ(wait, std::optional<int64_t>(-1)) << "the player did not pause";
+  play.key(' ');
+  // Playing again: a deadline again, what was left of the 30 s at most.
+  for (int i = 0; i < 2000 && (wait = play.next_wait()) && *wait == -1; ++i) {
+  }
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_GT(*wait, 0) << "the player did not resume";
+  EXPECT_LE(*wait, 30 * kSec);
   play.key('q');
   EXPECT_EQ(play.wait_exit(std::chrono::seconds(3)), 0);
-  EXPECT_EQ(play.shown().find("last"), std::string::npos);
+  EXPECT_EQ(play.shown().find("second"), std::string::npos);
   EXPECT_TRUE(play.terminal_restored());
 }
 

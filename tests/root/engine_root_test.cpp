@@ -59,6 +59,7 @@ struct Recorded {
   std::vector<Event> events;
   SessionSummary summary;
   int exit_status = -1;
+  uint64_t session_cgroup_id = 0;
 
   std::vector<CommandEvent> commands() const { return of<CommandEvent>(); }
   std::vector<DiskEvent> opens() const { return of<DiskEvent>(); }
@@ -95,9 +96,11 @@ std::string new_session_id() {
   return "t" + std::to_string(getpid()) + "-" + std::to_string(++session_counter);
 }
 
-// Runs argv as the first process of a new session recording `kinds`.
+// Runs argv as the first process of a new session recording `kinds`. The
+// launch must succeed (or, with launches = false, fail: an exec that fails
+// is still recorded) and the process must exit 0.
 Recorded record(std::vector<std::string> argv, KindSet kinds = KindSet::all(),
-                std::function<void(Session&)> while_running = nullptr) {
+                std::function<void(Session&)> while_running = nullptr, bool launches = true) {
   Recorded out;
   std::mutex mu;
   auto session = g_engine->open_session({new_session_id(), kinds}, [&](const Event& e) {
@@ -106,12 +109,17 @@ Recorded record(std::vector<std::string> argv, KindSet kinds = KindSet::all(),
   });
   EXPECT_TRUE(session.ok()) << session.error().message;
   if (!session.ok()) return out;
+  out.session_cgroup_id = (*session)->cgroup_id();
   LaunchSpec spec;
   spec.argv = std::move(argv);
   auto child = launch(**session, spec);
+  EXPECT_EQ(child.ok(), launches) << (child.ok() ? std::string("it launched")
+                                                 : child.error().message);
   if (child.ok()) {
     if (while_running) while_running(**session);
-    waitpid(child->pid, &out.exit_status, 0);
+    EXPECT_EQ(waitpid(child->pid, &out.exit_status, 0), child->pid);
+    EXPECT_TRUE(WIFEXITED(out.exit_status) && WEXITSTATUS(out.exit_status) == 0)
+        << "the session's first process ended with wait status " << out.exit_status;
   }
   auto summary = g_engine->close_session(**session);
   EXPECT_TRUE(summary.ok()) << summary.error().message;
@@ -289,7 +297,7 @@ TEST(Command, LargeArgumentsComeBackExact) {
 
   // A failed exec reads argv from the caller's memory instead: same result.
   argv[0] = "/nonexistent/vigil-missing";
-  auto r3 = record(argv);
+  auto r3 = record(argv, KindSet::all(), nullptr, /*launches=*/false);
   auto cmds = r3.commands();
   ASSERT_EQ(cmds.size(), 1u);
   EXPECT_EQ(cmds[0].return_code, -2);
@@ -304,9 +312,28 @@ TEST(Command, OversizedArgvIsCutAndSaysSo) {
   auto t = r.ran("true");
   ASSERT_EQ(t.size(), 1u);
   EXPECT_TRUE(t[0].argv_truncated);
-  ASSERT_GT(t[0].argv.size(), 30u);  // at least 32 KiB kept
-  ASSERT_LT(t[0].argv.size(), 100u);
+  // Exactly 64 KiB of argv is kept, argv[0] and the NULs included:
+  // "/bin/true\0" (10 bytes) + 63 arguments of 1024 bytes = 64522; the 64th
+  // would end at 65546 and is dropped whole rather than cut.
+  ASSERT_EQ(t[0].argv.size(), 63u);
   for (size_t i = 0; i < t[0].argv.size(); ++i) EXPECT_EQ(t[0].argv[i], argv[i + 1]);
+  EXPECT_EQ(r.summary.lost.total(), 0u) << "a cut argv is not a lost event";
+}
+
+TEST(Command, FailedExecWithOversizedArgvIsCutAndSaysSo) {
+  REQUIRE_ROOT();
+  // Read from the caller's memory, argument by argument: the same limit.
+  std::vector<std::string> argv{"/nonexistent/vigil-missing"};
+  for (int i = 0; i < 100; ++i) argv.push_back(std::string(1023, 'a' + i % 26));  // 100 KiB
+  auto r = record(argv, KindSet::all(), nullptr, /*launches=*/false);
+  auto cmds = r.commands();
+  ASSERT_EQ(cmds.size(), 1u);
+  EXPECT_EQ(cmds[0].path, argv[0]);
+  EXPECT_EQ(cmds[0].return_code, -2);
+  EXPECT_TRUE(cmds[0].argv_truncated) << "a failed exec's argv was cut without saying so";
+  // 27 bytes of argv[0] + 63 * 1024 = 64539; the 64th would pass 65536.
+  ASSERT_EQ(cmds[0].argv.size(), 63u);
+  for (size_t i = 0; i < cmds[0].argv.size(); ++i) EXPECT_EQ(cmds[0].argv[i], argv[i + 1]);
 }
 
 TEST(Command, FailedExecsCanBeLeftOutToSpareTheHost) {
@@ -446,12 +473,19 @@ TEST(Sessions, AProcessThatLeavesTheCgroupIsStillRecorded) {
   rmdir(elsewhere.c_str());
   auto cats = r.ran("cat");
   ASSERT_EQ(cats.size(), 1u);
-  EXPECT_EQ(r.opened(marker).size(), 1u);
-  bool saw_other_cgroup = false;
-  for (const auto& e : r.events)
-    if (auto* d = std::get_if<DiskEvent>(&e.body); d && d->path == marker)
-      saw_other_cgroup = true;
-  EXPECT_TRUE(saw_other_cgroup);
+  ASSERT_EQ(r.opened(marker).size(), 1u);
+  ASSERT_NE(r.session_cgroup_id, 0u);
+  // The open happened outside the session's cgroup (so only the audit
+  // session id can have tied it to the session), the helper's own exec inside.
+  for (const auto& e : r.events) {
+    if (auto* d = std::get_if<DiskEvent>(&e.body); d && d->path == marker) {
+      EXPECT_NE(e.process.cgroup_id, r.session_cgroup_id) << "the open was in the session cgroup";
+    }
+    if (auto* c = std::get_if<CommandEvent>(&e.body);
+        c && c->path == kHelper && !c->argv.empty() && c->argv[0] == "join-cgroup") {
+      EXPECT_EQ(e.process.cgroup_id, r.session_cgroup_id);
+    }
+  }
 }
 
 TEST(Sessions, HooksAreAttachedOnlyWhileASessionNeedsThem) {

@@ -4,9 +4,12 @@
 //   connect ADDR PORT      one TCP connect (IPv4, IPv6 or v4-mapped ADDR)
 //   join-cgroup DIR CMD... move this process into cgroup DIR, then exec CMD
 //   storm N PATH PORT      N times: fork+exec /bin/true, open PATH, connect 127.0.0.1:PORT
+//   fifo CPU CMD...        run CMD pinned to CPU at SCHED_FIFO priority 1 (CPU -1: as is),
+//                          so that threads of lower class on that CPU wait until it is done
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +88,23 @@ int main(int argc, char** argv) {
     perror("exec");
     return 127;
   }
+  if (cmd == "fifo" && argc >= 4) {
+    int cpu = atoi(argv[2]);
+    if (cpu >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      sched_param param{};
+      param.sched_priority = 1;
+      if (sched_setaffinity(0, sizeof(set), &set) || sched_setscheduler(0, SCHED_FIFO, &param)) {
+        perror("fifo");
+        return 2;
+      }
+    }
+    execv(argv[3], argv + 3);
+    perror("exec");
+    return 127;
+  }
   if (cmd == "storm" && argc == 5) {
     int n = atoi(argv[2]), port = atoi(argv[4]);
     for (int i = 0; i < n; ++i) {
@@ -95,6 +115,6 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  fprintf(stderr, "usage: vigil_test_helper open|connect|join-cgroup|storm ...\n");
+  fprintf(stderr, "usage: vigil_test_helper open|connect|join-cgroup|fifo|storm ...\n");
   return 2;
 }
