@@ -41,9 +41,10 @@ struct Rec {
   std::string data;
 };
 
-// A recording with an 80x24 terminal (or `cols` wide) holding `records`.
+// A recording with an 80x24 terminal (or `cols` wide) holding `records`;
+// the writer splits output into records of at most `chunk_bytes`.
 std::string make_recording(const std::string& path, const std::vector<Rec>& records,
-                           uint16_t cols = 80) {
+                           uint16_t cols = 80, size_t chunk_bytes = 64 * 1024) {
   rec::Header h;
   h.sid = "86aca627-971d-4883-854d-d309ba04c658";
   h.server_id = kServer;
@@ -53,6 +54,7 @@ std::string make_recording(const std::string& path, const std::vector<Rec>& reco
   h.cols = cols;
   h.rows = 24;
   rec::WriterOptions o;
+  o.chunk_bytes = chunk_bytes;
   o.flush_interval = std::chrono::milliseconds(0);
   o.reorder_window_ns = 0;
   o.clock = [] { return int64_t{1} << 62; };
@@ -142,10 +144,12 @@ TEST_F(Hostile, InsertFloodIsLinear) {
   EXPECT_EQ(read_file(out), "z\n" + std::string("a") + std::string(79, 'b') + "\n");
 }
 
-TEST_F(Hostile, AsciicastAndJsonExportsOfAFloodStayProportionate) {
-  // 8 MiB of escape sequences in one record.
+TEST_F(Hostile, AHugeOutputRecordIsExportedInPieces) {
+  // 8 MiB of escape sequences in one record (a writer makes 64 KiB ones,
+  // a forged file can hold up to 64 MiB).
   const std::string raw = repeat("\x1b[10000C", 1 << 20);
-  const std::string file = make_recording(path("big.vrec"), {{rec::RecordType::output, kStart, raw}});
+  const std::string file =
+      make_recording(path("big.vrec"), {{rec::RecordType::output, kStart, raw}}, 80, 16 << 20);
   const std::string out = path("big.cast");
   Outcome r = run_capped({"play", "--format", "asciicast", file}, out, 512);
   EXPECT_EQ(r.status, 0) << r.err;
