@@ -21,9 +21,9 @@ void append_number(std::string& out, Int value) {
 void append_head(std::string& out, int64_t time_ns, const SessionMeta& meta) {
   append_clock_millis(out, time_ns);
   out += " user=";
-  append_printable(out, meta.user);
+  append_value(out, meta.user);  // a certificate's key id: chosen by its holder
   out += " login=";
-  append_printable(out, meta.login);
+  append_value(out, meta.login);
 }
 
 // The outcome of exec or open: "ok", or "ENOENT (-2)" for 0 or -errno.
@@ -96,7 +96,7 @@ void format_text(const Event& ev, const SessionMeta& meta, std::string& out) {
   out += " pid=";
   append_number(out, ev.process.pid);
   out += ' ';
-  append_printable(out, ev.process.program);
+  append_value(out, ev.process.program);  // a process names itself (prctl)
   out += ": ";
   if (const auto* cmd = std::get_if<CommandEvent>(&ev.body)) {
     append_command(out, *cmd);
@@ -111,7 +111,7 @@ void format_text(const Event& ev, const SessionMeta& meta, std::string& out) {
 void format_session_end_text(const SessionEnd& end, const SessionMeta& meta, std::string& out) {
   append_head(out, end.time_ns, meta);
   out += " session ";
-  append_printable(out, meta.sid);
+  append_value(out, meta.sid);
   out += " ended: recorded";
   append_counts(out, end.recorded, end.kinds);
   if (end.recovered) {

@@ -75,25 +75,37 @@ bool is_shell_safe(unsigned char c) {
   return false;
 }
 
-}  // namespace
-
-void append_printable(std::string& out, std::string_view s) {
-  append_escaped(out, s, false);
+// Characters that show as a blank or as nothing: a value holding one could
+// look like two fields ("x\u00a0login=root").
+bool is_unicode_space(char32_t cp) {
+  return cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200d) ||
+         cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x2060 ||
+         cp == 0x3000 || cp == 0xfeff;
 }
 
-void append_shell_word(std::string& out, std::string_view s) {
-  if (has_hidden_bytes(s)) {
-    out += "$'";
-    append_escaped(out, s, true);
-    out += '\'';
-    return;
+// Whether s (valid UTF-8: has_hidden_bytes(s) is false) holds one.
+bool has_unicode_space(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    char32_t cp;
+    const size_t len = utf8_decode(p + i, s.size() - i, &cp);
+    if (len == 0) return false;
+    if (is_unicode_space(cp)) return true;
+    i += len;
   }
-  bool safe = !s.empty();
-  for (unsigned char c : s) safe = safe && is_shell_safe(c);
-  if (safe) {
-    out += s;
-    return;
-  }
+  return false;
+}
+
+// Whether s can stand bare after "key=" (has_hidden_bytes(s) is false).
+bool is_bare_value(std::string_view s) {
+  if (s.empty() || has_unicode_space(s)) return false;
+  for (char c : s)
+    if (c == ' ' || c == '=' || c == '\'' || c == '"' || c == '`' || c == '\\') return false;
+  return true;
+}
+
+// s in single quotes (bash's rule: a quote inside is '\'').
+void append_single_quoted(std::string& out, std::string_view s) {
   out += '\'';
   for (char c : s) {
     if (c == '\'')
@@ -102,6 +114,37 @@ void append_shell_word(std::string& out, std::string_view s) {
       out += c;
   }
   out += '\'';
+}
+
+void append_ansi_c_quoted(std::string& out, std::string_view s) {
+  out += "$'";
+  append_escaped(out, s, true);
+  out += '\'';
+}
+
+}  // namespace
+
+void append_printable(std::string& out, std::string_view s) {
+  append_escaped(out, s, false);
+}
+
+void append_shell_word(std::string& out, std::string_view s) {
+  if (has_hidden_bytes(s)) return append_ansi_c_quoted(out, s);
+  bool safe = !s.empty();
+  for (unsigned char c : s) safe = safe && is_shell_safe(c);
+  if (safe && !has_unicode_space(s))
+    out += s;
+  else
+    append_single_quoted(out, s);
+}
+
+void append_value(std::string& out, std::string_view s) {
+  if (has_hidden_bytes(s))
+    append_ansi_c_quoted(out, s);
+  else if (is_bare_value(s))
+    out += s;
+  else
+    append_single_quoted(out, s);
 }
 
 }  // namespace vigil::audit

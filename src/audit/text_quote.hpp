@@ -18,4 +18,13 @@ void append_printable(std::string& out, std::string_view s);
 // quotes ($'...' with \xNN) when it holds bytes a terminal must not see.
 void append_shell_word(std::string& out, std::string_view s);
 
+// s as the value (or key) of a key=value field in a text line: the one rule
+// every text renderer uses. Values are chosen by others (a certificate's key
+// id becomes `user`, a process names itself), so a value must not read as
+// more fields: it is quoted as a shell word ('...', or $'...' with \xNN)
+// when it is empty or holds a space (ASCII or Unicode, zero-width ones
+// included), '=', a quote, a backslash or a byte a terminal must not see:
+//   user=alice   user='x login=root'   user=''   user=$'a\x1b[2Jb'
+void append_value(std::string& out, std::string_view s);
+
 }  // namespace vigil::audit

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "audit/syscall_names.hpp"
+#include "audit/text_json.hpp"
 #include "audit/text_quote.hpp"
 #include "audit/timefmt.hpp"
 #include "auditlog/base64url.hpp"
@@ -74,7 +75,7 @@ void append_time_millis(std::string& out, const Json& ev) {
     out.append(t, 0, t.size() - 4);
     out += 'Z';
   } else if (const std::string* raw = get_string(ev, "time")) {
-    audit::append_printable(out, *raw);
+    audit::append_value(out, *raw);
   } else {
     out += '-';
   }
@@ -85,7 +86,7 @@ void append_field(std::string& out, const Json& ev, const char* key) {
     out += ' ';
     out += key;
     out += '=';
-    audit::append_printable(out, *v);
+    audit::append_value(out, *v);
   }
 }
 
@@ -97,7 +98,7 @@ void append_process(std::string& out, const Json& ev) {
   }
   if (const std::string* program = get_string(ev, "program")) {
     out += ' ';
-    audit::append_printable(out, *program);
+    audit::append_value(out, *program);  // a process names itself (prctl)
   }
   out += ':';
 }
@@ -157,12 +158,12 @@ void append_disk(std::string& out, const Json& ev) {
 void append_network(std::string& out, const Json& ev) {
   append_process(out, ev);
   out += get_int(ev, "operation") == 1 ? " send " : " connect ";
-  if (const std::string* src = get_string(ev, "src_addr")) audit::append_printable(out, *src);
+  if (const std::string* src = get_string(ev, "src_addr")) audit::append_value(out, *src);
   out += " → ";
   // An IPv6 address holds colons, so the port needs the address in brackets.
   const bool v6 = get_int(ev, "version") == 6;
   if (v6) out += '[';
-  if (const std::string* dst = get_string(ev, "dst_addr")) audit::append_printable(out, *dst);
+  if (const std::string* dst = get_string(ev, "dst_addr")) audit::append_value(out, *dst);
   if (v6) out += ']';
   out += ':';
   append_int(out, get_int(ev, "dst_port").value_or(0));
@@ -194,7 +195,7 @@ void append_counts(std::string& out, const Json& ev, const char* key, const char
   out += label;
   for (const auto& [kind, count] : counts->items()) {
     out += ' ';
-    audit::append_printable(out, kind);
+    audit::append_value(out, kind);
     out += '=';
     const bool off = kinds != ev.end() && kinds->is_array() &&
                      std::find(kinds->begin(), kinds->end(), kind) == kinds->end();
@@ -212,8 +213,10 @@ void append_session_end(std::string& out, const Json& ev) {
   out += ':';
   auto start = get_time(ev, "session_start");
   auto stop = get_time(ev, "session_stop");
-  if (start && stop && *stop >= *start) {
-    const int64_t tenths = (*stop - *start) / 100'000'000;
+  int64_t duration_ns;
+  // Both are any int64 a log line says: their difference may not fit.
+  if (start && stop && *stop >= *start && !__builtin_sub_overflow(*stop, *start, &duration_ns)) {
+    const int64_t tenths = duration_ns / 100'000'000;
     out += ' ';
     append_int(out, tenths / 10);
     out += '.';
@@ -235,27 +238,30 @@ void append_generic(std::string& out, const Json& ev) {
   for (const auto& [key, value] : ev.items()) {
     if (std::find(std::begin(kShown), std::end(kShown), key) != std::end(kShown)) continue;
     out += ' ';
-    audit::append_printable(out, key);
+    audit::append_value(out, key);
     out += '=';
+    // dump() recurses once per level: the value is at most
+    // audit::kMaxJsonDepth deep (append_event_text parsed it so).
     if (value.is_string())
-      audit::append_shell_word(out, value.get_ref<const std::string&>());
+      audit::append_value(out, value.get_ref<const std::string&>());
     else
-      audit::append_printable(out, value.dump(-1, ' ', false, Json::error_handler_t::replace));
+      audit::append_value(out, value.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
 }
 
 }  // namespace
 
 bool append_event_text(std::string_view json_line, std::string& out) {
-  const Json ev = Json::parse(json_line, nullptr, /*allow_exceptions=*/false);
-  if (!ev.is_object()) return false;
+  const auto parsed = audit::parse_json_bounded(json_line);
+  if (!parsed || !parsed->is_object()) return false;
+  const Json& ev = *parsed;
   append_time_millis(out, ev);
   append_field(out, ev, "user");
   append_field(out, ev, "login");
   const std::string* type = get_string(ev, "event");
   out += ' ';
   if (type)
-    audit::append_printable(out, *type);
+    audit::append_value(out, *type);
   else
     out += "(no event type)";
   const std::string_view t = type ? std::string_view(*type) : std::string_view();

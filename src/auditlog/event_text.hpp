@@ -14,7 +14,8 @@
 //
 // Recorded bytes are shown exactly (from "path_base64"/"argv_base64" when
 // present) and escaped as audit/text_quote.hpp does: a line never drives
-// the reader's terminal.
+// the reader's terminal. Field values (user, login, program, ...) follow
+// audit::append_value: one that could read as more fields is quoted.
 #pragma once
 
 #include <string>
@@ -23,7 +24,7 @@
 namespace vigil::auditlog {
 
 // Appends one line and '\n'. Returns false, appending nothing, when
-// json_line is not a JSON object.
+// json_line is not a JSON object, or nests deeper than audit::kMaxJsonDepth.
 bool append_event_text(std::string_view json_line, std::string& out);
 
 }  // namespace vigil::auditlog

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "audit/text_json.hpp"
 #include "auditlog/base64url.hpp"
 #include "auditlog/layout.hpp"
 #include "auditlog/timeparse.hpp"
@@ -107,15 +108,15 @@ class FieldReader {
     return value();
   }
   bool start_object(std::size_t) {
-    if (depth_++ == 0) object_ = true;
-    return value();
+    if (depth_ == 0) object_ = true;
+    return enter();
   }
   bool key(Json::string_t& k) {
     if (depth_ == 1) target_ = f_.slot(k, bit_);
     return true;
   }
   bool end_object() { return --depth_, true; }
-  bool start_array(std::size_t) { return ++depth_, value(); }
+  bool start_array(std::size_t) { return enter(); }
   bool end_array() { return --depth_, true; }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) {
     error_at_ = position;
@@ -123,9 +124,20 @@ class FieldReader {
   }
 
   bool object() const { return object_; }
+  bool too_deep() const { return too_deep_; }
   size_t error_at() const { return error_at_; }
 
  private:
+  // A line nested deeper than the text renderers accept is refused here,
+  // at the first level too deep, so that no caller builds or renders it.
+  bool enter() {
+    if (++depth_ > audit::kMaxJsonDepth) {
+      too_deep_ = true;
+      return false;
+    }
+    return value();
+  }
+
   // A value (or the start of a nested one) ends what the last key named.
   bool value() {
     target_ = nullptr;
@@ -135,6 +147,7 @@ class FieldReader {
   Fields& f_;
   int depth_ = 0;
   bool object_ = false;
+  bool too_deep_ = false;
   std::string* target_ = nullptr;
   unsigned bit_ = 0;
   size_t error_at_ = 0;
@@ -146,6 +159,8 @@ std::optional<std::string> read_fields(std::string_view line, Fields& f) {
   f.seen = 0;
   FieldReader reader(f);
   const bool ok = Json::sax_parse(line.data(), line.data() + line.size(), &reader);
+  if (reader.too_deep())
+    return "nested deeper than " + std::to_string(audit::kMaxJsonDepth) + " levels";
   if (!ok) return "not JSON at byte " + std::to_string(reader.error_at());
   if (!reader.object()) return std::string("not a JSON object");
   if (!(f.seen & Fields::kTime)) return std::string("no \"time\" string");
@@ -230,6 +245,16 @@ bool scan_fields(std::string_view s, Fields& f) {
   return false;
 }
 
+// What a directory entry is, for a warning.
+std::string file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) return "a directory";
+  return "not a regular file";
+}
+
 struct Hit {
   Position pos;
   std::string line;
@@ -252,13 +277,32 @@ class Searcher {
   }
 
   void scan_file(const std::string& path, const std::string& rel) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // A day file is a regular file the writer made. Anything else named
+    // like one (a FIFO, a symbolic link to /dev/zero or to another file)
+    // would block the search or read forever: it is reported and left out.
+    // O_NONBLOCK: opening a FIFO does not wait for a writer; O_NOFOLLOW: a
+    // symbolic link is not opened at all.
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
     if (!fd) {
+      if (errno == ELOOP)
+        warn("log/" + rel + ": skipped: a symbolic link, not a day file (remove it)");
+      else
+        warn("log/" + rel + ": cannot read: " + std::strerror(errno));
+      return;
+    }
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0) {
       warn("log/" + rel + ": cannot read: " + std::strerror(errno));
+      return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      warn("log/" + rel + ": skipped: " + file_kind(st.st_mode) +
+           ", not a day file (remove it)");
       return;
     }
     std::string buf;
     uint64_t buf_offset = 0;  // file offset of buf[0]
+    line_ = 1;                // number of the line buf[0] is in
     bool overlong = false;    // inside a line too long to keep
     for (;;) {
       const size_t old = buf.size();
@@ -282,6 +326,7 @@ class Searcher {
         else
           consider(std::string_view(buf).substr(start, end - start), rel, buf_offset + start);
         start = end + 1;
+        ++line_;
       }
       // No event is this long: a file without newlines must not fill memory.
       if (buf.size() - start > kMaxLine) {
@@ -380,9 +425,12 @@ class Searcher {
     return wanted.empty() || ((fields_.seen & bit) && value == wanted);
   }
 
+  // "log/<uuid>/<day>.log:7 (byte 1234): why": the line, as an editor
+  // counts it, and its offset for tools (tail -c +1235).
   void skip(const std::string& rel, uint64_t offset, const std::string& why) {
     ++skipped_;
-    warn("log/" + rel + ":" + std::to_string(offset) + ": " + why);
+    warn("log/" + rel + ":" + std::to_string(line_) + " (byte " + std::to_string(offset) +
+         "): " + why);
   }
 
   void warn(std::string message) {
@@ -401,6 +449,7 @@ class Searcher {
   std::vector<std::string> warnings_;
   size_t skipped_warnings_ = 0;
   size_t skipped_ = 0;
+  uint64_t line_ = 0;  // the line of the file being read that consider() is given
 };
 
 bool is_directory(const std::string& path) {

@@ -6,9 +6,12 @@
 // day older than its day, written late, or a few minutes newer, clocks
 // disagreeing), reads each line and returns the matching ones ordered by
 // (time, file, byte offset), a page at a time.
-// Lines that cannot be read as an event (torn, not JSON, no "time") are
-// skipped and reported; the search never stops at them. A file being
-// appended to is fine: its unfinished last line is left out (and reported).
+// Lines that cannot be read as an event (torn, not JSON, no "time", nested
+// deeper than audit::kMaxJsonDepth, longer than 16 MiB) are skipped and
+// reported with their file and line; the search never stops at them. A file
+// being appended to is fine: its unfinished last line is left out (and
+// reported). Only regular files are read: a FIFO, device or symbolic link
+// named like a day file is reported and left out (it could block or never end).
 //
 // Speed: a light scan finds each line's top-level "time", "event", "sid",
 // "user" and "login"; only lines that could be returned are then parsed
@@ -43,7 +46,8 @@ struct Query {
 struct Page {
   std::vector<std::string> lines;     // the matching events as stored, without '\n'
   std::string next;                   // continuation key; empty when no more events match
-  std::vector<std::string> warnings;  // "log/<uuid>/<day>.log:<offset>: skipped ..." (capped)
+  // "log/<uuid>/<day>.log:<line> (byte <offset>): skipped ..." (capped)
+  std::vector<std::string> warnings;
   size_t skipped = 0;                 // lines skipped in the files read
 };
 

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "commands.hpp"
@@ -17,6 +19,7 @@
 #include "recording/reader.hpp"
 #include "recording/store.hpp"
 #include "recording/terminal_text.hpp"
+#include "recording/time_offset.hpp"
 #include "term/pty.hpp"
 
 namespace vigil::cmd {
@@ -26,6 +29,17 @@ namespace {
 constexpr int kUnreadable = 1;
 // --skip-idle: the longest pause replayed.
 constexpr int64_t kIdleCapNs = 1'000'000'000;
+// --speed bounds: beyond them a replay is a pause of hours or a flash, and
+// a pause divided by the factor could leave the int64 range.
+constexpr double kMinSpeed = 0.01;
+constexpr double kMaxSpeed = 1000;
+// The exports handle output in pieces of at most this size, checking for a
+// stop signal and writing what they made in between: a record can be
+// megabytes that expand manyfold (JSON escapes, text lines), and memory and
+// the time to stop stay bounded by a piece, not a record.
+constexpr size_t kExportPiece = 64 * 1024;
+// Warnings about events an export skipped, printed at most.
+constexpr size_t kMaxWarnings = 100;
 
 struct PlayArgs {
   DataDirOptions data;
@@ -58,6 +72,12 @@ class Stdout {
   bool flush() {
     size_t off = 0;
     while (off < buf_.size()) {
+      // A signal during a blocked write can come back as a short write,
+      // not EINTR: without this check the next write blocks again.
+      if (g_signal) {
+        buf_.clear();
+        return false;
+      }
       ssize_t n = ::write(STDOUT_FILENO, buf_.data() + off, buf_.size() - off);
       if (n < 0 && errno == EINTR && !g_signal) continue;
       if (n <= 0) {
@@ -102,7 +122,11 @@ class LiveReplay {
     int64_t prev_ns = reader.header().start_ns;
     while (reader.next(r)) {
       if (r.type != recording::RecordType::output) continue;
-      int64_t pause = static_cast<int64_t>(std::max<int64_t>(0, r.time_ns - prev_ns) / args_.speed);
+      // Recorded times are the file's: the gap may be anything up to the
+      // whole int64 range, and is divided by a speed as low as kMinSpeed.
+      const double gap =
+          static_cast<double>(std::max<int64_t>(0, recording::offset_ns(r.time_ns, prev_ns)));
+      int64_t pause = static_cast<int64_t>(std::min(gap / args_.speed, 0x1p62));
       if (args_.skip_idle) pause = std::min(pause, kIdleCapNs);
       prev_ns = std::max(prev_ns, r.time_ns);
       if (!wait(pause) || !out.write(r.data) || !out.flush()) return false;
@@ -154,30 +178,55 @@ class LiveReplay {
   sigset_t wait_mask_;  // the mask before play(): stop signals delivered
 };
 
-// Writes the recording in a non-interactive format; false when stdout failed.
+// Writes the recording in a non-interactive format; false when stdout
+// failed or a stop signal came (g_signal says which).
 bool export_to_stdout(const PlayArgs& args, recording::RecordingReader& reader) {
   using recording::RecordType;
   Stdout out;
   std::string buf;
-  recording::Record r;
+  recording::Record r, piece;
   recording::AsciicastExport cast(reader.header());
   recording::TextExport text(reader.header());
-  if (args.format == "asciicast") cast.begin(buf);
-  while (reader.next(r)) {
+  size_t warnings = 0;
+  // One record, or one piece of an output record, at a time.
+  auto add = [&](const recording::Record& rec) {
     if (args.format == "json") {
-      if (r.type != RecordType::event) continue;
-      buf += r.data;
+      if (rec.type != RecordType::event) return;
+      buf += rec.data;
       buf += '\n';
     } else if (args.format == "asciicast") {
-      cast.record(r, buf);
+      cast.record(rec, buf);
     } else if (args.format == "text") {
-      text.record(r, buf);
-    } else if (r.type == RecordType::output) {  // terminal, to a file or pipe
-      buf += r.data;
+      text.record(rec, buf);
+      for (const std::string& w : text.take_warnings())
+        if (++warnings <= kMaxWarnings)
+          std::fprintf(stderr, "vigil play: warning: %s: %s\n", reader.path().c_str(), w.c_str());
+    } else if (rec.type == RecordType::output) {  // terminal, to a file or pipe
+      buf += rec.data;
     }
-    if (!out.write(buf)) return false;
-    buf.clear();
+  };
+  if (args.format == "asciicast") cast.begin(buf);
+  while (!g_signal && reader.next(r)) {
+    if (r.type != RecordType::output || r.data.size() <= kExportPiece) {
+      add(r);
+      if (!out.write(buf)) return false;
+      buf.clear();
+      continue;
+    }
+    // The exports take a record cut anywhere (a character or an escape
+    // sequence split between two pieces reads the same).
+    piece.type = r.type;
+    piece.time_ns = r.time_ns;
+    for (size_t at = 0; at < r.data.size() && !g_signal; at += kExportPiece) {
+      piece.data.assign(r.data, at, kExportPiece);
+      add(piece);
+      if (!out.write(buf)) return false;
+      buf.clear();
+    }
   }
+  if (g_signal) return false;
+  if (warnings > kMaxWarnings)
+    std::fprintf(stderr, "vigil play: %zu more warnings not listed\n", warnings - kMaxWarnings);
   if (args.format == "asciicast") cast.finish(buf);
   if (args.format == "text") text.finish(buf);
   return out.write(buf) && out.flush();
@@ -203,7 +252,8 @@ int play(const PlayArgs& args) {
 
   install_stop_signals();
   bool completed;
-  if (args.format == "terminal" && isatty(STDOUT_FILENO)) {
+  const bool live = args.format == "terminal" && isatty(STDOUT_FILENO);
+  if (live) {
     term::RawMode raw(STDIN_FILENO);  // restored on every way out of this block
     completed = LiveReplay(args, raw.active()).play(*reader);
     if (!completed) {
@@ -214,7 +264,14 @@ int play(const PlayArgs& args) {
   } else {
     completed = export_to_stdout(args, *reader);
   }
-  if (g_signal) return 128 + g_signal;
+  if (g_signal) {
+    // Said on stderr: a file the export was writing is cut short, and a
+    // script must not take it for the whole session.
+    if (!live)
+      std::fprintf(stderr, "vigil play: stopped by %s: the output is incomplete\n",
+                   strsignal(g_signal));
+    return 128 + g_signal;
+  }
   if (!completed) return 0;  // q, or the reader of our output went away
   if (reader->damage()) {
     std::fprintf(stderr, "vigil play: %s\n", recording::describe(path, reader->damage()).c_str());
@@ -235,8 +292,20 @@ Subcommand add_play(CLI::App& app) {
          "recording", args->recording,
          "session id (or a unique prefix of one) in <data_dir>/log/records, or a .vrec file")
       ->required();
-  sub->add_option("--speed", args->speed, "replay speed factor (terminal format)")
-      ->check(CLI::PositiveNumber);
+  sub->add_option("--speed", args->speed, "replay speed factor (terminal format), 0.01 to 1000")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            // CLI::PositiveNumber lets nan and inf through (nan <= 0 is false).
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            if (!text.empty() && *end == '\0' && std::isfinite(v) && v >= kMinSpeed &&
+                v <= kMaxSpeed)
+              return {};
+            return "--speed " + text +
+                   ": give a factor from 0.01 to 1000 (1 is the recorded pace, 2 twice as "
+                   "fast, 0.5 half)";
+          },
+          "FACTOR", "speed"));
   sub->add_flag("--skip-idle", args->skip_idle, "shorten pauses to 1 s (terminal format)");
   sub->add_option("--format", args->format,
                   "terminal: replay (keys: space pauses, q quits; plain bytes when stdout is not "

@@ -57,9 +57,11 @@ std::string format_start(int64_t ns) {
   return t.substr(0, 19) + "Z";
 }
 
-std::string printable(std::string_view s) {
+// A cell of the table: the fields' rule (quoted when empty or holding a
+// space), so a user name cannot shift the columns after it.
+std::string cell(std::string_view s) {
   std::string out;
-  audit::append_printable(out, s);
+  audit::append_value(out, s);
   return out;
 }
 
@@ -71,8 +73,8 @@ void print_table(const std::vector<Entry>& entries) {
     if (!e.summary) continue;
     const auto& s = *e.summary;
     const auto& h = s.header;
-    rows.push_back({format_start(h.start_ns), format_duration(s.duration_ns()), printable(h.sid),
-                    printable(h.user), printable(h.login),
+    rows.push_back({format_start(h.start_ns), format_duration(s.duration_ns()), cell(h.sid),
+                    cell(h.user), cell(h.login),
                     h.interactive ? "interactive" : "command", s.enhanced ? "yes" : "no",
                     "command=" + std::to_string(s.events[Kind::command]) +
                         " disk=" + std::to_string(s.events[Kind::disk]) +

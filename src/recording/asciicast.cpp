@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "audit/json.hpp"
+#include "recording/time_offset.hpp"
 #include "recording/utf8_tail.hpp"
 
 namespace vigil::recording {
@@ -32,7 +33,7 @@ void AsciicastExport::begin(std::string& out) {
 void AsciicastExport::line(int64_t time_ns, char type, std::string_view data, std::string& out) {
   // asciinema plays events in file order and sleeps for the gaps: a late
   // record is shown at once rather than with a negative delay.
-  last_offset_ns_ = std::max(last_offset_ns_, time_ns - header_.start_ns);
+  last_offset_ns_ = std::max(last_offset_ns_, offset_ns(time_ns, header_.start_ns));
   last_time_ns_ = std::max(last_time_ns_, time_ns);
   out += '[';
   append_seconds(out, last_offset_ns_);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "audit/text_json.hpp"
+
 namespace vigil::recording {
 
 Result<Summary> summarize(const std::string& path) {
@@ -19,7 +21,11 @@ Result<Summary> summarize(const std::string& path) {
     s.end_ns = std::max(s.end_ns, r.time_ns);
     if (r.type == RecordType::output) s.output_bytes += r.data.size();
     if (r.type != RecordType::event) continue;
-    auto ev = nlohmann::json::parse(r.data, nullptr, /*allow_exceptions=*/false);
+    // Events are only looked at here, not rendered, but their JSON is the
+    // session's: one nested too deep is left out like one that is not JSON.
+    auto parsed = audit::parse_json_bounded(r.data);
+    if (!parsed) continue;
+    const nlohmann::json& ev = *parsed;
     auto name = ev.is_object() ? ev.find("event") : ev.end();
     if (name == ev.end() || !name->is_string()) continue;
     const auto& event = name->get_ref<const std::string&>();

@@ -8,6 +8,7 @@
 #include "engine/event.hpp"
 #include "recording/format.hpp"
 #include "recording/reader.hpp"
+#include "recording/time_offset.hpp"
 
 namespace vigil::recording {
 
@@ -22,7 +23,7 @@ struct Summary {
   uint64_t output_bytes = 0;
   Damage damage;  // where reading stopped early, if it did
 
-  int64_t duration_ns() const { return end_ns - header.start_ns; }
+  int64_t duration_ns() const { return offset_ns(end_ns, header.start_ns); }
 };
 
 // Reads the whole recording; fails only when it cannot be opened as one.

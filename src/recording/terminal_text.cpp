@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "audit/syscall_names.hpp"
+#include "audit/text_json.hpp"
 #include "audit/text_quote.hpp"
 #include "audit/utf8.hpp"
+#include "recording/time_offset.hpp"
 #include "recording/utf8_tail.hpp"
 
 namespace vigil::recording {
@@ -35,7 +37,8 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
-// The first numeric parameter of a CSI sequence, `fallback` when absent or 0.
+// The first numeric parameter of a CSI sequence, `fallback` when absent or
+// 0. Capped: no count means more than a line's width anyway.
 size_t first_param(const std::string& params, size_t fallback) {
   size_t v = 0;
   for (char c : params) {
@@ -45,7 +48,14 @@ size_t first_param(const std::string& params, size_t fallback) {
   return v == 0 ? fallback : v;
 }
 
+constexpr size_t kTabWidth = 8;
+
 }  // namespace
+
+void TerminalText::set_width(size_t cols) {
+  width_ = cols == 0 || cols > kMaxColumns ? kMaxColumns : cols;
+  cursor_ = std::min(cursor_, width_);
+}
 
 void TerminalText::feed(std::string_view bytes, std::string& out) {
   std::string data = std::move(carry_);
@@ -61,10 +71,10 @@ void TerminalText::feed(std::string_view bytes, std::string& out) {
       char32_t cp;
       const size_t len = audit::utf8_decode(p + i, n - i, &cp);
       if (len == 0) {
-        put(kReplacement);
+        put(kReplacement, out);
         ++i;
       } else {
-        if (cp >= 0xa0) put(cp);  // C1 controls (U+0080..U+009F) are dropped
+        if (cp >= 0xa0) put(cp, out);  // C1 controls (U+0080..U+009F) are dropped
         i += len;
       }
       continue;
@@ -85,9 +95,9 @@ void TerminalText::byte(unsigned char c, std::string& out) {
       else if (c == '\b')
         cursor_ -= cursor_ > 0;
       else if (c == '\t')
-        cursor_ = (cursor_ / 8 + 1) * 8;
+        cursor_ = std::min((cursor_ / kTabWidth + 1) * kTabWidth, width_ - 1);
       else if (c >= 0x20 && c != 0x7f)
-        put(c);
+        put(c, out);
       return;  // other control characters draw nothing
     case State::escape:
       if (c == '[') {
@@ -107,7 +117,7 @@ void TerminalText::byte(unsigned char c, std::string& out) {
       return;
     case State::csi:
       if (c >= 0x40 && c <= 0x7e) {
-        csi_final(c);
+        csi_final(c, out);
         state_ = State::ground;
       } else if (c == kEsc) {
         state_ = State::escape;
@@ -133,21 +143,37 @@ void TerminalText::byte(unsigned char c, std::string& out) {
   }
 }
 
-// The CSI sequences that change the current line; all others are dropped.
-void TerminalText::csi_final(unsigned char final) {
-  if (!csi_params_.empty() && (csi_params_[0] < '0' || csi_params_[0] > ';'))
-    return;  // private sequences (ESC [ ? 25 l ...) change modes, not text
-  const size_t n = first_param(csi_params_, 1);
+// The CSI sequences that change the current line; all others (colours,
+// modes, vertical moves, scroll regions, erase in display) are dropped.
+// Every count is clamped to the line's width first, so that no sequence
+// costs more than O(width_).
+void TerminalText::csi_final(unsigned char final, std::string& out) {
+  // Private sequences (ESC [ ? 25 l) change modes; ones with intermediate
+  // bytes (ESC [ 5 SP @ is scroll left, not insert) are other functions.
+  for (char c : csi_params_)
+    if (c < '0' || c > ';') return;
+  const size_t n = std::min(first_param(csi_params_, 1), width_);
+  const size_t last_column = width_ - 1;
   switch (final) {
-    case 'C':
-      cursor_ += n;
+    case 'C':  // cursor forward
+    case 'a':  // character position relative
+      cursor_ = std::min(cursor_ + n, last_column);
       break;
-    case 'D':
+    case 'D':  // cursor backward
       cursor_ -= std::min(cursor_, n);
       break;
-    case 'G':
-      cursor_ = n - 1;
+    case 'G':  // cursor character absolute
+    case '`':  // character position absolute
+      cursor_ = std::min(n - 1, last_column);
       break;
+    case 'I':  // forward n tab stops
+      cursor_ = std::min((std::min(cursor_, last_column) / kTabWidth + n) * kTabWidth, last_column);
+      break;
+    case 'Z': {  // backward n tab stops
+      const size_t stop = cursor_ == 0 ? 0 : (std::min(cursor_, width_) - 1) / kTabWidth;
+      cursor_ = (stop - std::min(stop, n - 1)) * kTabWidth;
+      break;
+    }
     case 'K': {
       const size_t mode = first_param(csi_params_, 0);
       if (mode == 0 && cursor_ < line_.size()) line_.resize(cursor_);
@@ -155,28 +181,38 @@ void TerminalText::csi_final(unsigned char final) {
       if (mode == 2) line_.clear();
       break;
     }
-    case 'P':
+    case 'P':  // delete characters
       if (cursor_ < line_.size()) line_.erase(cursor_, n);
       break;
-    case '@':
-      if (cursor_ < line_.size()) line_.insert(cursor_, n, U' ');
+    case '@':  // insert blanks: what is pushed past the margin is lost
+      if (cursor_ < line_.size()) {
+        line_.insert(cursor_, std::min(n, width_ - cursor_), U' ');
+        if (line_.size() > width_) line_.resize(width_);
+      }
       break;
-    case 'X':
+    case 'X':  // erase characters
       if (cursor_ < line_.size())
         std::fill_n(line_.begin() + cursor_, std::min(n, line_.size() - cursor_), U' ');
+      break;
+    case 'b':  // repeat the last character: up to the end of the line, no wrap
+      if (last_ != 0)
+        for (size_t i = 0, k = std::min(n, width_ - std::min(cursor_, width_)); i < k; ++i)
+          put(last_, out);
       break;
     default:
       break;
   }
 }
 
-void TerminalText::put(char32_t cp) {
+void TerminalText::put(char32_t cp, std::string& out) {
+  if (cursor_ >= width_) end_line(out);  // the right margin: wrap
   if (cursor_ > line_.size()) line_.resize(cursor_, U' ');
   if (cursor_ == line_.size())
     line_ += cp;
   else
     line_[cursor_] = cp;
   ++cursor_;
+  last_ = cp;
 }
 
 void TerminalText::end_line(std::string& out) {
@@ -193,35 +229,47 @@ void TerminalText::break_line(std::string& out) {
 }
 
 void TerminalText::finish(std::string& out) {
-  for (size_t i = 0; i < carry_.size(); ++i) put(kReplacement);
+  for (size_t i = 0; i < carry_.size(); ++i) put(kReplacement, out);
   carry_.clear();
   break_line(out);
 }
 
 void TextExport::record(const Record& r, std::string& out) {
+  ++records_;
   if (r.type == RecordType::output) {
     text_.feed(r.data, out);
+  } else if (r.type == RecordType::resize) {
+    text_.set_width(r.cols);
   } else if (r.type == RecordType::event && show_commands_) {
-    std::string mark;
-    if (format_command_mark(r.data, start_ns_, r.time_ns, mark)) {
+    std::string mark, why;
+    if (format_command_mark(r.data, start_ns_, r.time_ns, mark, &why)) {
       text_.break_line(out);
       out += mark;
+    } else if (!why.empty()) {
+      warnings_.push_back("record " + std::to_string(records_) + ": skipped an event (" + why +
+                          ")");
     }
   }
 }
 
 bool format_command_mark(std::string_view event_json, int64_t start_ns, int64_t time_ns,
-                         std::string& out) {
+                         std::string& out, std::string* why) {
   // Cheap test first: most events of a busy session are file opens.
   if (event_json.find("\"session.command\"") == std::string_view::npos) return false;
-  auto ev = nlohmann::json::parse(event_json, nullptr, /*allow_exceptions=*/false);
+  std::string error;
+  const auto parsed = audit::parse_json_bounded(event_json, &error);
+  if (!parsed) {
+    if (why) *why = error;
+    return false;
+  }
+  const nlohmann::json& ev = *parsed;
   auto string_at = [&](const char* key) {
     auto it = ev.find(key);
     return it != ev.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
   if (!ev.is_object() || string_at("event") != "session.command") return false;
 
-  const int64_t ms = std::max<int64_t>(0, time_ns - start_ns) / 1'000'000;
+  const int64_t ms = std::max<int64_t>(0, offset_ns(time_ns, start_ns)) / 1'000'000;
   std::string millis = std::to_string(ms % 1000);
   out += "[+" + std::to_string(ms / 1000) + "." + std::string(3 - millis.size(), '0') + millis +
          "s] $ ";
@@ -229,12 +277,18 @@ bool format_command_mark(std::string_view event_json, int64_t start_ns, int64_t 
   if (auto argv = ev.find("argv"); argv != ev.end() && argv->is_array()) {
     for (const auto& arg : *argv) {
       out += ' ';
-      audit::append_shell_word(out, arg.is_string() ? arg.get<std::string>() : arg.dump());
+      // dump() recurses: arg is at most audit::kMaxJsonDepth deep.
+      audit::append_shell_word(
+          out, arg.is_string()
+                   ? arg.get<std::string>()
+                   : arg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
   }
   if (auto rc = ev.find("return_code"); rc != ev.end() && rc->is_number_integer()) {
     const int64_t code = rc->get<int64_t>();
-    const std::string_view name = audit::errno_name(static_cast<int>(-code));
+    // -errno, or any number a damaged event holds (INT64_MIN cannot be negated).
+    const std::string_view name =
+        code < 0 && code > -4096 ? audit::errno_name(static_cast<int>(-code)) : "";
     if (code != 0)
       out += "   # exec failed: " + (name.empty() ? std::to_string(code) : std::string(name));
   }

@@ -175,7 +175,7 @@ TEST(AuditTextSafety, RecordedBytesNeverReachTheTerminal) {
   std::string out;
   format_text(with_body(command("/tmp/\x1b[2J", {"a'b\n"}), "\x1b]0;pwn\x07"), m, out);
   EXPECT_EQ(out,
-            "16:42:20.540 user=mallory\\x0d login=ec2-user command pid=5007 \\x1b]0;pwn\\x07: "
+            "16:42:20.540 user=$'mallory\\x0d' login=ec2-user command pid=5007 $'\\x1b]0;pwn\\x07': "
             "$'/tmp/\\x1b[2J' $'a\\'b\\x0a' → ok\n");
   EXPECT_EQ(out.find('\x1b'), std::string::npos);
 }
@@ -200,6 +200,44 @@ TEST(AuditTextSafety, ShellWords) {
   EXPECT_EQ(shell_word("it's"), "'it'\\''s'");
   EXPECT_EQ(shell_word("tab\there"), "$'tab\\x09here'");
   EXPECT_EQ(shell_word("q'\\\x01"), "$'q\\'\\\\\\x01'");
+}
+
+std::string value(std::string_view s) {
+  std::string out;
+  append_value(out, s);
+  return out;
+}
+
+TEST(AuditTextSafety, FieldValues) {
+  EXPECT_EQ(value("alice@goteleport.com"), "alice@goteleport.com");
+  EXPECT_EQ(value("$HOME;|*"), "$HOME;|*");  // no meaning in key=value
+  EXPECT_EQ(value("日本"), "日本");
+  EXPECT_EQ(value(""), "''");
+  EXPECT_EQ(value("x login=root"), "'x login=root'");
+  EXPECT_EQ(value("a=b"), "'a=b'");
+  EXPECT_EQ(value("it's"), "'it'\\''s'");
+  EXPECT_EQ(value("say \"hi\""), "'say \"hi\"'");
+  EXPECT_EQ(value("`id`"), "'`id`'");
+  EXPECT_EQ(value("back\\slash"), "'back\\slash'");
+  EXPECT_EQ(value("tab\there"), "$'tab\\x09here'");
+  EXPECT_EQ(value("a\xff" "b"), "$'a\\xffb'");
+  // Blanks that are not ASCII spaces, and ones that show as nothing.
+  EXPECT_EQ(value("x\u00a0login=root"), "'x\u00a0login=root'");
+  EXPECT_EQ(value("x\u3000y"), "'x\u3000y'");
+  EXPECT_EQ(value("x\u200by"), "'x\u200by'");
+  // In a shell word too (it is two words to the eye).
+  EXPECT_EQ(shell_word("x\u00a0y"), "'x\u00a0y'");
+}
+
+// The certificate's key id is the user: whoever holds the certificate chose it.
+TEST(AuditTextSafety, AUserNameCannotForgeFields) {
+  SessionMeta m = meta();
+  m.user = "x login=root auth success=true";
+  std::string out;
+  format_text(with_body(command("/bin/true", {}), "a login=root"), m, out);
+  EXPECT_EQ(out,
+            "16:42:20.540 user='x login=root auth success=true' login=ec2-user command pid=5007 "
+            "'a login=root': /bin/true → ok\n");
 }
 
 TEST(AuditTextSessionEnd, SummaryWithCounts) {

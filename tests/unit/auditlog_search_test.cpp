@@ -3,6 +3,7 @@
 // lines that are skipped and reported with file:offset.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -296,7 +297,9 @@ TEST(AuditlogSearchCorrupt, SkipsAndReportsWithFileAndOffset) {
       {9, "ignored an unfinished last line"},
   };
   for (size_t i = 0; i < expected.size(); ++i) {
-    const std::string prefix = file + std::to_string(offsets[expected[i].first]) + ": ";
+    const size_t part = expected[i].first;  // one line each: line part + 1
+    const std::string prefix =
+        file + std::to_string(part + 1) + " (byte " + std::to_string(offsets[part]) + "): ";
     EXPECT_EQ(page.warnings[i].rfind(prefix + expected[i].second, 0), 0u)
         << page.warnings[i] << "\nwanted: " << prefix << expected[i].second;
   }
@@ -339,9 +342,56 @@ TEST(AuditlogSearchCorrupt, AnOverlongLineIsSkippedNotKept) {
   EXPECT_EQ(eis(page), (std::vector<int>{0, 1}));
   EXPECT_EQ(page.skipped, 1u);
   ASSERT_EQ(page.warnings.size(), 1u);
-  EXPECT_NE(page.warnings[0].find(":" + std::to_string(before.size()) + ": skipped a line longer"),
+  EXPECT_NE(page.warnings[0].find(":2 (byte " + std::to_string(before.size()) +
+                                  "): skipped a line longer"),
             std::string::npos)
       << page.warnings[0];
+}
+
+TEST(AuditlogSearchCorrupt, ALineNestedTooDeeplyIsSkippedWithItsFileAndLine) {
+  TempDir dir;
+  const Who who{"s", "u", "l"};
+  const int64_t t = at("2026-11-27T12:00:00Z");
+  const std::string first = line("session.disk", t, who, 0);
+  // What `vigil events --format text` could not print without overflowing
+  // its stack; the fast scan finds "time" in it all the same.
+  const std::string deep = R"({"time":"2026-11-27T12:00:00Z","ei":9,"v":)" +
+                           std::string(100'000, '[') + std::string(100'000, ']') + "}\n";
+  // At the limit: 64 levels, the object included.
+  const std::string limit = R"({"time":"2026-11-27T12:00:01Z","ei":1,"v":)" +
+                            std::string(63, '[') + std::string(63, ']') + "}\n";
+  append_to(dir.path(), kServerA, kDay1,
+            first + deep + limit + line("session.disk", t + 2'000'000'000, who, 2));
+  Page page = run(dir.path(), {});
+  EXPECT_EQ(eis(page), (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(page.skipped, 1u);
+  EXPECT_EQ(page.warnings,
+            std::vector<std::string>{std::string("log/") + kServerA + "/" + kDay1 + ":2 (byte " +
+                                     std::to_string(first.size()) +
+                                     "): skipped a corrupt line (nested deeper than 64 levels)"});
+}
+
+// Named like day files but not regular files: a FIFO blocked the search in
+// open() until a writer came, /dev/zero made it read forever.
+TEST(AuditlogSearchCorrupt, OnlyRegularFilesAreRead) {
+  TempDir dir;
+  const Who who{"s", "u", "l"};
+  append_to(dir.path(), kServerA, kDay1, line("session.disk", at("2026-11-27T12:00:00Z"), who, 1));
+  const std::string server = dir.path() + "/log/" + kServerA + "/";
+  ASSERT_EQ(mkfifo((server + "2026-11-25.00:00:00.log").c_str(), 0600), 0);
+  fs::create_symlink("/dev/zero", server + "2026-11-26.00:00:00.log");
+  fs::create_symlink(kDay1, server + "2026-11-28.00:00:00.log");  // a second view of a file
+  fs::create_directory(server + "2026-11-29.00:00:00.log");
+  Page page = run(dir.path(), {});
+  EXPECT_EQ(eis(page), (std::vector<int>{1}));
+  const std::string log = std::string("log/") + kServerA + "/";
+  EXPECT_EQ(page.warnings,
+            (std::vector<std::string>{
+                log + "2026-11-25.00:00:00.log: skipped: a FIFO, not a day file (remove it)",
+                log + "2026-11-26.00:00:00.log: skipped: a symbolic link, not a day file (remove it)",
+                log + "2026-11-28.00:00:00.log: skipped: a symbolic link, not a day file (remove it)",
+                log + "2026-11-29.00:00:00.log: skipped: a directory, not a day file (remove it)",
+            }));
 }
 
 TEST(AuditlogSearchCorrupt, WarningsAreCapped) {

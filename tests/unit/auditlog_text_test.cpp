@@ -105,10 +105,53 @@ TEST(AuditlogText, OtherEventsAsKeyValues) {
                     R"("remote":{"port":22},"success":false,"time":"2023-07-04T16:42:20.540123Z",)"
                     R"("user":"bob"})"),
             "2023-07-04T16:42:20.540Z user=bob auth.failure error='bad key' "
-            "remote={\"port\":22} success=false\n");
+            "remote='{\"port\":22}' success=false\n");
   // Control bytes in any field are escaped.
   EXPECT_EQ(text_of(R"({"event":"x\u001b[31m","note":"a\u0007","time":"bad"})"),
-            "bad x\\x1b[31m note=$'a\\x07'\n");
+            "bad $'x\\x1b[31m' note=$'a\\x07'\n");
+}
+
+// A certificate's key id becomes the user; a process names itself. Neither
+// may read as more fields of the line.
+TEST(AuditlogText, ValuesThatLookLikeFieldsAreQuoted) {
+  audit::SessionMeta m = meta();
+  m.user = "x login=root auth success=true";
+  m.login = "";
+  Event ev;
+  ev.time_ns = kTime;
+  ev.process.pid = 5007;
+  ev.process.program = "a user=root";
+  ev.body = CommandEvent{"/bin/true", {}};
+  std::string line;
+  audit::encode_event(ev, m, 50, "uid", line);
+  EXPECT_EQ(text_of(line),
+            "2023-07-04T16:42:20.540Z user='x login=root auth success=true' login='' "
+            "session.command pid=5007 'a user=root': /bin/true → ok\n");
+  EXPECT_EQ(text_of(R"({"event":"e","time":"2023-07-04T16:42:20.540123Z","user":"it's",)"
+                    R"("a b":"c","k=v":"\u00a0x","q":"\"","n":1})"),
+            "2023-07-04T16:42:20.540Z user='it'\\''s' e 'a b'=c 'k=v'='\u00a0x' n=1 q='\"'\n");
+}
+
+TEST(AuditlogText, DeeplyNestedValuesAreRefusedNotRendered) {
+  const std::string head = R"({"event":"e","time":"2023-07-04T16:42:20.540123Z","v":)";
+  // 100,000 levels overflowed the stack when the value was printed.
+  std::string out = "kept";
+  EXPECT_FALSE(append_event_text(head + std::string(100'000, '[') + std::string(100'000, ']') +
+                                     "}",
+                                 out));
+  EXPECT_EQ(out, "kept");
+  // 64 levels, the object's included, are shown.
+  EXPECT_EQ(text_of(head + std::string(63, '[') + std::string(63, ']') + "}"),
+            "2023-07-04T16:42:20.540Z e v=" + std::string(63, '[') + std::string(63, ']') + "\n");
+  EXPECT_FALSE(append_event_text(head + std::string(64, '[') + std::string(64, ']') + "}", out));
+}
+
+TEST(AuditlogText, SessionEndAcrossTheWholeTimeRange) {
+  // Both times parse (1677 and 2262), their difference does not fit in int64.
+  EXPECT_EQ(text_of(R"({"event":"session.end","time":"2023-07-04T16:42:20.540123Z",)"
+                    R"("session_start":"1677-09-21T00:12:44Z","session_stop":"2262-04-11T23:47:16Z",)"
+                    R"("sid":"s"})"),
+            "2023-07-04T16:42:20.540Z session.end sid=s:,\n");
 }
 
 TEST(AuditlogText, NotAJsonObject) {

@@ -3,6 +3,8 @@
 // with its escape sequences removed and the commands marked in place.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "../recording/test_util.hpp"
 #include "recording/asciicast.hpp"
 #include "recording/terminal_text.hpp"
@@ -159,6 +161,173 @@ TEST(TerminalText, LineEditingAndEscapes) {
   EXPECT_EQ(text_of_bytes({"caf\xc3", "\xa9 \xff\n"}), "caf\xc3\xa9 \xef\xbf\xbd\n");
   EXPECT_EQ(text_of_bytes({"no newline at the end"}), "no newline at the end\n");
   EXPECT_EQ(text_of_bytes({"trailing   \r\n"}), "trailing\n");
+}
+
+std::string repeat(std::string_view s, size_t n) {
+  std::string out;
+  out.reserve(s.size() * n);
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+std::string text_in(size_t cols, const std::vector<std::string>& pieces) {
+  TerminalText t(cols);
+  std::string out;
+  for (const auto& p : pieces) t.feed(p, out);
+  t.finish(out);
+  return out;
+}
+
+// Output is chosen by whoever was logged in. These are the attacks of
+// issue 7: counts in escape sequences that asked for gigabytes or for
+// quadratic time.
+TEST(TerminalTextHostile, CursorForwardStopsAtTheRightMargin) {
+  // 30,000 times "10,000 columns right" then one character: it lands in
+  // the last column of the 80 (was: 300 MB of spaces before the x).
+  EXPECT_EQ(text_in(80, {repeat("\x1b[10000C", 30'000) + "x\n"}), std::string(79, ' ') + "x\n");
+  // Interleaved with text: each x overwrites the last column.
+  EXPECT_EQ(text_in(80, {repeat("\x1b[10000Cx", 200'000) + "\n"}), std::string(79, ' ') + "x\n");
+  // The same holds for the other ways right: HPR, HPA, CHA, tabs, CHT.
+  for (const char* move : {"\x1b[9999a", "\x1b[9999`", "\x1b[9999G", "\t\t\t\t\t\t\t\t\t\t\t",
+                           "\x1b[9999I"})
+    EXPECT_EQ(text_in(80, {std::string(move) + "x\n"}), std::string(79, ' ') + "x\n")
+        << ::testing::PrintToString(move);
+}
+
+TEST(TerminalTextHostile, InsertPushesCellsPastTheMarginOut) {
+  EXPECT_EQ(text_in(80, {"abc\r\x1b[2@\n"}), "  abc\n");
+  EXPECT_EQ(text_in(80, {"abc\r\x1b[78@\n"}), std::string(78, ' ') + "ab\n");
+  // 1,000 inserts of 10,000 blanks made a line of 10 million cells (and
+  // 200,000 of them ran for minutes): now the line is never wider than 80.
+  EXPECT_EQ(text_in(80, {"abc\r" + repeat("\x1b[10000@", 1'000) + "x\n"}), "x\n");
+  EXPECT_EQ(text_in(80, {"abc" + repeat("\x1b[10000D\x1b[10000@", 1'000) + "\n"}), "\n");
+}
+
+TEST(TerminalTextHostile, RepeatFillsTheLineAndNoMore) {
+  EXPECT_EQ(text_in(80, {"ab\x1b[3b\n"}), "abbbb\n");
+  EXPECT_EQ(text_in(80, {"x\x1b[10000b\n"}), std::string(80, 'x') + "\n");
+  EXPECT_EQ(text_in(80, {repeat("x\x1b[10000b", 1'000) + "\n"}),
+            repeat(std::string(80, 'x') + "\n", 1'000));
+  EXPECT_EQ(text_in(80, {"\x1b[5b\n"}), "\n");  // nothing to repeat
+}
+
+TEST(TerminalTextHostile, TextWrapsAtTheRightMarginAsOnATerminal) {
+  EXPECT_EQ(text_in(10, {"0123456789abc\n"}), "0123456789\nabc\n");
+  // Exactly full: the line ends once, as the terminal's pending wrap does.
+  EXPECT_EQ(text_in(10, {"0123456789\r\n"}), "0123456789\n");
+  EXPECT_EQ(text_in(10, {"0123456789\rX\n"}), "X123456789\n");
+}
+
+TEST(TerminalTextHostile, TabStopsBackAndForth) {
+  EXPECT_EQ(text_in(80, {"a\x1b[2Ib\n"}), "a               b\n");
+  EXPECT_EQ(text_in(80, {"0123456789abcdefghij\x1b[ZX\n"}), "0123456789abcdefXhij\n");
+  EXPECT_EQ(text_in(80, {"0123456789abcdefghij\x1b[9999ZX\n"}), "X123456789abcdefghij\n");
+}
+
+TEST(TerminalTextHostile, SequencesWithIntermediatesAreNotTheirPlainForm) {
+  // ESC [ 5 SP @ scrolls left (not insert); ESC [ 2 SP q sets the cursor shape.
+  EXPECT_EQ(text_in(80, {"abc\r\x1b[5 @\x1b[2 q\n"}), "abc\n");
+}
+
+TEST(TerminalTextHostile, OutputIsLinearInTheInput) {
+  // The worst a byte can do is a line of the full width: a bound per input
+  // byte of width / 3 + 4 (3 bytes of ESC [ @ for a width of blanks, or
+  // one invalid byte for a 3-byte U+FFFD).
+  const std::vector<std::string> attacks = {
+      repeat("\x1b[1023Cx\n", 10'000),   repeat("x\r\x1b[1023@\n", 10'000),
+      repeat("x\x1b[b\n", 10'000),       repeat("\xff", 100'000),
+      repeat("\t\t\t\tx\n", 10'000),     repeat("\x1b[9999Ix\x1b[9999Z", 10'000),
+      repeat("\xf0\x9f\x98\x80", 50'000), repeat("\x1b[10000Cx\n", 1'000),
+  };
+  for (const auto& input : attacks) {
+    const std::string out = text_in(kMaxColumns, {input});
+    EXPECT_LE(out.size(), input.size() * (kMaxColumns / 3 + 4)) << out.size();
+  }
+}
+
+TEST(TextExportHostile, WidthComesFromTheRecordingAndItsResizes) {
+  Header h = test_header();
+  h.cols = 20;
+  TextExport text(h);
+  std::string out;
+  text.record(output(kStart, "\x1b[999Cx\r\n"), out);
+  text.record(resize(kStart + 1, 10, 5), out);
+  text.record(output(kStart + 2, "\x1b[999Cy\r\n"), out);
+  text.finish(out);
+  EXPECT_EQ(out, std::string(19, ' ') + "x\n" + std::string(9, ' ') + "y\n");
+}
+
+TEST(TextExportHostile, DamagedWidthsTakeTheHardCap) {
+  for (uint16_t cols : {uint16_t{0}, uint16_t{1025}, uint16_t{65535}}) {
+    Header h = test_header();
+    h.cols = cols;
+    TextExport text(h);
+    std::string out;
+    text.record(output(kStart, repeat("\x1b[10000C", 1'000) + "x\n"), out);
+    text.record(resize(kStart, cols, 1), out);
+    text.record(output(kStart, repeat("\x1b[10000C", 1'000) + "y\n"), out);
+    text.finish(out);
+    EXPECT_EQ(out, std::string(kMaxColumns - 1, ' ') + "x\n" + std::string(kMaxColumns - 1, ' ') +
+                       "y\n")
+        << cols;
+  }
+}
+
+std::string nested_array(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(TextExportHostile, DeeplyNestedEventIsReportedAndSkipped) {
+  // 100,000 levels: parsing was fine, printing it (dump()) overflowed the stack.
+  TextExport text(test_header());
+  std::string out;
+  text.record(output(kStart, "a\r\n"), out);
+  text.record(event(kStart + 1 * kMs,
+                    R"({"event":"session.command","path":"/bin/x","argv":[)" +
+                        nested_array(100'000) + "]}"),
+              out);
+  EXPECT_EQ(text.take_warnings(),
+            std::vector<std::string>{"record 2: skipped an event (nested deeper than 64 levels)"});
+  text.record(event(kStart + 2 * kMs, command_event("/bin/ls", "[]")), out);
+  text.record(output(kStart + 3 * kMs, "b\r\n"), out);
+  text.finish(out);
+  EXPECT_EQ(out, "a\n[+0.002s] $ /bin/ls\nb\n");
+  EXPECT_TRUE(text.take_warnings().empty());
+  // 64 levels are shown (argv is 1 of them).
+  std::string mark;
+  ASSERT_TRUE(format_command_mark(R"({"event":"session.command","path":"/bin/x","argv":[)" +
+                                      nested_array(62) + "]}",
+                                  kStart, kStart, mark));
+  EXPECT_EQ(mark, "[+0.000s] $ /bin/x '" + nested_array(62) + "'\n");
+  std::string why;
+  EXPECT_FALSE(format_command_mark(R"({"event":"session.command","path":"/bin/x","argv":[)" +
+                                       nested_array(63) + "]}",
+                                   kStart, kStart, mark, &why));
+  EXPECT_EQ(why, "nested deeper than 64 levels");
+}
+
+TEST(TextExportHostile, ExtremeTimesAndReturnCodes) {
+  // Times and codes are the file's: they may be any int64 (UBSan caught
+  // overflows in the differences and in negating INT64_MIN).
+  std::string mark;
+  ASSERT_TRUE(format_command_mark(
+      R"({"event":"session.command","path":"/x","return_code":-9223372036854775808})",
+      std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), mark));
+  EXPECT_EQ(mark, "[+9223372036.854s] $ /x   # exec failed: -9223372036854775808\n");
+  mark.clear();
+  ASSERT_TRUE(format_command_mark(
+      R"({"event":"session.command","path":"/x","return_code":9223372036854775807})",
+      std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(), mark));
+  EXPECT_EQ(mark, "[+0.000s] $ /x   # exec failed: 9223372036854775807\n");
+}
+
+TEST(AsciicastHostile, ExtremeTimesSaturate) {
+  Header h = test_header(std::numeric_limits<int64_t>::min());
+  const std::string cast = cast_of({output(std::numeric_limits<int64_t>::max(), "a"),
+                                    output(std::numeric_limits<int64_t>::min(), "b")},
+                                   h);
+  EXPECT_EQ(cast,
+            "{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":-9223372037}\n"
+            "[9223372036.854775,\"o\",\"a\"]\n"
+            "[9223372036.854775,\"o\",\"b\"]\n");
 }
 
 }  // namespace
