@@ -3,7 +3,7 @@
 #   fuzz/run.sh BUILD_DIR SECONDS_PER_TARGET [TARGET...]
 # Each run starts from the committed seeds (fuzz/corpus/<target>), the
 # corpus earlier runs grew (BUILD_DIR/fuzz-corpus/<target>) and the fixed
-# crash reproducers (fuzz/regressions/<target>, replayed first, so a fixed
+# crash reproducers (fuzz/regressions/<target>, all run when it starts, so a fixed
 # crash that comes back fails at once). Memory and input size are bounded.
 # Prints one PASS or FAIL line per target; exits 1 when any failed, leaving
 # the reproducer in BUILD_DIR/fuzz-crashes/<target>/.
@@ -42,8 +42,14 @@ for t in "${targets[@]}"; do
     failed=1
     continue
   fi
-  dirs=("$corpus" "$src/corpus/$t")
-  [[ -d $src/regressions/$t ]] && dirs+=("$src/regressions/$t")
+  # libFuzzer reads corpus directories recursively: the fixed reproducers
+  # are copied to a directory of their own, leaving out open/ (crashes in
+  # code another part owns, not fixed yet).
+  fixed=$build/fuzz-regressions/$t
+  rm -rf "$fixed"
+  mkdir -p "$fixed"
+  find "$src/regressions/$t" -maxdepth 1 -type f ! -name README.md -exec cp {} "$fixed/" \; 2>/dev/null
+  dirs=("$corpus" "$src/corpus/$t" "$fixed")
   # -rss_limit_mb and -malloc_limit_mb: an input that makes the parser take
   # more than 2 GiB is a finding, as is one that takes more than 10 s.
   "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
