@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config clang llvm
+  libclang-rt-dev  # libFuzzer and the sanitizers for make fuzz (not pulled in by clang)
   libbpf-dev bpftool libelf-dev zlib1g-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libssh-dev

@@ -145,6 +145,10 @@ Result<std::vector<CertOption>> read_options(std::string_view blob, const std::s
   WireReader r(blob, what);
   std::vector<CertOption> options;
   while (r.ok() && !r.at_end()) {
+    if (options.size() == kMaxOptions) {
+      r.fail("list", "holds more than " + std::to_string(kMaxOptions) + " entries");
+      break;
+    }
     CertOption option;
     option.name = r.text("name");
     option.data = r.bytes("data of " + quoted(option.name));
@@ -164,6 +168,10 @@ Result<std::vector<std::string>> read_principals(std::string_view blob) {
   WireReader r(blob, "certificate: valid principals");
   std::vector<std::string> principals;
   while (r.ok() && !r.at_end()) {
+    if (principals.size() == kMaxPrincipals) {
+      r.fail("list", "holds more than " + std::to_string(kMaxPrincipals) + " principals");
+      break;
+    }
     std::string_view p = r.text("principal " + std::to_string(principals.size() + 1));
     if (r.ok() && p.empty())
       r.fail("principal " + std::to_string(principals.size() + 1), "is empty");

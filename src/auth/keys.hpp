@@ -30,6 +30,13 @@ std::string_view cert_type_name(KeyType type);
 inline constexpr size_t kMinRsaBits = 2048;
 inline constexpr size_t kMaxRsaBits = 16384;  // as OpenSSH
 
+// A certificate read from a client is parsed before its CA is known, so
+// what it may list is bounded: duplicates are looked for among all the
+// names, and a blob of a few hundred KiB could otherwise list tens of
+// thousands. OpenSSH's own limit on principals is 256 too.
+inline constexpr size_t kMaxPrincipals = 256;
+inline constexpr size_t kMaxOptions = 64;  // critical options; extensions (each list)
+
 struct PublicKey {
   KeyType type = KeyType::ed25519;
   // The key's wire encoding. Parsing only accepts the one canonical

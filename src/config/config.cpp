@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,10 +38,21 @@ std::string child_path(const std::string& parent, std::string_view key) {
   return parent.empty() ? std::string(key) : parent + "." + std::string(key);
 }
 
+// A value as error messages quote it: whole when short, else its start,
+// so that a message stays readable whatever the file holds.
+std::string quoted(std::string_view text) {
+  constexpr size_t kShown = 80;
+  if (text.size() <= kShown) return '"' + std::string(text) + '"';
+  size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  return '"' + std::string(text.substr(0, cut)) + "...\" (" + std::to_string(text.size()) +
+         " bytes)";
+}
+
 // What a value is, for "expected X, got Y".
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Scalar: return '"' + node.Scalar() + '"';
+    case YAML::NodeType::Scalar: return quoted(node.Scalar());
     case YAML::NodeType::Sequence: return "a list";
     case YAML::NodeType::Map: return "a map";
     default: return "nothing";
@@ -368,12 +381,94 @@ std::string host_name() {
   return name;
 }
 
+// A bound of kMaxNesting, kMaxNameBytes or kMaxValueBytes passed at a line.
+struct LimitPassed {
+  int line;
+  std::string what;
+};
+
+// Walks the YAML events before any node is built, checking the bounds in
+// config.hpp: how deep maps and lists nest, how long names and values are.
+// Aliases are events of their own, never expanded here, so a file cannot
+// multiply its size through them.
+class LimitChecker : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    // yaml-cpp 0.7 can get stuck on some malformed text (a NUL after a
+    // '---', for one), starting empty documents at the same place forever.
+    if (document_at_ == mark.pos)
+      throw LimitPassed{mark.line + 1,
+                        "YAML syntax error: the text cannot be read past here; check the "
+                        "brackets, quotes and stray characters on this line"};
+    document_at_ = mark.pos;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { node(); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node(); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string& value) override {
+    const bool is_name = node();
+    if (is_name && value.size() > kMaxNameBytes)
+      throw LimitPassed{mark.line + 1, "a field name of " + std::to_string(value.size()) +
+                                           " bytes; names are at most " +
+                                           std::to_string(kMaxNameBytes) +
+                                           " (is a value missing its key, or a quote its end?)"};
+    if (!is_name && value.size() > kMaxValueBytes)
+      throw LimitPassed{mark.line + 1,
+                        "a value of " + std::to_string(value.size()) + " bytes; values are at most " +
+                            std::to_string(kMaxValueBytes) +
+                            " (paths, names, addresses): is a quote missing its end?"};
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    open(mark, false);
+  }
+  void OnSequenceEnd() override { levels_.pop_back(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    open(mark, true);
+  }
+  void OnMapEnd() override { levels_.pop_back(); }
+
+ private:
+  struct Level {
+    bool map;
+    bool name_next;  // in a map, names and values alternate
+  };
+
+  // A node starts in the current level; true when it is a map's key.
+  bool node() {
+    if (levels_.empty() || !levels_.back().map) return false;
+    const bool is_name = levels_.back().name_next;
+    levels_.back().name_next = !is_name;
+    return is_name;
+  }
+
+  void open(const YAML::Mark& mark, bool map) {
+    node();
+    if (levels_.size() >= static_cast<size_t>(kMaxNesting))
+      throw LimitPassed{mark.line + 1,
+                        "maps and lists nest more than " + std::to_string(kMaxNesting) +
+                            " levels deep here; a node file needs 3 (the file, a section, "
+                            "a subsection or list): check the indentation and brackets"};
+    levels_.push_back({map, true});
+  }
+
+  std::vector<Level> levels_;
+  std::optional<int> document_at_;  // where the last document started
+};
+
 Result<std::string> read_text_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "re"), &std::fclose);
   if (!file) return Error::sys("cannot open config file " + path);
   std::string text;
   char chunk[4096];
-  while (size_t n = std::fread(chunk, 1, sizeof chunk, file.get())) text.append(chunk, n);
+  // One byte past the bound is enough for parse() to refuse the file.
+  while (text.size() <= kMaxFileBytes) {
+    const size_t n = std::fread(chunk, 1, sizeof chunk, file.get());
+    if (n == 0) break;
+    text.append(chunk, n);
+  }
   if (std::ferror(file.get())) return Error::sys("cannot read config file " + path);
   return text;
 }
@@ -392,9 +487,26 @@ Config defaults() {
 }
 
 Result<Config> parse(std::string_view yaml_text, std::string_view source_name) {
+  Reader reader(source_name);
+  if (yaml_text.size() > kMaxFileBytes) {
+    const auto line = std::count(yaml_text.begin(), yaml_text.begin() + kMaxFileBytes, '\n') + 1;
+    return reader.fail(Place{"", static_cast<int>(line)},
+                       "the file goes past " + std::to_string(kMaxFileBytes) +
+                           " bytes here, and a node file is a few hundred: is this the right "
+                           "file?");
+  }
   std::vector<YAML::Node> documents;
   try {
+    {
+      std::istringstream in{std::string(yaml_text)};
+      YAML::Parser events(in);
+      LimitChecker limits;
+      while (events.HandleNextDocument(limits)) {
+      }
+    }
     documents = YAML::LoadAll(std::string(yaml_text));
+  } catch (const LimitPassed& e) {
+    return reader.fail(Place{"", e.line}, e.what);
   } catch (const YAML::Exception& e) {
     return Error{std::string(source_name) + ":" + std::to_string(e.mark.line + 1) + ":" +
                  std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg +
@@ -402,7 +514,6 @@ Result<Config> parse(std::string_view yaml_text, std::string_view source_name) {
   }
   // Empty documents (an empty file, only comments, a stray ---) set nothing.
   std::erase_if(documents, [](const YAML::Node& document) { return document.IsNull(); });
-  Reader reader(source_name);
   if (documents.size() > 1)
     return reader.fail(Place{"", line_of(documents[1])},
                        "a second YAML document starts here; keep the node settings in one "

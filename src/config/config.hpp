@@ -43,6 +43,7 @@
 // - an empty file (or one holding only comments) yields the defaults.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -52,6 +53,14 @@
 #include "engine/event.hpp"
 
 namespace vigil::config {
+
+// Bounds on what a file can make the loader do, far above any real node file
+// (a few hundred bytes, four levels deep, short words), so that a wrong or
+// hostile file costs little: passing one is an error naming file:line.
+inline constexpr size_t kMaxFileBytes = 1 << 20;
+inline constexpr int kMaxNesting = 16;          // maps and lists inside each other
+inline constexpr size_t kMaxNameBytes = 256;    // a field name (a map key)
+inline constexpr size_t kMaxValueBytes = 4096;  // a value (paths are at most PATH_MAX)
 
 // Ring buffer sizes are given in pages of this size.
 inline constexpr uint32_t kPageSize = 4096;
@@ -126,11 +135,12 @@ struct Config {
 // The configuration of a node started without a file.
 Config defaults();
 
-// Reads a node file's text. source_name names it in error messages
+// Reads a node file's text (at most kMaxFileBytes). source_name names it in error messages
 // ("node.yaml:14: ssh_service.enabled: ...") and becomes Config::source.
 Result<Config> parse(std::string_view yaml_text, std::string_view source_name);
 
-// Reads and parses the file at path.
+// Reads and parses the file at path; reads no more than kMaxFileBytes + 1
+// bytes of it, so /dev/zero or a huge file given by mistake fails at once.
 Result<Config> load_file(const std::string& path);
 
 // Bytes of a BPF ring buffer of `pages` pages (kMinBufferPages to

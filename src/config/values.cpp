@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vigil::config {
 
@@ -81,19 +83,25 @@ bool is_host_port(std::string_view addr) {
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {
-  // d[i][j]: distance between the first i letters of a and the first j of b.
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  // Rows of the usual table, d(i, j) being the distance between the first i
+  // letters of a and the first j of b; only the last three rows are needed
+  // (a swap looks two back), each as long as the shorter word. So memory is
+  // O(min(|a|, |b|)), whatever the longer word.
+  if (a.size() < b.size()) std::swap(a, b);
+  std::vector<size_t> before(b.size() + 1), previous(b.size() + 1), current(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) previous[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
+    current[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      size_t substitution = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, substitution});
+      size_t substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitution});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        current[j] = std::min(current[j], before[j - 2] + 1);
     }
+    std::swap(before, previous);
+    std::swap(previous, current);
   }
-  return d[a.size()][b.size()];
+  return previous[b.size()];
 }
 
 std::optional<std::string_view> closest(std::string_view word,
@@ -102,6 +110,12 @@ std::optional<std::string_view> closest(std::string_view word,
   std::optional<std::string_view> best;
   size_t best_distance = max_distance + 1;
   for (std::string_view candidate : candidates) {
+    // Words whose lengths differ by more than max_distance are at least that
+    // many edits apart: skipped unmeasured, so a long word in a config file
+    // costs nothing here (only candidate-sized words are ever compared).
+    const size_t length_gap = word.size() > candidate.size() ? word.size() - candidate.size()
+                                                             : candidate.size() - word.size();
+    if (length_gap > max_distance) continue;
     size_t distance = edit_distance(word, candidate);
     if (distance < best_distance) {
       best = candidate;

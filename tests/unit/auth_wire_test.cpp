@@ -182,6 +182,38 @@ TEST(AuthWire, EachBrokenFieldIsNamed) {
   EXPECT_EQ(error_of(f), "certificate: signature: end: 4 unexpected trailing bytes at offset 83");
 }
 
+TEST(AuthWire, ListsAreBounded) {
+  // Read before the CA is known: a client must not make the node compare
+  // tens of thousands of option names (each is checked against the others).
+  auto listing = [](size_t n, bool with_data) {
+    Blob b;
+    for (size_t i = 0; i < n; ++i) {
+      b.str("name-" + std::to_string(i));
+      if (with_data) b.str("");
+    }
+    return b.s;
+  };
+  CertFields f;
+  f.principals = listing(kMaxPrincipals, false);
+  f.extensions = listing(kMaxOptions, true);
+  f.critical = listing(kMaxOptions, true);
+  auto cert = parse_certificate(f.encode());
+  ASSERT_TRUE(cert) << cert.error().message;
+  EXPECT_EQ(cert->principals.size(), 256u);
+  EXPECT_EQ(cert->extensions.size(), 64u);
+  EXPECT_EQ(cert->critical_options.size(), 64u);
+
+  CertFields more = f;
+  more.principals = listing(kMaxPrincipals + 1, false);
+  EXPECT_EQ(error_of(more), "certificate: valid principals: list: holds more than 256 principals");
+  more = f;
+  more.extensions = listing(30000, true);
+  EXPECT_EQ(error_of(more), "certificate: extensions: list: holds more than 64 entries");
+  more = f;
+  more.critical = listing(kMaxOptions + 1, true);
+  EXPECT_EQ(error_of(more), "certificate: critical options: list: holds more than 64 entries");
+}
+
 TEST(AuthWire, LengthsBeyondTheBlobAreErrors) {
   std::string blob = Blob().str("ssh-ed25519-cert-v01@openssh.com").u32(0xffffffff).s;
   auto cert = parse_certificate(blob);
