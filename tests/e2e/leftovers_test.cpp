@@ -12,36 +12,17 @@
 #include <filesystem>
 #include <thread>
 
+#include "../support/wait.hpp"
 #include "fixture.hpp"
 
 namespace e2e {
 namespace {
 
 using json = nlohmann::ordered_json;
+using vigil::testing::eventually;
+using vigil::testing::running;
 
 // Waits (bounded) for a condition a background process brings about.
-template <typename F>
-bool eventually(F done, int tries = 400) {
-  for (int i = 0; i < tries; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return done();
-}
-
-// Alive and not a zombie waiting to be reaped.
-bool running(pid_t pid) {
-  std::string stat;
-  try {
-    stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  } catch (...) {
-    return false;
-  }
-  size_t paren = stat.rfind(')');
-  return !stat.empty() && paren != std::string::npos && paren + 2 < stat.size() &&
-         stat[paren + 2] != 'Z';
-}
-
 pid_t read_pid(const std::string& file) {
   std::string text = file_exists(file) ? read_file(file) : "";
   return text.empty() ? 0 : static_cast<pid_t>(std::stol(text));

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 
+#include "../support/wait.hpp"
 #include "engine/cgroup.hpp"
 #include "engine/engine.hpp"
 #include "engine/launch.hpp"
@@ -32,15 +33,6 @@ std::unique_ptr<Engine> start_engine(LeftoverPolicy policy) {
   auto engine = Engine::start(options);
   EXPECT_TRUE(engine.ok()) << engine.error().message;
   return engine.ok() ? std::move(engine.value()) : nullptr;
-}
-
-// Running, as opposed to gone or a zombie left for init to reap.
-bool alive(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
-  return false;
 }
 
 struct Events {
@@ -140,7 +132,7 @@ TEST(Leftovers, KillPolicyKillsAtTheEnd) {
   EXPECT_EQ(ended->leftovers, SessionSummary::Leftovers::killed);
   EXPECT_EQ(ended->leftover_processes, 2u);
   EXPECT_FALSE(called);  // closed at once: nothing follows
-  for (pid_t p : procs) EXPECT_FALSE(alive(p)) << p;
+  for (pid_t p : procs) EXPECT_FALSE(vigil::testing::running(p)) << p;
 }
 
 TEST(Leftovers, CloseSessionKillsLingeringOnesAndRunsOnFinished) {
@@ -161,7 +153,7 @@ TEST(Leftovers, CloseSessionKillsLingeringOnesAndRunsOnFinished) {
   ASSERT_TRUE(finished.has_value()) << "on_finished did not run before close_session returned";
   EXPECT_EQ(finished->leftovers, SessionSummary::Leftovers::killed);
   EXPECT_EQ(closed->leftovers, SessionSummary::Leftovers::killed);
-  EXPECT_FALSE(alive(procs[0])) << "setsid -f sleep 300 survived close_session";
+  EXPECT_FALSE(vigil::testing::running(procs[0])) << "setsid -f sleep 300 survived close_session";
 }
 
 // The engine's end kills lingering sessions too (and runs their on_finished):
@@ -180,7 +172,7 @@ TEST(Leftovers, EngineShutdownKillsLingeringSessions) {
   engine.reset();
   ASSERT_TRUE(finished.has_value());
   EXPECT_EQ(finished->leftovers, SessionSummary::Leftovers::killed);
-  EXPECT_FALSE(alive(procs[0])) << "sleep 300 survived the engine";
+  EXPECT_FALSE(vigil::testing::running(procs[0])) << "sleep 300 survived the engine";
 }
 
 }  // namespace

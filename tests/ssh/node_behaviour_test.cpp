@@ -16,21 +16,15 @@
 #include <sstream>
 #include <fstream>
 
+#include "../support/wait.hpp"
 #include "node_fixture.hpp"
 
 namespace e2e {
 namespace {
 
-// Waits (bounded) until `ready` holds; false when it never did.
-template <typename F>
-bool eventually(F ready, int tries = 400) {
-  for (int i = 0; i < tries; ++i) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return ready();
-}
+using vigil::testing::eventually;
 
+// Waits (bounded) until `ready` holds; false when it never did.
 std::vector<nlohmann::ordered_json> auths_with_reason(const Log& log, const std::string& reason) {
   std::vector<nlohmann::ordered_json> out;
   for (const auto& e : log.of("auth"))
@@ -183,26 +177,26 @@ class NodeBehaviour : public SshNodeTest {
 
 }  // namespace
 
-TEST_F(NodeBehaviour, TenFailuresFromAnAddressLockItOutEvenWithAGoodCertificate) {
+// The rate limiter through the node, with OpenSSH's client: ten logins with
+// a plain key (which prove no possession of anything the node trusts) are
+// refused and audited but never lock out a good certificate from the same
+// address (issue 7, item 9; signed failures that do block the source are in
+// login_attack_test.cpp).
+TEST_F(NodeBehaviour, PlainKeyAttemptsNeverLockOutAGoodCertificate) {
   sh("cd " + dir_ + " && ssh-keygen -q -t ed25519 -N '' -f plain");
   start_node();
-  ASSERT_EQ(run_ssh("true").status, 0) << "a good login before any failure";
   for (int i = 0; i < 10; ++i) {
     auto argv = ssh("plain", "");
     argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1", "true"});
     ASSERT_EQ(run({argv}).status, 255) << "a plain key was accepted";
   }
-  Outcome good = run_ssh("echo should-not-run");
-  EXPECT_EQ(good.status, 255) << good.out;
-  EXPECT_EQ(good.out, "");
+  Outcome good = run_ssh("echo in");
+  EXPECT_EQ(good.status, 0) << good.err;
+  EXPECT_EQ(good.out, "in\n");
   Log log = audit_log();
-  EXPECT_GE(auths_with_reason(log, "no_certificate").size(), 10u) << log.text;
-  auto limited = auths_with_reason(log, "rate_limited");
-  ASSERT_FALSE(limited.empty()) << "the limiter never refused: " << log.text;
-  EXPECT_EQ(limited[0]["login"], kLogin);
-  EXPECT_THAT(limited[0]["error"].get<std::string>(),
-              ::testing::HasSubstr("too many failed logins from 127.0.0.1"));
-  EXPECT_EQ(log.count("session.start"), 1u) << "only the login before the failures ran";
+  EXPECT_FALSE(auths_with_reason(log, "no_certificate").empty()) << log.text;
+  EXPECT_TRUE(auths_with_reason(log, "rate_limited").empty()) << log.text;
+  EXPECT_EQ(log.count("session.start"), 1u);
 }
 
 TEST_F(NodeBehaviour, UnknownLoginIsRefusedAndAudited) {

@@ -8,29 +8,15 @@
 
 #include <fstream>
 
+#include "../support/wait.hpp"
 #include "node_fixture.hpp"
 
 namespace e2e {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-template <typename F>
-bool eventually(F done, int tries = 400) {
-  for (int i = 0; i < tries; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return done();
-}
-
-bool running(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
-  return false;
-}
+using vigil::testing::eventually;
+using vigil::testing::running;
 
 std::string comm_of(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
