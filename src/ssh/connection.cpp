@@ -279,14 +279,27 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
   std::string key_id;
   if (auto cert = auth::parse_certificate(cert_blob)) key_id = cert->key_id;
   if (!result) {
+    // Whoever makes a certificate chooses its key id: it names a user only
+    // once a trusted CA's signature over it verified. Otherwise it is kept
+    // in the message as a claim, never as the event's `user`.
+    auto reason = result.refusal().reason;
+    bool ca_verified = reason != auth::RefusalReason::malformed_certificate &&
+                       reason != auth::RefusalReason::untrusted_ca &&
+                       reason != auth::RefusalReason::weak_signature &&
+                       reason != auth::RefusalReason::bad_signature;
+    std::string user = ca_verified ? key_id : "";
+    std::string claim = ca_verified || key_id.empty()
+                            ? ""
+                            : " (the certificate, not signed by a trusted CA, claims key id \"" +
+                                  key_id.substr(0, 256) + "\")";
     // A source that probed too much gets no reasons for failing probes.
     if (!signed_attempt && !node_.limiter.allow(peer_.ip, clock::monotonic_ns(), proof)) {
-      refuse(key_id, login, "rate_limited", "too many failed logins from " + peer_.ip + "; wait",
-             std::nullopt);
+      refuse(user, login, "rate_limited",
+             "too many failed logins from " + peer_.ip + "; wait" + claim, std::nullopt);
       return SSH_AUTH_DENIED;
     }
-    refuse(key_id, login, std::string(auth::refusal_name(result.refusal().reason)),
-           result.refusal().message, proof);
+    refuse(user, login, std::string(auth::refusal_name(reason)), result.refusal().message + claim,
+           proof);
     return SSH_AUTH_DENIED;
   }
   auto account = credentials_for(login);

@@ -52,7 +52,8 @@ TEST_F(SshNodeTest, RefusalsAreAuditedWithTheirReason) {
   start_node();
   struct Case {
     std::string key, reason, user;
-  } cases[] = {{"other", "untrusted_ca", "mallory"},
+  } cases[] = {// A key id no trusted CA vouches for is a claim, never the event's user.
+               {"other", "untrusted_ca", ""},
                {"expired", "expired", "bob"},
                {"principal", "principal_mismatch", "carol"},
                {"plain", "no_certificate", ""}};
@@ -75,6 +76,10 @@ TEST_F(SshNodeTest, RefusalsAreAuditedWithTheirReason) {
     }
     EXPECT_TRUE(found) << c.key << " not audited as " << c.reason;
   }
+  for (const auto& e : audit_log().of("auth"))
+    if (e["reason"] == "untrusted_ca")
+      EXPECT_THAT(e["error"].get<std::string>(),
+                  ::testing::HasSubstr("not signed by a trusted CA, claims key id \"mallory\""));
   EXPECT_EQ(audit_log().count("session.start"), 0u);
 }
 
