@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 
+#include "audit/text_json.hpp"
 #include "commands.hpp"
 #include "common/clock.hpp"
 #include "recording/asciicast.hpp"
@@ -24,6 +25,19 @@
 
 namespace vigil::cmd {
 namespace {
+
+// JSON text a terminal shows as text: no C0 control, DEL or C1 control
+// (U+0080..U+009F, which some terminals obey) anywhere, and parseable.
+bool safe_json_line(std::string_view line) {
+  for (size_t i = 0; i < line.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    if (c == 0xc2 && i + 1 < line.size() && static_cast<unsigned char>(line[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(line[i + 1]) <= 0x9f)
+      return false;
+  }
+  return audit::parse_json_bounded(line).has_value();
+}
 
 // Exit status for a recording that cannot be read, or only in part.
 constexpr int kUnreadable = 1;
@@ -192,6 +206,24 @@ bool export_to_stdout(const PlayArgs& args, recording::RecordingReader& reader) 
   auto add = [&](const recording::Record& rec) {
     if (args.format == "json") {
       if (rec.type != RecordType::event) return;
+      // What reaches the auditor's terminal is JSON with no control bytes,
+      // even from a forged recording: lines that carry any are re-encoded
+      // with every non-ASCII character escaped; lines that are not JSON are
+      // reported and left out.
+      if (!safe_json_line(rec.data)) {
+        std::string why;
+        auto value = audit::parse_json_bounded(rec.data, &why);
+        if (!value || !value->is_object()) {
+          if (++warnings <= kMaxWarnings)
+            std::fprintf(stderr, "vigil play: warning: %s: skipped an event that is not a JSON "
+                         "object (%s)\n", reader.path().c_str(),
+                         why.empty() ? "not an object" : why.c_str());
+          return;
+        }
+        buf += value->dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+        buf += '\n';
+        return;
+      }
       buf += rec.data;
       buf += '\n';
     } else if (args.format == "asciicast") {

@@ -215,6 +215,30 @@ TEST_F(Hostile, DeeplyNestedEventInARecordingIsReportedAndSkipped) {
                        ": record 2: skipped an event (nested deeper than 64 levels)\n");
 }
 
+// A forged recording's event records are what `vigil play --format json`
+// prints: an escape sequence in them must reach the auditor's terminal
+// escaped, and a record that is not JSON must not reach it at all.
+TEST_F(Hostile, JsonExportNeverPassesControlBytesToTheTerminal) {
+  const std::string file = make_recording(
+      path("forged.vrec"),
+      {// Raw ESC and BEL inside a string: not JSON, so never printed.
+       {rec::RecordType::event, kStart + 1 * kMs,
+        "{\"event\":\"session.command\",\"path\":\"\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\"}"},
+       {rec::RecordType::event, kStart + 2 * kMs, "\x1b[31mnot json at all"},
+       // C1 CSI (U+009B) raw is valid JSON, and some terminals obey it: escaped.
+       {rec::RecordType::event, kStart + 3 * kMs,
+        "{\"event\":\"session.command\",\"path\":\"\xc2\x9b" "2J\"}"},
+       {rec::RecordType::event, kStart + 4 * kMs,
+        R"({"event":"session.command","path":"/bin/ls"})"}});
+  Outcome r = run({.argv = {kVigil, "play", "--format", "json", file}});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "{\"event\":\"session.command\",\"path\":\"\\u009b2J\"}\n"
+            "{\"event\":\"session.command\",\"path\":\"/bin/ls\"}\n");
+  EXPECT_EQ(split_lines(r.err).size(), 2u) << r.err;
+  EXPECT_THAT(r.err, ::testing::HasSubstr("skipped an event that is not a JSON object"));
+}
+
 TEST_F(Hostile, SpeedMustBeAFactorInRange) {
   const std::string file =
       make_recording(path("s.vrec"), {{rec::RecordType::output, kStart + kMs, "hi\r\n"}});
