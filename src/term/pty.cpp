@@ -22,7 +22,10 @@ Result<Pty> Pty::open(WindowSize size, std::optional<uid_t> owner) {
   pty.slave_.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!pty.slave_) return Error::sys("cannot open " + pty.slave_path_);
   if (owner) {
-    group* tty = getgrnam("tty");
+    // Reentrant: SSH connections open ptys on threads of their own.
+    group entry{}, *tty = nullptr;
+    char buf[4096];
+    getgrnam_r("tty", &entry, buf, sizeof(buf), &tty);
     if (fchown(pty.slave(), *owner, tty ? tty->gr_gid : static_cast<gid_t>(-1)) ||
         fchmod(pty.slave(), 0620))
       return Error::sys("cannot hand " + pty.slave_path_ + " to uid " + std::to_string(*owner));
