@@ -66,8 +66,16 @@ uint32_t read_audit_session() {
 // no file of the daemon's but 0-2 (its sockets, the pty master, BPF and log
 // fds: OpenSSH's child_close_fds). Async-signal-safe.
 void reset_for_exec() {
+  // The raw call: glibc's signal() refuses the signals it reserves (32, 33),
+  // which an ignoring parent would otherwise pass on through exec.
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    uint64_t mask;
+  } dfl{SIG_DFL, 0, nullptr, 0};
   for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(uint64_t));
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <chrono>
 #include <filesystem>
@@ -216,9 +217,19 @@ TEST_F(Leftovers, RecordedCommandGetsOnlyStdioAndDefaultSignals) {
   sigaddset(&usr2, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &usr2, &old_mask);
   auto old_usr1 = signal(SIGUSR1, SIG_IGN);
+  // And signal 32, which glibc reserves (its signal() cannot reset it): set
+  // with the raw call, as a parent that is not a glibc program could.
+  struct KernelSigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    uint64_t mask;
+  } ignore{SIG_IGN, 0, nullptr, 0}, old_32{};
+  ASSERT_EQ(syscall(SYS_rt_sigaction, 32, &ignore, &old_32, sizeof(uint64_t)), 0);
   // The program reads its own status: a shell would clear its mask itself.
   Outcome sigs = record({}, {"grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"});
   signal(SIGUSR1, old_usr1);
+  syscall(SYS_rt_sigaction, 32, &old_32, nullptr, sizeof(uint64_t));
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   close(leaked_file);
   close(leaked_socket);

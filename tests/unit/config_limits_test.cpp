@@ -110,7 +110,7 @@ TEST(ConfigLimits, HugeUnknownFieldNameIsRefusedByItsLength) {
   EXPECT_EQ(error_of("ssh_service:\n  " + allowed + ": 1\n"),
             "node.yaml:2: unknown field ssh_service." + allowed +
                 "; expected one of: enabled, listen_addr, enhanced_recording, "
-                "trusted_user_ca_keys, default_recording_kinds");
+                "trusted_user_ca_keys, default_recording_kinds, login_grace_time");
 }
 
 TEST(ConfigLimits, ValueLength) {
