@@ -54,10 +54,16 @@ void encode_disk(const Event& ev, const DiskEvent& disk, const SessionMeta& meta
   o.uint64("ei", ei);
   o.string("event", "session.disk");
   o.int64("flags", disk.flags);
+  // kernel_path: what was opened (absent for a failed open, which opened
+  // nothing); path stays what the program asked for, as in Teleport.
+  if (!disk.kernel_path.empty()) o.bytes("kernel_path", "kernel_path_base64", disk.kernel_path);
+  if (disk.kernel_path_missing) o.boolean("kernel_path_missing", true);
+  if (disk.kernel_path_truncated) o.boolean("kernel_path_truncated", true);
   o.string("login", meta.login);
   o.string("namespace", meta.namespace_name);
   o.bytes("path", "path_base64", disk.path);
   if (disk.path_truncated) o.boolean("path_truncated", true);
+  if (disk.path_unreadable) o.boolean("path_unreadable", true);
   o.uint64("pid", ev.process.pid);
   o.uint64("ppid", ev.process.ppid);
   o.string("program", ev.process.program);

@@ -19,9 +19,10 @@ namespace vigil::decode {
 static_assert(sizeof(vigil_record_head) == 64);
 static_assert(sizeof(vigil_exec_record) == 80);
 static_assert(sizeof(vigil_exec_args) == 16 + VIGIL_PATH_MAX + VIGIL_ARGV_MAX);
-static_assert(offsetof(vigil_open_record, path) == 88);
+static_assert(offsetof(vigil_open_record, data) == 96);
+static_assert(sizeof(vigil_open_record) == 96 + 2 * VIGIL_PATH_MAX);
 static_assert(sizeof(vigil_connect_record) == 112);
-static_assert(VIGIL_SCHEMA_VERSION == 1, "update the decoder for the new schema");
+static_assert(VIGIL_SCHEMA_VERSION == 2, "update the decoder for the new schema");
 
 namespace {
 
@@ -139,18 +140,28 @@ Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, cons
 }
 
 Result<Event> open(std::span<const std::byte> record, const TimeBase& time) {
-  constexpr size_t fixed = offsetof(vigil_open_record, path);
+  constexpr size_t fixed = offsetof(vigil_open_record, data);
   auto rec = read_as<vigil_open_record>(record, fixed, "disk");
   if (!rec) return rec.error();
   Event ev = event_of(rec->head, time);
   DiskEvent disk;
-  size_t avail = record.size() - fixed;
-  size_t len = std::min<size_t>({rec->path_len, avail, sizeof(rec->path)});
-  disk.path.assign(rec->path, strnlen(rec->path, len));
+  // Both strings are bounded by the bytes received and by their arrays,
+  // whatever lengths the kernel claimed.
+  std::string_view data(rec->data, std::min(record.size() - fixed, sizeof(rec->data)));
+  size_t len = std::min<size_t>({rec->path_len, data.size(), VIGIL_PATH_MAX - 1});
+  disk.path.assign(data.data(), strnlen(data.data(), len));
+  if (rec->kernel_path_len > 0 && len < data.size()) {
+    std::string_view rest = data.substr(len + 1);
+    size_t klen = std::min<size_t>({rec->kernel_path_len, rest.size(), VIGIL_PATH_MAX - 1});
+    disk.kernel_path.assign(rest.data(), strnlen(rest.data(), klen));
+  }
   disk.flags = rec->open_flags;
   disk.mode = rec->mode;
   disk.return_code = rec->return_code;
   disk.path_truncated = rec->flags & VIGIL_OPEN_PATH_TRUNCATED;
+  disk.path_unreadable = rec->flags & VIGIL_OPEN_PATH_UNREADABLE;
+  disk.kernel_path_truncated = rec->flags & VIGIL_OPEN_KPATH_TRUNCATED;
+  disk.kernel_path_missing = rec->flags & VIGIL_OPEN_KPATH_MISSING;
   ev.body = std::move(disk);
   return ev;
 }
