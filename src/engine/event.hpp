@@ -61,14 +61,15 @@ struct CommandEvent {
 
 struct DiskEvent {
   std::string path;                // as requested: read from the program's memory
-  // The file the new fd holds, named from kernel memory (dentries and mounts
-  // walked to the root): what was opened, whatever the program's memory says
-  // afterwards. Empty for a failed open, which opened nothing.
-  std::string kernel_path;
   int32_t flags = 0;               // O_* flags
   uint32_t mode = 0;
   int32_t return_code = 0;         // 0 or -errno
   bool path_truncated = false;     // bytes of the requested path were cut
+  // (New fields go last: code builds DiskEvent{path, flags, mode, return_code}.)
+  // The file the new fd holds, named from kernel memory (dentries and mounts
+  // walked to the root): what was opened, whatever the program's memory says
+  // afterwards. Empty for a failed open, which opened nothing.
+  std::string kernel_path;
   bool path_unreadable = false;    // the requested path was not readable
   bool kernel_path_truncated = false;  // kernel_path lacks its leading part
   bool kernel_path_missing = false;    // succeeded, but the fd held no file by the hook
