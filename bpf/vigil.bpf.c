@@ -482,6 +482,7 @@ static long kpath_step(__u64 i, void *data)
 		return 0;
 	}
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	bool pseudo = false;
 	if (up == d) {
 		/* The top of the filesystem, outside this mount's view. */
 		if (w->jumped) {
@@ -491,8 +492,17 @@ static long kpath_step(__u64 i, void *data)
 			w->jumped = NULL;
 			return 0;
 		}
-		w->done = w->cut = true;
-		return 1;
+		/*
+		 * A file made without a name in any directory (memfd, anon
+		 * inode) has a dentry of its own: the kernel names it "/NAME"
+		 * (simple_dname). One without a stored name (a pipe, a socket)
+		 * is named by a callback the walk cannot run: cut.
+		 */
+		if (w->components > 0 || BPF_CORE_READ(d, d_name.len) == 0) {
+			w->done = w->cut = true;
+			return 1;
+		}
+		pseudo = true;
 	}
 
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -514,6 +524,10 @@ static long kpath_step(__u64 i, void *data)
 	w->off = off;
 	w->components++;
 	w->dentry = up;
+	if (pseudo) {
+		w->done = true;
+		return 1;
+	}
 	return 0;
 }
 
@@ -539,14 +553,16 @@ static __always_inline struct file *file_of_fd(long fd)
 static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *f, bool *cut)
 {
 	struct dentry *leaf = BPF_CORE_READ(f, f_path.dentry);
+	struct mount *mnt = real_mount(BPF_CORE_READ(f, f_path.mnt));
 	struct kpath_walk w = {
 		.dentry = leaf,
-		.mnt = real_mount(BPF_CORE_READ(f, f_path.mnt)),
+		.mnt = mnt,
 		.off = KPATH_END,
 	};
 
 	v->walk[KPATH_END] = 0;
-	if (!BPF_CORE_READ(leaf, d_hash.pprev) && BPF_CORE_READ(leaf, d_parent) != leaf) {
+	/* Unhashed and not the root of its mount: unlinked, or never linked. */
+	if (!BPF_CORE_READ(leaf, d_hash.pprev) && leaf != BPF_CORE_READ(mnt, mnt.mnt_root)) {
 		/* A literal, not a static array: clang turns it into immediate stores. */
 		w.off -= DELETED_LEN;
 		__builtin_memcpy(&v->walk[KPATH_END - DELETED_LEN], " (deleted)", DELETED_LEN);

@@ -209,6 +209,19 @@ TEST_F(KernelPath, TmpfileThenLinkat) {
   EXPECT_EQ(again->kernel_path, linked);
 }
 
+// A memfd reopened through /proc/self/fd is named as the kernel names it.
+TEST_F(KernelPath, MemfdThroughProcFd) {
+  Recorded r = run({"memfd:vigil-secret"});
+  int proc = 0;
+  for (const auto& d : r.opens)
+    if (d.path.rfind("/proc/self/fd/", 0) == 0) {
+      ++proc;
+      EXPECT_EQ(d.kernel_path, "/memfd:vigil-secret (deleted)");
+      EXPECT_FALSE(d.kernel_path_truncated);
+    }
+  EXPECT_EQ(proc, 1);
+}
+
 TEST_F(KernelPath, FailedOpenKeepsOnlyTheRequestedPath) {
   const std::string missing = dir_ + "/missing";
   Recorded r = run({"open:" + missing});

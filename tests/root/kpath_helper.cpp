@@ -6,6 +6,7 @@
 //   openat:DIR:NAME             openat(open(DIR), NAME)
 //   inroot:DIR:NAME             openat2(open(DIR), NAME, RESOLVE_IN_ROOT)
 //   procfd:PATH                 open(PATH, O_PATH), then open("/proc/self/fd/N")
+//   memfd:NAME                  memfd_create(NAME), then open("/proc/self/fd/N")
 //   tmpfile:DIR:LINK            open(DIR, O_TMPFILE), linkat it to LINK, then open(LINK)
 //   deep:BASE:A/B/.../LEAF      mkdirat each component under BASE, then openat(dir, LEAF, O_CREAT)
 //   bind:SRC:TARGET             a private mount namespace, SRC bound onto TARGET, open(TARGET)
@@ -83,6 +84,13 @@ void proc_fd(const std::string& path) {
   int fd = must_open(path, O_PATH);
   std::string again = "/proc/self/fd/" + std::to_string(fd);
   close(must_open(again, O_RDONLY));
+  close(fd);
+}
+
+void memfd(const std::string& name) {
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) die("memfd_create " + name);
+  close(must_open("/proc/self/fd/" + std::to_string(fd), O_RDONLY));
   close(fd);
 }
 
@@ -229,6 +237,8 @@ int main(int argc, char** argv) {
       in_root(p[0], p.at(1));
     } else if (op == "procfd") {
       proc_fd(rest);
+    } else if (op == "memfd") {
+      memfd(rest);
     } else if (op == "tmpfile") {
       auto p = split(rest, ':', 2);
       tmpfile(p[0], p.at(1));
