@@ -5,7 +5,8 @@
  *
  * Only hooks that work without kprobes, fentry or BPF-LSM:
  *   command  tp_btf/sched_process_exec (successful execs, argv read from the
- *            new image) + tp/syscalls/sys_exit_execve{,at} (failed execs)
+ *            new image, the file run named from kernel memory)
+ *            + tp/syscalls/sys_exit_execve{,at} (failed execs)
  *   disk     tp/syscalls/sys_exit_{open,openat,openat2,creat}: the requested
  *            path from user memory, and for a successful open the path of
  *            the file the new fd holds, from kernel memory
@@ -251,151 +252,6 @@ static __always_inline void emit_exec(struct vigil_session_state *state, __u32 s
 }
 
 /*
- * A successful exec. The new image's argv sits contiguously between
- * mm->arg_start and mm->arg_end, written by the kernel and not yet touched
- * by the program: read it whole in one copy.
- */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	struct vigil_session_state *state;
-	struct vigil_exec_args *args;
-	__u32 slot;
-
-	state = find_session(VIGIL_KIND_COMMAND, &slot);
-	if (!state)
-		return 0;
-	args = exec_scratch_slot();
-	if (!args)
-		return 0;
-
-	const char *filename = BPF_CORE_READ(bprm, filename);
-	const char *interp = BPF_CORE_READ(bprm, interp);
-	long n = bpf_probe_read_kernel_str(args->path, sizeof(args->path), filename);
-
-	args->flags = 0;
-	args->path_len = n > 0 ? n - 1 : 0;
-	if (str_was_cut(filename, n, sizeof(args->path), false))
-		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
-	if (interp != filename)
-		args->flags |= VIGIL_EXEC_SCRIPT;
-	args->argc = BPF_CORE_READ(bprm, argc);
-
-	struct mm_struct *mm = BPF_CORE_READ(p, mm);
-	unsigned long start = BPF_CORE_READ(mm, arg_start);
-	unsigned long end = BPF_CORE_READ(mm, arg_end);
-	__u64 len = end > start ? end - start : 0;
-
-	if (len > VIGIL_ARGV_MAX) {
-		len = VIGIL_ARGV_MAX;
-		args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
-	}
-	asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(2 * VIGIL_ARGV_MAX - 1));
-	if (len > VIGIL_ARGV_MAX)
-		len = VIGIL_ARGV_MAX;
-	if (len && bpf_probe_read_user(args->argv, len, (const void *)start)) {
-		args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
-		len = 0;
-	}
-	args->argv_len = len;
-	emit_exec(state, slot, args, 0);
-	return 0;
-}
-
-/* Walks a user argv array for a failed exec (the old image is still there). */
-struct argv_walk {
-	const char *const *argv;
-	struct vigil_exec_args *args;
-	__u32 off;
-	__u32 argc;
-};
-
-static long read_one_arg(__u64 i, void *data)
-{
-	struct argv_walk *w = data;
-	const char *arg = NULL;
-
-	if (bpf_probe_read_user(&arg, sizeof(arg), &w->argv[i]) || !arg)
-		return 1;
-	__u32 off = w->off;
-	if (off >= VIGIL_ARGV_MAX) {
-		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
-		return 1;
-	}
-	long n = bpf_probe_read_user_str(&w->args->argv[off & (VIGIL_ARGV_MAX - 1)],
-					 VIGIL_ARGV_MAX - (off & (VIGIL_ARGV_MAX - 1)), arg);
-	if (n <= 0) {
-		w->args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
-		return 1;
-	}
-	w->argc++;
-	w->off = off + n;
-	if (w->off >= VIGIL_ARGV_MAX) {
-		/* The last string was cut to fit; drop it whole. */
-		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
-		w->off = off;
-		w->argc--;
-		return 1;
-	}
-	return 0;
-}
-
-static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, bool at)
-{
-	struct vigil_session_state *state;
-	struct vigil_exec_args *args;
-	__u32 slot;
-	long ret = ctx->ret;
-
-	if (ret >= 0)
-		return 0; /* sched_process_exec reported it */
-	state = find_session(VIGIL_KIND_COMMAND, &slot);
-	if (!state)
-		return 0;
-	args = exec_scratch_slot();
-	if (!args)
-		return 0;
-
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	const char *filename = (const char *)(at ? PT_REGS_PARM2_CORE_SYSCALL(regs)
-						  : PT_REGS_PARM1_CORE_SYSCALL(regs));
-	const char *const *argv = (const char *const *)(at ? PT_REGS_PARM3_CORE_SYSCALL(regs)
-							   : PT_REGS_PARM2_CORE_SYSCALL(regs));
-	long n = bpf_probe_read_user_str(args->path, sizeof(args->path), filename);
-
-	args->flags = 0;
-	args->path_len = n > 0 ? n - 1 : 0;
-	if (str_was_cut(filename, n, sizeof(args->path), true))
-		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
-
-	struct argv_walk w = { .argv = argv, .args = args };
-	if (argv)
-		bpf_loop(VIGIL_ARGV_MAX / 2, read_one_arg, &w, 0);
-	args->argv_len = w.off;
-	args->argc = w.argc;
-	emit_exec(state, slot, args, (__s32)ret);
-	return 0;
-}
-
-SEC("tp/syscalls/sys_exit_execve")
-int vigil_exec_fail(struct trace_event_raw_sys_exit *ctx)
-{
-	return failed_exec(ctx, false);
-}
-
-SEC("tp/syscalls/sys_exit_execveat")
-int vigil_execat_fail(struct trace_event_raw_sys_exit *ctx)
-{
-	return failed_exec(ctx, true);
-}
-
-struct open_how_user {
-	__u64 flags;
-	__u64 mode;
-	__u64 resolve;
-};
-
-/*
  * The kernel path of an open: the new fd's file, named by walking its dentry
  * up to the root of its mount, then across mounts (the mountpoint in the
  * parent mount) up to the root of the mount namespace, one step per
@@ -577,6 +433,171 @@ static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct fi
 	*cut = w.cut;
 	return w.off;
 }
+
+/*
+ * A successful exec. The new image's argv sits contiguously between
+ * mm->arg_start and mm->arg_end, written by the kernel and not yet touched
+ * by the program: read it whole in one copy.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct vigil_session_state *state;
+	struct vigil_exec_args *args;
+	__u32 slot;
+
+	state = find_session(VIGIL_KIND_COMMAND, &slot);
+	if (!state)
+		return 0;
+	args = exec_scratch_slot();
+	if (!args)
+		return 0;
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	long n = bpf_probe_read_kernel_str(args->path, sizeof(args->path), filename);
+
+	args->flags = 0;
+	args->path_len = n > 0 ? n - 1 : 0;
+	if (str_was_cut(filename, n, sizeof(args->path), false))
+		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
+	if (interp != filename)
+		args->flags |= VIGIL_EXEC_SCRIPT;
+	args->argc = BPF_CORE_READ(bprm, argc);
+
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+
+	if (len > VIGIL_ARGV_MAX) {
+		len = VIGIL_ARGV_MAX;
+		args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+	}
+	asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(2 * VIGIL_ARGV_MAX - 1));
+	if (len > VIGIL_ARGV_MAX)
+		len = VIGIL_ARGV_MAX;
+	if (len && bpf_probe_read_user(args->argv, len, (const void *)start)) {
+		args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
+		len = 0;
+	}
+	args->argv_len = len;
+
+	/* The file the kernel runs, named from kernel memory like an open's. */
+	struct file *file = BPF_CORE_READ(bprm, file);
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
+	args->kernel_path_len = 0;
+	args->_pad = 0;
+	if (file && v) {
+		bool cut = false;
+		__u32 from = kernel_path(v, file, &cut);
+		__u64 klen = KPATH_END - (from & (VIGIL_PATH_MAX - 1)); /* NUL excluded */
+
+		asm volatile("%[k] &= %[mask]" : [k] "+r"(klen) : [mask] "i"(VIGIL_PATH_MAX - 1));
+		bpf_probe_read_kernel(args->kernel_path, klen + 1, &v->walk[from & (VIGIL_PATH_MAX - 1)]);
+		args->kernel_path_len = klen;
+		if (cut)
+			args->flags |= VIGIL_EXEC_KPATH_TRUNCATED;
+	}
+	emit_exec(state, slot, args, 0);
+	return 0;
+}
+
+/* Walks a user argv array for a failed exec (the old image is still there). */
+struct argv_walk {
+	const char *const *argv;
+	struct vigil_exec_args *args;
+	__u32 off;
+	__u32 argc;
+};
+
+static long read_one_arg(__u64 i, void *data)
+{
+	struct argv_walk *w = data;
+	const char *arg = NULL;
+
+	if (bpf_probe_read_user(&arg, sizeof(arg), &w->argv[i]) || !arg)
+		return 1;
+	__u32 off = w->off;
+	if (off >= VIGIL_ARGV_MAX) {
+		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		return 1;
+	}
+	long n = bpf_probe_read_user_str(&w->args->argv[off & (VIGIL_ARGV_MAX - 1)],
+					 VIGIL_ARGV_MAX - (off & (VIGIL_ARGV_MAX - 1)), arg);
+	if (n <= 0) {
+		w->args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
+		return 1;
+	}
+	w->argc++;
+	w->off = off + n;
+	if (w->off >= VIGIL_ARGV_MAX) {
+		/* The last string was cut to fit; drop it whole. */
+		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		w->off = off;
+		w->argc--;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, bool at)
+{
+	struct vigil_session_state *state;
+	struct vigil_exec_args *args;
+	__u32 slot;
+	long ret = ctx->ret;
+
+	if (ret >= 0)
+		return 0; /* sched_process_exec reported it */
+	state = find_session(VIGIL_KIND_COMMAND, &slot);
+	if (!state)
+		return 0;
+	args = exec_scratch_slot();
+	if (!args)
+		return 0;
+
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	const char *filename = (const char *)(at ? PT_REGS_PARM2_CORE_SYSCALL(regs)
+						  : PT_REGS_PARM1_CORE_SYSCALL(regs));
+	const char *const *argv = (const char *const *)(at ? PT_REGS_PARM3_CORE_SYSCALL(regs)
+							   : PT_REGS_PARM2_CORE_SYSCALL(regs));
+	long n = bpf_probe_read_user_str(args->path, sizeof(args->path), filename);
+
+	args->flags = 0;
+	args->kernel_path_len = 0; /* nothing ran */
+	args->_pad = 0;
+	args->path_len = n > 0 ? n - 1 : 0;
+	if (str_was_cut(filename, n, sizeof(args->path), true))
+		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
+
+	struct argv_walk w = { .argv = argv, .args = args };
+	if (argv)
+		bpf_loop(VIGIL_ARGV_MAX / 2, read_one_arg, &w, 0);
+	args->argv_len = w.off;
+	args->argc = w.argc;
+	emit_exec(state, slot, args, (__s32)ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_execve")
+int vigil_exec_fail(struct trace_event_raw_sys_exit *ctx)
+{
+	return failed_exec(ctx, false);
+}
+
+SEC("tp/syscalls/sys_exit_execveat")
+int vigil_execat_fail(struct trace_event_raw_sys_exit *ctx)
+{
+	return failed_exec(ctx, true);
+}
+
+struct open_how_user {
+	__u64 flags;
+	__u64 mode;
+	__u64 resolve;
+};
 
 static __always_inline int on_open(struct trace_event_raw_sys_exit *ctx, __u32 call)
 {

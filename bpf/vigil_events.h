@@ -31,6 +31,7 @@ enum vigil_kind {
 #define VIGIL_EXEC_ARGS_LOST      (1u << 2) /* the argument store was full */
 #define VIGIL_EXEC_SCRIPT         (1u << 3) /* ran through an interpreter (#!, binfmt_misc) */
 #define VIGIL_EXEC_ARGV_UNREADABLE (1u << 4) /* argv could not be read from user memory */
+#define VIGIL_EXEC_KPATH_TRUNCATED (1u << 5) /* the kernel path lacks its leading part */
 
 /* Flags of a disk record. */
 #define VIGIL_OPEN_PATH_TRUNCATED (1u << 0)  /* the requested path was cut */
@@ -80,13 +81,20 @@ struct vigil_exec_record {
 	__u32 flags;         /* VIGIL_EXEC_* */
 };
 
-/* Value of the exec_args map: the path given to execve and the argv blob. */
+/*
+ * Value of the exec_args map: the path given to execve, for a successful
+ * exec the kernel path of the file the kernel runs (bprm->file: for a #!
+ * script, its interpreter), and the argv blob.
+ */
 struct vigil_exec_args {
 	__u32 path_len;      /* bytes of path, NUL excluded */
 	__u32 argv_len;      /* bytes of argv, each argument NUL-terminated */
 	__u32 argc;          /* arguments the kernel counted (may exceed those kept) */
 	__u32 flags;         /* VIGIL_EXEC_* */
+	__u32 kernel_path_len; /* bytes of kernel_path, NUL excluded; 0: none */
+	__u32 _pad;
 	char path[VIGIL_PATH_MAX];
+	char kernel_path[VIGIL_PATH_MAX];
 	char argv[VIGIL_ARGV_MAX];
 };
 

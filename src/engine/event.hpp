@@ -57,6 +57,13 @@ struct CommandEvent {
   bool argv_truncated = false;     // argv was longer than the engine keeps
   bool path_truncated = false;
   bool args_lost = false;          // path/argv could not be delivered
+  // (New fields go last, for aggregate initialisation elsewhere.)
+  // The file the kernel ran, named from kernel memory (for a #! script its
+  // interpreter; a memfd is /memfd:NAME (deleted)); empty for a failed exec.
+  std::string kernel_path;
+  bool kernel_path_truncated = false;
+  std::vector<std::string> interpreter;  // #! script: the interpreter [, its argument]
+  std::string argv0;               // argv[0] when it is not the program's name (exec -a)
 };
 
 struct DiskEvent {

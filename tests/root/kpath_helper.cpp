@@ -14,6 +14,8 @@
 //                               between SECRET and DECOY, until N opens succeeded and both
 //                               files were among them; writes "secret decoy" counts
 //                               (by inode, what was really opened) to OUT
+//   fexecve-memfd:NAME:PROG     copy PROG into memfd NAME and fexecve it (argv: NAME)
+//   exec-as:ARGV0:PROG[:ARG]    execv(PROG, {ARGV0[, ARG]})
 //   unmap-race:SECRET:N         one thread opens SECRET from a page another thread keeps
 //                               making unreadable and readable again, N opens
 //
@@ -29,6 +31,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+extern char** environ;
 
 #include <atomic>
 #include <string>
@@ -193,6 +197,27 @@ void race(const std::string& secret, const std::string& decoy, long n, const std
   fclose(f);
 }
 
+void fexecve_memfd(const std::string& name, const std::string& prog) {
+  int mfd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (mfd < 0) die("memfd_create " + name);
+  int in = must_open(prog, O_RDONLY);
+  char buf[65536];
+  for (ssize_t n; (n = read(in, buf, sizeof(buf))) > 0;)
+    if (::write(mfd, buf, n) != n) die("write memfd");
+  close(in);
+  char* const argv[] = {const_cast<char*>(name.c_str()), nullptr};
+  fexecve(mfd, argv, environ);
+  die("fexecve " + name);
+}
+
+void exec_as(const std::string& argv0, const std::string& prog, const std::string& arg) {
+  std::vector<char*> argv = {const_cast<char*>(argv0.c_str())};
+  if (!arg.empty()) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  execv(prog.c_str(), argv.data());
+  die("execv " + prog);
+}
+
 void unmap_race(const std::string& secret, long n) {
   long page = sysconf(_SC_PAGESIZE);
   void* mem = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -251,6 +276,12 @@ int main(int argc, char** argv) {
     } else if (op == "race") {
       auto p = split(rest, ':', 4);
       race(p[0], p.at(1), std::stol(p.at(2)), p.at(3));
+    } else if (op == "fexecve-memfd") {
+      auto p = split(rest, ':', 2);
+      fexecve_memfd(p[0], p.at(1));
+    } else if (op == "exec-as") {
+      auto p = split(rest, ':', 3);
+      exec_as(p[0], p.at(1), p.size() > 2 ? p[2] : "");
     } else if (op == "unmap-race") {
       auto p = split(rest, ':', 2);
       unmap_race(p[0], std::stol(p.at(1)));

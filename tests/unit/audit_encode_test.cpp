@@ -192,6 +192,24 @@ TEST(AuditEncodeDisk, PathTruncatedFlagInKeyOrder) {
   EXPECT_TRUE(j["flags"].is_number_integer());
 }
 
+TEST(AuditEncodeCommand, KernelPathInterpreterAndArgvZeroInKeyOrder) {
+  Event ev = command_event("/tmp/s.py", {"one"});
+  auto& c = std::get<CommandEvent>(ev.body);
+  c.kernel_path = "/usr/bin/python3.11";
+  c.kernel_path_truncated = true;
+  c.interpreter = {"/usr/bin/python3", "-c"};
+  c.argv0 = "sshd: root";
+  const std::vector<std::string> keys = {
+      "argv", "argv_zero", "cgroup_id", "cluster_name", "code", "ei", "event", "interpreter",
+      "kernel_path", "kernel_path_truncated", "login", "namespace", "path", "pid", "ppid",
+      "program", "return_code", "server_hostname", "server_id", "sid", "time", "uid", "user"};
+  const Json j = parse_line(encode(ev));
+  EXPECT_EQ(keys_of(j), keys);
+  EXPECT_EQ(j["argv_zero"], "sshd: root");
+  EXPECT_EQ(j["interpreter"], Json::array({"/usr/bin/python3", "-c"}));
+  EXPECT_EQ(j["kernel_path"], "/usr/bin/python3.11");
+}
+
 TEST(AuditEncodeDisk, KernelPathBesideTheRequestedPath) {
   Event ev = disk_event("../x/secret", 0, 0);
   std::get<DiskEvent>(ev.body).kernel_path = "/home/ec2-user/secret";

@@ -95,6 +95,49 @@ TEST(SplitArgv, ScriptDropsTheInterpreterPrefix) {
             (std::vector<std::string>{"x", "y"}));
 }
 
+TEST(SplitExecArgv, ScriptGivesItsInterpreterAndNoArgv0) {
+  std::string blob("/usr/bin/python3\0-c\0/tmp/s.py\0one\0", 34);
+  auto split = decode::split_exec_argv(blob, "/tmp/s.py", true);
+  EXPECT_EQ(split.interpreter, (std::vector<std::string>{"/usr/bin/python3", "-c"}));
+  EXPECT_EQ(split.argv, (std::vector<std::string>{"one"}));
+  EXPECT_EQ(split.argv0, "");
+  std::string plain("sleep\0" "5\0", 8);
+  split = decode::split_exec_argv(plain, "/bin/sleep", false);
+  EXPECT_TRUE(split.interpreter.empty());
+  EXPECT_EQ(split.argv0, "sleep");
+  EXPECT_EQ(split.argv, (std::vector<std::string>{"5"}));
+}
+
+TEST(Exec, KernelPathArgv0AndInterpreter) {
+  vigil_exec_record rec{};
+  rec.head = head(VIGIL_KIND_COMMAND);
+  auto args = args_with("/bin/sleep", {"sshd: root", "5"}, VIGIL_EXEC_KPATH_TRUNCATED);
+  std::strcpy(args->kernel_path, "/usr/bin/sleep");
+  args->kernel_path_len = 14;
+  auto ev = exec_with(rec, *args);
+  ASSERT_TRUE(ev.ok());
+  auto& c = std::get<CommandEvent>(ev->body);
+  EXPECT_EQ(c.kernel_path, "/usr/bin/sleep");
+  EXPECT_TRUE(c.kernel_path_truncated);
+  EXPECT_EQ(c.argv0, "sshd: root");
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"5"}));
+
+  // argv[0] equal to the path or its last name is not news.
+  for (const char* zero : {"sleep", "/bin/sleep"}) {
+    auto same = args_with("/bin/sleep", {zero, "5"}, 0);
+    auto e = exec_with(rec, *same);
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(std::get<CommandEvent>(e->body).argv0, "") << zero;
+    EXPECT_FALSE(std::get<CommandEvent>(e->body).kernel_path_truncated);
+  }
+
+  // A kernel_path_len past its array stays inside it.
+  args->kernel_path_len = 1u << 30;
+  ev = exec_with(rec, *args);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<CommandEvent>(ev->body).kernel_path, "/usr/bin/sleep");
+}
+
 TEST(Head, RejectsShortAndUnknownRecords) {
   auto h = head(VIGIL_KIND_DISK);
   EXPECT_FALSE(decode::head(bytes_of(&h, sizeof(h) - 1)).ok());
