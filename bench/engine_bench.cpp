@@ -817,9 +817,11 @@ std::string Bench::how() const {
       engine_cpu, grouped(uint64_t(events)).c_str(), events > 0 ? engine_cpu / events * 1e6 : 0.0,
       sink_us_, storm_seconds, 100 * engine_cpu / std::max(1e-9, storm_seconds), audit_bytes / 1e6,
       events > 0 ? audit_bytes / events : 0.0);
-  // A ring record is an 8-byte header and the record, rounded up to 8 bytes.
+  // A ring record is an 8-byte header and the record, rounded up to 8 bytes;
+  // an open's record carries the requested path and the kernel path, here
+  // the same file name (the storm opens it by its absolute path).
   size_t record_bytes =
-      (offsetof(vigil_open_record, path) + open_target_.size() + 1 + 7) / 8 * 8 + 8;
+      (offsetof(vigil_open_record, data) + 2 * (open_target_.size() + 1) + 7) / 8 * 8 + 8;
   size_t ring_records = size_t(disk_pages) * 4096 / record_bytes;
   md +=
       fmt("The disk ring of %u pages (%u KiB) holds %s records of this storm, %.0f ms of it at the "

@@ -5,8 +5,11 @@
  *
  * Only hooks that work without kprobes, fentry or BPF-LSM:
  *   command  tp_btf/sched_process_exec (successful execs, argv read from the
- *            new image) + tp/syscalls/sys_exit_execve{,at} (failed execs)
- *   disk     tp/syscalls/sys_exit_{open,openat,openat2,creat}
+ *            new image, the file run named from kernel memory)
+ *            + tp/syscalls/sys_exit_execve{,at} (failed execs)
+ *   disk     tp/syscalls/sys_exit_{open,openat,openat2,creat}: the requested
+ *            path from user memory, and for a successful open the path of
+ *            the file the new fd holds, from kernel memory
  *   network  tp/sock/inet_sock_set_state (CLOSE -> SYN_SENT)
  * Syscall hooks read their arguments from the saved user registers at exit,
  * so each syscall costs one program run, not two.
@@ -103,11 +106,22 @@ struct {
 	__type(value, struct exec_scratch_value);
 } exec_scratch SEC(".maps");
 
+/*
+ * An open's record and the buffer its kernel path is built in, backwards
+ * from walk[VIGIL_PATH_MAX - 1]; the second half of walk is slack so that a
+ * name can be copied at any offset below VIGIL_PATH_MAX with a bound the
+ * verifier can prove.
+ */
+struct open_scratch_value {
+	struct vigil_open_record rec;
+	char walk[2 * VIGIL_PATH_MAX];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct vigil_open_record);
+	__type(value, struct open_scratch_value);
 } open_scratch SEC(".maps");
 
 __u64 next_args_id = 0;
@@ -182,6 +196,24 @@ static __always_inline void fill_head(struct vigil_record_head *h, __u32 kind, _
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/*
+ * A string read into a buffer of `size` bytes fills it (n == size) both when
+ * it is exactly size - 1 bytes long and when it is longer: it was cut only
+ * if the source has no NUL at its last kept position.
+ */
+static __always_inline bool str_was_cut(const char *src, long n, __u32 size, bool user)
+{
+	char c = 1;
+
+	if (n < (long)size)
+		return false;
+	if (user)
+		bpf_probe_read_user(&c, 1, src + size - 1);
+	else
+		bpf_probe_read_kernel(&c, 1, src + size - 1);
+	return c != 0;
+}
+
 static __always_inline struct vigil_exec_args *exec_scratch_slot(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -220,6 +252,189 @@ static __always_inline void emit_exec(struct vigil_session_state *state, __u32 s
 }
 
 /*
+ * The kernel path of an open: the new fd's file, named by walking its dentry
+ * up to the root of its mount, then across mounts (the mountpoint in the
+ * parent mount) up to the root of the mount namespace, one step per
+ * bpf_loop round. It is what the kernel opened, whatever user memory says
+ * afterwards, and names the file outside any chroot.
+ *
+ * A bind mount is named by its source where the walk can see it: at the
+ * root of a mount, the walk first looks for the nearest ancestor mount of
+ * the same filesystem and goes on up the dentries in that mount's view (so
+ * /etc/shadow bound onto /tmp/x reads /etc/shadow). When that view does not
+ * reach the dentry (another subtree, e.g. a btrfs subvolume), it comes back
+ * and names the mount where it is mounted.
+ */
+#define KPATH_STEPS (4 * VIGIL_KPATH_COMPONENTS)
+#define KPATH_END (VIGIL_PATH_MAX - 1) /* index of the kernel path's NUL in walk */
+#define DELETED_LEN 10                  /* strlen(" (deleted)") */
+
+struct kpath_walk {
+	struct dentry *dentry;
+	struct mount *mnt;
+	struct mount *bind;     /* a mount at whose root the walk looks for a same-fs ancestor */
+	struct mount *cand;     /* the ancestor it looks at */
+	struct mount *jumped;   /* the last mount named through an ancestor, for the way back */
+	__u32 jump_off;
+	__u32 jump_components;
+	__u32 off;              /* first byte of the name in walk */
+	__u32 components;
+	bool done;              /* the walk stopped by itself, at a root or cut */
+	bool cut;
+};
+
+static __always_inline struct mount *real_mount(struct vfsmount *m)
+{
+	return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* Name `bind` by where it is mounted. */
+static __always_inline void cross_to_mountpoint(struct kpath_walk *w, struct mount *bind)
+{
+	w->dentry = BPF_CORE_READ(bind, mnt_mountpoint);
+	w->mnt = BPF_CORE_READ(bind, mnt_parent);
+}
+
+static long kpath_step(__u64 i, void *data)
+{
+	struct kpath_walk *w = data;
+
+	/* Fields are copied to locals first: a CO-RE read of w->x would
+	 * relocate kpath_walk itself, which the kernel's BTF does not have. */
+	struct mount *bind = w->bind;
+	struct mount *mnt = w->mnt;
+
+	if (bind) {
+		struct mount *c = w->cand;
+
+		if (BPF_CORE_READ(c, mnt.mnt_sb) == BPF_CORE_READ(bind, mnt.mnt_sb)) {
+			w->jumped = bind;
+			w->jump_off = w->off;
+			w->jump_components = w->components;
+			w->mnt = c;
+			w->bind = NULL;
+			return 0;
+		}
+		struct mount *up = BPF_CORE_READ(c, mnt_parent);
+		if (up == c) {
+			cross_to_mountpoint(w, bind);
+			w->bind = NULL;
+			return 0;
+		}
+		w->cand = up;
+		return 0;
+	}
+
+	struct dentry *d = w->dentry;
+	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+		w->jumped = NULL; /* the view reached its root: the last jump holds */
+		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (parent == mnt) {
+			w->done = true; /* the root of the namespace (or of a detached tree) */
+			return 1;
+		}
+		w->bind = mnt;
+		w->cand = parent;
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	bool pseudo = false;
+	if (up == d) {
+		/* The top of the filesystem, outside this mount's view. */
+		if (w->jumped) {
+			w->off = w->jump_off;
+			w->components = w->jump_components;
+			cross_to_mountpoint(w, w->jumped);
+			w->jumped = NULL;
+			return 0;
+		}
+		/*
+		 * A file made without a name in any directory (memfd, anon
+		 * inode) has a dentry of its own: the kernel names it "/NAME"
+		 * (simple_dname). One without a stored name (a pipe, a socket)
+		 * is named by a callback the walk cannot run: cut.
+		 */
+		if (w->components > 0 || BPF_CORE_READ(d, d_name.len) == 0) {
+			w->done = w->cut = true;
+			return 1;
+		}
+		pseudo = true;
+	}
+
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
+	if (!v) {
+		w->done = w->cut = true;
+		return 1;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	if (w->components >= VIGIL_KPATH_COMPONENTS || len + 1 > w->off) {
+		w->done = w->cut = true;
+		return 1;
+	}
+	__u32 off = w->off - len - 1;
+	v->walk[off & (VIGIL_PATH_MAX - 1)] = '/';
+	bpf_probe_read_kernel(&v->walk[(off + 1) & (VIGIL_PATH_MAX - 1)],
+			      len & (VIGIL_PATH_MAX - 1), name);
+	w->off = off;
+	w->components++;
+	w->dentry = up;
+	if (pseudo) {
+		w->done = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* The file behind the calling task's descriptor fd, or NULL. */
+static __always_inline struct file *file_of_fd(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/*
+ * Builds the kernel path of `f` in walk; returns the offset of its first
+ * byte (the name ends at walk[KPATH_END], a NUL). A file no longer linked
+ * (deleted, O_TMPFILE, memfd) ends in " (deleted)", as in /proc/PID/fd.
+ */
+static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *f, bool *cut)
+{
+	struct dentry *leaf = BPF_CORE_READ(f, f_path.dentry);
+	struct mount *mnt = real_mount(BPF_CORE_READ(f, f_path.mnt));
+	struct kpath_walk w = {
+		.dentry = leaf,
+		.mnt = mnt,
+		.off = KPATH_END,
+	};
+
+	v->walk[KPATH_END] = 0;
+	/* Unhashed and not the root of its mount: unlinked, or never linked. */
+	if (!BPF_CORE_READ(leaf, d_hash.pprev) && leaf != BPF_CORE_READ(mnt, mnt.mnt_root)) {
+		/* A literal, not a static array: clang turns it into immediate stores. */
+		w.off -= DELETED_LEN;
+		__builtin_memcpy(&v->walk[KPATH_END - DELETED_LEN], " (deleted)", DELETED_LEN);
+	}
+	__u32 named = w.off;
+	bpf_loop(KPATH_STEPS, kpath_step, &w, 0);
+	/* A walk that used every step without reaching a root was cut too. */
+	if (!w.done)
+		w.cut = true;
+	if (w.off == named && w.off > 0)
+		v->walk[--w.off & (VIGIL_PATH_MAX - 1)] = '/'; /* the root itself */
+	*cut = w.cut;
+	return w.off;
+}
+
+/*
  * A successful exec. The new image's argv sits contiguously between
  * mm->arg_start and mm->arg_end, written by the kernel and not yet touched
  * by the program: read it whole in one copy.
@@ -244,7 +459,7 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 
 	args->flags = 0;
 	args->path_len = n > 0 ? n - 1 : 0;
-	if (n >= (long)sizeof(args->path))
+	if (str_was_cut(filename, n, sizeof(args->path), false))
 		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
 	if (interp != filename)
 		args->flags |= VIGIL_EXEC_SCRIPT;
@@ -267,6 +482,24 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		len = 0;
 	}
 	args->argv_len = len;
+
+	/* The file the kernel runs, named from kernel memory like an open's. */
+	struct file *file = BPF_CORE_READ(bprm, file);
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
+	args->kernel_path_len = 0;
+	args->_pad = 0;
+	if (file && v) {
+		bool cut = false;
+		__u32 from = kernel_path(v, file, &cut);
+		__u64 klen = KPATH_END - (from & (VIGIL_PATH_MAX - 1)); /* NUL excluded */
+
+		asm volatile("%[k] &= %[mask]" : [k] "+r"(klen) : [mask] "i"(VIGIL_PATH_MAX - 1));
+		bpf_probe_read_kernel(args->kernel_path, klen + 1, &v->walk[from & (VIGIL_PATH_MAX - 1)]);
+		args->kernel_path_len = klen;
+		if (cut)
+			args->flags |= VIGIL_EXEC_KPATH_TRUNCATED;
+	}
 	emit_exec(state, slot, args, 0);
 	return 0;
 }
@@ -333,8 +566,10 @@ static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, boo
 	long n = bpf_probe_read_user_str(args->path, sizeof(args->path), filename);
 
 	args->flags = 0;
+	args->kernel_path_len = 0; /* nothing ran */
+	args->_pad = 0;
 	args->path_len = n > 0 ? n - 1 : 0;
-	if (n >= (long)sizeof(args->path))
+	if (str_was_cut(filename, n, sizeof(args->path), true))
 		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
 
 	struct argv_walk w = { .argv = argv, .args = args };
@@ -367,6 +602,7 @@ struct open_how_user {
 static __always_inline int on_open(struct trace_event_raw_sys_exit *ctx, __u32 call)
 {
 	struct vigil_session_state *state;
+	struct open_scratch_value *v;
 	struct vigil_open_record *rec;
 	__u32 slot;
 
@@ -374,9 +610,10 @@ static __always_inline int on_open(struct trace_event_raw_sys_exit *ctx, __u32 c
 	if (!state)
 		return 0;
 	__u32 cpu = bpf_get_smp_processor_id();
-	rec = bpf_map_lookup_elem(&open_scratch, &cpu);
-	if (!rec)
+	v = bpf_map_lookup_elem(&open_scratch, &cpu);
+	if (!v)
 		return 0;
+	rec = &v->rec;
 
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	const char *path;
@@ -409,23 +646,49 @@ static __always_inline int on_open(struct trace_event_raw_sys_exit *ctx, __u32 c
 		break;
 	}
 
-	long n = bpf_probe_read_user_str(rec->path, sizeof(rec->path), path);
+	long n = bpf_probe_read_user_str(rec->data, VIGIL_PATH_MAX, path);
 	rec->flags = 0;
 	if (n <= 0) {
 		rec->flags |= VIGIL_OPEN_PATH_UNREADABLE;
 		n = 1;
-		rec->path[0] = 0;
-	} else if (n >= (long)sizeof(rec->path)) {
+		rec->data[0] = 0;
+	} else if (str_was_cut(path, n, VIGIL_PATH_MAX, true)) {
 		rec->flags |= VIGIL_OPEN_PATH_TRUNCATED;
 	}
 	rec->path_len = n - 1;
+	rec->kernel_path_len = 0;
+	rec->_pad = 0;
 	rec->return_code = ctx->ret < 0 ? (__s32)ctx->ret : 0;
 	rec->open_flags = flags;
 	rec->mode = mode;
 	rec->call = call;
 	fill_head(&rec->head, VIGIL_KIND_DISK, slot);
 
-	__u64 size = offsetof(struct vigil_open_record, path) + n;
+	__u64 size = offsetof(struct vigil_open_record, data) + n;
+	if (ctx->ret >= 0) {
+		struct file *f = file_of_fd(ctx->ret);
+		bool cut = false;
+
+		if (!f) {
+			rec->flags |= VIGIL_OPEN_KPATH_MISSING;
+		} else {
+			__u32 from = kernel_path(v, f, &cut);
+			__u64 klen = KPATH_END - (from & (VIGIL_PATH_MAX - 1)); /* NUL excluded */
+			__u64 at = n;
+
+			if (cut)
+				rec->flags |= VIGIL_OPEN_KPATH_TRUNCATED;
+			/* Power-of-two masks give the verifier bounds; the clamps are exact. */
+			asm volatile("%[at] &= %[mask]" : [at] "+r"(at) : [mask] "i"(2 * VIGIL_PATH_MAX - 1));
+			if (at > VIGIL_PATH_MAX)
+				at = VIGIL_PATH_MAX;
+			asm volatile("%[k] &= %[mask]" : [k] "+r"(klen) : [mask] "i"(VIGIL_PATH_MAX - 1));
+			bpf_probe_read_kernel(&rec->data[at], klen + 1,
+					      &v->walk[from & (VIGIL_PATH_MAX - 1)]);
+			rec->kernel_path_len = klen;
+			size += klen + 1;
+		}
+	}
 	/* A power-of-two mask gives the verifier a bound; the clamp below is exact. */
 	asm volatile("%[size] &= %[mask]" : [size] "+r"(size) : [mask] "i"(4 * VIGIL_PATH_MAX - 1));
 	if (size > sizeof(*rec))

@@ -9,12 +9,13 @@
 #ifndef VIGIL_EVENTS_H
 #define VIGIL_EVENTS_H
 
-#define VIGIL_SCHEMA_VERSION 1
+#define VIGIL_SCHEMA_VERSION 2
 
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_MAX 4096        /* bytes of a path we keep, NUL included */
 #define VIGIL_ARGV_MAX 65536       /* bytes of argv we keep, NULs included (power of two) */
 #define VIGIL_MAX_SESSIONS 4096    /* live sessions one engine can track */
+#define VIGIL_KPATH_COMPONENTS 64  /* names a kernel path walk takes at most */
 
 /* Event kinds; also the bit positions of a session's kinds mask. */
 enum vigil_kind {
@@ -30,10 +31,13 @@ enum vigil_kind {
 #define VIGIL_EXEC_ARGS_LOST      (1u << 2) /* the argument store was full */
 #define VIGIL_EXEC_SCRIPT         (1u << 3) /* ran through an interpreter (#!, binfmt_misc) */
 #define VIGIL_EXEC_ARGV_UNREADABLE (1u << 4) /* argv could not be read from user memory */
+#define VIGIL_EXEC_KPATH_TRUNCATED (1u << 5) /* the kernel path lacks its leading part */
 
 /* Flags of a disk record. */
-#define VIGIL_OPEN_PATH_TRUNCATED (1u << 0)
-#define VIGIL_OPEN_PATH_UNREADABLE (1u << 1)
+#define VIGIL_OPEN_PATH_TRUNCATED (1u << 0)  /* the requested path was cut */
+#define VIGIL_OPEN_PATH_UNREADABLE (1u << 1) /* the requested path was not readable */
+#define VIGIL_OPEN_KPATH_TRUNCATED (1u << 2) /* the kernel path lacks its leading part */
+#define VIGIL_OPEN_KPATH_MISSING (1u << 3)   /* success, but the new fd held no file */
 
 /* Which syscall a disk record came from. */
 enum vigil_open_call {
@@ -77,17 +81,30 @@ struct vigil_exec_record {
 	__u32 flags;         /* VIGIL_EXEC_* */
 };
 
-/* Value of the exec_args map: the path given to execve and the argv blob. */
+/*
+ * Value of the exec_args map: the path given to execve, for a successful
+ * exec the kernel path of the file the kernel runs (bprm->file: for a #!
+ * script, its interpreter), and the argv blob.
+ */
 struct vigil_exec_args {
 	__u32 path_len;      /* bytes of path, NUL excluded */
 	__u32 argv_len;      /* bytes of argv, each argument NUL-terminated */
 	__u32 argc;          /* arguments the kernel counted (may exceed those kept) */
 	__u32 flags;         /* VIGIL_EXEC_* */
+	__u32 kernel_path_len; /* bytes of kernel_path, NUL excluded; 0: none */
+	__u32 _pad;
 	char path[VIGIL_PATH_MAX];
+	char kernel_path[VIGIL_PATH_MAX];
 	char argv[VIGIL_ARGV_MAX];
 };
 
-/* A file open; path_len bytes of path follow the fixed part in the ring. */
+/*
+ * A file open. In the ring, the fixed part is followed by the requested path
+ * (path_len bytes and a NUL) and then, for a successful open, the kernel path
+ * (kernel_path_len bytes and a NUL): the absolute name of the file the new fd
+ * holds, walked from its dentry and mount. kernel_path_len is 0 when there is
+ * none (a failed open, or VIGIL_OPEN_KPATH_MISSING).
+ */
 struct vigil_open_record {
 	struct vigil_record_head head;
 	__s32 return_code;   /* fd (reported as 0) or -errno */
@@ -95,8 +112,10 @@ struct vigil_open_record {
 	__s32 open_flags;    /* O_* as passed */
 	__u32 mode;
 	__u32 call;          /* enum vigil_open_call */
-	__u32 path_len;      /* bytes of path that follow, NUL excluded */
-	char path[VIGIL_PATH_MAX];
+	__u32 path_len;      /* bytes of requested path, NUL excluded */
+	__u32 kernel_path_len; /* bytes of kernel path, NUL excluded */
+	__u32 _pad;
+	char data[2 * VIGIL_PATH_MAX];
 };
 
 /*

@@ -22,11 +22,17 @@ void encode_command(const Event& ev, const CommandEvent& cmd, const SessionMeta&
   if (cmd.args_lost) o.boolean("args_lost", true);
   o.bytes_array("argv", "argv_base64", cmd.argv);
   if (cmd.argv_truncated) o.boolean("argv_truncated", true);
+  // "argv_zero" (not "argv0", which would sort between argv and argv_base64).
+  if (!cmd.argv0.empty()) o.bytes("argv_zero", "argv_zero_base64", cmd.argv0);
   o.uint64("cgroup_id", ev.process.cgroup_id);
   o.string("cluster_name", meta.cluster_name);
   o.string("code", "T4000I");
   o.uint64("ei", ei);
   o.string("event", "session.command");
+  if (!cmd.interpreter.empty())
+    o.bytes_array("interpreter", "interpreter_base64", cmd.interpreter);
+  if (!cmd.kernel_path.empty()) o.bytes("kernel_path", "kernel_path_base64", cmd.kernel_path);
+  if (cmd.kernel_path_truncated) o.boolean("kernel_path_truncated", true);
   o.string("login", meta.login);
   o.string("namespace", meta.namespace_name);
   o.bytes("path", "path_base64", cmd.path);
@@ -54,10 +60,16 @@ void encode_disk(const Event& ev, const DiskEvent& disk, const SessionMeta& meta
   o.uint64("ei", ei);
   o.string("event", "session.disk");
   o.int64("flags", disk.flags);
+  // kernel_path: what was opened (absent for a failed open, which opened
+  // nothing); path stays what the program asked for, as in Teleport.
+  if (!disk.kernel_path.empty()) o.bytes("kernel_path", "kernel_path_base64", disk.kernel_path);
+  if (disk.kernel_path_missing) o.boolean("kernel_path_missing", true);
+  if (disk.kernel_path_truncated) o.boolean("kernel_path_truncated", true);
   o.string("login", meta.login);
   o.string("namespace", meta.namespace_name);
   o.bytes("path", "path_base64", disk.path);
   if (disk.path_truncated) o.boolean("path_truncated", true);
+  if (disk.path_unreadable) o.boolean("path_unreadable", true);
   o.uint64("pid", ev.process.pid);
   o.uint64("ppid", ev.process.ppid);
   o.string("program", ev.process.program);

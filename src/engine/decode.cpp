@@ -18,10 +18,12 @@ namespace vigil::decode {
 // The layout is shared with the BPF side; a change there must show here.
 static_assert(sizeof(vigil_record_head) == 64);
 static_assert(sizeof(vigil_exec_record) == 80);
-static_assert(sizeof(vigil_exec_args) == 16 + VIGIL_PATH_MAX + VIGIL_ARGV_MAX);
-static_assert(offsetof(vigil_open_record, path) == 88);
+static_assert(sizeof(vigil_exec_args) == 24 + 2 * VIGIL_PATH_MAX + VIGIL_ARGV_MAX);
+static_assert(offsetof(vigil_exec_args, argv) == 24 + 2 * VIGIL_PATH_MAX);
+static_assert(offsetof(vigil_open_record, data) == 96);
+static_assert(sizeof(vigil_open_record) == 96 + 2 * VIGIL_PATH_MAX);
 static_assert(sizeof(vigil_connect_record) == 112);
-static_assert(VIGIL_SCHEMA_VERSION == 1, "update the decoder for the new schema");
+static_assert(VIGIL_SCHEMA_VERSION == 2, "update the decoder for the new schema");
 
 namespace {
 
@@ -88,7 +90,7 @@ Result<RecordHead> head(std::span<const std::byte> record) {
   return RecordHead{static_cast<Kind>(h->kind), h->session};
 }
 
-std::vector<std::string> split_argv(std::string_view blob, std::string_view path, bool script) {
+ExecArgv split_exec_argv(std::string_view blob, std::string_view path, bool script) {
   std::vector<std::string> all;
   size_t pos = 0;
   while (pos < blob.size()) {
@@ -97,24 +99,37 @@ std::vector<std::string> split_argv(std::string_view blob, std::string_view path
     all.emplace_back(blob.substr(pos, nul - pos));
     pos = nul + 1;
   }
-  size_t first = 1;  // argv[0] is never reported
+  ExecArgv out;
+  size_t first = 1;  // argv[0] is never among the arguments
   if (script) {
+    // The kernel's prefix: interpreter, its optional argument, the script path.
     for (size_t i = 1; i < all.size(); ++i) {
       if (all[i] == path) {
         first = i + 1;
+        out.interpreter.assign(all.begin(), all.begin() + i);
         break;
       }
     }
+  } else if (!all.empty()) {
+    out.argv0 = all[0];
   }
-  if (first >= all.size()) return {};
-  return {std::make_move_iterator(all.begin() + first), std::make_move_iterator(all.end())};
+  if (first < all.size())
+    out.argv.assign(std::make_move_iterator(all.begin() + first),
+                    std::make_move_iterator(all.end()));
+  return out;
+}
+
+std::vector<std::string> split_argv(std::string_view blob, std::string_view path, bool script) {
+  return split_exec_argv(blob, path, script).argv;
 }
 
 ExecArgs exec_args_view(const vigil_exec_args& args) {
   size_t path_len = std::min<size_t>(args.path_len, sizeof(args.path));
   size_t argv_len = std::min<size_t>(args.argv_len, sizeof(args.argv));
+  size_t kpath_len = std::min<size_t>(args.kernel_path_len, sizeof(args.kernel_path));
   return ExecArgs{args.flags, std::string_view(args.path, strnlen(args.path, path_len)),
-                  std::string_view(args.argv, argv_len)};
+                  std::string_view(args.argv, argv_len),
+                  std::string_view(args.kernel_path, strnlen(args.kernel_path, kpath_len))};
 }
 
 Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time) {
@@ -127,30 +142,48 @@ Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, cons
   if (args) {
     flags |= args->flags;
     cmd.path = args->path;
-    cmd.argv = split_argv(args->argv, cmd.path, flags & VIGIL_EXEC_SCRIPT);
+    cmd.kernel_path = args->kernel_path;
+    ExecArgv split = split_exec_argv(args->argv, cmd.path, flags & VIGIL_EXEC_SCRIPT);
+    cmd.argv = std::move(split.argv);
+    cmd.interpreter = std::move(split.interpreter);
+    // argv[0] is said only when it is not the program's own name (exec -a).
+    // A failed exec's argv was read from the caller: its argv[0] too.
+    std::string_view base = cmd.path.substr(cmd.path.rfind('/') + 1);
+    if (split.argv0 != cmd.path && split.argv0 != base) cmd.argv0 = std::move(split.argv0);
   } else {
     flags |= VIGIL_EXEC_ARGS_LOST;
   }
   cmd.argv_truncated = flags & VIGIL_EXEC_ARGV_TRUNCATED;
   cmd.path_truncated = flags & VIGIL_EXEC_PATH_TRUNCATED;
+  cmd.kernel_path_truncated = flags & VIGIL_EXEC_KPATH_TRUNCATED;
   cmd.args_lost = flags & (VIGIL_EXEC_ARGS_LOST | VIGIL_EXEC_ARGV_UNREADABLE);
   ev.body = std::move(cmd);
   return ev;
 }
 
 Result<Event> open(std::span<const std::byte> record, const TimeBase& time) {
-  constexpr size_t fixed = offsetof(vigil_open_record, path);
+  constexpr size_t fixed = offsetof(vigil_open_record, data);
   auto rec = read_as<vigil_open_record>(record, fixed, "disk");
   if (!rec) return rec.error();
   Event ev = event_of(rec->head, time);
   DiskEvent disk;
-  size_t avail = record.size() - fixed;
-  size_t len = std::min<size_t>({rec->path_len, avail, sizeof(rec->path)});
-  disk.path.assign(rec->path, strnlen(rec->path, len));
+  // Both strings are bounded by the bytes received and by their arrays,
+  // whatever lengths the kernel claimed.
+  std::string_view data(rec->data, std::min(record.size() - fixed, sizeof(rec->data)));
+  size_t len = std::min<size_t>({rec->path_len, data.size(), VIGIL_PATH_MAX - 1});
+  disk.path.assign(data.data(), strnlen(data.data(), len));
+  if (rec->kernel_path_len > 0 && len < data.size()) {
+    std::string_view rest = data.substr(len + 1);
+    size_t klen = std::min<size_t>({rec->kernel_path_len, rest.size(), VIGIL_PATH_MAX - 1});
+    disk.kernel_path.assign(rest.data(), strnlen(rest.data(), klen));
+  }
   disk.flags = rec->open_flags;
   disk.mode = rec->mode;
   disk.return_code = rec->return_code;
   disk.path_truncated = rec->flags & VIGIL_OPEN_PATH_TRUNCATED;
+  disk.path_unreadable = rec->flags & VIGIL_OPEN_PATH_UNREADABLE;
+  disk.kernel_path_truncated = rec->flags & VIGIL_OPEN_KPATH_TRUNCATED;
+  disk.kernel_path_missing = rec->flags & VIGIL_OPEN_KPATH_MISSING;
   ev.body = std::move(disk);
   return ev;
 }

@@ -44,7 +44,18 @@ struct ExecArgs {
   uint32_t flags = 0;         // VIGIL_EXEC_*
   std::string_view path;
   std::string_view argv;      // NUL-terminated arguments, argv[0] first
+  std::string_view kernel_path;  // the file the kernel ran; empty when none
 };
+
+// What a successful exec's argv blob holds besides the arguments: the
+// program's argv[0], or for a #! script the interpreter and its optional
+// argument the kernel put in front (the script's own argv[0] is gone then).
+struct ExecArgv {
+  std::vector<std::string> argv;         // without argv[0], as split_argv
+  std::vector<std::string> interpreter;  // script only: interpreter [, its argument]
+  std::string argv0;                     // not a script: argv[0]
+};
+ExecArgv split_exec_argv(std::string_view blob, std::string_view path, bool script);
 ExecArgs exec_args_view(const vigil_exec_args& args);
 
 // One decoder per record kind. `args` is the command's path and argv, or

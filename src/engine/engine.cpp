@@ -702,11 +702,12 @@ void Engine::worker_loop() {
           decode::ExecArgs args, *have = nullptr;
           if (q.args_offset != std::string::npos) {
             const std::byte* p = batch.bytes.data() + q.args_offset;
-            uint32_t fields[3];
+            uint32_t fields[4];  // flags, then the lengths of path, argv, kernel path
             std::memcpy(fields, p, sizeof(fields));
             const char* text = reinterpret_cast<const char*>(p + sizeof(fields));
             args = {fields[0], std::string_view(text, fields[1]),
-                    std::string_view(text + fields[1], fields[2])};
+                    std::string_view(text + fields[1], fields[2]),
+                    std::string_view(text + fields[1] + fields[2], fields[3])};
             have = &args;
           }
           event = decode::exec(record, have, time);
@@ -769,7 +770,8 @@ int Engine::on_record(const void* data, size_t size) {
   }
   decode::ExecArgs view;
   if (args) view = decode::exec_args_view(*args);
-  size_t need = size + (args ? 12 + view.path.size() + view.argv.size() : 0);
+  size_t need =
+      size + (args ? 16 + view.path.size() + view.argv.size() + view.kernel_path.size() : 0);
   {
     std::lock_guard queue(queue_mu_);
     if (inbox_.bytes.size() + reading_.bytes.size() + need > options_.max_queued_bytes) {
@@ -787,14 +789,17 @@ int Engine::on_record(const void* data, size_t size) {
   reading_.bytes.insert(reading_.bytes.end(), bytes, bytes + size);
   if (args) {
     q.args_offset = reading_.bytes.size();
-    uint32_t fields[3] = {view.flags, static_cast<uint32_t>(view.path.size()),
-                          static_cast<uint32_t>(view.argv.size())};
+    uint32_t fields[4] = {view.flags, static_cast<uint32_t>(view.path.size()),
+                          static_cast<uint32_t>(view.argv.size()),
+                          static_cast<uint32_t>(view.kernel_path.size())};
     auto* f = reinterpret_cast<const std::byte*>(fields);
     reading_.bytes.insert(reading_.bytes.end(), f, f + sizeof(fields));
     auto* p = reinterpret_cast<const std::byte*>(view.path.data());
     reading_.bytes.insert(reading_.bytes.end(), p, p + view.path.size());
     auto* a = reinterpret_cast<const std::byte*>(view.argv.data());
     reading_.bytes.insert(reading_.bytes.end(), a, a + view.argv.size());
+    auto* k = reinterpret_cast<const std::byte*>(view.kernel_path.data());
+    reading_.bytes.insert(reading_.bytes.end(), k, k + view.kernel_path.size());
   }
   reading_.items.push_back(q);
   return 0;

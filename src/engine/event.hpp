@@ -57,14 +57,29 @@ struct CommandEvent {
   bool argv_truncated = false;     // argv was longer than the engine keeps
   bool path_truncated = false;
   bool args_lost = false;          // path/argv could not be delivered
+  // (New fields go last, for aggregate initialisation elsewhere.)
+  // The file the kernel ran, named from kernel memory (for a #! script its
+  // interpreter; a memfd is /memfd:NAME (deleted)); empty for a failed exec.
+  std::string kernel_path;
+  bool kernel_path_truncated = false;
+  std::vector<std::string> interpreter;  // #! script: the interpreter [, its argument]
+  std::string argv0;               // argv[0] when it is not the program's name (exec -a)
 };
 
 struct DiskEvent {
-  std::string path;                // as passed to open
+  std::string path;                // as requested: read from the program's memory
   int32_t flags = 0;               // O_* flags
   uint32_t mode = 0;
   int32_t return_code = 0;         // 0 or -errno
-  bool path_truncated = false;
+  bool path_truncated = false;     // bytes of the requested path were cut
+  // (New fields go last: code builds DiskEvent{path, flags, mode, return_code}.)
+  // The file the new fd holds, named from kernel memory (dentries and mounts
+  // walked to the root): what was opened, whatever the program's memory says
+  // afterwards. Empty for a failed open, which opened nothing.
+  std::string kernel_path;
+  bool path_unreadable = false;    // the requested path was not readable
+  bool kernel_path_truncated = false;  // kernel_path lacks its leading part
+  bool kernel_path_missing = false;    // succeeded, but the fd held no file by the hook
 };
 
 struct NetworkEvent {

@@ -28,12 +28,21 @@ const std::vector<std::string> kPipeline = {
 // session.command is the guide's sample exactly; session.network is the
 // guide's sample plus ppid; session.disk has the fields the guide names
 // (path, flags, return_code, pid, program, cgroup_id) plus the common ones
-// and ppid.
+// and ppid, and for a successful open kernel_path (what was opened). A
+// successful command has kernel_path too (the file the kernel ran).
 const Keys kCommandKeys = {
+    "argv", "cgroup_id", "cluster_name", "code", "ei", "event", "kernel_path", "login",
+    "namespace", "path", "pid", "ppid", "program", "return_code", "server_hostname", "server_id",
+    "sid", "time", "uid", "user"};
+const Keys kFailedCommandKeys = {
     "argv", "cgroup_id", "cluster_name", "code", "ei", "event", "login", "namespace", "path",
     "pid", "ppid", "program", "return_code", "server_hostname", "server_id", "sid", "time", "uid",
     "user"};
 const Keys kDiskKeys = {
+    "cgroup_id", "cluster_name", "code", "ei", "event", "flags", "kernel_path", "login",
+    "namespace", "path", "pid", "ppid", "program", "return_code", "server_hostname", "server_id",
+    "sid", "time", "uid", "user"};
+const Keys kFailedDiskKeys = {
     "cgroup_id", "cluster_name", "code", "ei", "event", "flags", "login", "namespace", "path",
     "pid", "ppid", "program", "return_code", "server_hostname", "server_id", "sid", "time", "uid",
     "user"};
@@ -322,8 +331,10 @@ TEST_F(RecordLog, EachEventTypeHasExactlyTheGuidesKeys) {
     const std::string ev = e.value("event", "");
     SCOPED_TRACE("line " + std::to_string(i + 1) + ": " + r.log.lines[i]);
     ++seen[ev];
-    if (ev == "session.command") EXPECT_EQ(keys_of(e), kCommandKeys);
-    else if (ev == "session.disk") EXPECT_EQ(keys_of(e), kDiskKeys);
+    if (ev == "session.command")
+      EXPECT_EQ(keys_of(e), e["return_code"] == 0 ? kCommandKeys : kFailedCommandKeys);
+    else if (ev == "session.disk")
+      EXPECT_EQ(keys_of(e), e["return_code"] == 0 ? kDiskKeys : kFailedDiskKeys);
     else if (ev == "session.network") EXPECT_EQ(keys_of(e), kNetworkKeys);
     else if (ev == "session.start") EXPECT_EQ(keys_of(e), kStartKeys);
     else if (ev == "session.end") EXPECT_EQ(keys_of(e), kEndKeys);

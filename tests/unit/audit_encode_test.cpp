@@ -192,6 +192,65 @@ TEST(AuditEncodeDisk, PathTruncatedFlagInKeyOrder) {
   EXPECT_TRUE(j["flags"].is_number_integer());
 }
 
+TEST(AuditEncodeCommand, KernelPathInterpreterAndArgvZeroInKeyOrder) {
+  Event ev = command_event("/tmp/s.py", {"one"});
+  auto& c = std::get<CommandEvent>(ev.body);
+  c.kernel_path = "/usr/bin/python3.11";
+  c.kernel_path_truncated = true;
+  c.interpreter = {"/usr/bin/python3", "-c"};
+  c.argv0 = "sshd: root";
+  const std::vector<std::string> keys = {
+      "argv", "argv_zero", "cgroup_id", "cluster_name", "code", "ei", "event", "interpreter",
+      "kernel_path", "kernel_path_truncated", "login", "namespace", "path", "pid", "ppid",
+      "program", "return_code", "server_hostname", "server_id", "sid", "time", "uid", "user"};
+  const Json j = parse_line(encode(ev));
+  EXPECT_EQ(keys_of(j), keys);
+  EXPECT_EQ(j["argv_zero"], "sshd: root");
+  EXPECT_EQ(j["interpreter"], Json::array({"/usr/bin/python3", "-c"}));
+  EXPECT_EQ(j["kernel_path"], "/usr/bin/python3.11");
+}
+
+TEST(AuditEncodeDisk, KernelPathBesideTheRequestedPath) {
+  Event ev = disk_event("../x/secret", 0, 0);
+  std::get<DiskEvent>(ev.body).kernel_path = "/home/ec2-user/secret";
+  const std::string line = encode(ev);
+  EXPECT_NE(line.find(R"("flags":0,"kernel_path":"/home/ec2-user/secret","login":)"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find(R"("path":"../x/secret",)"), std::string::npos) << line;
+}
+
+TEST(AuditEncodeDisk, EveryFlagInKeyOrder) {
+  Event ev = disk_event("", 0, 0);
+  auto& d = std::get<DiskEvent>(ev.body);
+  d.kernel_path = "/tmp/#12 (deleted)";
+  d.kernel_path_truncated = true;
+  d.kernel_path_missing = true;  // never with a kernel path in practice; here for the order
+  d.path_truncated = true;
+  d.path_unreadable = true;
+  const std::vector<std::string> keys = {
+      "cgroup_id", "cluster_name", "code", "ei", "event", "flags", "kernel_path",
+      "kernel_path_missing", "kernel_path_truncated", "login", "namespace", "path",
+      "path_truncated", "path_unreadable", "pid", "ppid", "program", "return_code",
+      "server_hostname", "server_id", "sid", "time", "uid", "user"};
+  const Json j = parse_line(encode(ev));
+  EXPECT_EQ(keys_of(j), keys);
+  EXPECT_EQ(j["kernel_path"], "/tmp/#12 (deleted)");
+  EXPECT_EQ(j["kernel_path_truncated"], true);
+  EXPECT_EQ(j["kernel_path_missing"], true);
+  EXPECT_EQ(j["path_unreadable"], true);
+  EXPECT_EQ(j["path"], "");
+}
+
+TEST(AuditEncodeDisk, KernelPathThatIsNotUtf8HasItsExactBytesInBase64) {
+  Event ev = disk_event("/tmp/a", 0, 0);
+  std::get<DiskEvent>(ev.body).kernel_path = "/tmp/\xff";
+  const Json j = parse_line(encode(ev));
+  EXPECT_EQ(j["kernel_path"], "/tmp/\xef\xbf\xbd");
+  EXPECT_EQ(j["kernel_path_base64"], "L3RtcC//");
+  EXPECT_EQ(j["path"], "/tmp/a");
+}
+
 TEST(AuditEncodeNetwork, MatchesTheGuideSampleShape) {
   const std::string expected =
       R"({"action":0,"cgroup_id":2360,"cluster_name":"purple","code":"T4002I",)"

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "engine/decode.hpp"
@@ -94,6 +95,49 @@ TEST(SplitArgv, ScriptDropsTheInterpreterPrefix) {
             (std::vector<std::string>{"x", "y"}));
 }
 
+TEST(SplitExecArgv, ScriptGivesItsInterpreterAndNoArgv0) {
+  std::string blob("/usr/bin/python3\0-c\0/tmp/s.py\0one\0", 34);
+  auto split = decode::split_exec_argv(blob, "/tmp/s.py", true);
+  EXPECT_EQ(split.interpreter, (std::vector<std::string>{"/usr/bin/python3", "-c"}));
+  EXPECT_EQ(split.argv, (std::vector<std::string>{"one"}));
+  EXPECT_EQ(split.argv0, "");
+  std::string plain("sleep\0" "5\0", 8);
+  split = decode::split_exec_argv(plain, "/bin/sleep", false);
+  EXPECT_TRUE(split.interpreter.empty());
+  EXPECT_EQ(split.argv0, "sleep");
+  EXPECT_EQ(split.argv, (std::vector<std::string>{"5"}));
+}
+
+TEST(Exec, KernelPathArgv0AndInterpreter) {
+  vigil_exec_record rec{};
+  rec.head = head(VIGIL_KIND_COMMAND);
+  auto args = args_with("/bin/sleep", {"sshd: root", "5"}, VIGIL_EXEC_KPATH_TRUNCATED);
+  std::strcpy(args->kernel_path, "/usr/bin/sleep");
+  args->kernel_path_len = 14;
+  auto ev = exec_with(rec, *args);
+  ASSERT_TRUE(ev.ok());
+  auto& c = std::get<CommandEvent>(ev->body);
+  EXPECT_EQ(c.kernel_path, "/usr/bin/sleep");
+  EXPECT_TRUE(c.kernel_path_truncated);
+  EXPECT_EQ(c.argv0, "sshd: root");
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"5"}));
+
+  // argv[0] equal to the path or its last name is not news.
+  for (const char* zero : {"sleep", "/bin/sleep"}) {
+    auto same = args_with("/bin/sleep", {zero, "5"}, 0);
+    auto e = exec_with(rec, *same);
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(std::get<CommandEvent>(e->body).argv0, "") << zero;
+    EXPECT_FALSE(std::get<CommandEvent>(e->body).kernel_path_truncated);
+  }
+
+  // A kernel_path_len past its array stays inside it.
+  args->kernel_path_len = 1u << 30;
+  ev = exec_with(rec, *args);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<CommandEvent>(ev->body).kernel_path, "/usr/bin/sleep");
+}
+
 TEST(Head, RejectsShortAndUnknownRecords) {
   auto h = head(VIGIL_KIND_DISK);
   EXPECT_FALSE(decode::head(bytes_of(&h, sizeof(h) - 1)).ok());
@@ -156,30 +200,106 @@ TEST(Exec, ABadLengthFromTheKernelStaysInsideTheBuffer) {
   EXPECT_EQ(std::get<CommandEvent>(ev->body).path, "/bin/true");
 }
 
+// An open record as the kernel sends it: the fixed part, the requested path
+// and its NUL, then the kernel path and its NUL when there is one.
+struct OpenRecord {
+  std::unique_ptr<vigil_open_record> rec = std::make_unique<vigil_open_record>();
+  size_t size = 0;
+
+  OpenRecord(const std::string& path, const std::string& kernel_path, uint32_t flags = 0) {
+    std::memset(rec.get(), 0, sizeof(*rec));
+    rec->head = head(VIGIL_KIND_DISK);
+    rec->flags = flags;
+    std::memcpy(rec->data, path.c_str(), path.size() + 1);
+    rec->path_len = path.size();
+    size = offsetof(vigil_open_record, data) + path.size() + 1;
+    if (!kernel_path.empty()) {
+      std::memcpy(rec->data + path.size() + 1, kernel_path.c_str(), kernel_path.size() + 1);
+      rec->kernel_path_len = kernel_path.size();
+      size += kernel_path.size() + 1;
+    }
+  }
+  Result<Event> decode(size_t n) const { return decode::open(bytes_of(rec.get(), n), kTime); }
+  DiskEvent disk() const {
+    auto ev = decode(size);
+    EXPECT_TRUE(ev.ok()) << ev.error().message;
+    return ev.ok() ? std::get<DiskEvent>(ev->body) : DiskEvent{};
+  }
+};
+
 TEST(Open, DecodesVariableLengthPath) {
-  vigil_open_record rec{};
-  rec.head = head(VIGIL_KIND_DISK);
-  rec.return_code = -2;
-  rec.open_flags = 0101;  // O_CREAT|O_WRONLY
-  rec.mode = 0644;
-  std::string path = "/etc/hostname";
-  std::memcpy(rec.path, path.c_str(), path.size() + 1);
-  rec.path_len = path.size();
-  size_t size = offsetof(vigil_open_record, path) + path.size() + 1;
-  auto ev = decode::open(bytes_of(&rec, size), kTime);
-  ASSERT_TRUE(ev.ok()) << ev.error().message;
-  auto& d = std::get<DiskEvent>(ev->body);
-  EXPECT_EQ(d.path, path);
+  OpenRecord r("/etc/hostname", "");
+  r.rec->return_code = -2;
+  r.rec->open_flags = 0101;  // O_CREAT|O_WRONLY
+  r.rec->mode = 0644;
+  DiskEvent d = r.disk();
+  EXPECT_EQ(d.path, "/etc/hostname");
+  EXPECT_EQ(d.kernel_path, "");
   EXPECT_EQ(d.flags, 0101);
   EXPECT_EQ(d.mode, 0644u);
   EXPECT_EQ(d.return_code, -2);
+  EXPECT_FALSE(d.path_truncated || d.path_unreadable || d.kernel_path_truncated ||
+               d.kernel_path_missing);
 
   // A path_len larger than the record is cut at the record's end.
-  rec.path_len = 4000;
-  auto cut = decode::open(bytes_of(&rec, offsetof(vigil_open_record, path) + 4), kTime);
+  r.rec->path_len = 4000;
+  auto cut = r.decode(offsetof(vigil_open_record, data) + 4);
   ASSERT_TRUE(cut.ok());
   EXPECT_EQ(std::get<DiskEvent>(cut->body).path, "/etc");
-  EXPECT_FALSE(decode::open(bytes_of(&rec, 70), kTime).ok());
+  EXPECT_FALSE(r.decode(offsetof(vigil_open_record, data) - 1).ok());
+}
+
+TEST(Open, DecodesTheKernelPathAfterTheRequestedOne) {
+  OpenRecord r("../x/./secret", "/home/alice/secret");
+  DiskEvent d = r.disk();
+  EXPECT_EQ(d.path, "../x/./secret");
+  EXPECT_EQ(d.kernel_path, "/home/alice/secret");
+
+  // An empty requested path (unreadable) still has its NUL before the kernel path.
+  OpenRecord unreadable("", "/home/alice/secret", VIGIL_OPEN_PATH_UNREADABLE);
+  d = unreadable.disk();
+  EXPECT_EQ(d.path, "");
+  EXPECT_TRUE(d.path_unreadable);
+  EXPECT_EQ(d.kernel_path, "/home/alice/secret");
+}
+
+TEST(Open, KeepsEveryFlag) {
+  struct Case {
+    uint32_t flag;
+    bool DiskEvent::*field;
+  } cases[] = {
+      {VIGIL_OPEN_PATH_TRUNCATED, &DiskEvent::path_truncated},
+      {VIGIL_OPEN_PATH_UNREADABLE, &DiskEvent::path_unreadable},
+      {VIGIL_OPEN_KPATH_TRUNCATED, &DiskEvent::kernel_path_truncated},
+      {VIGIL_OPEN_KPATH_MISSING, &DiskEvent::kernel_path_missing},
+  };
+  for (const auto& c : cases) {
+    DiskEvent d = OpenRecord("/a", "/b", c.flag).disk();
+    for (const auto& other : cases) EXPECT_EQ(d.*other.field, &other == &c) << c.flag;
+  }
+}
+
+TEST(Open, KernelPathStaysInsideTheRecordWhateverItsLength) {
+  OpenRecord r("/a", "/home/alice/secret");
+  // Cut in the middle of the kernel path: what arrived, no more.
+  r.rec->kernel_path_len = 1u << 30;
+  auto ev = r.decode(offsetof(vigil_open_record, data) + 3 + 5);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<DiskEvent>(ev->body).kernel_path, "/home");
+  // A requested path that claims all the bytes leaves none for the kernel path.
+  r.rec->path_len = 1u << 30;
+  ev = r.decode(r.size);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<DiskEvent>(ev->body).path, "/a");
+  EXPECT_EQ(std::get<DiskEvent>(ev->body).kernel_path, "");
+  // Both strings full length, without their NULs, in the largest record.
+  std::memset(r.rec->data, 'p', sizeof(r.rec->data));
+  r.rec->path_len = VIGIL_PATH_MAX - 1;
+  r.rec->kernel_path_len = VIGIL_PATH_MAX - 1;
+  ev = r.decode(sizeof(vigil_open_record));
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<DiskEvent>(ev->body).path.size(), VIGIL_PATH_MAX - 1u);
+  EXPECT_EQ(std::get<DiskEvent>(ev->body).kernel_path.size(), VIGIL_PATH_MAX - 1u);
 }
 
 TEST(Connect, IPv4) {
