@@ -58,6 +58,14 @@ void append_disk(std::string& out, const DiskEvent& disk) {
   append_open_flags(out, disk.flags);
   append_result(out, disk.return_code);
   if (disk.path_truncated) out += " [path truncated]";
+  if (disk.path_unreadable) out += " [path unreadable]";
+  // The file the kernel opened, when the program's words say otherwise
+  // (relative, a symlink, /proc/self/fd, or rewritten under the open).
+  if (!disk.kernel_path.empty() && disk.kernel_path != disk.path) {
+    out += " opened ";
+    append_shell_word(out, disk.kernel_path);
+    if (disk.kernel_path_truncated) out += " [kernel path truncated]";
+  }
 }
 
 void append_network(std::string& out, const NetworkEvent& net) {

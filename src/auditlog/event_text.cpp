@@ -152,7 +152,14 @@ void append_disk(std::string& out, const Json& ev) {
     audit::append_open_flags(out, static_cast<int32_t>(*flags));
   }
   append_result(out, ev);
-  append_marks(out, ev, {{"path_truncated", " [path truncated]"}});
+  append_marks(out, ev, {{"path_truncated", " [path truncated]"}, {"path_unreadable", " [path unreadable]"}});
+  // The file the kernel opened, when the program's words say otherwise.
+  std::string kernel = exact_bytes(ev, "kernel_path", "kernel_path_base64");
+  if (!kernel.empty() && kernel != exact_bytes(ev, "path", "path_base64")) {
+    out += " opened ";
+    audit::append_shell_word(out, kernel);
+    append_marks(out, ev, {{"kernel_path_truncated", " [kernel path truncated]"}});
+  }
 }
 
 void append_network(std::string& out, const Json& ev) {

@@ -127,6 +127,19 @@ TEST(AuditText, DiskMarksTruncation) {
   EXPECT_EQ(text(with_body(d)), kHead + "disk pid=5007 curl: /deep/path O_RDONLY → ok [path truncated]\n");
 }
 
+TEST(AuditText, DiskNamesTheFileTheKernelOpenedWhenThePathSaysOtherwise) {
+  DiskEvent d = disk("secret", O_RDONLY);
+  d.kernel_path = "/home/alice/secret";
+  EXPECT_EQ(text(with_body(d)),
+            kHead + "disk pid=5007 curl: secret O_RDONLY → ok opened /home/alice/secret\n");
+  d.path = "/home/alice/secret";  // the same: said once
+  EXPECT_EQ(text(with_body(d)), kHead + "disk pid=5007 curl: /home/alice/secret O_RDONLY → ok\n");
+  d.path = "";
+  d.path_unreadable = true;
+  EXPECT_EQ(text(with_body(d)), kHead + "disk pid=5007 curl: '' O_RDONLY → ok [path unreadable] "
+                                        "opened /home/alice/secret\n");
+}
+
 TEST(AuditText, OpenFlagsSpelledSymbolically) {
   EXPECT_EQ(flags_text(0), "O_RDONLY");
   EXPECT_EQ(flags_text(577), "O_WRONLY|O_CREAT|O_TRUNC");  // same value on amd64 and arm64

@@ -65,6 +65,13 @@ TEST(AuditlogText, Disk) {
             kHead + "session.disk pid=5007 curl: /etc/shadow O_WRONLY|O_CREAT → EACCES (-13)\n");
 }
 
+TEST(AuditlogText, DiskNamesTheFileTheKernelOpened) {
+  DiskEvent d{"../x", O_RDONLY, 0, 3};
+  d.kernel_path = "/etc/x y";
+  EXPECT_EQ(text_of(encoded(d)),
+            kHead + "session.disk pid=5007 curl: ../x O_RDONLY → ok opened '/etc/x y'\n");
+}
+
 TEST(AuditlogText, Network) {
   EXPECT_EQ(text_of(encoded(NetworkEvent{4, "172.31.34.128", "5.9.243.187", 443})),
             kHead + "session.network pid=5007 curl: connect 172.31.34.128 → 5.9.243.187:443 v4\n");
