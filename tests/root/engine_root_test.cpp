@@ -17,6 +17,7 @@
 
 #include "engine/cgroup.hpp"
 #include "engine/engine.hpp"
+#include "engine_env.hpp"
 #include "engine/launch.hpp"
 
 using namespace vigil;
@@ -25,35 +26,10 @@ namespace {
 
 const std::string kHelper = VIGIL_TEST_HELPER;
 
-Engine* g_engine = nullptr;
-std::string g_start_error;
+using vigil::testing::g_engine;
+using vigil::testing::g_start_error;
 
-class EngineEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    if (geteuid() != 0) return;
-    EngineOptions options;
-    options.root_path = "/vigil-test-" + std::to_string(getpid());
-    auto engine = Engine::start(options);
-    if (!engine.ok()) {
-      g_start_error = engine.error().message;
-      return;
-    }
-    engine_ = std::move(engine.value());
-    g_engine = engine_.get();
-  }
-  void TearDown() override {
-    g_engine = nullptr;
-    engine_.reset();
-    rmdir(("/cgroup2/vigil-test-" + std::to_string(getpid())).c_str());
-  }
-
- private:
-  std::unique_ptr<Engine> engine_;
-};
-
-[[maybe_unused]] auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new EngineEnvironment());
+VIGIL_ROOT_ENGINE("engine", [](EngineOptions&) {});
 
 struct Recorded {
   std::vector<Event> events;

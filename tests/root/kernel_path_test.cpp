@@ -18,6 +18,7 @@
 
 #include "engine/cgroup.hpp"
 #include "engine/engine.hpp"
+#include "engine_env.hpp"
 #include "engine/launch.hpp"
 
 using namespace vigil;
@@ -26,38 +27,14 @@ namespace {
 
 const std::string kHelper = VIGIL_KPATH_HELPER;
 
-Engine* g_engine = nullptr;
-std::string g_start_error;
+using vigil::testing::g_engine;
+using vigil::testing::g_start_error;
 
-class EngineEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    if (geteuid() != 0) return;
-    EngineOptions options;
-    options.root_path = "/vigil-kpath-test-" + std::to_string(getpid());
-    // 8 MiB for disk records: the race's 4,000 opens fit even if the reader
-    // gets no CPU meanwhile (a loaded CI machine), so the counts can match.
-    options.ring_pages = {8, 2048, 8};
-    auto engine = Engine::start(options);
-    if (!engine.ok()) {
-      g_start_error = engine.error().message;
-      return;
-    }
-    engine_ = std::move(engine.value());
-    g_engine = engine_.get();
-  }
-  void TearDown() override {
-    g_engine = nullptr;
-    engine_.reset();
-    rmdir(("/cgroup2/vigil-kpath-test-" + std::to_string(getpid())).c_str());
-  }
-
- private:
-  std::unique_ptr<Engine> engine_;
-};
-
-[[maybe_unused]] auto* const g_env =
-    ::testing::AddGlobalTestEnvironment(new EngineEnvironment());
+VIGIL_ROOT_ENGINE("kpath", [](EngineOptions& options) {
+  // 8 MiB for disk records: the race's 4,000 opens fit even if the reader
+  // gets no CPU meanwhile (a loaded CI machine), so the counts can match.
+  options.ring_pages = {8, 2048, 8};
+});
 
 struct Recorded {
   std::vector<DiskEvent> opens;
@@ -333,22 +310,28 @@ TEST_F(KernelPath, RacingThreadCannotRenameTheOpenedFile) {
   ASSERT_EQ(decoy.size(), secret_.size());
   write(decoy, "d");
   const std::string counts = dir_ + "/counts";
-  Recorded r = run({"race:" + secret_ + ":" + decoy + ":4000:" + counts});
-  long secrets = -1, decoys = -1;
-  std::ifstream(counts) >> secrets >> decoys;
-  ASSERT_GT(secrets, 0);
-  ASSERT_GT(decoys, 0);
-  ASSERT_EQ(r.summary.lost[Kind::disk], 0u) << "the disk ring lost events: counts cannot match";
-
-  long seen_secret = 0, seen_decoy = 0, misnamed = 0;
-  for (const auto& d : r.opens) {
-    if (d.return_code != 0) continue;
-    if (d.kernel_path == secret_) ++seen_secret;
-    if (d.kernel_path == decoy) ++seen_decoy;
-    if ((d.kernel_path == secret_ || d.kernel_path == decoy) && d.path != d.kernel_path) ++misnamed;
+  // The race needs both threads on a CPU at once: on a busy machine a run
+  // can miss it, so it is run again (a few times at most) until it hits.
+  // Every run must name every open right.
+  Recorded r;
+  long misnamed = 0;
+  for (int attempt = 0; attempt < 5 && misnamed == 0; ++attempt) {
+    r = run({"race:" + secret_ + ":" + decoy + ":4000:" + counts});
+    long secrets = -1, decoys = -1;
+    std::ifstream(counts) >> secrets >> decoys;
+    ASSERT_GT(secrets, 0);
+    ASSERT_GT(decoys, 0);
+    ASSERT_EQ(r.summary.lost[Kind::disk], 0u) << "the disk ring lost events: counts cannot match";
+    long seen_secret = 0, seen_decoy = 0;
+    for (const auto& d : r.opens) {
+      if (d.return_code != 0) continue;
+      if (d.kernel_path == secret_) ++seen_secret;
+      if (d.kernel_path == decoy) ++seen_decoy;
+      if ((d.kernel_path == secret_ || d.kernel_path == decoy) && d.path != d.kernel_path) ++misnamed;
+    }
+    EXPECT_EQ(seen_secret, secrets);
+    EXPECT_EQ(seen_decoy, decoys);
   }
-  EXPECT_EQ(seen_secret, secrets);
-  EXPECT_EQ(seen_decoy, decoys);
   RecordProperty("opens_whose_requested_path_lied", static_cast<int>(misnamed));
   // The helper pins the two threads to two CPUs: then the race hits (here
   // hundreds of times a run), and the counts above are the proof.
@@ -365,29 +348,31 @@ TEST_F(KernelPath, RacingThreadCannotRenameTheOpenedFile) {
 // The buffer becomes unreadable between the kernel's copy and the hook: the
 // requested path is flagged unreadable, and the kernel path still names it.
 TEST_F(KernelPath, UnreadablePathIsFlaggedAndTheFileStillNamed) {
-  Recorded r = run({"unmap-race:" + secret_ + ":4000"});
-  long unreadable = 0;
-  for (const auto& d : r.opens) {
-    if (d.path.empty()) {
-      EXPECT_TRUE(d.path_unreadable);
+  long unreadable = 0, efault = 0;
+  // Run again (a few times at most) when a busy machine kept the race from hitting.
+  for (int attempt = 0; attempt < 5 && efault + unreadable == 0; ++attempt) {
+    Recorded r = run({"unmap-race:" + secret_ + ":4000"});
+    for (const auto& d : r.opens) {
+      if (d.path.empty()) {
+        EXPECT_TRUE(d.path_unreadable);
+      }
+      if (!d.path_unreadable) continue;
+      ++unreadable;
+      EXPECT_EQ(d.path, "");
+      if (d.return_code == 0) {
+        EXPECT_EQ(d.kernel_path, secret_);
+      }
     }
-    if (!d.path_unreadable) continue;
-    ++unreadable;
-    EXPECT_EQ(d.path, "");
-    if (d.return_code == 0) {
-      EXPECT_EQ(d.kernel_path, secret_);
-    }
+    // Some opens failed with EFAULT (the kernel's copy met the unreadable
+    // page; by the hook it may be readable again, so either flag can show):
+    // they opened nothing and name nothing.
+    for (const auto& d : r.opens)
+      if (d.return_code == -EFAULT) {
+        ++efault;
+        EXPECT_EQ(d.kernel_path, "");
+      }
   }
   RecordProperty("unreadable_paths", static_cast<int>(unreadable));
-  // Some opens failed with EFAULT (the kernel's copy met the unreadable
-  // page; by the hook it may be readable again, so either flag can show):
-  // they opened nothing and name nothing.
-  long efault = 0;
-  for (const auto& d : r.opens)
-    if (d.return_code == -EFAULT) {
-      ++efault;
-      EXPECT_EQ(d.kernel_path, "");
-    }
   EXPECT_GT(efault + unreadable, 0) << "the race never hit: the test proved nothing";
 }
 
