@@ -1,4 +1,4 @@
-// vigil_kpath_helper: the opens kernel_path_test.cpp records, one operation
+// vigil_kpath_helper: the opens kernel_path_root_test.cpp records, one operation
 // per argument, run in order inside a recorded session:
 //
 //   chdir:DIR                   chdir(DIR)
