@@ -1,7 +1,9 @@
-// The SSH node's own audit events: exec (T3002I), auth (T3007W) and the
-// client's address ("addr.remote") in session events.
+// The SSH node's own audit events: exec (T3002I), auth (T3007W, T3007I),
+// session.rejected (T1006W), refusal summaries and the client's address
+// ("addr.remote") in session events.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -106,6 +108,128 @@ TEST(AuditEncodeRemoteAddr, AbsentForLocalSessions) {
   std::string out;
   encode_session_start({1, {}}, m, 0, "u", out);
   EXPECT_EQ(out.find("addr.remote"), std::string::npos);
+}
+
+// The login path (connection.cpp): auth for a login (T3007I) and for a
+// summary of refusals, session.rejected (T1006W), and how a summary keeps
+// only what its refusals had in common.
+bool sorted_keys(const Json& j) {
+  std::vector<std::string> k;
+  for (auto it = j.begin(); it != j.end(); ++it) k.push_back(it.key());
+  return std::is_sorted(k.begin(), k.end());
+}
+
+TEST(AuditLoginEvents, LoginExactLine) {
+  AuthAttempt a;
+  a.time_ns = 1'688'488'940'540'000'000;
+  a.success = true;
+  a.user = "alice@example.com";
+  a.login = "vigiltest";
+  a.remote_addr = "127.0.0.1:50000";
+  a.method = "publickey";
+  a.key_id = "alice@example.com";
+  a.cert_serial = 18446744073709551615u;  // the whole uint64 range of a serial
+  a.ca_fingerprint = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
+  std::string out;
+  encode_auth(a, node_meta(), "u-1", out);
+  EXPECT_EQ(out,
+            R"({"addr.remote":"127.0.0.1:50000",)"
+            R"("ca_fingerprint":"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",)"
+            R"("cert_serial":18446744073709551615,"cluster_name":"c","code":"T3007I",)"
+            R"("event":"auth","key_id":"alice@example.com","login":"vigiltest",)"
+            R"("method":"publickey","namespace":"default","server_hostname":"node",)"
+            R"("server_id":"531dc1de-c2c9-49bd-a0e3-4f4f3a523f5f","success":true,)"
+            R"("time":"2023-07-04T16:42:20.540000Z","uid":"u-1","user":"alice@example.com"})"
+            "\n");
+}
+
+TEST(AuditLoginEvents, RefusalSummaryCarriesCountAndFirstTime) {
+  AuthAttempt a;
+  a.time_ns = 2'000'000'000;
+  a.login = "root";
+  a.remote_addr = "192.0.2.7:4022";
+  a.reason = "no_certificate";
+  a.message = "plain keys";
+  a.method = "publickey";
+  AuthAttempt later = a;
+  later.time_ns = 5'000'000'000;
+  later.remote_addr = "192.0.2.7:4023";  // another connection from the same address
+  later.login = "admin";
+  a.absorb(later);
+  a.count = 2;
+  std::string out;
+  encode_auth(a, node_meta(), "u-2", out);
+  Json j = Json::parse(out);
+  EXPECT_TRUE(sorted_keys(j)) << out;
+  EXPECT_EQ(j["count"], 2);
+  EXPECT_EQ(j["first_time"], "1970-01-01T00:00:02.000000Z");
+  EXPECT_EQ(j["time"], "1970-01-01T00:00:05.000000Z");
+  EXPECT_EQ(j["addr.remote"], "192.0.2.7");  // the ports differed
+  EXPECT_EQ(j["login"], "");                 // so did the logins
+  EXPECT_EQ(j["error"], "no_certificate: plain keys");
+  EXPECT_EQ(j["code"], "T3007W");
+  EXPECT_FALSE(j.contains("cert_serial"));
+}
+
+TEST(AuditLoginEvents, SessionRejectedExactLine) {
+  SessionRejection r;
+  r.time_ns = 1'688'488'940'540'000'000;
+  r.user = "alice@example.com";
+  r.login = "vigiltest";
+  r.remote_addr = "[2001:db8::7]:50000";
+  r.reason = "channel_limit";
+  r.request = "session channel";
+  r.message = "already 10 sessions on this connection";
+  r.max = 10;
+  std::string out;
+  encode_session_rejected(r, node_meta(), "u-3", out);
+  EXPECT_EQ(out,
+            R"({"addr.remote":"[2001:db8::7]:50000","cluster_name":"c","code":"T1006W",)"
+            R"("error":"channel_limit: already 10 sessions on this connection",)"
+            R"("event":"session.rejected","login":"vigiltest","max":10,"namespace":"default",)"
+            R"("reason":"channel_limit","request":"session channel","server_hostname":"node",)"
+            R"("server_id":"531dc1de-c2c9-49bd-a0e3-4f4f3a523f5f",)"
+            R"("time":"2023-07-04T16:42:20.540000Z","uid":"u-3","user":"alice@example.com"})"
+            "\n");
+}
+
+TEST(AuditLoginEvents, RejectionSummaryKeepsWhatWasCommon) {
+  SessionRejection r;
+  r.time_ns = 1;
+  r.user = "alice";
+  r.login = "vigiltest";
+  r.remote_addr = "[2001:db8::7]:50000";
+  r.reason = "env_not_allowed";
+  r.request = "env LD_PRELOAD";
+  r.message = "only LANG and LC_* may be set";
+  SessionRejection later = r;
+  later.time_ns = 2;
+  later.request = "env PATH";
+  later.remote_addr = "[2001:db8::7]:50001";
+  r.absorb(later);
+  EXPECT_EQ(r.request, "");
+  EXPECT_EQ(r.message, "only LANG and LC_* may be set");
+  EXPECT_EQ(r.remote_addr, "2001:db8::7");
+  EXPECT_EQ(r.first_time_ns, 1);
+  EXPECT_EQ(r.time_ns, 2);
+  later.remote_addr = "192.0.2.1:1";  // another source altogether (cannot happen): nothing
+  r.absorb(later);
+  EXPECT_EQ(r.remote_addr, "");
+  r.count = 3;
+  std::string out;
+  encode_session_rejected(r, node_meta(), "u", out);
+  Json j = Json::parse(out);
+  EXPECT_TRUE(sorted_keys(j)) << out;
+  EXPECT_FALSE(j.contains("addr.remote"));
+  EXPECT_FALSE(j.contains("max"));
+  EXPECT_EQ(j["count"], 3);
+}
+
+TEST(AuditLoginEvents, AddressOnly) {
+  EXPECT_EQ(address_only("127.0.0.1:22"), "127.0.0.1");
+  EXPECT_EQ(address_only("[::1]:22"), "::1");
+  EXPECT_EQ(address_only("::1"), "::1");
+  EXPECT_EQ(address_only("host"), "host");
 }
 
 }  // namespace
