@@ -3,7 +3,7 @@
 #   fuzz/make_seeds.sh BUILD_DIR      (a normal build; builds make_fuzz_seeds)
 # Recordings and audit log day files come from the project's own writers
 # (make_seeds.cpp); keys and certificates from the real ssh-keygen, signed by
-# a throwaway CA (auth_cert_fuzz re-signs them with its own CA when asked);
+# a throwaway CA (sshcert_cert_fuzz re-signs them with its own CA when asked);
 # config and time seeds are written here by hand.
 set -euo pipefail
 build=${1:?usage: fuzz/make_seeds.sh BUILD_DIR}
@@ -32,22 +32,22 @@ sign options ed -n alice -O force-command=/bin/true -O source-address=192.0.2.0/
 sign host ec -h -n node.example
 sign rsa-user rsa -n root
 sign ecdsa384 ec384 -n bob -O no-port-forwarding
-mkdir -p "$corpus/auth_keys" "$corpus/auth_cert"
+mkdir -p "$corpus/sshcert_keys" "$corpus/sshcert_cert"
 b64blob() { cut -d' ' -f2 "$1" | base64 -d; }
 for k in ed ec ec384 rsa ca; do
-  cp "$tmp/$k.pub" "$corpus/auth_keys/$k.pub"
-  b64blob "$tmp/$k.pub" >"$corpus/auth_keys/$k.blob"
+  cp "$tmp/$k.pub" "$corpus/sshcert_keys/$k.pub"
+  b64blob "$tmp/$k.pub" >"$corpus/sshcert_keys/$k.blob"
 done
-cat "$tmp/ca.pub" "$tmp/ec.pub" >"$corpus/auth_keys/two-cas.pub"
-printf '# CAs\n\n%s\n' "$(cat "$tmp/rsa.pub")" >"$corpus/auth_keys/commented.pub"
+cat "$tmp/ca.pub" "$tmp/ec.pub" >"$corpus/sshcert_keys/two-cas.pub"
+printf '# CAs\n\n%s\n' "$(cat "$tmp/rsa.pub")" >"$corpus/sshcert_keys/commented.pub"
 for c in plain options host rsa-user ecdsa384; do
-  cp "$tmp/$c-cert.pub" "$corpus/auth_keys/$c-cert.pub"
-  b64blob "$tmp/$c-cert.pub" >"$corpus/auth_keys/$c-cert.blob"
-  # auth_cert: choices byte, then the blob. \x01 re-signs (login alice,
+  cp "$tmp/$c-cert.pub" "$corpus/sshcert_keys/$c-cert.pub"
+  b64blob "$tmp/$c-cert.pub" >"$corpus/sshcert_keys/$c-cert.blob"
+  # sshcert_cert: choices byte, then the blob. \x01 re-signs (login alice,
   # from 192.0.2.7, now 2023); \x09 from 2001:db8::1; \x80 and \x81 claim the
   # fuzz ECDSA and RSA CAs with the signature kept.
   for choice in 01 09 80 81; do
-    { printf "\\x$choice"; b64blob "$tmp/$c-cert.pub"; } >"$corpus/auth_cert/$c-$choice"
+    { printf "\\x$choice"; b64blob "$tmp/$c-cert.pub"; } >"$corpus/sshcert_cert/$c-$choice"
   done
 done
 

@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "audit/session.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil::audit {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil::audit {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil::audit {
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "audit/session.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil::audit {
 

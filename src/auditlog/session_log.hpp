@@ -22,7 +22,7 @@
 #include "auditlog/emitter.hpp"
 #include "common/fd.hpp"
 #include "common/result.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil::auditlog {
 

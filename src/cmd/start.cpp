@@ -9,8 +9,8 @@
 #include "audit/host_id.hpp"
 #include "auditlog/file_log.hpp"
 #include "auditlog/session_log.hpp"
-#include "auth/rate_limit.hpp"
-#include "auth/trusted_cas.hpp"
+#include "sshcert/rate_limit.hpp"
+#include "sshcert/trusted_cas.hpp"
 #include "commands.hpp"
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
@@ -38,7 +38,7 @@ int start(const DataDirOptions& where) {
   if (cfg->ssh.trusted_user_ca_keys.empty())
     return fail(cfg->source + ": ssh_service.trusted_user_ca_keys is empty: nobody could log in "
                 "(list the files of the user CAs this node trusts)");
-  auto cas = auth::TrustedCAs::load(cfg->ssh.trusted_user_ca_keys);
+  auto cas = sshcert::TrustedCAs::load(cfg->ssh.trusted_user_ca_keys);
   if (!cas) return fail(cas.error().message);
   const auto& recording = cfg->ssh.enhanced_recording;
   if (recording.enabled) {
@@ -81,7 +81,7 @@ int start(const DataDirOptions& where) {
     std::printf("vigil: %zu sessions of an earlier run had not ended: their end is written, "
                 "marked recovered\n", *recovered);
 
-  auth::AuthRateLimiter limiter;
+  sshcert::AuthRateLimiter limiter;
   ssh::Node node{engine.get(), **audit_log, *cas, limiter};
   node.identity.cluster_name = cfg->cluster_name;
   node.identity.server_hostname = cfg->nodename;

@@ -50,7 +50,7 @@
 #include <vector>
 
 #include "common/result.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil::config {
 

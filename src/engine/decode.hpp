@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/result.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 struct vigil_exec_args;
 

@@ -33,7 +33,7 @@
 #include "common/fd.hpp"
 #include "common/result.hpp"
 #include "engine/decode.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 struct ring_buffer;
 

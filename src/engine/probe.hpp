@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/result.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 struct vigil_bpf;
 struct bpf_link;

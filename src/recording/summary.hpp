@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/result.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 #include "recording/format.hpp"
 #include "recording/reader.hpp"
 #include "recording/time_offset.hpp"

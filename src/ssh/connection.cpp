@@ -16,8 +16,8 @@
 
 #include "audit/encode.hpp"
 #include "audit/uuid.hpp"
-#include "auth/authorize.hpp"
-#include "auth/keys.hpp"
+#include "sshcert/authorize.hpp"
+#include "sshcert/keys.hpp"
 #include "common/fd.hpp"
 #include "common/log.hpp"
 #include "ssh/channel.hpp"
@@ -25,8 +25,8 @@
 namespace vigil::ssh {
 namespace {
 
-using AuthSummaries = std::vector<auth::RefusalAggregator<audit::AuthAttempt>::Summary>;
-using RejectionSummaries = std::vector<auth::RefusalAggregator<audit::SessionRejection>::Summary>;
+using AuthSummaries = std::vector<sshcert::RefusalAggregator<audit::AuthAttempt>::Summary>;
+using RejectionSummaries = std::vector<sshcert::RefusalAggregator<audit::SessionRejection>::Summary>;
 
 // Security events are synced: written and on stable storage before the
 // client hears the answer.
@@ -141,9 +141,9 @@ class Connection {
   // A refusal: audited (synced, a security event; aggregated per source and
   // reason), counted toward MaxAuthTries and, when `counted`, by the limiter.
   void refuse(const std::string& user, const std::string& login, std::string reason,
-              std::string message, std::optional<auth::Proof> counted,
+              std::string message, std::optional<sshcert::Proof> counted,
               std::string method = "publickey");
-  void audit_login(const auth::Identity& id, const std::string& login);
+  void audit_login(const sshcert::Identity& id, const std::string& login);
   int check_certificate(const char* login, ssh_key key, bool signed_attempt);
   void rejected(std::string reason, std::string request, std::string message, uint64_t max = 0);
   // Sends SSH_MSG_DISCONNECT and closes without a reset.
@@ -191,7 +191,7 @@ void Connection::end_attempts(const std::string& login, const std::string& why) 
 }
 
 void Connection::refuse(const std::string& user, const std::string& login, std::string reason,
-                        std::string message, std::optional<auth::Proof> counted,
+                        std::string message, std::optional<sshcert::Proof> counted,
                         std::string method) {
   if (counted) node_.limiter.failed(peer_.ip, clock::monotonic_ns(), *counted);
   audit::AuthAttempt attempt;
@@ -209,7 +209,7 @@ void Connection::refuse(const std::string& user, const std::string& login, std::
                             " failed authentication attempts on one connection (MaxAuthTries)");
 }
 
-void Connection::audit_login(const auth::Identity& id, const std::string& login) {
+void Connection::audit_login(const sshcert::Identity& id, const std::string& login) {
   audit::AuthAttempt attempt;
   attempt.time_ns = clock::realtime_ns();
   attempt.success = true;
@@ -239,18 +239,18 @@ void Connection::rejected(std::string reason, std::string request, std::string m
 // certificate through that would be accepted: the probes proved no key.
 int Connection::check_certificate(const char* login, ssh_key key, bool signed_attempt) {
   if (!begin_attempt(login)) return SSH_AUTH_DENIED;
-  const auth::Proof proof = signed_attempt ? auth::Proof::signature : auth::Proof::probe;
+  const sshcert::Proof proof = signed_attempt ? sshcert::Proof::signature : sshcert::Proof::probe;
   // Only a key holder's failures (signed) count for this; saves looking at
   // anything from a source that has run through them.
-  if (!node_.limiter.allow(peer_.ip, clock::monotonic_ns(), auth::Proof::signature)) {
+  if (!node_.limiter.allow(peer_.ip, clock::monotonic_ns(), sshcert::Proof::signature)) {
     refuse("", login, "rate_limited", "too many failed logins from " + peer_.ip + "; wait",
            std::nullopt);
     return SSH_AUTH_DENIED;
   }
   // A plain key's probe proves nothing: it is not counted (anyone can send
   // anyone's public key).
-  const std::optional<auth::Proof> if_signed =
-      signed_attempt ? std::optional(auth::Proof::signature) : std::nullopt;
+  const std::optional<sshcert::Proof> if_signed =
+      signed_attempt ? std::optional(sshcert::Proof::signature) : std::nullopt;
   if (!ssh_key_is_public(key) || !ssh_key_type_to_char(ssh_key_type(key)) ||
       std::string_view(ssh_key_type_to_char(ssh_key_type(key))).find("-cert-v01@openssh.com") ==
           std::string_view::npos) {
@@ -261,32 +261,32 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
     return SSH_AUTH_DENIED;
   }
   // libssh hands the key over as an object; its base64 is the certificate's
-  // wire blob, which vigil_auth reads itself.
+  // wire blob, which vigil_sshcert reads itself.
   char* b64 = nullptr;
   if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK) {
     refuse("", login, "malformed_certificate", "the certificate cannot be read", proof);
     return SSH_AUTH_DENIED;
   }
-  auto line = auth::parse_key_line(std::string(ssh_key_type_to_char(ssh_key_type(key))) + " " + b64);
+  auto line = sshcert::parse_key_line(std::string(ssh_key_type_to_char(ssh_key_type(key))) + " " + b64);
   ssh_string_free_char(b64);
   if (!line) {
     refuse("", login, "malformed_certificate", line.error().message, proof);
     return SSH_AUTH_DENIED;
   }
   const std::string& cert_blob = line->blob;
-  auto result = auth::authorize_blob(cert_blob, node_.cas, login, clock::realtime_ns() / 1'000'000'000,
+  auto result = sshcert::authorize_blob(cert_blob, node_.cas, login, clock::realtime_ns() / 1'000'000'000,
                                      peer_.ip);
   std::string key_id;
-  if (auto cert = auth::parse_certificate(cert_blob)) key_id = cert->key_id;
+  if (auto cert = sshcert::parse_certificate(cert_blob)) key_id = cert->key_id;
   if (!result) {
     // Whoever makes a certificate chooses its key id: it names a user only
     // once a trusted CA's signature over it verified. Otherwise it is kept
     // in the message as a claim, never as the event's `user`.
     auto reason = result.refusal().reason;
-    bool ca_verified = reason != auth::RefusalReason::malformed_certificate &&
-                       reason != auth::RefusalReason::untrusted_ca &&
-                       reason != auth::RefusalReason::weak_signature &&
-                       reason != auth::RefusalReason::bad_signature;
+    bool ca_verified = reason != sshcert::RefusalReason::malformed_certificate &&
+                       reason != sshcert::RefusalReason::untrusted_ca &&
+                       reason != sshcert::RefusalReason::weak_signature &&
+                       reason != sshcert::RefusalReason::bad_signature;
     std::string user = ca_verified ? key_id : "";
     std::string claim = ca_verified || key_id.empty()
                             ? ""
@@ -298,7 +298,7 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
              "too many failed logins from " + peer_.ip + "; wait" + claim, std::nullopt);
       return SSH_AUTH_DENIED;
     }
-    refuse(user, login, std::string(auth::refusal_name(reason)), result.refusal().message + claim,
+    refuse(user, login, std::string(sshcert::refusal_name(reason)), result.refusal().message + claim,
            proof);
     return SSH_AUTH_DENIED;
   }

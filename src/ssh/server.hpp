@@ -21,8 +21,8 @@
 
 #include "audit/session.hpp"
 #include "auditlog/emitter.hpp"
-#include "auth/rate_limit.hpp"
-#include "auth/trusted_cas.hpp"
+#include "sshcert/rate_limit.hpp"
+#include "sshcert/trusted_cas.hpp"
 #include "common/result.hpp"
 #include "engine/engine.hpp"
 
@@ -35,8 +35,8 @@ struct Node {
   // recording and audit events, and no BPF is loaded.
   Engine* engine;
   auditlog::Emitter& log;
-  const auth::TrustedCAs& cas;
-  auth::AuthRateLimiter& limiter;
+  const sshcert::TrustedCAs& cas;
+  sshcert::AuthRateLimiter& limiter;
   audit::SessionMeta identity;  // cluster_name, server_hostname, server_id
   std::string data_dir;         // recordings go to <data_dir>/log/records
   KindSet default_kinds;        // when the certificate has no recording extension
@@ -50,8 +50,8 @@ struct Node {
   size_t max_env_bytes = 32768;     // all of a channel's together
   // Refusals audited per source: the first of a kind in a window at once,
   // the rest as one event with a count (docs/ssh-node.md).
-  auth::RefusalAggregator<audit::AuthAttempt> auth_refusals;
-  auth::RefusalAggregator<audit::SessionRejection> rejections;
+  sshcert::RefusalAggregator<audit::AuthAttempt> auth_refusals;
+  sshcert::RefusalAggregator<audit::SessionRejection> rejections;
   std::string sftp_server = "/usr/lib/openssh/sftp-server";  // the sftp subsystem (openssh-sftp-server)
   std::atomic<bool> stopping{false};
 };

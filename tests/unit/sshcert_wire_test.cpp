@@ -6,13 +6,13 @@
 #include <limits>
 #include <set>
 
-#include "auth/address.hpp"
-#include "auth/authorize.hpp"
-#include "auth/keys.hpp"
-#include "auth/signature.hpp"
-#include "auth/wire.hpp"
+#include "sshcert/address.hpp"
+#include "sshcert/authorize.hpp"
+#include "sshcert/keys.hpp"
+#include "sshcert/signature.hpp"
+#include "sshcert/wire.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 namespace {
 
 // Wire encoding by hand, independent of the code under test.
@@ -456,4 +456,4 @@ TEST_F(SignedByHand, SignatureAlgorithmMustFitTheCa) {
 }
 
 }  // namespace
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

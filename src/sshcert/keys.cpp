@@ -1,13 +1,13 @@
-#include "auth/keys.hpp"
+#include "sshcert/keys.hpp"
 
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <optional>
 
-#include "auth/wire.hpp"
+#include "sshcert/wire.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 namespace {
 
 struct TypeInfo {
@@ -304,4 +304,4 @@ Result<Certificate> parse_certificate_line(std::string_view line) {
   return parse_certificate(parsed->blob);
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

@@ -1,14 +1,14 @@
-#include "auth/authorize.hpp"
+#include "sshcert/authorize.hpp"
 
 #include <algorithm>
 #include <ctime>
 #include <limits>
 
-#include "auth/address.hpp"
-#include "auth/signature.hpp"
-#include "auth/wire.hpp"
+#include "sshcert/address.hpp"
+#include "sshcert/signature.hpp"
+#include "sshcert/wire.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 namespace {
 
 Refusal refuse(RefusalReason reason, std::string message) { return {reason, std::move(message)}; }
@@ -196,4 +196,4 @@ AuthResult authorize_blob(std::string_view cert_blob, const TrustedCAs& cas,
   return authorize(*cert, cas, login, now_unix, client_address);
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

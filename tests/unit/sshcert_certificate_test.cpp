@@ -14,12 +14,12 @@
 #include <random>
 #include <sstream>
 
-#include "auth/authorize.hpp"
-#include "auth/keys.hpp"
-#include "auth/trusted_cas.hpp"
-#include "auth/wire.hpp"
+#include "sshcert/authorize.hpp"
+#include "sshcert/keys.hpp"
+#include "sshcert/trusted_cas.hpp"
+#include "sshcert/wire.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 namespace {
 
 namespace fs = std::filesystem;
@@ -473,4 +473,4 @@ TEST_F(CertTest, CaFilesSkipCommentsAndNameBadLines) {
 }
 
 }  // namespace
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

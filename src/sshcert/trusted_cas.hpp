@@ -6,10 +6,10 @@
 #include <string_view>
 #include <vector>
 
-#include "auth/keys.hpp"
+#include "sshcert/keys.hpp"
 #include "common/result.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 class TrustedCAs {
  public:
@@ -38,4 +38,4 @@ class TrustedCAs {
   std::vector<CA> cas_;
 };
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

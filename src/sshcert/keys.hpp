@@ -16,7 +16,7 @@
 
 #include "common/result.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 enum class KeyType : uint8_t { ed25519, ecdsa_p256, ecdsa_p384, ecdsa_p521, rsa };
 
@@ -110,4 +110,4 @@ Result<KeyLine> parse_key_line(std::string_view line);
 Result<PublicKey> parse_public_key_line(std::string_view line);
 Result<Certificate> parse_certificate_line(std::string_view line);
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

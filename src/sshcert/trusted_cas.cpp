@@ -1,9 +1,9 @@
-#include "auth/trusted_cas.hpp"
+#include "sshcert/trusted_cas.hpp"
 
 #include <fstream>
 #include <sstream>
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 Result<void> TrustedCAs::add_text(std::string_view text, std::string_view source) {
   size_t found = 0;
@@ -58,4 +58,4 @@ const TrustedCAs::CA* TrustedCAs::find(std::string_view key_blob) const {
   return nullptr;
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

@@ -1,10 +1,10 @@
-#include "auth/rate_limit.hpp"
+#include "sshcert/rate_limit.hpp"
 
 #include <algorithm>
 
-#include "auth/address.hpp"
+#include "sshcert/address.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 std::string source_key(const std::string& addr, int ipv6_prefix) {
   // Tagged by family, so that no key of one kind can equal one of another.
@@ -83,4 +83,4 @@ size_t AuthRateLimiter::tracked_sources() const {
   return sources_.size();
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

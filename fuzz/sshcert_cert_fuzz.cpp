@@ -20,13 +20,13 @@
 #include <string>
 #include <string_view>
 
-#include "auth/authorize.hpp"
-#include "auth/keys.hpp"
-#include "auth/trusted_cas.hpp"
-#include "auth/wire.hpp"
+#include "sshcert/authorize.hpp"
+#include "sshcert/keys.hpp"
+#include "sshcert/trusted_cas.hpp"
+#include "sshcert/wire.hpp"
 #include "check.hpp"
 
-using namespace vigil::auth;
+using namespace vigil::sshcert;
 using vigil::fuzz::kMaxMessage;
 
 namespace {

@@ -1,9 +1,9 @@
-#include "auth/wire.hpp"
+#include "sshcert/wire.hpp"
 
 #include "audit/base64.hpp"
 #include "audit/utf8.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 bool WireReader::take(std::string_view field, size_t n, std::string_view* out) {
   if (error_) return false;
@@ -123,4 +123,4 @@ std::string base64_encode(std::string_view bytes, bool pad) {
   return out;
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

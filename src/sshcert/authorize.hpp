@@ -14,12 +14,12 @@
 #include <string_view>
 #include <vector>
 
-#include "auth/keys.hpp"
-#include "auth/trusted_cas.hpp"
+#include "sshcert/keys.hpp"
+#include "sshcert/trusted_cas.hpp"
 #include "common/result.hpp"
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 // Vigil's certificate extension: which kinds of events a session of this
 // user records, e.g. "command,disk" (any subset of command, disk, network).
@@ -103,4 +103,4 @@ AuthResult authorize_blob(std::string_view cert_blob, const TrustedCAs& cas,
                           const std::string& login, int64_t now_unix,
                           const std::string& client_address);
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

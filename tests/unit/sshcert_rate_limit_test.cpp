@@ -1,13 +1,13 @@
 // The per-source limit on failed logins and the aggregation of refusals,
 // with a clock the test moves.
-#include "auth/rate_limit.hpp"
+#include "sshcert/rate_limit.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
@@ -140,9 +140,9 @@ using Aggregator = RefusalAggregator<Sample>;
 TEST(RefusalAggregator, FirstIsWrittenTheRestCountedUntilTheWindowCloses) {
   Aggregator agg;  // one minute
   std::vector<Aggregator::Summary> evicted;
-  EXPECT_TRUE(agg.note("192.0.2.1", "auth/no_certificate", {"a"}, 0, &evicted));
+  EXPECT_TRUE(agg.note("192.0.2.1", "sshcert/no_certificate", {"a"}, 0, &evicted));
   for (int i = 1; i <= 999; ++i)
-    EXPECT_FALSE(agg.note("192.0.2.1", "auth/no_certificate", {"a"}, i * 1'000'000, &evicted));
+    EXPECT_FALSE(agg.note("192.0.2.1", "sshcert/no_certificate", {"a"}, i * 1'000'000, &evicted));
   EXPECT_TRUE(agg.take_due(59 * kSecond).empty());
   auto due = agg.take_due(60 * kSecond);
   ASSERT_EQ(due.size(), 1u);
@@ -154,7 +154,7 @@ TEST(RefusalAggregator, FirstIsWrittenTheRestCountedUntilTheWindowCloses) {
   EXPECT_TRUE(evicted.empty());
   EXPECT_EQ(agg.tracked_keys(), 0u);
   // The next window starts with a refusal written at once.
-  EXPECT_TRUE(agg.note("192.0.2.1", "auth/no_certificate", {"a"}, 61 * kSecond, &evicted));
+  EXPECT_TRUE(agg.note("192.0.2.1", "sshcert/no_certificate", {"a"}, 61 * kSecond, &evicted));
 }
 
 TEST(RefusalAggregator, AWindowWithNothingCountedSummarisesNothing) {
@@ -168,12 +168,12 @@ TEST(RefusalAggregator, AWindowWithNothingCountedSummarisesNothing) {
 TEST(RefusalAggregator, KindsAndSourcesAreApart) {
   Aggregator agg;
   std::vector<Aggregator::Summary> evicted;
-  EXPECT_TRUE(agg.note("192.0.2.1", "auth/expired", {"a"}, 0, &evicted));
-  EXPECT_TRUE(agg.note("192.0.2.1", "auth/untrusted_ca", {"a"}, 0, &evicted));
-  EXPECT_TRUE(agg.note("192.0.2.2", "auth/expired", {"a"}, 0, &evicted));
+  EXPECT_TRUE(agg.note("192.0.2.1", "sshcert/expired", {"a"}, 0, &evicted));
+  EXPECT_TRUE(agg.note("192.0.2.1", "sshcert/untrusted_ca", {"a"}, 0, &evicted));
+  EXPECT_TRUE(agg.note("192.0.2.2", "sshcert/expired", {"a"}, 0, &evicted));
   // IPv6 sources are one source per /64, as in the limiter.
-  EXPECT_TRUE(agg.note("2001:db8:0:1::1", "auth/expired", {"a"}, 0, &evicted));
-  EXPECT_FALSE(agg.note("2001:db8:0:1::2", "auth/expired", {"b"}, 0, &evicted));
+  EXPECT_TRUE(agg.note("2001:db8:0:1::1", "sshcert/expired", {"a"}, 0, &evicted));
+  EXPECT_FALSE(agg.note("2001:db8:0:1::2", "sshcert/expired", {"b"}, 0, &evicted));
   auto due = agg.take_due(60 * kSecond);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].count, 1u);
@@ -226,4 +226,4 @@ TEST(RefusalAggregator, KeysPushedOutByTheBoundHandTheirCountsBack) {
 }
 
 }  // namespace
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

@@ -14,7 +14,7 @@
 
 #include "common/result.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 // Reads fields in order from a blob. Once a read fails the reader is
 // "failed": later reads return empty values and the first error is kept,
@@ -72,4 +72,4 @@ bool is_text(std::string_view s);
 std::optional<std::string> base64_decode(std::string_view s);
 std::string base64_encode(std::string_view bytes, bool pad = true);
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

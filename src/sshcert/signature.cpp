@@ -1,4 +1,4 @@
-#include "auth/signature.hpp"
+#include "sshcert/signature.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -9,9 +9,9 @@
 
 #include <memory>
 
-#include "auth/wire.hpp"
+#include "sshcert/wire.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 namespace {
 
 template <auto Free>
@@ -178,4 +178,4 @@ Result<void> verify_signature(const PublicKey& key, const Signature& sig, std::s
   return result;
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

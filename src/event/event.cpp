@@ -1,4 +1,4 @@
-#include "engine/event.hpp"
+#include "event/event.hpp"
 
 namespace vigil {
 

@@ -1,11 +1,11 @@
-#include "auth/address.hpp"
+#include "sshcert/address.hpp"
 
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <cstring>
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 std::optional<IpAddress> parse_ip(std::string_view text) {
   if (text.size() > INET6_ADDRSTRLEN) return std::nullopt;
@@ -76,4 +76,4 @@ bool matches_any(const IpAddress& address, const std::vector<IpPrefix>& prefixes
   return false;
 }
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

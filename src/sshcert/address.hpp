@@ -11,7 +11,7 @@
 
 #include "common/result.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 struct IpAddress {
   int version = 4;                   // 4 or 6
@@ -41,4 +41,4 @@ Result<std::vector<IpPrefix>> parse_prefix_list(std::string_view list);
 
 bool matches_any(const IpAddress& address, const std::vector<IpPrefix>& prefixes);
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

@@ -7,7 +7,7 @@
 //
 // RefusalAggregator bounds the audit volume one source can cause: the first
 // refusal of a kind in a window is written at once, the rest are counted and
-// written as one event with the count (docs/auth.md).
+// written as one event with the count (docs/sshcert.md).
 //
 // Both use a sliding window per source, keep only recently active sources
 // and take the clock as an argument (any clock that does not go backwards,
@@ -24,7 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 // The key a source counts under: the IPv4 address, or the IPv6 address cut
 // to its first ipv6_prefix bits (one host usually holds a whole /64 and
@@ -224,4 +224,4 @@ class RefusalAggregator {
   std::atomic<int64_t> next_due_{INT64_MAX};
 };
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert

@@ -6,10 +6,10 @@
 
 #include <string_view>
 
-#include "auth/keys.hpp"
+#include "sshcert/keys.hpp"
 #include "common/result.hpp"
 
-namespace vigil::auth {
+namespace vigil::sshcert {
 
 // The signature algorithms a key of this type may sign with here.
 bool algorithm_fits_key(std::string_view algorithm, KeyType key);
@@ -18,4 +18,4 @@ bool is_sha1_algorithm(std::string_view algorithm);  // "ssh-rsa"
 // Ok when sig is a valid signature of data by key; else why not.
 Result<void> verify_signature(const PublicKey& key, const Signature& sig, std::string_view data);
 
-}  // namespace vigil::auth
+}  // namespace vigil::sshcert
