@@ -85,7 +85,7 @@ class Reader {
   Error fail(const Place& at, std::string_view what) const {
     std::string message = source_ + ":" + std::to_string(at.line) + ": ";
     if (!at.path.empty()) message += at.path + ": ";
-    return Error{message + std::string(what)};
+    return Error{message + std::string(what), 0, Errc::invalid_argument};
   }
 
   // A map whose keys must be among fields, each given at most once.
@@ -510,7 +510,7 @@ Result<Config> parse(std::string_view yaml_text, std::string_view source_name) {
   } catch (const YAML::Exception& e) {
     return Error{std::string(source_name) + ":" + std::to_string(e.mark.line + 1) + ":" +
                  std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg +
-                 "; check the indentation, quotes and brackets here"};
+                 "; check the indentation, quotes and brackets here", 0, Errc::invalid_argument};
   }
   // Empty documents (an empty file, only comments, a stray ---) set nothing.
   std::erase_if(documents, [](const YAML::Node& document) { return document.IsNull(); });

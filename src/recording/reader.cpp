@@ -59,29 +59,29 @@ Result<RecordingReader> RecordingReader::open(const std::string& path) {
   unsigned char prefix[kFilePrefixSize];
   auto n = read_at(fd.get(), 0, prefix, sizeof prefix);
   if (!n) return Error::sys("cannot read " + path, n.error().err);
-  if (*n == 0) return Error{path + ": empty, not a recording (or its writer has not started yet)"};
+  if (*n == 0) return Error{path + ": empty, not a recording (or its writer has not started yet)", 0, Errc::data_loss};
   if (!starts_like(prefix, *n, kFileMagic))
-    return Error{path + ": not a Vigil recording (it does not start with \"VIGILREC\")"};
-  if (*n < kFilePrefixSize) return Error{path + ": truncated at offset 0 (inside the file header)"};
+    return Error{path + ": not a Vigil recording (it does not start with \"VIGILREC\")", 0, Errc::data_loss};
+  if (*n < kFilePrefixSize) return Error{path + ": truncated at offset 0 (inside the file header)", 0, Errc::data_loss};
   const uint32_t json_len = get_u32(prefix + 12);
   if (json_len > kMaxHeaderJson)
-    return Error{path + ": corrupt at offset 0: impossible header length"};
+    return Error{path + ": corrupt at offset 0: impossible header length", 0, Errc::data_loss};
 
   std::string header_bytes(reinterpret_cast<const char*>(prefix), 16);
   std::string json(json_len, '\0');
   n = read_at(fd.get(), kFilePrefixSize, json.data(), json_len);
   if (!n) return Error::sys("cannot read " + path, n.error().err);
-  if (*n < json_len) return Error{path + ": truncated at offset 0 (inside the file header)"};
+  if (*n < json_len) return Error{path + ": truncated at offset 0 (inside the file header)", 0, Errc::data_loss};
   if (crc32_of(header_bytes + json) != get_u32(prefix + 16))
-    return Error{path + ": corrupt at offset 0: the file header fails its checksum"};
+    return Error{path + ": corrupt at offset 0: the file header fails its checksum", 0, Errc::data_loss};
   // Every version keeps the prefix as it is, so the checksum comes first.
   const uint16_t version = get_u16(prefix + 8);
   if (version != kFormatVersion)
     return Error{path + ": recording format version " + std::to_string(version) +
                  " is not supported (this Vigil reads version " + std::to_string(kFormatVersion) +
-                 ")"};
+                 ")", 0, Errc::data_loss};
   auto header = decode_header_json(json);
-  if (!header) return Error{path + ": corrupt at offset 0: " + header.error().message};
+  if (!header) return Error{path + ": corrupt at offset 0: " + header.error().message, 0, Errc::data_loss};
   header->version = version;
 
   // A writer holds an exclusive lock for as long as it writes.

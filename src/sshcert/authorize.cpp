@@ -124,7 +124,8 @@ std::string_view refusal_name(RefusalReason reason) {
 }
 
 Error AuthResult::error() const {
-  return Error{std::string(refusal_name(refusal_.reason)) + ": " + refusal_.message};
+  return Error{std::string(refusal_name(refusal_.reason)) + ": " + refusal_.message, 0,
+               Errc::unauthenticated};
 }
 
 AuthResult authorize(const Certificate& cert, const TrustedCAs& cas, const std::string& login,
