@@ -10,7 +10,11 @@
  *   disk     tp/syscalls/sys_exit_{open,openat,openat2,creat}: the requested
  *            path from user memory, and for a successful open the path of
  *            the file the new fd holds, from kernel memory
- *   network  tp/sock/inet_sock_set_state (CLOSE -> SYN_SENT)
+ *   network  tp/sock/inet_sock_set_state (CLOSE -> SYN_SENT: TCP connects);
+ *            at the cgroup v2 root: sockops (a connect's answer, inbound
+ *            connections on a session's listener), cgroup/connect4,6 and
+ *            sendmsg4,6 (UDP, once per destination per process) and
+ *            cgroup/connect_unix (unix sockets)
  * Syscall hooks read their arguments from the saved user registers at exit,
  * so each syscall costs one program run, not two.
  *
@@ -22,6 +26,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "vigil_events.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -724,6 +729,88 @@ int vigil_creat(struct trace_event_raw_sys_exit *ctx)
 }
 
 /*
+ * Network. Process-context hooks find the session of the calling task;
+ * what happens later in softirq context (a connect's answer, an inbound
+ * handshake) is tied to the socket instead, through sock_marks.
+ */
+#define TCP_ESTABLISHED_STATE 1
+#define TCP_SYN_RECV_STATE 3
+#define TCP_CLOSE_STATE 7
+#define IPPROTO_UDP_NUM 17
+#define AF_UNIX_FAMILY 1
+#define ECONNREFUSED_NUM 111
+#define NET_RECORD_FIXED offsetof(struct vigil_net_record, path)
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Who marked a socket, taken in process context (connect(), listen()). */
+enum { MARK_CONNECT = 1, MARK_LISTEN = 2 };
+struct sock_mark {
+	struct vigil_record_head head;
+	__u32 what;
+	__u32 _pad;
+};
+
+/*
+ * Per socket, freed with it. BPF_F_CLONE: a listener's mark is copied to
+ * each connection it accepts, so an inbound handshake (softirq, any task
+ * current) still knows the session and the process that listened.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sock_mark);
+} sock_marks SEC(".maps");
+
+/* A UDP destination: address, then namespace, port, family. */
+struct net_dest {
+	__u64 addr[2];
+	__u64 rest;
+};
+
+/*
+ * The UDP destinations one process reported, on its thread group leader
+ * (freed when the process is; a new process of a reused pid starts empty).
+ * A ring of VIGIL_NET_REMEMBERED: past it the oldest is forgotten and
+ * counted, so memory stays bounded and a repeat to a forgotten destination
+ * is reported again rather than never. Reset when the process execs.
+ */
+struct udp_seen_value {
+	struct bpf_spin_lock lock;
+	__u32 count;     /* destinations ever remembered since exec */
+	__u64 exec_id;   /* the leader's self_exec_id the table belongs to */
+	struct net_dest d[VIGIL_NET_REMEMBERED];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct udp_seen_value);
+} udp_seen SEC(".maps");
+
+static __always_inline __u32 sock_net_ns(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline void submit_net(struct vigil_net_record *rec, __u64 size)
+{
+	bpf_ringbuf_submit(rec, wake_flags(bpf_ringbuf_query(&network_ring, BPF_RB_AVAIL_DATA),
+					   size, VIGIL_KIND_NETWORK));
+}
+
+static __always_inline void clear_net(struct vigil_net_record *rec)
+{
+	rec->result = 0;
+	rec->flags = 0;
+	rec->forgotten = 0;
+	rec->path_len = 0;
+	rec->_pad = 0;
+}
+
+/*
  * TCP connect: the socket leaves CLOSE for SYN_SENT inside connect(), in the
  * caller's context, after the source address is chosen.
  */
@@ -731,7 +818,7 @@ SEC("tp/sock/inet_sock_set_state")
 int vigil_connect(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	struct vigil_session_state *state;
-	struct vigil_connect_record *rec;
+	struct vigil_net_record *rec;
 	__u32 slot;
 
 	if (ctx->newstate != TCP_SYN_SENT_STATE || ctx->protocol != IPPROTO_TCP_NUM)
@@ -739,24 +826,418 @@ int vigil_connect(struct trace_event_raw_inet_sock_set_state *ctx)
 	state = find_session(VIGIL_KIND_NETWORK, &slot);
 	if (!state)
 		return 0;
-	rec = bpf_ringbuf_reserve(&network_ring, sizeof(*rec), 0);
+	rec = bpf_ringbuf_reserve(&network_ring, NET_RECORD_FIXED, 0);
 	if (!rec) {
 		count(state, VIGIL_KIND_NETWORK, false);
 		return 0;
 	}
 	fill_head(&rec->head, VIGIL_KIND_NETWORK, slot);
+	clear_net(rec);
 	rec->family = ctx->family;
+	rec->operation = VIGIL_NET_CONNECT;
+	rec->protocol = IPPROTO_TCP_NUM;
 	rec->dport = ctx->dport;
 	rec->sport = ctx->sport;
-	rec->_pad = 0;
+	rec->net_ns = sock_net_ns((struct sock *)ctx->skaddr);
 	/* Array fields of a tracepoint context cannot be copied with direct
 	 * loads at a computed offset; the helper reads them. */
 	bpf_probe_read_kernel(rec->saddr4, 4, ctx->saddr);
 	bpf_probe_read_kernel(rec->daddr4, 4, ctx->daddr);
 	bpf_probe_read_kernel(rec->saddr6, 16, ctx->saddr_v6);
 	bpf_probe_read_kernel(rec->daddr6, 16, ctx->daddr_v6);
-	bpf_ringbuf_submit(rec, wake_flags(bpf_ringbuf_query(&network_ring, BPF_RB_AVAIL_DATA),
-					   sizeof(*rec), VIGIL_KIND_NETWORK));
+	submit_net(rec, NET_RECORD_FIXED);
 	count(state, VIGIL_KIND_NETWORK, true);
 	return 0;
+}
+
+/* The session state of a slot a socket was marked with, if it still records network. */
+static __always_inline struct vigil_session_state *state_of_slot(__u32 slot)
+{
+	struct vigil_session_state *state = bpf_map_lookup_elem(&sessions, &slot);
+
+	if (!state || !(state->kinds & (1u << VIGIL_KIND_NETWORK)))
+		return NULL;
+	return state;
+}
+
+/* connect() or listen() of a session task: mark the socket (process context). */
+static __always_inline void mark_socket(struct bpf_sock_ops *skops, __u32 what)
+{
+	struct vigil_session_state *state;
+	struct bpf_sock *sk = skops->sk;
+	struct sock_mark *m;
+	__u32 slot;
+
+	if (!sk)
+		return;
+	state = find_session(VIGIL_KIND_NETWORK, &slot);
+	if (!state)
+		return;
+	m = bpf_sk_storage_get(&sock_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!m) {
+		/* The connect's result (or the listener's accepts) cannot be told. */
+		count(state, VIGIL_KIND_NETWORK, false);
+		return;
+	}
+	fill_head(&m->head, VIGIL_KIND_NETWORK, slot);
+	m->what = what;
+	m->_pad = 0;
+	if (what == MARK_CONNECT)
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* Fills the addresses of a sock_ops socket: s* local, d* remote, or swapped. */
+static __always_inline void sockops_addrs(struct vigil_net_record *rec,
+					  struct bpf_sock_ops *skops, bool peer_first)
+{
+	__u32 local4 = skops->local_ip4, remote4 = skops->remote_ip4;
+	/* Context fields are read at constant offsets only: no loops. */
+	__u32 local6[4] = { skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
+			    skops->local_ip6[3] };
+	__u32 remote6[4] = { skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
+			     skops->remote_ip6[3] };
+	__u16 lport = skops->local_port;
+	__u16 rport = bpf_ntohl(skops->remote_port);
+	rec->family = skops->family;
+	rec->protocol = IPPROTO_TCP_NUM;
+	if (peer_first) {
+		__builtin_memcpy(rec->saddr4, &remote4, 4);
+		__builtin_memcpy(rec->daddr4, &local4, 4);
+		__builtin_memcpy(rec->saddr6, remote6, 16);
+		__builtin_memcpy(rec->daddr6, local6, 16);
+		rec->sport = rport;
+		rec->dport = lport;
+	} else {
+		__builtin_memcpy(rec->saddr4, &local4, 4);
+		__builtin_memcpy(rec->daddr4, &remote4, 4);
+		__builtin_memcpy(rec->saddr6, local6, 16);
+		__builtin_memcpy(rec->daddr6, remote6, 16);
+		rec->sport = lport;
+		rec->dport = rport;
+	}
+}
+
+/*
+ * An event of a marked socket, in whatever context: the process is the one
+ * that marked it, the time is now.
+ */
+static __always_inline void emit_marked(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+					struct sock_mark *m, __u8 op, __s32 result, __u32 flags)
+{
+	struct vigil_session_state *state = state_of_slot(m->head.session);
+	struct vigil_net_record *rec;
+
+	if (!state)
+		return;
+	rec = bpf_ringbuf_reserve(&network_ring, NET_RECORD_FIXED, 0);
+	if (!rec) {
+		count(state, VIGIL_KIND_NETWORK, false);
+		return;
+	}
+	__builtin_memcpy(&rec->head, &m->head, sizeof(rec->head));
+	rec->head.ktime_ns = bpf_ktime_get_boot_ns();
+	clear_net(rec);
+	rec->operation = op;
+	rec->result = result;
+	rec->flags = flags;
+	sockops_addrs(rec, skops, op == VIGIL_NET_ACCEPT);
+	struct sock *full = (struct sock *)bpf_skc_to_tcp_sock(sk);
+	rec->net_ns = full ? sock_net_ns(full) : 0;
+	submit_net(rec, NET_RECORD_FIXED);
+	count(state, VIGIL_KIND_NETWORK, true);
+}
+
+/* A marked connect got its answer: established (0) or closed (refused, failed, given up). */
+static __always_inline void connect_result(struct bpf_sock_ops *skops, bool closed)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct sock_mark *m;
+
+	if (!sk)
+		return;
+	m = bpf_sk_storage_get(&sock_marks, sk, 0, 0);
+	if (!m || m->what != MARK_CONNECT)
+		return;
+	__s32 result = 0;
+	__u32 flags = 0;
+	if (closed) {
+		struct sock *full = (struct sock *)bpf_skc_to_tcp_sock(sk);
+		int err = full ? BPF_CORE_READ(full, sk_err) : 0;
+
+		result = -err;
+		if (!err)
+			flags |= VIGIL_NET_CLOSED;
+	}
+	emit_marked(skops, sk, m, VIGIL_NET_CONNECT_RESULT, result, flags);
+	bpf_sk_storage_delete(&sock_marks, sk);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+					 ~BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* An inbound connection completed its handshake on a session's listener. */
+static __always_inline void accepted(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct sock_mark *m;
+
+	if (!sk)
+		return;
+	m = bpf_sk_storage_get(&sock_marks, sk, 0, 0);
+	if (!m)
+		return;
+	if (m->what == MARK_CONNECT) {
+		connect_result(skops, false); /* simultaneous open: SYN_SENT -> SYN_RECV -> here */
+		return;
+	}
+	emit_marked(skops, sk, m, VIGIL_NET_ACCEPT, 0, 0);
+	bpf_sk_storage_delete(&sock_marks, sk); /* the child's copy of the listener's mark */
+}
+
+/*
+ * TCP outcomes. Attached once at the cgroup v2 root, so every socket of the
+ * host passes here; only marked sockets (and tasks of a session, for the
+ * process-context callbacks) do more than a switch. Always allows.
+ */
+SEC("sockops")
+int vigil_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		mark_socket(skops, MARK_CONNECT);
+		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		mark_socket(skops, MARK_LISTEN);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		connect_result(skops, false);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		accepted(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if ((skops->args[0] == TCP_SYN_SENT_STATE || skops->args[0] == TCP_SYN_RECV_STATE) &&
+		    skops->args[1] == TCP_CLOSE_STATE)
+			connect_result(skops, true);
+		break;
+	}
+	return 1;
+}
+
+/*
+ * Whether the process has reported `d` since its last exec; remembers it
+ * when not. Returns the slot it took (0..REMEMBERED-1), -1 when it was
+ * known, and in *forgotten how many destinations the table dropped so far.
+ */
+static __always_inline int remember_dest(struct udp_seen_value *t, const struct net_dest *d,
+					 __u64 exec_id, __u32 *forgotten)
+{
+	int taken = -1;
+	bool known = false;
+
+	bpf_spin_lock(&t->lock);
+	if (t->exec_id != exec_id) {
+		t->exec_id = exec_id;
+		t->count = 0;
+	}
+	__u32 n = t->count < VIGIL_NET_REMEMBERED ? t->count : VIGIL_NET_REMEMBERED;
+	for (__u32 i = 0; i < VIGIL_NET_REMEMBERED; i++) {
+		if (i >= n)
+			break;
+		if (t->d[i].addr[0] == d->addr[0] && t->d[i].addr[1] == d->addr[1] &&
+		    t->d[i].rest == d->rest) {
+			known = true;
+			break;
+		}
+	}
+	if (!known) {
+		taken = t->count & (VIGIL_NET_REMEMBERED - 1);
+		t->d[taken] = *d;
+		t->count++;
+	}
+	*forgotten = t->count > VIGIL_NET_REMEMBERED ? t->count - VIGIL_NET_REMEMBERED : 0;
+	bpf_spin_unlock(&t->lock);
+	return taken;
+}
+
+/* Undo remember_dest when the event could not be delivered: it must be retried. */
+static __always_inline void forget_dest(struct udp_seen_value *t, int taken,
+					const struct net_dest *d)
+{
+	bpf_spin_lock(&t->lock);
+	__u32 i = taken & (VIGIL_NET_REMEMBERED - 1);
+	if (t->d[i].addr[0] == d->addr[0] && t->d[i].addr[1] == d->addr[1] &&
+	    t->d[i].rest == d->rest)
+		t->d[i].rest = 0; /* family 0: matches nothing */
+	bpf_spin_unlock(&t->lock);
+}
+
+/*
+ * A UDP connect() or a datagram sent with an address (sendto, sendmsg,
+ * sendmmsg: once per message), reported once per destination per process.
+ * A v4-mapped destination on an IPv6 socket is reported (and remembered)
+ * as the IPv4 address it is on the wire.
+ */
+static __always_inline int udp_contact(struct bpf_sock_addr *ctx, __u8 op, const bool v6)
+{
+	struct vigil_session_state *state;
+	struct vigil_net_record *rec;
+	__u32 slot;
+
+	if (ctx->protocol != IPPROTO_UDP_NUM)
+		return 1;
+	state = find_session(VIGIL_KIND_NETWORK, &slot);
+	if (!state)
+		return 1;
+
+	struct bpf_sock_addr_kern *kern = bpf_cast_to_kern_ctx(ctx);
+	__u32 net_ns = sock_net_ns(kern->sk);
+	/* A hook reads only its own family's fields (the verifier checks). */
+	__u16 family = v6 ? AF_INET6_FAMILY : AF_INET_FAMILY;
+	__u32 d6[4] = {};
+	__u32 d4 = 0;
+	if (!v6) {
+		d4 = ctx->user_ip4;
+	} else {
+		d6[0] = ctx->user_ip6[0];
+		d6[1] = ctx->user_ip6[1];
+		d6[2] = ctx->user_ip6[2];
+		d6[3] = ctx->user_ip6[3];
+		if (d6[0] == 0 && d6[1] == 0 && d6[2] == bpf_htonl(0xffff)) {
+			family = AF_INET_FAMILY;
+			d4 = d6[3];
+		}
+	}
+	__u16 dport = bpf_ntohs((__u16)ctx->user_port);
+
+	struct net_dest d = {};
+	if (family == AF_INET_FAMILY) {
+		d.addr[0] = d4;
+	} else {
+		d.addr[0] = ((__u64)d6[1] << 32) | d6[0];
+		d.addr[1] = ((__u64)d6[3] << 32) | d6[2];
+	}
+	d.rest = ((__u64)net_ns << 32) | ((__u64)dport << 16) | family;
+
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct udp_seen_value *t = bpf_task_storage_get(&udp_seen, task->group_leader, 0,
+							 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 forgotten = 0;
+	int taken = -1;
+	if (t) {
+		taken = remember_dest(t, &d, task->self_exec_id, &forgotten);
+		if (taken < 0)
+			return 1; /* reported before */
+	}
+	rec = bpf_ringbuf_reserve(&network_ring, NET_RECORD_FIXED, 0);
+	if (!rec) {
+		if (t)
+			forget_dest(t, taken, &d);
+		count(state, VIGIL_KIND_NETWORK, false);
+		return 1;
+	}
+	fill_head(&rec->head, VIGIL_KIND_NETWORK, slot);
+	clear_net(rec);
+	rec->operation = op;
+	rec->protocol = IPPROTO_UDP_NUM;
+	rec->family = family;
+	rec->dport = dport;
+	rec->net_ns = net_ns;
+	rec->forgotten = forgotten;
+	/* The socket's own address: 0 until bound (the kernel picks one per datagram). */
+	struct bpf_sock *bs = ctx->sk;
+	__u32 s4 = 0, s6[4] = {};
+	if (bs) {
+		rec->sport = bs->src_port;
+		if (family == AF_INET_FAMILY && ctx->family == AF_INET_FAMILY) {
+			s4 = bs->src_ip4;
+		} else if (ctx->family == AF_INET6_FAMILY) {
+			s6[0] = bs->src_ip6[0];
+			s6[1] = bs->src_ip6[1];
+			s6[2] = bs->src_ip6[2];
+			s6[3] = bs->src_ip6[3];
+			if (family == AF_INET_FAMILY)
+				s4 = s6[3]; /* v4-mapped or unbound (::) */
+		}
+	}
+	__builtin_memcpy(rec->saddr4, &s4, 4);
+	__builtin_memcpy(rec->daddr4, &d4, 4);
+	__builtin_memcpy(rec->saddr6, s6, 16);
+	__builtin_memcpy(rec->daddr6, d6, 16);
+	submit_net(rec, NET_RECORD_FIXED);
+	count(state, VIGIL_KIND_NETWORK, true);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int vigil_udp_connect4(struct bpf_sock_addr *ctx)
+{
+	return udp_contact(ctx, VIGIL_NET_CONNECT, false);
+}
+
+SEC("cgroup/connect6")
+int vigil_udp_connect6(struct bpf_sock_addr *ctx)
+{
+	return udp_contact(ctx, VIGIL_NET_CONNECT, true);
+}
+
+SEC("cgroup/sendmsg4")
+int vigil_udp_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return udp_contact(ctx, VIGIL_NET_SEND, false);
+}
+
+SEC("cgroup/sendmsg6")
+int vigil_udp_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return udp_contact(ctx, VIGIL_NET_SEND, true);
+}
+
+/*
+ * connect() on an AF_UNIX socket (Linux 6.7+), stream or datagram, with the
+ * address as the kernel copied it. libbpf 1.1 does not know the section
+ * name cgroup/connect_unix: the loader sets the attach type
+ * (BPF_CGROUP_UNIX_CONNECT) itself, and leaves the program out on kernels
+ * without it.
+ */
+SEC("cgroup/connect4")
+int vigil_unix_connect(struct bpf_sock_addr *ctx)
+{
+	struct vigil_session_state *state;
+	struct vigil_net_record *rec;
+	__u32 slot;
+
+	state = find_session(VIGIL_KIND_NETWORK, &slot);
+	if (!state)
+		return 1;
+	struct bpf_sock_addr_kern *kern = bpf_cast_to_kern_ctx(ctx);
+	rec = bpf_ringbuf_reserve(&network_ring, sizeof(*rec), 0);
+	if (!rec) {
+		count(state, VIGIL_KIND_NETWORK, false);
+		return 1;
+	}
+	fill_head(&rec->head, VIGIL_KIND_NETWORK, slot);
+	clear_net(rec);
+	rec->family = AF_UNIX_FAMILY;
+	rec->operation = VIGIL_NET_CONNECT;
+	rec->protocol = 0;
+	rec->sport = 0;
+	rec->dport = 0;
+	rec->net_ns = sock_net_ns(kern->sk);
+	__builtin_memset(rec->saddr4, 0, 4 + 4 + 16 + 16);
+	__u32 len = kern->uaddrlen;
+	struct sockaddr_un *sun = (struct sockaddr_un *)kern->uaddr;
+	len = len > 2 ? len - 2 : 0; /* sun_family */
+	len &= 127;                  /* a bound the verifier sees; the clamp is exact */
+	if (len > sizeof(sun->sun_path))
+		len = sizeof(sun->sun_path);
+	rec->path_len = len;
+	if (len) {
+		bpf_probe_read_kernel(rec->path, len, sun->sun_path);
+		if (rec->path[0] == 0)
+			rec->flags |= VIGIL_NET_UNIX_ABSTRACT;
+	}
+	submit_net(rec, sizeof(*rec));
+	count(state, VIGIL_KIND_NETWORK, true);
+	return 1;
 }

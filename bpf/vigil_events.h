@@ -9,13 +9,15 @@
 #ifndef VIGIL_EVENTS_H
 #define VIGIL_EVENTS_H
 
-#define VIGIL_SCHEMA_VERSION 2
+#define VIGIL_SCHEMA_VERSION 3
 
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_MAX 4096        /* bytes of a path we keep, NUL included */
 #define VIGIL_ARGV_MAX 65536       /* bytes of argv we keep, NULs included (power of two) */
 #define VIGIL_MAX_SESSIONS 4096    /* live sessions one engine can track */
 #define VIGIL_KPATH_COMPONENTS 64  /* names a kernel path walk takes at most */
+#define VIGIL_UNIX_PATH_MAX 112    /* sun_path (108 bytes) and room for a NUL */
+#define VIGIL_NET_REMEMBERED 64    /* UDP destinations one process's table remembers */
 
 /* Event kinds; also the bit positions of a session's kinds mask. */
 enum vigil_kind {
@@ -118,21 +120,44 @@ struct vigil_open_record {
 	char data[2 * VIGIL_PATH_MAX];
 };
 
+/* What a network record reports (the guide's `operation`, extended). */
+enum vigil_net_op {
+	VIGIL_NET_CONNECT = 0,        /* TCP SYN sent, UDP connect(), unix connect() */
+	VIGIL_NET_SEND = 1,           /* UDP datagram to a destination new for the process */
+	VIGIL_NET_ACCEPT = 2,         /* inbound TCP connection established on a session listener */
+	VIGIL_NET_CONNECT_RESULT = 3, /* what became of a recorded TCP connect */
+};
+
+/* Flags of a network record. */
+#define VIGIL_NET_UNIX_ABSTRACT (1u << 0) /* path is an abstract name (no leading NUL kept) */
+#define VIGIL_NET_CLOSED (1u << 1)        /* result: closed before an answer, no error set */
+
 /*
- * A TCP connection attempt (SYN sent), as the sock:inet_sock_set_state
- * tracepoint saw it. Both address forms are kept raw; the decoder picks the
- * right one (an IPv6 socket talking to a v4-mapped peer fills both).
+ * A network event. Both address forms are kept raw; the decoder picks the
+ * right one (an IPv6 socket talking to a v4-mapped peer fills both). For an
+ * accept, s* is the peer that connected and d* the session's local address
+ * and port. An AF_UNIX record
+ * is followed by path_len bytes of sun_path (path); the others end before
+ * path (the ring record is offsetof(path) bytes).
  */
-struct vigil_connect_record {
+struct vigil_net_record {
 	struct vigil_record_head head;
-	__u16 family;        /* AF_INET or AF_INET6, of the socket */
+	__u16 family;        /* AF_INET, AF_INET6 (of the socket) or AF_UNIX */
+	__u8 operation;      /* enum vigil_net_op */
+	__u8 protocol;       /* IPPROTO_TCP or IPPROTO_UDP; 0 for AF_UNIX */
 	__u16 dport;         /* host byte order */
 	__u16 sport;         /* host byte order, 0 when not yet bound */
-	__u16 _pad;
+	__u32 net_ns;        /* inode number of the socket's network namespace */
+	__s32 result;        /* CONNECT_RESULT: 0 established or -errno */
+	__u32 flags;         /* VIGIL_NET_* */
+	__u32 forgotten;     /* SEND/UDP CONNECT: destinations the process's table forgot */
 	__u8 saddr4[4];
 	__u8 daddr4[4];
 	__u8 saddr6[16];
 	__u8 daddr6[16];
+	__u32 path_len;      /* AF_UNIX: bytes of path */
+	__u32 _pad;
+	char path[VIGIL_UNIX_PATH_MAX];
 };
 
 #endif /* VIGIL_EVENTS_H */

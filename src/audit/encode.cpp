@@ -83,32 +83,72 @@ void encode_disk(const Event& ev, const DiskEvent& disk, const SessionMeta& meta
   o.end();
 }
 
+const char* protocol_name(NetProtocol p) {
+  switch (p) {
+    case NetProtocol::tcp: return "tcp";
+    case NetProtocol::udp: return "udp";
+    case NetProtocol::unix_socket: return "unix";
+  }
+  return "tcp";
+}
+
+const char* result_name(ConnectResult r) {
+  switch (r) {
+    case ConnectResult::established: return "established";
+    case ConnectResult::refused: return "refused";
+    case ConnectResult::failed: return "failed";
+    case ConnectResult::closed: return "closed";
+    case ConnectResult::none: break;
+  }
+  return "";
+}
+
+// The guide's fields, and Vigil's: net_ns, protocol, src_port; unix_path for
+// a unix socket (which has no addresses, port or version); result and
+// return_code for a connect's result.
 void encode_network(const Event& ev, const NetworkEvent& net, const SessionMeta& meta,
                     uint64_t ei, std::string_view uid, std::string& out) {
+  const bool inet = net.protocol != NetProtocol::unix_socket;
   JsonObject o(out);
   o.int64("action", net.action);
   remote_addr(o, meta);
   o.uint64("cgroup_id", ev.process.cgroup_id);
   o.string("cluster_name", meta.cluster_name);
   o.string("code", "T4002I");
-  o.string("dst_addr", net.dst_addr);
-  o.uint64("dst_port", net.dst_port);
+  if (inet) {
+    o.string("dst_addr", net.dst_addr);
+    o.uint64("dst_port", net.dst_port);
+  }
   o.uint64("ei", ei);
   o.string("event", "session.network");
+  if (net.forgotten_destinations) o.uint64("forgotten_destinations", net.forgotten_destinations);
   o.string("login", meta.login);
   o.string("namespace", meta.namespace_name);
+  o.uint64("net_ns", net.net_ns);
   o.int64("operation", net.operation);
   o.uint64("pid", ev.process.pid);
   o.uint64("ppid", ev.process.ppid);
   o.string("program", ev.process.program);
+  o.string("protocol", protocol_name(net.protocol));
+  if (net.result != ConnectResult::none) {
+    o.string("result", result_name(net.result));
+    o.int64("return_code", net.return_code);
+  }
   o.string("server_hostname", meta.server_hostname);
   o.string("server_id", meta.server_id);
   o.string("sid", meta.sid);
-  o.string("src_addr", net.src_addr);
+  if (inet) {
+    o.string("src_addr", net.src_addr);
+    if (net.src_port) o.uint64("src_port", net.src_port);
+  }
   o.time("time", ev.time_ns);
   o.string("uid", uid);
+  if (!inet) {
+    if (net.unix_abstract) o.boolean("unix_abstract", true);
+    o.bytes("unix_path", "unix_path_base64", net.unix_path);
+  }
   o.string("user", meta.user);
-  o.int64("version", net.version);
+  if (inet) o.int64("version", net.version);
   o.end();
 }
 

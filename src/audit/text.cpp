@@ -68,17 +68,52 @@ void append_disk(std::string& out, const DiskEvent& disk) {
   }
 }
 
-void append_network(std::string& out, const NetworkEvent& net) {
-  out += net.operation == 1 ? "send " : "connect ";
-  append_printable(out, net.src_addr);
-  out += " → ";
+void append_endpoint(std::string& out, int version, const std::string& addr, uint16_t port) {
   // An IPv6 address holds colons, so the port needs the address in brackets.
-  if (net.version == 6) out += '[';
-  append_printable(out, net.dst_addr);
-  if (net.version == 6) out += ']';
+  if (version == 6) out += '[';
+  append_printable(out, addr);
+  if (version == 6) out += ']';
   out += ':';
-  append_number(out, net.dst_port);
-  out += net.version == 6 ? " v6" : " v4";
+  append_number(out, port);
+}
+
+void append_network(std::string& out, const NetworkEvent& net) {
+  if (net.protocol == NetProtocol::unix_socket) {
+    out += net.unix_abstract ? "unix connect abstract " : "unix connect ";
+    append_shell_word(out, net.unix_path);  // chosen by whoever made the socket
+  } else {
+    if (net.protocol == NetProtocol::udp) out += "udp ";
+    switch (net.operation) {
+      case net_op::send: out += "send "; break;
+      case net_op::accept: out += "accept "; break;
+      case net_op::connect_result: out += "connect result "; break;
+      default: out += "connect "; break;
+    }
+    if (net.operation == net_op::accept) {
+      append_endpoint(out, net.version, net.src_addr, net.src_port);
+    } else {
+      append_printable(out, net.src_addr);
+    }
+    out += " → ";
+    append_endpoint(out, net.version, net.dst_addr, net.dst_port);
+    out += net.version == 6 ? " v6" : " v4";
+    switch (net.result) {
+      case ConnectResult::established: out += ": established"; break;
+      case ConnectResult::refused: out += ": refused"; break;
+      case ConnectResult::closed: out += ": closed before an answer"; break;
+      case ConnectResult::failed: out += ": failed"; append_result(out, net.return_code); break;
+      case ConnectResult::none: break;
+    }
+  }
+  if (net.net_ns) {
+    out += " netns=";
+    append_number(out, net.net_ns);
+  }
+  if (net.forgotten_destinations) {
+    out += " [";
+    append_number(out, net.forgotten_destinations);
+    out += " destinations forgotten]";
+  }
   if (net.action == 1) out += " denied";
 }
 

@@ -29,6 +29,11 @@ std::optional<int64_t> get_int(const Json& ev, const char* key) {
   return it->get<int64_t>();
 }
 
+bool get_bool(const Json& ev, const char* key) {
+  auto it = ev.find(key);
+  return it != ev.end() && it->is_boolean() && it->get<bool>();
+}
+
 std::optional<int64_t> get_time(const Json& ev, const char* key) {
   const std::string* s = get_string(ev, key);
   return s ? parse_rfc3339(*s) : std::nullopt;
@@ -162,19 +167,50 @@ void append_disk(std::string& out, const Json& ev) {
   }
 }
 
-void append_network(std::string& out, const Json& ev) {
-  append_process(out, ev);
-  out += get_int(ev, "operation") == 1 ? " send " : " connect ";
-  if (const std::string* src = get_string(ev, "src_addr")) audit::append_value(out, *src);
-  out += " → ";
+void append_endpoint(std::string& out, const Json& ev, bool v6, const char* addr_key,
+                     const char* port_key) {
   // An IPv6 address holds colons, so the port needs the address in brackets.
-  const bool v6 = get_int(ev, "version") == 6;
   if (v6) out += '[';
-  if (const std::string* dst = get_string(ev, "dst_addr")) audit::append_value(out, *dst);
+  if (const std::string* a = get_string(ev, addr_key)) audit::append_value(out, *a);
   if (v6) out += ']';
   out += ':';
-  append_int(out, get_int(ev, "dst_port").value_or(0));
-  out += v6 ? " v6" : " v4";
+  append_int(out, get_int(ev, port_key).value_or(0));
+}
+
+void append_network(std::string& out, const Json& ev) {
+  append_process(out, ev);
+  const std::string* protocol = get_string(ev, "protocol");
+  if (protocol && *protocol == "unix") {
+    out += get_bool(ev, "unix_abstract") ? " unix connect abstract " : " unix connect ";
+    audit::append_shell_word(out, exact_bytes(ev, "unix_path", "unix_path_base64"));
+  } else {
+    if (protocol && *protocol == "udp") out += " udp";
+    const auto op = get_int(ev, "operation");
+    out += op == 1 ? " send " : op == 2 ? " accept " : op == 3 ? " connect result " : " connect ";
+    const bool v6 = get_int(ev, "version") == 6;
+    if (op == 2) {
+      append_endpoint(out, ev, v6, "src_addr", "src_port");
+    } else if (const std::string* src = get_string(ev, "src_addr")) {
+      audit::append_value(out, *src);
+    }
+    out += " → ";
+    append_endpoint(out, ev, v6, "dst_addr", "dst_port");
+    out += v6 ? " v6" : " v4";
+    if (const std::string* result = get_string(ev, "result")) {
+      out += ": ";
+      audit::append_value(out, *result);
+      if (*result == "failed") append_result(out, ev);
+    }
+  }
+  if (auto ns = get_int(ev, "net_ns"); ns && *ns) {
+    out += " netns=";
+    append_int(out, *ns);
+  }
+  if (auto n = get_int(ev, "forgotten_destinations"); n && *n) {
+    out += " [";
+    append_int(out, *n);
+    out += " destinations forgotten]";
+  }
   if (get_int(ev, "action") == 1) out += " denied";
 }
 

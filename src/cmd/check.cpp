@@ -130,7 +130,15 @@ int check(const CheckArgs& args) {
 
   bool can_load = btf && privileges.ok();
   if (can_load) {
-    auto probe = Probe::load({});
+    // The network hooks attach at the cgroup v2 root: wherever it is mounted.
+    ProbeOptions probe_options;
+    for (const std::string& at : {er.cgroup_path, std::string("/sys/fs/cgroup/unified"),
+                                  std::string("/sys/fs/cgroup")})
+      if (fs_is(at, kCgroup2Magic)) {
+        probe_options.cgroup_root = at;
+        break;
+      }
+    auto probe = Probe::load(probe_options);
     checks.push_back({"BPF programs", probe.ok(),
                       probe ? "loaded (verifier accepted all programs)" : probe.error().message});
     if (probe) {
@@ -143,6 +151,9 @@ int check(const CheckArgs& args) {
         auto attached = (*probe)->attach(kind);
         checks.push_back({std::string(kind_name(kind)) + " events", attached.ok(),
                           attached ? join((*probe)->hooks(kind)) : attached.error().message});
+        // Parts of a kind this kernel is too old for: said, not fatal.
+        for (const std::string& missing : (*probe)->unsupported(kind))
+          checks.push_back({std::string(kind_name(kind)) + " events", false, missing, false});
       }
       (*probe)->detach(KindSet::all());
     }

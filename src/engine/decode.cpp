@@ -3,10 +3,13 @@
 
 #include <arpa/inet.h>
 #include <linux/types.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 extern "C" {
@@ -22,8 +25,9 @@ static_assert(sizeof(vigil_exec_args) == 24 + 2 * VIGIL_PATH_MAX + VIGIL_ARGV_MA
 static_assert(offsetof(vigil_exec_args, argv) == 24 + 2 * VIGIL_PATH_MAX);
 static_assert(offsetof(vigil_open_record, data) == 96);
 static_assert(sizeof(vigil_open_record) == 96 + 2 * VIGIL_PATH_MAX);
-static_assert(sizeof(vigil_connect_record) == 112);
-static_assert(VIGIL_SCHEMA_VERSION == 2, "update the decoder for the new schema");
+static_assert(offsetof(vigil_net_record, path) == 136);
+static_assert(sizeof(vigil_net_record) == 136 + VIGIL_UNIX_PATH_MAX);
+static_assert(VIGIL_SCHEMA_VERSION == 3, "update the decoder for the new schema");
 
 namespace {
 
@@ -188,12 +192,43 @@ Result<Event> open(std::span<const std::byte> record, const TimeBase& time) {
   return ev;
 }
 
-Result<Event> connect(std::span<const std::byte> record, const TimeBase& time) {
-  auto rec = read_as<vigil_connect_record>(record, sizeof(vigil_connect_record), "network");
+Result<Event> network(std::span<const std::byte> record, const TimeBase& time) {
+  constexpr size_t fixed = offsetof(vigil_net_record, path);
+  auto rec = read_as<vigil_net_record>(record, fixed, "network");
   if (!rec) return rec.error();
   Event ev = event_of(rec->head, time);
   NetworkEvent net;
+  if (rec->operation > VIGIL_NET_CONNECT_RESULT)
+    return Error{"kernel sent a network record of operation " + std::to_string(rec->operation) +
+                 ": the BPF object and vigil are from different builds"};
+  net.operation = rec->operation;
+  net.net_ns = rec->net_ns;
+  net.forgotten_destinations = rec->forgotten;
+  if (rec->family == AF_UNIX) {
+    net.protocol = NetProtocol::unix_socket;
+    net.version = 0;
+    // Bounded by the bytes received, the array and sun_path, whatever path_len says.
+    size_t len = std::min<size_t>({rec->path_len, record.size() - fixed, sizeof(sockaddr_un::sun_path)});
+    std::string_view path(rec->path, len);
+    if (rec->flags & VIGIL_NET_UNIX_ABSTRACT) {
+      // An abstract name is every byte after its leading NUL (NULs included).
+      net.unix_abstract = true;
+      net.unix_path.assign(path.substr(std::min<size_t>(1, path.size())));
+    } else {
+      net.unix_path.assign(path.data(), strnlen(path.data(), path.size()));
+    }
+    ev.body = std::move(net);
+    return ev;
+  }
+  if (rec->protocol == IPPROTO_TCP)
+    net.protocol = NetProtocol::tcp;
+  else if (rec->protocol == IPPROTO_UDP)
+    net.protocol = NetProtocol::udp;
+  else
+    return Error{"kernel sent a network record of protocol " + std::to_string(rec->protocol) +
+                 ", expected TCP or UDP"};
   net.dst_port = rec->dport;
+  net.src_port = rec->sport;
   if (rec->family == AF_INET) {
     net.version = 4;
     net.src_addr = ntop(AF_INET, rec->saddr4);
@@ -210,7 +245,18 @@ Result<Event> connect(std::span<const std::byte> record, const TimeBase& time) {
     net.dst_addr = ntop(AF_INET6, rec->daddr6);
   } else {
     return Error{"kernel sent a network record of address family " +
-                 std::to_string(rec->family) + ", expected AF_INET or AF_INET6"};
+                 std::to_string(rec->family) + ", expected AF_INET, AF_INET6 or AF_UNIX"};
+  }
+  if (net.operation == net_op::connect_result) {
+    net.return_code = rec->result;
+    if (rec->flags & VIGIL_NET_CLOSED)
+      net.result = ConnectResult::closed;
+    else if (rec->result == 0)
+      net.result = ConnectResult::established;
+    else if (rec->result == -ECONNREFUSED)
+      net.result = ConnectResult::refused;
+    else
+      net.result = ConnectResult::failed;
   }
   ev.body = std::move(net);
   return ev;

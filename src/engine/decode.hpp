@@ -62,6 +62,7 @@ ExecArgs exec_args_view(const vigil_exec_args& args);
 // nullptr when they could not be fetched.
 Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time);
 Result<Event> open(std::span<const std::byte> record, const TimeBase& time);
-Result<Event> connect(std::span<const std::byte> record, const TimeBase& time);
+// A network record of any operation (connect, send, accept, connect result).
+Result<Event> network(std::span<const std::byte> record, const TimeBase& time);
 
 }  // namespace vigil::decode

@@ -185,6 +185,7 @@ Result<void> Engine::setup() {
   ProbeOptions probe_options;
   probe_options.failed_execs = options_.failed_execs;
   probe_options.exec_args_entries = options_.exec_args_entries;
+  probe_options.cgroup_root = options_.cgroup_path;
   probe_options.session_cgroup_level = cgroup::level_below(options_.cgroup_path, root_dir_) + 1;
   for (int k = 0; k < kKindCount; ++k) {
     uint32_t pages = options_.ring_pages[k];
@@ -714,7 +715,7 @@ void Engine::worker_loop() {
           break;
         }
         case Kind::disk: event = decode::open(record, time); break;
-        case Kind::network: event = decode::connect(record, time); break;
+        case Kind::network: event = decode::network(record, time); break;
       }
       if (!event) {
         log::warn("session " + q.session->id_ + ": dropped a " +

@@ -2,6 +2,7 @@
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -9,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "common/fd.hpp"
 #include "common/log.hpp"
 #include "engine/host.hpp"
 #include "vigil.skel.h"
@@ -49,6 +51,40 @@ bool kernel_has_audit_session() {
   return found;
 }
 
+// What the kernel's BTF says it has, for hooks newer than the minimum kernel.
+struct KernelNetFeatures {
+  bool cast_to_kern_ctx = false;  // kfunc bpf_cast_to_kern_ctx (6.2)
+  int unix_connect = -1;          // value of BPF_CGROUP_UNIX_CONNECT (6.7), -1: none
+};
+
+KernelNetFeatures kernel_net_features() {
+  KernelNetFeatures f;
+  struct btf* btf = btf__load_vmlinux_btf();
+  if (!btf) return f;
+  f.cast_to_kern_ctx = btf__find_by_name_kind(btf, "bpf_cast_to_kern_ctx", BTF_KIND_FUNC) > 0;
+  int id = btf__find_by_name_kind(btf, "bpf_attach_type", BTF_KIND_ENUM);
+  if (id > 0) {
+    const struct btf_type* t = btf__type_by_id(btf, id);
+    const struct btf_enum* e = btf_enum(t);
+    for (int i = 0; i < btf_vlen(t); ++i, ++e)
+      if (std::string_view(btf__name_by_offset(btf, e->name_off)) == "BPF_CGROUP_UNIX_CONNECT")
+        f.unix_connect = e->val;
+  }
+  btf__free(btf);
+  return f;
+}
+
+// Programs attached to the cgroup v2 root rather than to a tracepoint.
+bool is_cgroup_program(bpf_program* prog) {
+  switch (bpf_program__type(prog)) {
+    case BPF_PROG_TYPE_SOCK_OPS:
+    case BPF_PROG_TYPE_CGROUP_SOCK_ADDR:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::vector<bpf_program*> programs_of(vigil_bpf* s, Kind kind) {
   switch (kind) {
     case Kind::command:
@@ -57,7 +93,10 @@ std::vector<bpf_program*> programs_of(vigil_bpf* s, Kind kind) {
       return {s->progs.vigil_open, s->progs.vigil_openat, s->progs.vigil_openat2,
               s->progs.vigil_creat};
     case Kind::network:
-      return {s->progs.vigil_connect};
+      return {s->progs.vigil_connect,       s->progs.vigil_sockops,
+              s->progs.vigil_udp_connect4,  s->progs.vigil_udp_connect6,
+              s->progs.vigil_udp_sendmsg4,  s->progs.vigil_udp_sendmsg6,
+              s->progs.vigil_unix_connect};
   }
   return {};
 }
@@ -104,6 +143,26 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
                           std::pair{s->progs.vigil_creat, "sys_exit_creat"}}) {
     if (!host::tracepoint_exists("syscalls", tp)) bpf_program__set_autoload(prog, false);
   }
+  // UDP and unix sockets need the socket and address behind the hook's
+  // context (bpf_cast_to_kern_ctx); unix connects their own hook.
+  probe->cgroup_root_ = options.cgroup_root;
+  KernelNetFeatures net = kernel_net_features();
+  auto& net_missing = probe->unsupported_[static_cast<int>(Kind::network)];
+  if (!net.cast_to_kern_ctx) {
+    for (bpf_program* p : {s->progs.vigil_udp_connect4, s->progs.vigil_udp_connect6,
+                           s->progs.vigil_udp_sendmsg4, s->progs.vigil_udp_sendmsg6,
+                           s->progs.vigil_unix_connect})
+      bpf_program__set_autoload(p, false);
+    net_missing.push_back("UDP and unix socket connects are not recorded: the kernel lacks the "
+                          "bpf_cast_to_kern_ctx kfunc (Linux 6.2+)");
+  } else if (net.unix_connect < 0) {
+    bpf_program__set_autoload(s->progs.vigil_unix_connect, false);
+    net_missing.push_back("unix socket connects are not recorded: the kernel lacks "
+                          "cgroup/connect_unix (Linux 6.7+)");
+  } else {
+    bpf_program__set_expected_attach_type(s->progs.vigil_unix_connect,
+                                          static_cast<bpf_attach_type>(net.unix_connect));
+  }
   if (!options.failed_execs) {
     bpf_program__set_autoload(s->progs.vigil_exec_fail, false);
     bpf_program__set_autoload(s->progs.vigil_execat_fail, false);
@@ -127,9 +186,25 @@ Result<void> Probe::attach(Kind kind) {
   // libbpf finds a tracepoint's id in tracefs; every kind uses one.
   if (auto t = host::ensure_tracefs(); !t) return t.error();
   auto& links = links_[static_cast<int>(kind)];
+  // The cgroup programs attach once at the root of the hierarchy (a link:
+  // other programs there keep running, as with BPF_F_ALLOW_MULTI).
+  Fd root;
   for (bpf_program* prog : programs_of(skel_, kind)) {
     if (!bpf_program__autoload(prog)) continue;
-    bpf_link* link = bpf_program__attach(prog);
+    bpf_link* link = nullptr;
+    if (is_cgroup_program(prog)) {
+      if (!root) root.reset(open(cgroup_root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!root) {
+        int err = errno;
+        detach(KindSet(1u << static_cast<int>(kind)));
+        return Error{"cannot open the cgroup v2 root " + cgroup_root_ + " for " +
+                         std::string(kind_name(kind)) + " events: " + strerror(err),
+                     err};
+      }
+      link = bpf_program__attach_cgroup(prog, root.get());
+    } else {
+      link = bpf_program__attach(prog);
+    }
     if (!link) {
       int err = errno;
       detach(KindSet(1u << static_cast<int>(kind)));
@@ -155,8 +230,12 @@ void Probe::detach(KindSet kinds) {
 
 std::vector<std::string> Probe::hooks(Kind kind) const {
   std::vector<std::string> out;
-  for (bpf_program* prog : programs_of(skel_, kind))
-    if (bpf_program__autoload(prog)) out.emplace_back(bpf_program__section_name(prog));
+  for (bpf_program* prog : programs_of(skel_, kind)) {
+    if (!bpf_program__autoload(prog)) continue;
+    // Loaded under another section name (libbpf 1.1 lacks this one).
+    out.emplace_back(prog == skel_->progs.vigil_unix_connect ? "cgroup/connect_unix"
+                                                             : bpf_program__section_name(prog));
+  }
   return out;
 }
 

@@ -21,6 +21,10 @@ struct ProbeOptions {
   std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 8 * 4096};
   bool failed_execs = true;  // attach the syscall exit hooks that see failed execs
   uint32_t exec_args_entries = 256;  // size of the exec_args map (EngineOptions)
+  // Where the cgroup v2 hierarchy is mounted: the network hooks that are
+  // cgroup programs attach once at its root, so every socket of the host
+  // passes them and a process that left its session's cgroup is still seen.
+  std::string cgroup_root = "/cgroup2";
 };
 
 class Probe {
@@ -41,6 +45,8 @@ class Probe {
   bool has_audit_session() const { return has_audit_session_; }
   // The hooks (section names) a kind attaches, e.g. "tp/sock/inet_sock_set_state".
   std::vector<std::string> hooks(Kind kind) const;
+  // What of a kind this kernel cannot record, one sentence each (empty: all).
+  std::vector<std::string> unsupported(Kind kind) const { return unsupported_[static_cast<int>(kind)]; }
   int ring_fd(Kind kind) const;
   int sessions_fd() const;
   int session_cgroups_fd() const;
@@ -51,6 +57,8 @@ class Probe {
   Probe() = default;
   vigil_bpf* skel_ = nullptr;
   bool has_audit_session_ = false;
+  std::string cgroup_root_;
+  std::array<std::vector<std::string>, kKindCount> unsupported_;
   std::array<std::vector<bpf_link*>, kKindCount> links_;
 };
 

@@ -82,13 +82,36 @@ struct DiskEvent {
   bool kernel_path_missing = false;    // succeeded, but the fd held no file by the hook
 };
 
+// NetworkEvent::operation: the guide's 0 and 1, and Vigil's own.
+namespace net_op {
+inline constexpr int connect = 0;         // TCP SYN sent, UDP connect(), unix connect()
+inline constexpr int send = 1;            // UDP datagram to a destination new for the process
+inline constexpr int accept = 2;          // inbound TCP connection on a session's listener
+inline constexpr int connect_result = 3;  // what became of a recorded TCP connect
+}  // namespace net_op
+
+enum class NetProtocol : uint8_t { tcp, udp, unix_socket };
+// A connect_result's outcome.
+enum class ConnectResult : uint8_t { none, established, refused, failed, closed };
+
 struct NetworkEvent {
-  int version = 4;                 // 4 or 6
-  std::string src_addr;
-  std::string dst_addr;
+  int version = 4;                 // 4 or 6 (0 for a unix socket)
+  std::string src_addr;            // accept: the peer that connected
+  std::string dst_addr;            // accept: the session's local address
   uint16_t dst_port = 0;
-  int operation = 0;               // 0 connect, 1 send
+  int operation = 0;               // net_op
   int action = 0;                  // 0 observed, 1 denied
+  // (New fields go last: code builds NetworkEvent{version, src, dst, port}.)
+  NetProtocol protocol = NetProtocol::tcp;
+  uint32_t net_ns = 0;             // inode number of the socket's network namespace
+  uint16_t src_port = 0;           // 0 when not bound yet
+  std::string unix_path;           // unix: the address connected to (bytes, user-chosen)
+  bool unix_abstract = false;      // unix_path is an abstract name (its leading NUL dropped)
+  ConnectResult result = ConnectResult::none;  // connect_result only
+  int32_t return_code = 0;         // connect_result: 0 or -errno (sk_err)
+  // UDP: destinations this process's table (VIGIL_NET_REMEMBERED) had to
+  // forget so far; a repeat to one of them is reported again.
+  uint32_t forgotten_destinations = 0;
 };
 
 struct Event {

@@ -39,7 +39,13 @@ struct Recorded {
 
   std::vector<CommandEvent> commands() const { return of<CommandEvent>(); }
   std::vector<DiskEvent> opens() const { return of<DiskEvent>(); }
-  std::vector<NetworkEvent> connects() const { return of<NetworkEvent>(); }
+  // Connect attempts (each TCP connect is also followed by its result).
+  std::vector<NetworkEvent> connects() const {
+    std::vector<NetworkEvent> out;
+    for (const auto& n : of<NetworkEvent>())
+      if (n.operation == net_op::connect) out.push_back(n);
+    return out;
+  }
   template <typename T>
   std::vector<T> of() const {
     std::vector<T> out;

@@ -167,7 +167,8 @@ class Loss : public ::testing::Test {
     EXPECT_EQ(r.summary.lost.total(), 0u) << "the baseline run lost events";
     // Its size is known: the wrapper and the helper, then n of each.
     EXPECT_EQ(count_opens_of(r, marker_), static_cast<size_t>(n));
-    EXPECT_EQ(r.summary.recorded[Kind::network], static_cast<uint64_t>(n));
+    // Each connect and its result (established).
+    EXPECT_EQ(r.summary.recorded[Kind::network], 2 * static_cast<uint64_t>(n));
     EXPECT_EQ(r.summary.recorded[Kind::command], static_cast<uint64_t>(n) + 2);
     return r.summary.recorded;
   }

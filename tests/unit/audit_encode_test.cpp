@@ -2,6 +2,7 @@
 // the handling of paths and arguments that are not valid UTF-8.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -255,8 +256,9 @@ TEST(AuditEncodeNetwork, MatchesTheGuideSampleShape) {
   const std::string expected =
       R"({"action":0,"cgroup_id":2360,"cluster_name":"purple","code":"T4002I",)"
       R"("dst_addr":"5.9.243.187","dst_port":443,"ei":51,"event":"session.network",)"
-      R"("login":"ec2-user","namespace":"default","operation":0,"pid":5007,"ppid":4985,)"
-      R"("program":"curl","server_hostname":"ip-172-31-34-128.us-east-2.compute.internal",)"
+      R"("login":"ec2-user","namespace":"default","net_ns":0,"operation":0,"pid":5007,)"
+      R"("ppid":4985,"program":"curl","protocol":"tcp",)"
+      R"("server_hostname":"ip-172-31-34-128.us-east-2.compute.internal",)"
       R"("server_id":"531dc1de-c2c9-49bd-a0e3-4f4f3a523f5f",)"
       R"("sid":"86aca627-971d-4883-854d-d309ba04c658","src_addr":"172.31.34.128",)"
       R"("time":"2023-07-04T16:42:20.550000Z","uid":"9b825e22-744d-4130-94c5-dea49198ae3d",)"
@@ -277,6 +279,53 @@ TEST(AuditEncodeNetwork, Ipv6SendDenied) {
   EXPECT_EQ(j["dst_port"], 8443);
   EXPECT_EQ(j["operation"], 1);
   EXPECT_EQ(j["action"], 1);
+}
+
+TEST(AuditEncodeNetwork, ConnectResultAcceptAndUdpCarryVigilsFields) {
+  Event ev = network_event(4, "10.0.0.1", "10.0.0.2", 80);
+  auto& net = std::get<NetworkEvent>(ev.body);
+  net.operation = net_op::connect_result;
+  net.result = ConnectResult::failed;
+  net.return_code = -110;
+  net.net_ns = 4026531840u;
+  net.src_port = 40000;
+  Json j = parse_line(encode(ev));
+  EXPECT_EQ(j["operation"], 3);
+  EXPECT_EQ(j["result"], "failed");
+  EXPECT_EQ(j["return_code"], -110);
+  EXPECT_EQ(j["net_ns"], 4026531840u);
+  EXPECT_EQ(j["src_port"], 40000);
+  EXPECT_EQ(j["protocol"], "tcp");
+
+  net.operation = net_op::send;
+  net.result = ConnectResult::none;
+  net.protocol = NetProtocol::udp;
+  net.forgotten_destinations = 3;
+  net.src_port = 0;
+  j = parse_line(encode(ev));
+  EXPECT_EQ(j["protocol"], "udp");
+  EXPECT_EQ(j["forgotten_destinations"], 3);
+  EXPECT_FALSE(j.contains("result"));
+  EXPECT_FALSE(j.contains("return_code"));
+  EXPECT_FALSE(j.contains("src_port"));  // not bound yet
+}
+
+TEST(AuditEncodeNetwork, UnixPathsAreExactBytesWithoutAddressFields) {
+  Event ev = network_event(0, "", "", 0);
+  auto& net = std::get<NetworkEvent>(ev.body);
+  net.protocol = NetProtocol::unix_socket;
+  net.unix_path = std::string("/tmp/a\"\n\xff") + '\0' + "b";  // chosen by whoever bound it
+  net.unix_abstract = true;
+  const std::string line = encode(ev);
+  const Json j = parse_line(line);
+  EXPECT_EQ(j["protocol"], "unix");
+  EXPECT_EQ(j["unix_abstract"], true);
+  EXPECT_EQ(j["unix_path_base64"], "L3RtcC9hIgr/AGI=");  // the exact bytes
+  EXPECT_FALSE(j.contains("dst_addr"));
+  EXPECT_FALSE(j.contains("dst_port"));
+  EXPECT_FALSE(j.contains("src_addr"));
+  EXPECT_FALSE(j.contains("version"));
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << "one event, one line";
 }
 
 TEST(AuditEncodeEscaping, QuotesBackslashesAndControlBytes) {

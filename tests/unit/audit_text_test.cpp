@@ -182,6 +182,42 @@ TEST(AuditText, NetworkSendDenied) {
             kHead + "network pid=5007 dig: send 10.0.0.1 → 10.0.0.2:53 v4 denied\n");
 }
 
+TEST(AuditText, NetworkResultsAcceptUdpAndNamespace) {
+  NetworkEvent n = network(4, "127.0.0.1", "127.0.0.1", 80);
+  n.operation = net_op::connect_result;
+  n.result = ConnectResult::refused;
+  n.return_code = -111;
+  n.net_ns = 4026531840u;
+  EXPECT_EQ(text(with_body(n)), kHead + "network pid=5007 curl: connect result 127.0.0.1 → "
+                                        "127.0.0.1:80 v4: refused netns=4026531840\n");
+  n.result = ConnectResult::failed;
+  n.return_code = -110;
+  EXPECT_EQ(text(with_body(n)), kHead + "network pid=5007 curl: connect result 127.0.0.1 → "
+                                        "127.0.0.1:80 v4: failed → ETIMEDOUT (-110) netns=4026531840\n");
+  NetworkEvent in = network(6, "::1", "::1", 8080);
+  in.operation = net_op::accept;
+  in.src_port = 5555;
+  EXPECT_EQ(text(with_body(in)),
+            kHead + "network pid=5007 curl: accept [::1]:5555 → [::1]:8080 v6\n");
+  NetworkEvent udp = network(4, "0.0.0.0", "10.0.0.53", 53);
+  udp.protocol = NetProtocol::udp;
+  udp.operation = net_op::send;
+  udp.forgotten_destinations = 2;
+  EXPECT_EQ(text(with_body(udp)), kHead + "network pid=5007 curl: udp send 0.0.0.0 → "
+                                          "10.0.0.53:53 v4 [2 destinations forgotten]\n");
+}
+
+TEST(AuditText, UnixPathsAreQuotedOnOneLine) {
+  NetworkEvent n;
+  n.protocol = NetProtocol::unix_socket;
+  n.unix_path = "/tmp/x\n12:00:00.000 user=root: forged";
+  EXPECT_EQ(text(with_body(n)), kHead + "network pid=5007 curl: unix connect "
+                                        "$'/tmp/x\\x0a12:00:00.000 user=root: forged'\n");
+  n.unix_path = "name";
+  n.unix_abstract = true;
+  EXPECT_EQ(text(with_body(n)), kHead + "network pid=5007 curl: unix connect abstract name\n");
+}
+
 TEST(AuditTextSafety, RecordedBytesNeverReachTheTerminal) {
   SessionMeta m = meta();
   m.user = "mallory\r";

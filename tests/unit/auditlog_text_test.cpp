@@ -79,6 +79,24 @@ TEST(AuditlogText, Network) {
             kHead + "session.network pid=5007 curl: send ::1 → [2001:db8::1]:22 v6 denied\n");
 }
 
+TEST(AuditlogText, NetworkOfEveryOperation) {
+  NetworkEvent result{4, "10.0.0.1", "10.0.0.2", 80, net_op::connect_result};
+  result.result = ConnectResult::refused;
+  result.return_code = -111;
+  result.net_ns = 7;
+  EXPECT_EQ(text_of(encoded(result)), kHead + "session.network pid=5007 curl: connect result "
+                                              "10.0.0.1 → 10.0.0.2:80 v4: refused netns=7\n");
+  NetworkEvent in{4, "10.0.0.9", "10.0.0.2", 22, net_op::accept};
+  in.src_port = 4000;
+  EXPECT_EQ(text_of(encoded(in)),
+            kHead + "session.network pid=5007 curl: accept 10.0.0.9:4000 → 10.0.0.2:22 v4\n");
+  NetworkEvent unix_socket;
+  unix_socket.protocol = NetProtocol::unix_socket;
+  unix_socket.unix_path = "/run/a b\nc";
+  EXPECT_EQ(text_of(encoded(unix_socket)),
+            kHead + "session.network pid=5007 curl: unix connect $'/run/a b\\x0ac'\n");
+}
+
 TEST(AuditlogText, SessionStartAndEnd) {
   std::string start;
   audit::encode_session_start({kTime, {"sh", "-c", "ls /"}}, meta(), 0, "uid", start);

@@ -1,9 +1,11 @@
 // Decoding kernel records, on hand-built records: no root, no kernel.
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <gtest/gtest.h>
 #include <linux/types.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -302,30 +304,47 @@ TEST(Open, KernelPathStaysInsideTheRecordWhateverItsLength) {
   EXPECT_EQ(std::get<DiskEvent>(ev->body).kernel_path.size(), VIGIL_PATH_MAX - 1u);
 }
 
-TEST(Connect, IPv4) {
-  vigil_connect_record rec{};
+// A network record as the ring delivers it: the fixed part, plus the path
+// for a unix socket.
+constexpr size_t kNetFixed = offsetof(vigil_net_record, path);
+
+vigil_net_record tcp_record(uint8_t op) {
+  vigil_net_record rec{};
   rec.head = head(VIGIL_KIND_NETWORK);
+  rec.operation = op;
+  rec.protocol = IPPROTO_TCP;
+  rec.net_ns = 4026531840u;
+  return rec;
+}
+
+TEST(Connect, IPv4) {
+  vigil_net_record rec = tcp_record(VIGIL_NET_CONNECT);
   rec.family = AF_INET;
   rec.dport = 443;
   inet_pton(AF_INET, "172.31.34.128", rec.saddr4);
   inet_pton(AF_INET, "5.9.243.187", rec.daddr4);
-  auto ev = decode::connect(bytes_of(&rec, sizeof(rec)), kTime);
-  ASSERT_TRUE(ev.ok());
+  auto ev = decode::network(bytes_of(&rec, kNetFixed), kTime);
+  ASSERT_TRUE(ev.ok()) << ev.error().message;
   auto& n = std::get<NetworkEvent>(ev->body);
   EXPECT_EQ(n.version, 4);
   EXPECT_EQ(n.src_addr, "172.31.34.128");
   EXPECT_EQ(n.dst_addr, "5.9.243.187");
   EXPECT_EQ(n.dst_port, 443);
+  EXPECT_EQ(n.protocol, NetProtocol::tcp);
+  EXPECT_EQ(n.operation, net_op::connect);
+  EXPECT_EQ(n.net_ns, 4026531840u);
+  EXPECT_EQ(n.result, ConnectResult::none);
+  // Shorter than the fixed part: refused, not read past the end.
+  EXPECT_FALSE(decode::network(bytes_of(&rec, kNetFixed - 1), kTime).ok());
 }
 
 TEST(Connect, IPv6AndV4Mapped) {
-  vigil_connect_record rec{};
-  rec.head = head(VIGIL_KIND_NETWORK);
+  vigil_net_record rec = tcp_record(VIGIL_NET_CONNECT);
   rec.family = AF_INET6;
   rec.dport = 22;
   inet_pton(AF_INET6, "2001:db8::1", rec.saddr6);
   inet_pton(AF_INET6, "2001:db8::2", rec.daddr6);
-  auto v6 = decode::connect(bytes_of(&rec, sizeof(rec)), kTime);
+  auto v6 = decode::network(bytes_of(&rec, kNetFixed), kTime);
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(std::get<NetworkEvent>(v6->body).version, 6);
   EXPECT_EQ(std::get<NetworkEvent>(v6->body).src_addr, "2001:db8::1");
@@ -335,14 +354,94 @@ TEST(Connect, IPv6AndV4Mapped) {
   inet_pton(AF_INET6, "::ffff:10.0.0.9", rec.daddr6);
   std::memset(rec.saddr6, 0, 16);
   inet_pton(AF_INET, "10.0.0.1", rec.saddr4);
-  auto mapped = decode::connect(bytes_of(&rec, sizeof(rec)), kTime);
+  auto mapped = decode::network(bytes_of(&rec, kNetFixed), kTime);
   ASSERT_TRUE(mapped.ok());
   EXPECT_EQ(std::get<NetworkEvent>(mapped->body).version, 4);
   EXPECT_EQ(std::get<NetworkEvent>(mapped->body).src_addr, "10.0.0.1");
   EXPECT_EQ(std::get<NetworkEvent>(mapped->body).dst_addr, "10.0.0.9");
 
-  rec.family = 1;  // AF_UNIX: not TCP/IP, reported as an error
-  EXPECT_FALSE(decode::connect(bytes_of(&rec, sizeof(rec)), kTime).ok());
+  rec.family = 99;  // neither IP nor unix
+  EXPECT_FALSE(decode::network(bytes_of(&rec, kNetFixed), kTime).ok());
+  rec.family = AF_INET;
+  rec.protocol = 1;  // ICMP: not a protocol Vigil records
+  EXPECT_FALSE(decode::network(bytes_of(&rec, kNetFixed), kTime).ok());
+  rec.protocol = IPPROTO_TCP;
+  rec.operation = 4;  // from another build
+  EXPECT_FALSE(decode::network(bytes_of(&rec, kNetFixed), kTime).ok());
+}
+
+TEST(Connect, ResultsAreEstablishedRefusedFailedOrClosed) {
+  vigil_net_record rec = tcp_record(VIGIL_NET_CONNECT_RESULT);
+  rec.family = AF_INET;
+  rec.sport = 40000;
+  auto result_of = [&](int32_t rc, uint32_t flags) {
+    rec.result = rc;
+    rec.flags = flags;
+    auto ev = decode::network(bytes_of(&rec, kNetFixed), kTime);
+    EXPECT_TRUE(ev.ok());
+    return ev.ok() ? std::get<NetworkEvent>(ev->body) : NetworkEvent{};
+  };
+  EXPECT_EQ(result_of(0, 0).result, ConnectResult::established);
+  EXPECT_EQ(result_of(0, 0).src_port, 40000);
+  EXPECT_EQ(result_of(-ECONNREFUSED, 0).result, ConnectResult::refused);
+  EXPECT_EQ(result_of(-ECONNREFUSED, 0).return_code, -ECONNREFUSED);
+  EXPECT_EQ(result_of(-ETIMEDOUT, 0).result, ConnectResult::failed);
+  EXPECT_EQ(result_of(-ETIMEDOUT, 0).return_code, -ETIMEDOUT);
+  EXPECT_EQ(result_of(0, VIGIL_NET_CLOSED).result, ConnectResult::closed);
+}
+
+TEST(Connect, UdpSendCarriesProtocolAndForgottenCount) {
+  vigil_net_record rec = tcp_record(VIGIL_NET_SEND);
+  rec.protocol = IPPROTO_UDP;
+  rec.family = AF_INET;
+  rec.dport = 53;
+  rec.forgotten = 7;
+  inet_pton(AF_INET, "10.0.0.53", rec.daddr4);
+  auto ev = decode::network(bytes_of(&rec, kNetFixed), kTime);
+  ASSERT_TRUE(ev.ok());
+  auto& n = std::get<NetworkEvent>(ev->body);
+  EXPECT_EQ(n.protocol, NetProtocol::udp);
+  EXPECT_EQ(n.operation, net_op::send);
+  EXPECT_EQ(n.src_addr, "0.0.0.0");  // not bound yet
+  EXPECT_EQ(n.dst_addr, "10.0.0.53");
+  EXPECT_EQ(n.forgotten_destinations, 7u);
+}
+
+TEST(Connect, UnixPathsAreBoundedByTheBytesReceived) {
+  vigil_net_record rec{};
+  rec.head = head(VIGIL_KIND_NETWORK);
+  rec.family = AF_UNIX;
+  rec.operation = VIGIL_NET_CONNECT;
+  const char path[] = "/run/x.sock";
+  std::memcpy(rec.path, path, sizeof(path));
+  rec.path_len = sizeof(path);  // the kernel's length may count the NUL
+  auto ev = decode::network(bytes_of(&rec, kNetFixed + sizeof(path)), kTime);
+  ASSERT_TRUE(ev.ok()) << ev.error().message;
+  auto& n = std::get<NetworkEvent>(ev->body);
+  EXPECT_EQ(n.protocol, NetProtocol::unix_socket);
+  EXPECT_EQ(n.unix_path, "/run/x.sock");
+  EXPECT_FALSE(n.unix_abstract);
+
+  // Abstract: the leading NUL dropped, later NULs kept.
+  const char name[] = "\0ab\0c";
+  std::memcpy(rec.path, name, 5);
+  rec.path_len = 5;
+  rec.flags = VIGIL_NET_UNIX_ABSTRACT;
+  ev = decode::network(bytes_of(&rec, kNetFixed + 5), kTime);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<NetworkEvent>(ev->body).unix_path, std::string("ab\0c", 4));
+  EXPECT_TRUE(std::get<NetworkEvent>(ev->body).unix_abstract);
+
+  // A length past what arrived (and past sun_path) is cut to what arrived.
+  std::memset(rec.path, 'p', sizeof(rec.path));
+  rec.flags = 0;
+  rec.path_len = 100000;
+  ev = decode::network(bytes_of(&rec, kNetFixed + 10), kTime);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<NetworkEvent>(ev->body).unix_path, std::string(10, 'p'));
+  ev = decode::network(bytes_of(&rec, sizeof(rec)), kTime);
+  ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(std::get<NetworkEvent>(ev->body).unix_path, std::string(108, 'p'));
 }
 
 TEST(KindSet, ParsesListsAndRejectsNonsense) {
