@@ -5,6 +5,7 @@
  *   storm exec N          N times fork + execve /bin/true + wait
  *   storm open N PATH     N times open(PATH, O_RDONLY) + close
  *   storm connect N PORT  N times TCP connect to 127.0.0.1:PORT + close
+ *   storm udp N PORT      N datagrams to 127.0.0.1:PORT from one socket (sendto)
  *
  * A connect's socket is closed with a reset (SO_LINGER 0): a normal close
  * leaves it in TIME_WAIT for a minute, and the tens of thousands of a run
@@ -88,6 +89,21 @@ static int connect_storm(long n, int port)
 	return 0;
 }
 
+static int udp_storm(long n, int port)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		return fail("socket");
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (long i = 0; i < n; ++i)
+		if (sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) != 1)
+			return fail("sendto 127.0.0.1");
+	close(fd);
+	return 0;
+}
+
 static long long now_ns(void)
 {
 	struct timespec ts;
@@ -98,7 +114,8 @@ static long long now_ns(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: storm exec N | storm open N PATH | storm connect N PORT\n");
+	fprintf(stderr, "usage: storm exec N | storm open N PATH | storm connect N PORT | "
+			"storm udp N PORT\n");
 	return 2;
 }
 
@@ -119,6 +136,8 @@ int main(int argc, char **argv)
 		status = open_storm(n, argv[3]);
 	else if (strcmp(argv[1], "connect") == 0 && argc == 4)
 		status = connect_storm(n, atoi(argv[3]));
+	else if (strcmp(argv[1], "udp") == 0 && argc == 4)
+		status = udp_storm(n, atoi(argv[3]));
 	else
 		return usage();
 	if (status != 0)

@@ -7,6 +7,7 @@
 //   connect-thread ADDR PORT  one TCP connect from a second thread
 //   udp ADDR PORT N        N datagrams to ADDR:PORT from one socket (sendto)
 //   udp-connect ADDR PORT  UDP connect() to ADDR:PORT, then send() twice
+//   udp-pair CADDR SADDR PORT  UDP connect() to CADDR:PORT, then sendto SADDR:PORT
 //   udp-thread ADDR PORT   a datagram from a second thread, then one from the main thread
 //   udp-storm N PORT       datagrams to 127.0.0.1:PORT..PORT+N-1, then PORT again
 //   unix PATH              connect a unix stream socket to PATH ('@NAME': abstract)
@@ -206,6 +207,10 @@ int main(int argc, char** argv) {
   }
   if (cmd == "udp" && argc == 5) return do_udp(argv[2], atoi(argv[3]), atoi(argv[4]));
   if (cmd == "udp-connect" && argc == 4) return do_udp_connect(argv[2], atoi(argv[3]));
+  if (cmd == "udp-pair" && argc == 5) {
+    int rc = do_udp_connect(argv[2], atoi(argv[4]));
+    return rc ? rc : do_udp(argv[3], atoi(argv[4]), 1);
+  }
   if (cmd == "udp-thread" && argc == 4) {
     int rc = 0;
     std::thread t([&] { rc = do_udp(argv[2], atoi(argv[3]), 1); });

@@ -272,6 +272,13 @@ TEST(NetworkUdp, V4MappedIsReportedAsIpv4AndIpv6Separately) {
   EXPECT_EQ(r.events[0].net.version, 4);
   EXPECT_EQ(r.events[0].net.dst_addr, "127.0.0.1");
   EXPECT_EQ(r.events[0].net.dst_port, v4.port());
+  // connect() of an IPv6 socket to ::ffff:127.0.0.1, then a datagram from an
+  // IPv4 socket to 127.0.0.1: one destination, one event.
+  auto pair = record({kHelper, "udp-pair", "::ffff:127.0.0.1", "127.0.0.1", v4.str()});
+  ASSERT_EQ(pair.events.size(), 1u);
+  EXPECT_EQ(pair.events[0].net.operation, net_op::connect);
+  EXPECT_EQ(pair.events[0].net.version, 4);
+  EXPECT_EQ(pair.events[0].net.dst_addr, "127.0.0.1");
   auto r6 = record({kHelper, "udp", "::1", v6.str(), "2"});
   ASSERT_EQ(r6.events.size(), 1u);
   EXPECT_EQ(r6.events[0].net.version, 6);
