@@ -10,8 +10,8 @@ build=${1:?usage: bench/net_cost.sh BUILD [ROUNDS]}
 rounds=${2:-5}
 storm=$build/bench/storm
 vigil=$build/bin/vigil
-n_tcp=20000
-n_udp=500000
+n_tcp=${N_TCP:-20000}
+n_udp=${N_UDP:-500000}
 work=$(mktemp -d /tmp/vigil-net-cost.XXXXXX)
 trap 'kill $listener $udp_sink $session 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -47,11 +47,11 @@ for r in $(seq "$rounds"); do
   run udp $n_udp "$udp_port" >>"$work/udp_off"
   "$vigil" record --data-dir "$work/data" --events network -o "$work/events.$r" -- sleep 1000 &
   session=$!
-  # Attached once the session's first event kind is live: wait for session.start.
-  while ! grep -q session.start "$work/events.$r" 2>/dev/null; do sleep 0.1; done
+  # The hooks are attached before the session's journal is written (session.start).
+  while ! ls "$work/data/sessions/"*.json >/dev/null 2>&1; do sleep 0.1; done
   run connect $n_tcp "$tcp_port" >>"$work/tcp_on"
   run udp $n_udp "$udp_port" >>"$work/udp_on"
-  kill -INT $session; wait $session 2>/dev/null || true
+  kill -TERM $session; wait $session 2>/dev/null || true
 done
 for k in tcp udp; do
   off=$(median <"$work/${k}_off"); on=$(median <"$work/${k}_on")

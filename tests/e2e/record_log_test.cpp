@@ -26,7 +26,8 @@ const std::vector<std::string> kPipeline = {
 
 // Each event type's keys, in the (alphabetical) order Vigil writes them.
 // session.command is the guide's sample exactly; session.network is the
-// guide's sample plus ppid; session.disk has the fields the guide names
+// guide's sample plus ppid, net_ns and protocol (a connect's result adds
+// result, return_code and src_port); session.disk has the fields the guide names
 // (path, flags, return_code, pid, program, cgroup_id) plus the common ones
 // and ppid, and for a successful open kernel_path (what was opened). A
 // successful command has kernel_path too (the file the kernel ran).
@@ -48,8 +49,13 @@ const Keys kFailedDiskKeys = {
     "user"};
 const Keys kNetworkKeys = {
     "action", "cgroup_id", "cluster_name", "code", "dst_addr", "dst_port", "ei", "event",
-    "login", "namespace", "operation", "pid", "ppid", "program", "server_hostname", "server_id",
-    "sid", "src_addr", "time", "uid", "user", "version"};
+    "login", "namespace", "net_ns", "operation", "pid", "ppid", "program", "protocol",
+    "server_hostname", "server_id", "sid", "src_addr", "time", "uid", "user", "version"};
+const Keys kNetworkResultKeys = {
+    "action", "cgroup_id", "cluster_name", "code", "dst_addr", "dst_port", "ei", "event",
+    "login", "namespace", "net_ns", "operation", "pid", "ppid", "program", "protocol",
+    "result", "return_code", "server_hostname", "server_id", "sid", "src_addr", "src_port",
+    "time", "uid", "user", "version"};
 const Keys kStartKeys = {
     "cluster_name", "code", "ei", "event", "initial_command", "login", "namespace", "sealed",
     "server_hostname", "server_id", "sid", "time", "uid", "user"};
@@ -335,7 +341,8 @@ TEST_F(RecordLog, EachEventTypeHasExactlyTheGuidesKeys) {
       EXPECT_EQ(keys_of(e), e["return_code"] == 0 ? kCommandKeys : kFailedCommandKeys);
     else if (ev == "session.disk")
       EXPECT_EQ(keys_of(e), e["return_code"] == 0 ? kDiskKeys : kFailedDiskKeys);
-    else if (ev == "session.network") EXPECT_EQ(keys_of(e), kNetworkKeys);
+    else if (ev == "session.network")
+      EXPECT_EQ(keys_of(e), e["operation"] == 3 ? kNetworkResultKeys : kNetworkKeys);
     else if (ev == "session.start") EXPECT_EQ(keys_of(e), kStartKeys);
     else if (ev == "session.end") EXPECT_EQ(keys_of(e), kEndKeys);
     else ADD_FAILURE() << "unexpected event " << ev;
@@ -372,8 +379,19 @@ TEST_F(RecordLog, LoopbackConnectsGiveNetworkEventsByDefault) {
   ASSERT_EQ(r.outcome.status, 0) << r.outcome.err;
   json bash = only(r.log, "session.command", "program", "bash");
   EXPECT_EQ(bash["argv"], json({"-c", script}));
-  auto net = r.log.of("session.network");
+  // Each connect, then its result.
+  std::vector<json> net, results;
+  for (auto& n : r.log.of("session.network")) (n["operation"] == 3 ? results : net).push_back(n);
   ASSERT_EQ(net.size(), 2u) << r.log.text;
+  ASSERT_EQ(results.size(), 2u) << r.log.text;
+  for (auto& n : results) {
+    EXPECT_EQ(n["result"], "established");
+    EXPECT_EQ(n["return_code"], 0);
+    EXPECT_EQ(n["pid"], bash["pid"]);
+    EXPECT_EQ(keys_of(n), kNetworkResultKeys);
+  }
+  EXPECT_EQ(results[0]["dst_port"], v4.port());
+  EXPECT_EQ(results[1]["dst_port"], v6.port());
 
   EXPECT_EQ(net[0]["code"], "T4002I");
   EXPECT_EQ(net[0]["version"], 4);
@@ -394,7 +412,7 @@ TEST_F(RecordLog, LoopbackConnectsGiveNetworkEventsByDefault) {
     EXPECT_EQ(n["cgroup_id"], bash["cgroup_id"]);
     EXPECT_EQ(keys_of(n), kNetworkKeys);
   }
-  EXPECT_EQ(r.log.events.back()["recorded_events"], counts(1, 0, 2));
+  EXPECT_EQ(r.log.events.back()["recorded_events"], counts(1, 0, 4));
 }
 
 TEST_F(RecordLog, EventsOptionSelectsKindsInAnyOrder) {
@@ -416,7 +434,8 @@ TEST_F(RecordLog, EventsOptionSelectsKindsInAnyOrder) {
                                 {"bash", "-c", script});
   EXPECT_EQ(disk_network.outcome.status, 0);
   EXPECT_EQ(disk_network.log.count("session.command"), 0u) << disk_network.log.text;
-  EXPECT_EQ(disk_network.log.count("session.network"), 1u) << disk_network.log.text;
+  EXPECT_EQ(disk_network.log.count("session.network"), 2u)  // the connect and its result
+      << disk_network.log.text;
   only(disk_network.log, "session.disk", "path", "/etc/hostname");
   EXPECT_EQ(disk_network.log.events.back()["enhanced_recording_kinds"],
             json::array({"disk", "network"}));
