@@ -269,83 +269,108 @@ static __always_inline void emit_exec(struct vigil_session_state *state, __u32 s
 #define KPATH_END (VIGIL_PATH_MAX - 1) /* index of the kernel path's NUL in walk */
 #define DELETED_LEN 10                  /* strlen(" (deleted)") */
 
+/*
+ * The walk reads the kernel's structures with plain loads through
+ * BTF-typed pointers, not with a bpf_probe_read_kernel() call per field:
+ * bpf_rdonly_cast() types an address (the verifier turns the call into a
+ * register move), and the verifier turns each load through it into one that
+ * cannot fault (a bad address reads 0), as a probe read would, for a few
+ * instructions instead of a helper call. Only the bytes of each name
+ * (variable length) and the fd table's slot (a pointer to a pointer, which
+ * has no struct type to cast to) go through the helper. Field offsets are
+ * CO-RE relocated like BPF_CORE_READ's.
+ */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+#define AS_FILE(p) \
+	((struct file *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(struct file)))
+#define AS_DENTRY(p) \
+	((struct dentry *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(struct dentry)))
+#define AS_MOUNT(p) \
+	((struct mount *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(struct mount)))
+
+/* Kernel addresses are kept as numbers between steps and typed again with
+ * AS_*() where they are read. */
 struct kpath_walk {
-	struct dentry *dentry;
-	struct mount *mnt;
-	struct mount *bind;     /* a mount at whose root the walk looks for a same-fs ancestor */
-	struct mount *cand;     /* the ancestor it looks at */
-	struct mount *jumped;   /* the last mount named through an ancestor, for the way back */
+	struct open_scratch_value *v; /* where the name is built */
+	__u64 dentry;
+	__u64 mnt;            /* struct mount */
+	__u64 bind;           /* a mount at whose root the walk looks for a same-fs ancestor */
+	__u64 bind_sb;        /* its superblock */
+	__u64 cand;           /* the ancestor it looks at */
+	__u64 jumped;         /* the last mount named through an ancestor, for the way back */
 	__u32 jump_off;
 	__u32 jump_components;
-	__u32 off;              /* first byte of the name in walk */
+	__u32 off;            /* first byte of the name in walk */
 	__u32 components;
-	bool done;              /* the walk stopped by itself, at a root or cut */
+	bool done;            /* the walk stopped by itself, at a root or cut */
 	bool cut;
 };
 
-static __always_inline struct mount *real_mount(struct vfsmount *m)
+/* The struct mount around a vfsmount. */
+static __always_inline __u64 real_mount(__u64 vfsmount)
 {
-	return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
+	return vfsmount - bpf_core_field_offset(struct mount, mnt);
 }
 
 /* Name `bind` by where it is mounted. */
-static __always_inline void cross_to_mountpoint(struct kpath_walk *w, struct mount *bind)
+static __always_inline void cross_to_mountpoint(struct kpath_walk *w, __u64 bind)
 {
-	w->dentry = BPF_CORE_READ(bind, mnt_mountpoint);
-	w->mnt = BPF_CORE_READ(bind, mnt_parent);
+	struct mount *m = AS_MOUNT(bind);
+
+	w->dentry = (__u64)m->mnt_mountpoint;
+	w->mnt = (__u64)m->mnt_parent;
 }
 
 static long kpath_step(__u64 i, void *data)
 {
 	struct kpath_walk *w = data;
 
-	/* Fields are copied to locals first: a CO-RE read of w->x would
-	 * relocate kpath_walk itself, which the kernel's BTF does not have. */
-	struct mount *bind = w->bind;
-	struct mount *mnt = w->mnt;
+	if (w->bind) {
+		struct mount *c = AS_MOUNT(w->cand);
 
-	if (bind) {
-		struct mount *c = w->cand;
-
-		if (BPF_CORE_READ(c, mnt.mnt_sb) == BPF_CORE_READ(bind, mnt.mnt_sb)) {
-			w->jumped = bind;
+		if ((__u64)c->mnt.mnt_sb == w->bind_sb) {
+			w->jumped = w->bind;
 			w->jump_off = w->off;
 			w->jump_components = w->components;
-			w->mnt = c;
-			w->bind = NULL;
+			w->mnt = w->cand;
+			w->bind = 0;
 			return 0;
 		}
-		struct mount *up = BPF_CORE_READ(c, mnt_parent);
-		if (up == c) {
-			cross_to_mountpoint(w, bind);
-			w->bind = NULL;
+		__u64 up = (__u64)c->mnt_parent;
+		if (up == w->cand) {
+			cross_to_mountpoint(w, w->bind);
+			w->bind = 0;
 			return 0;
 		}
 		w->cand = up;
 		return 0;
 	}
 
-	struct dentry *d = w->dentry;
-	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
-		w->jumped = NULL; /* the view reached its root: the last jump holds */
-		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
-		if (parent == mnt) {
+	struct mount *mnt = AS_MOUNT(w->mnt);
+	struct dentry *d = AS_DENTRY(w->dentry);
+	if (w->dentry == (__u64)mnt->mnt.mnt_root) {
+		w->jumped = 0; /* the view reached its root: the last jump holds */
+		__u64 parent = (__u64)mnt->mnt_parent;
+		if (parent == w->mnt) {
 			w->done = true; /* the root of the namespace (or of a detached tree) */
 			return 1;
 		}
-		w->bind = mnt;
+		w->bind = w->mnt;
+		w->bind_sb = (__u64)mnt->mnt.mnt_sb;
 		w->cand = parent;
 		return 0;
 	}
-	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	__u64 up = (__u64)d->d_parent;
+	__u32 len = d->d_name.len;
 	bool pseudo = false;
-	if (up == d) {
+	if (up == w->dentry) {
 		/* The top of the filesystem, outside this mount's view. */
 		if (w->jumped) {
 			w->off = w->jump_off;
 			w->components = w->jump_components;
 			cross_to_mountpoint(w, w->jumped);
-			w->jumped = NULL;
+			w->jumped = 0;
 			return 0;
 		}
 		/*
@@ -354,29 +379,22 @@ static long kpath_step(__u64 i, void *data)
 		 * (simple_dname). One without a stored name (a pipe, a socket)
 		 * is named by a callback the walk cannot run: cut.
 		 */
-		if (w->components > 0 || BPF_CORE_READ(d, d_name.len) == 0) {
+		if (w->components > 0 || len == 0) {
 			w->done = w->cut = true;
 			return 1;
 		}
 		pseudo = true;
 	}
 
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
-	if (!v) {
-		w->done = w->cut = true;
-		return 1;
-	}
-	__u32 len = BPF_CORE_READ(d, d_name.len);
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	if (w->components >= VIGIL_KPATH_COMPONENTS || len + 1 > w->off) {
+	struct open_scratch_value *v = w->v;
+	if (!v || w->components >= VIGIL_KPATH_COMPONENTS || len + 1 > w->off) {
 		w->done = w->cut = true;
 		return 1;
 	}
 	__u32 off = w->off - len - 1;
 	v->walk[off & (VIGIL_PATH_MAX - 1)] = '/';
 	bpf_probe_read_kernel(&v->walk[(off + 1) & (VIGIL_PATH_MAX - 1)],
-			      len & (VIGIL_PATH_MAX - 1), name);
+			      len & (VIGIL_PATH_MAX - 1), d->d_name.name);
 	w->off = off;
 	w->components++;
 	w->dentry = up;
@@ -391,34 +409,35 @@ static long kpath_step(__u64 i, void *data)
 static __always_inline struct file *file_of_fd(long fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct fdtable *fdt = task->files->fdt;
 	struct file *f = NULL;
 
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), (struct file **)fdt->fd + fd);
 	return f;
 }
 
 /*
- * Builds the kernel path of `f` in walk; returns the offset of its first
+ * Builds the kernel path of `file` in walk; returns the offset of its first
  * byte (the name ends at walk[KPATH_END], a NUL). A file no longer linked
  * (deleted, O_TMPFILE, memfd) ends in " (deleted)", as in /proc/PID/fd.
  */
-static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *f, bool *cut)
+static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *file, bool *cut)
 {
-	struct dentry *leaf = BPF_CORE_READ(f, f_path.dentry);
-	struct mount *mnt = real_mount(BPF_CORE_READ(f, f_path.mnt));
+	struct file *f = AS_FILE(file);
+	struct dentry *leaf = f->f_path.dentry;
+	__u64 mnt = real_mount((__u64)f->f_path.mnt);
 	struct kpath_walk w = {
-		.dentry = leaf,
+		.v = v,
+		.dentry = (__u64)leaf,
 		.mnt = mnt,
 		.off = KPATH_END,
 	};
 
 	v->walk[KPATH_END] = 0;
 	/* Unhashed and not the root of its mount: unlinked, or never linked. */
-	if (!BPF_CORE_READ(leaf, d_hash.pprev) && leaf != BPF_CORE_READ(mnt, mnt.mnt_root)) {
+	if (!leaf->d_hash.pprev && (__u64)leaf != (__u64)AS_MOUNT(mnt)->mnt.mnt_root) {
 		/* A literal, not a static array: clang turns it into immediate stores. */
 		w.off -= DELETED_LEN;
 		__builtin_memcpy(&v->walk[KPATH_END - DELETED_LEN], " (deleted)", DELETED_LEN);
