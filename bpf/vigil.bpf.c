@@ -272,25 +272,39 @@ static __always_inline void emit_exec(struct vigil_session_state *state, __u32 s
 /*
  * The walk reads the kernel's structures with plain loads through
  * BTF-typed pointers, not with a bpf_probe_read_kernel() call per field:
- * bpf_rdonly_cast() types an address (the verifier turns the call into a
- * register move), and the verifier turns each load through it into one that
- * cannot fault (a bad address reads 0), as a probe read would, for a few
- * instructions instead of a helper call. Only the bytes of each name
- * (variable length) and the fd table's slot (a pointer to a pointer, which
- * has no struct type to cast to) go through the helper. Field offsets are
- * CO-RE relocated like BPF_CORE_READ's.
+ * bpf_rdonly_cast() (Linux 6.2+) types an address (the verifier turns the
+ * call into a register move), and the verifier turns each load through it
+ * into one that cannot fault (a bad address reads 0), as a probe read
+ * would, for a few instructions instead of a helper call. Only the bytes of
+ * each name (variable length) and the fd table's slot (a pointer to a
+ * pointer, which has no struct type to cast to) go through the helper.
+ * Field offsets are CO-RE relocated either way.
+ *
+ * The loader clears kpath_plain_loads when the kernel refuses the kfunc
+ * (older kernels): every field is then a probe read, as BPF_CORE_READ does,
+ * and the verifier drops the other branch (and the call with it) as dead
+ * code.
  */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+const volatile bool kpath_plain_loads = true;
 
-#define AS_FILE(p) \
-	((struct file *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(struct file)))
-#define AS_DENTRY(p) \
-	((struct dentry *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(struct dentry)))
-#define AS_MOUNT(p) \
-	((struct mount *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(struct mount)))
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
-/* Kernel addresses are kept as numbers between steps and typed again with
- * AS_*() where they are read. */
+/*
+ * Field `field` of the struct `type` at kernel address `addr`, as a number.
+ * The address is taken into a local first: inside BPF_CORE_READ an
+ * expression such as w->mnt would be relocated as a kernel type's field.
+ */
+#define KREAD(type, addr, field)                                                          \
+	({                                                                                \
+		__u64 kread_addr = (__u64)(addr);                                         \
+		kpath_plain_loads                                                         \
+			? (__u64)((type *)bpf_rdonly_cast((const void *)kread_addr,       \
+							  bpf_core_type_id_kernel(type))) \
+				  ->field                                                 \
+			: (__u64)BPF_CORE_READ((type *)kread_addr, field);                \
+	})
+
+/* Kernel addresses are kept as numbers, typed where they are read (KREAD). */
 struct kpath_walk {
 	struct open_scratch_value *v; /* where the name is built */
 	__u64 dentry;
@@ -316,10 +330,8 @@ static __always_inline __u64 real_mount(__u64 vfsmount)
 /* Name `bind` by where it is mounted. */
 static __always_inline void cross_to_mountpoint(struct kpath_walk *w, __u64 bind)
 {
-	struct mount *m = AS_MOUNT(bind);
-
-	w->dentry = (__u64)m->mnt_mountpoint;
-	w->mnt = (__u64)m->mnt_parent;
+	w->dentry = KREAD(struct mount, bind, mnt_mountpoint);
+	w->mnt = KREAD(struct mount, bind, mnt_parent);
 }
 
 static long kpath_step(__u64 i, void *data)
@@ -327,9 +339,7 @@ static long kpath_step(__u64 i, void *data)
 	struct kpath_walk *w = data;
 
 	if (w->bind) {
-		struct mount *c = AS_MOUNT(w->cand);
-
-		if ((__u64)c->mnt.mnt_sb == w->bind_sb) {
+		if (KREAD(struct mount, w->cand, mnt.mnt_sb) == w->bind_sb) {
 			w->jumped = w->bind;
 			w->jump_off = w->off;
 			w->jump_components = w->components;
@@ -337,7 +347,7 @@ static long kpath_step(__u64 i, void *data)
 			w->bind = 0;
 			return 0;
 		}
-		__u64 up = (__u64)c->mnt_parent;
+		__u64 up = KREAD(struct mount, w->cand, mnt_parent);
 		if (up == w->cand) {
 			cross_to_mountpoint(w, w->bind);
 			w->bind = 0;
@@ -347,22 +357,20 @@ static long kpath_step(__u64 i, void *data)
 		return 0;
 	}
 
-	struct mount *mnt = AS_MOUNT(w->mnt);
-	struct dentry *d = AS_DENTRY(w->dentry);
-	if (w->dentry == (__u64)mnt->mnt.mnt_root) {
+	if (w->dentry == KREAD(struct mount, w->mnt, mnt.mnt_root)) {
 		w->jumped = 0; /* the view reached its root: the last jump holds */
-		__u64 parent = (__u64)mnt->mnt_parent;
+		__u64 parent = KREAD(struct mount, w->mnt, mnt_parent);
 		if (parent == w->mnt) {
 			w->done = true; /* the root of the namespace (or of a detached tree) */
 			return 1;
 		}
 		w->bind = w->mnt;
-		w->bind_sb = (__u64)mnt->mnt.mnt_sb;
+		w->bind_sb = KREAD(struct mount, w->mnt, mnt.mnt_sb);
 		w->cand = parent;
 		return 0;
 	}
-	__u64 up = (__u64)d->d_parent;
-	__u32 len = d->d_name.len;
+	__u64 up = KREAD(struct dentry, w->dentry, d_parent);
+	__u32 len = KREAD(struct dentry, w->dentry, d_name.len);
 	bool pseudo = false;
 	if (up == w->dentry) {
 		/* The top of the filesystem, outside this mount's view. */
@@ -394,7 +402,8 @@ static long kpath_step(__u64 i, void *data)
 	__u32 off = w->off - len - 1;
 	v->walk[off & (VIGIL_PATH_MAX - 1)] = '/';
 	bpf_probe_read_kernel(&v->walk[(off + 1) & (VIGIL_PATH_MAX - 1)],
-			      len & (VIGIL_PATH_MAX - 1), d->d_name.name);
+			      len & (VIGIL_PATH_MAX - 1),
+			      (const void *)KREAD(struct dentry, w->dentry, d_name.name));
 	w->off = off;
 	w->components++;
 	w->dentry = up;
@@ -408,13 +417,14 @@ static long kpath_step(__u64 i, void *data)
 /* The file behind the calling task's descriptor fd, or NULL. */
 static __always_inline struct file *file_of_fd(long fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = task->files->fdt;
+	__u64 task = (__u64)bpf_get_current_task_btf();
+	__u64 files = KREAD(struct task_struct, task, files);
+	__u64 fdt = KREAD(struct files_struct, files, fdt);
 	struct file *f = NULL;
 
-	if (fd < 0 || fd >= fdt->max_fds)
+	if (fd < 0 || fd >= KREAD(struct fdtable, fdt, max_fds))
 		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), (struct file **)fdt->fd + fd);
+	bpf_probe_read_kernel(&f, sizeof(f), (struct file **)KREAD(struct fdtable, fdt, fd) + fd);
 	return f;
 }
 
@@ -425,19 +435,19 @@ static __always_inline struct file *file_of_fd(long fd)
  */
 static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *file, bool *cut)
 {
-	struct file *f = AS_FILE(file);
-	struct dentry *leaf = f->f_path.dentry;
-	__u64 mnt = real_mount((__u64)f->f_path.mnt);
+	__u64 leaf = KREAD(struct file, file, f_path.dentry);
+	__u64 mnt = real_mount(KREAD(struct file, file, f_path.mnt));
 	struct kpath_walk w = {
 		.v = v,
-		.dentry = (__u64)leaf,
+		.dentry = leaf,
 		.mnt = mnt,
 		.off = KPATH_END,
 	};
 
 	v->walk[KPATH_END] = 0;
 	/* Unhashed and not the root of its mount: unlinked, or never linked. */
-	if (!leaf->d_hash.pprev && (__u64)leaf != (__u64)AS_MOUNT(mnt)->mnt.mnt_root) {
+	if (!KREAD(struct dentry, leaf, d_hash.pprev) &&
+	    leaf != KREAD(struct mount, mnt, mnt.mnt_root)) {
 		/* A literal, not a static array: clang turns it into immediate stores. */
 		w.off -= DELETED_LEN;
 		__builtin_memcpy(&v->walk[KPATH_END - DELETED_LEN], " (deleted)", DELETED_LEN);

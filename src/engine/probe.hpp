@@ -21,6 +21,9 @@ struct ProbeOptions {
   std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 8 * 4096};
   bool failed_execs = true;  // attach the syscall exit hooks that see failed execs
   uint32_t exec_args_entries = 256;  // size of the exec_args map (EngineOptions)
+  // Kernel path walk with plain loads (bpf_rdonly_cast, Linux 6.2+); when
+  // the kernel refuses the object so, it is loaded again with probe reads.
+  bool kpath_plain_loads = true;
 };
 
 class Probe {
@@ -39,6 +42,8 @@ class Probe {
   bool attached(Kind kind) const { return !links_[static_cast<int>(kind)].empty(); }
 
   bool has_audit_session() const { return has_audit_session_; }
+  // Whether the kernel path walk reads with plain loads (else probe reads).
+  bool kpath_plain_loads() const { return kpath_plain_loads_; }
   // The hooks (section names) a kind attaches, e.g. "tp/sock/inet_sock_set_state".
   std::vector<std::string> hooks(Kind kind) const;
   int ring_fd(Kind kind) const;
@@ -49,8 +54,10 @@ class Probe {
 
  private:
   Probe() = default;
+  static Result<std::unique_ptr<Probe>> load_once(const ProbeOptions& options);
   vigil_bpf* skel_ = nullptr;
   bool has_audit_session_ = false;
+  bool kpath_plain_loads_ = false;
   std::array<std::vector<bpf_link*>, kKindCount> links_;
 };
 
