@@ -1,26 +1,35 @@
 // engine_bench: what recording costs the recorded processes and everyone
 // else, measured in one run (`make bench`, as root).
 //
-// Three storms of bench/storm.c, each a separate process:
+// Five storms of bench/storm.c, each a separate process:
 //   exec     N × fork + execve /bin/true + wait
+//   fork     N × fork + _exit + wait
 //   open     N × open + close of one file
+//   uring    N × io_uring IORING_OP_OPENAT of that file + close
 //   connect  N × TCP connect to this driver's listener on 127.0.0.1 + close
-// are timed (by the storm itself, around its loop) in five modes:
+// are timed (by the storm itself, around its loop) in these modes:
 //   bare          no engine at all
 //   idle          engine started, BPF loaded, no session: nothing attached
 //   inside        the storm is the first process of a session recording every
-//                 kind; the sink encodes each event as the audit log does
+//                 kind, sealed as `vigil record` seals it; the sink encodes
+//                 each event as the audit log does
+//   unsealed      the same with `seal: false` (the uring storm only: sealed,
+//                 io_uring_setup is refused and the storm falls back to openat)
 //   outside       a session recording command+network is live (`sleep` in it)
 //                 while the storm runs outside every session
 //   outside+disk  the same with a session that also records disk
-// In each repetition a storm goes through the five modes back to back, so
-// drift hits all modes alike; the report gives the median per storm and
-// mode, and its ratio to the bare median of the same run.
+//   floor         no engine; empty BPF programs (bench/floor.bpf.c) on exactly
+//                 the hooks the engine attaches for command+network
+//   floor+disk    the same on the hooks of all three kinds
+// In each repetition a storm goes through its modes back to back, so drift
+// hits all modes alike; the report gives the median per storm and mode, and
+// its ratio to the bare median of the same run.
 //
 // Exit status: 0 when every measurement was made (targets met or not),
 // 1 when the benchmark itself broke, 2 on bad usage.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -41,6 +50,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -53,6 +63,9 @@
 #include "common/log.hpp"
 #include "engine/engine.hpp"
 #include "engine/launch.hpp"
+#include "engine/probe.hpp"
+#include "engine/seal.hpp"
+#include "floor.skel.h"
 
 extern "C" {
 #include <linux/types.h>
@@ -108,14 +121,32 @@ void on_interrupt(int) {
 
 // ---------------------------------------------------------------- workload
 
-enum StormId { kExec, kOpen, kConnect, kStormCount };
-enum ModeId { kBare, kIdle, kInside, kOutside, kOutsideDisk, kModeCount };
+enum StormId { kExec, kFork, kOpen, kUring, kConnect, kStormCount };
+enum ModeId {
+  kBare,
+  kIdle,
+  kInside,
+  kUnsealed,
+  kOutside,
+  kOutsideDisk,
+  kFloor,
+  kFloorDisk,
+  kModeCount
+};
 
-constexpr const char* kStormNames[kStormCount] = {"exec", "open", "connect"};
-const std::vector<int> kAllStorms = {kExec, kOpen, kConnect};
-constexpr Kind kStormKind[kStormCount] = {Kind::command, Kind::disk, Kind::network};
-constexpr const char* kModeNames[kModeCount] = {"bare", "idle", "inside", "outside",
-                                                "outside+disk"};
+constexpr const char* kStormNames[kStormCount] = {"exec", "fork", "open", "uring", "connect"};
+// The storms every mode runs; the uring storm runs in fewer (Bench::runs).
+const std::vector<int> kSyscallStorms = {kExec, kFork, kOpen, kConnect};
+// The kind of event each operation of a storm is, inside a session: a fork
+// alone is none, an io_uring open is a disk event only through the fallback.
+constexpr int kNoKind = -1;
+constexpr int kStormKind[kStormCount] = {static_cast<int>(Kind::command), kNoKind,
+                                         static_cast<int>(Kind::disk),
+                                         static_cast<int>(Kind::disk),
+                                         static_cast<int>(Kind::network)};
+constexpr const char* kModeNames[kModeCount] = {"bare",    "idle",         "inside",
+                                                "unsealed", "outside",     "outside+disk",
+                                                "floor",   "floor+disk"};
 constexpr KindSet kCommandNetwork = [] {
   KindSet kinds;
   kinds.add(Kind::command);
@@ -198,12 +229,16 @@ Result<Child> spawn_outside(const std::vector<std::string>& argv) {
   return Child{pid, std::move(read_end)};
 }
 
-Result<Child> spawn_inside(Session& session, const std::vector<std::string>& argv) {
+// `seal`: seal::for_session(true) as `vigil record` seals by default, or
+// null for `seal: false`.
+Result<Child> spawn_inside(Session& session, const std::vector<std::string>& argv,
+                           const seal::Filter* seal) {
   int p[2];
   if (pipe2(p, O_CLOEXEC)) return Error::sys("pipe");
   Fd read_end(p[0]), write_end(p[1]);
   LaunchSpec spec;
   spec.argv = argv;
+  spec.seal = seal;
   spec.child_setup = [fd = write_end.get()] { prepare_child(fd); };
   auto launched = launch(session, spec);
   if (!launched) return launched.error();
@@ -221,6 +256,7 @@ double seconds_of(timeval t) { return t.tv_sec + t.tv_usec / 1e6; }
 struct StormTime {
   double wall = 0;  // the storm's loop, as it timed it
   double cpu = 0;   // user+sys of the storm and the children it waited for
+  std::string fallback;  // the uring storm: why it opened with openat instead
 };
 
 // Waits for a storm and returns what it took.
@@ -247,8 +283,95 @@ Result<StormTime> wait_storm(Child child, const std::string& what) {
   char* end = nullptr;
   long long ns = strtoll(text.c_str(), &end, 10);
   if (end == text.c_str() || ns <= 0) return Error{what + " printed no time: '" + text + "'"};
-  return StormTime{ns / 1e9, seconds_of(usage.ru_utime) + seconds_of(usage.ru_stime)};
+  StormTime t{ns / 1e9, seconds_of(usage.ru_utime) + seconds_of(usage.ru_stime), {}};
+  std::string rest(end);
+  while (!rest.empty() && (rest.back() == '\n' || rest.back() == ' ')) rest.pop_back();
+  if (rest.rfind(" fallback ", 0) == 0)
+    t.fallback = rest.substr(10);
+  else if (!rest.empty())
+    return Error{what + " printed more than its time: '" + text + "'"};
+  return t;
 }
+
+// ---------------------------------------------------------------- the floor
+
+// Empty programs (bench/floor.bpf.c) on the hooks the engine attaches: the
+// cost of the tracepoints themselves, below which no recorder on them goes.
+// Which hooks a kind attaches is asked of the engine's own BPF object
+// (Probe::hooks, with the same failed-exec setting), so the floor follows
+// the engine when its hooks change; a hook with no empty program here
+// stops the benchmark rather than measuring a different floor.
+class Floor {
+ public:
+  static Result<std::unique_ptr<Floor>> load(bool failed_execs) {
+    ProbeOptions options;
+    options.failed_execs = failed_execs;
+    auto probe = Probe::load(options);
+    if (!probe) return Error{"cannot load the engine's BPF object: " + probe.error().message};
+    std::unique_ptr<Floor> f(new Floor());
+    for (int k = 0; k < kKindCount; ++k) f->hooks_[k] = (*probe)->hooks(static_cast<Kind>(k));
+    f->skel_ = floor_bpf__open();
+    if (!f->skel_) return Error::sys("cannot open the floor's BPF object");
+    std::set<std::string> wanted;
+    for (const auto& hooks : f->hooks_) wanted.insert(hooks.begin(), hooks.end());
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, f->skel_->obj) {
+      bool needed = wanted.erase(bpf_program__section_name(prog)) > 0;
+      bpf_program__set_autoload(prog, needed);
+    }
+    if (!wanted.empty())
+      return Error{"bench/floor.bpf.c has no empty program for the engine's hook " +
+                   *wanted.begin() + ": add one with that section name"};
+    if (int err = floor_bpf__load(f->skel_))
+      return Error::sys("the kernel refused the floor's empty programs", -err);
+    return f;
+  }
+  ~Floor() {
+    detach();
+    floor_bpf__destroy(skel_);
+  }
+  Floor(const Floor&) = delete;
+  Floor& operator=(const Floor&) = delete;
+
+  // Attaches the empty programs on the hooks of `kinds`.
+  Result<void> attach(KindSet kinds) {
+    std::set<std::string> sections;
+    for (int k = 0; k < kKindCount; ++k)
+      if (kinds.has(static_cast<Kind>(k))) sections.insert(hooks_[k].begin(), hooks_[k].end());
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+      if (!sections.count(bpf_program__section_name(prog))) continue;
+      bpf_link* link = bpf_program__attach(prog);
+      if (!link) {
+        int err = errno;
+        detach();
+        return Error::sys(std::string("cannot attach the floor's ") +
+                              bpf_program__section_name(prog),
+                          err);
+      }
+      links_.push_back(link);
+    }
+    return {};
+  }
+  void detach() {
+    for (bpf_link* link : links_) bpf_link__destroy(link);
+    links_.clear();
+  }
+  // "tp_btf/sched_process_exec, tp/syscalls/sys_exit_execve, ..."
+  std::string hooks_of(KindSet kinds) const {
+    std::string out;
+    for (int k = 0; k < kKindCount; ++k)
+      if (kinds.has(static_cast<Kind>(k)))
+        for (const auto& h : hooks_[k]) out += (out.empty() ? "" : ", ") + h;
+    return out;
+  }
+
+ private:
+  Floor() = default;
+  floor_bpf* skel_ = nullptr;
+  std::array<std::vector<std::string>, kKindCount> hooks_;
+  std::vector<bpf_link*> links_;
+};
 
 // ---------------------------------------------------------------- the sink
 
@@ -386,6 +509,7 @@ struct Sample {
   double drain_seconds = 0;  // inside: close_session after the storm exited
   uint64_t audit_bytes = 0;  // inside: JSON lines the sink wrote
   int foreign_links = 0;     // other programs' BPF links seen before or after the storm
+  std::string fallback;      // the uring storm: why it opened with openat instead
 };
 
 double median(std::vector<double> v) {
@@ -405,23 +529,98 @@ std::string counts_text(const KindCounts& c) {
 
 struct Config {
   int repeat = 3;
-  long count[kStormCount] = {5000, 1000000, 5000};
+  long count[kStormCount] = {5000, 20000, 1000000, 200000, 5000};
+  std::set<int> storms = {kExec, kFork, kOpen, kUring, kConnect};
+  std::set<int> modes = {kBare,    kIdle,        kInside, kUnsealed,
+                         kOutside, kOutsideDisk, kFloor,  kFloorDisk};
   std::string storm = VIGIL_BENCH_STORM;
   std::string markdown;
+  std::string before;  // the report of an earlier run, for a "before" column
   uint32_t disk_ring_pages = EngineOptions{}.ring_pages[1];
   bool failed_execs = EngineOptions{}.failed_execs;
   std::string command_line;
 };
 
+// The ratios of an earlier report (its "Wall time" table), to show beside
+// this run's: storm name -> mode name -> ratio to bare.
+struct Before {
+  std::string source;  // the file, and the commit its header names
+  std::string date;
+  std::map<std::string, std::map<std::string, double>> ratios;
+};
+
+// Reads the "## Wall time" table of a report engine_bench wrote earlier:
+// a header row naming the modes, then one row a storm whose cells read
+// "SECONDS (RATIOx)". A "- Commit: " line names what it measured.
+Result<Before> read_before(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error::sys("cannot read the earlier report " + path);
+  Before b;
+  b.source = "`" + path + "`";
+  std::string line;
+  std::vector<std::string> modes;
+  bool in_wall = false;
+  auto cells = [](const std::string& row) {
+    std::vector<std::string> out;
+    size_t from = row.find('|');
+    while (from != std::string::npos) {
+      size_t to = row.find('|', from + 1);
+      if (to == std::string::npos) break;
+      std::string cell = row.substr(from + 1, to - from - 1);
+      while (!cell.empty() && cell.front() == ' ') cell.erase(0, 1);
+      while (!cell.empty() && cell.back() == ' ') cell.pop_back();
+      out.push_back(cell);
+      from = to;
+    }
+    return out;
+  };
+  for (int lines = 0; std::getline(in, line) && lines < 10000; ++lines) {
+    if (line.rfind("- Date: ", 0) == 0 && b.date.empty()) b.date = line.substr(8);
+    if (line.rfind("- Commit: ", 0) == 0) b.source += " (" + line.substr(10) + ")";
+    if (line.rfind("## ", 0) == 0) {
+      if (in_wall) break;
+      in_wall = line == "## Wall time";
+      continue;
+    }
+    if (!in_wall || line.rfind("|", 0) != 0) continue;
+    auto row = cells(line);
+    if (row.empty() || row[0].rfind("---", 0) == 0) continue;
+    if (row[0] == "Storm") {
+      modes = row;
+      continue;
+    }
+    std::string storm = row[0].substr(0, row[0].find(' '));
+    for (size_t i = 1; i < row.size() && i < modes.size(); ++i) {
+      size_t open = row[i].find('(');
+      if (open == std::string::npos) continue;
+      char* end = nullptr;
+      double r = strtod(row[i].c_str() + open + 1, &end);
+      if (end && *end == 'x' && r > 0) b.ratios[storm][modes[i]] = r;
+    }
+  }
+  if (b.ratios.empty())
+    return Error{path + " has no \"## Wall time\" table with ratios: pass a report "
+                 "engine_bench wrote"};
+  return b;
+}
+
 class Bench {
  public:
-  Bench(Config config, std::string open_target, int port)
-      : cfg_(std::move(config)), open_target_(std::move(open_target)), port_(port) {}
+  Bench(Config config, Before before, std::string open_target, int port)
+      : cfg_(std::move(config)),
+        before_(std::move(before)),
+        open_target_(std::move(open_target)),
+        port_(port) {}
 
   Result<void> run() {
     sink_us_ = sink_us_per_open_event(open_target_);
+    if (cfg_.modes.count(kFloor) || cfg_.modes.count(kFloorDisk)) {
+      auto floor = Floor::load(cfg_.failed_execs);
+      if (!floor) return floor.error();
+      floor_ = std::move(floor.value());
+    }
     for (int rep = 0; rep < cfg_.repeat; ++rep)
-      for (int storm = 0; storm < kStormCount; ++storm)
+      for (int storm : cfg_.storms)
         if (auto r = every_mode(rep, storm); !r) return r;
     return {};
   }
@@ -429,11 +628,39 @@ class Bench {
   std::string report(const std::string& started, const std::string& load_before) const;
 
  private:
+  // Whether `mode` runs `storm`. The uring storm runs where it tells
+  // something: bare, inside sealed and unsealed, and on the floor of all
+  // hooks; `unsealed` runs only the uring storm (every other storm does
+  // the same with the seal or without, bar the seal's own filter).
+  bool runs(int mode, int storm) const {
+    if (!cfg_.modes.count(mode) || !cfg_.storms.count(storm)) return false;
+    if (storm == kUring)
+      return mode == kBare || mode == kInside || mode == kUnsealed || mode == kFloorDisk;
+    return mode != kUnsealed;
+  }
+
   // One storm in every mode, back to back: the modes compared see the host
   // in the same state, whatever else runs on it.
   Result<void> every_mode(int rep, int storm) {
     if (auto r = keep(rep, kBare, storm, outside(storm)); !r) return r;
+    if (auto r = engine_modes(rep, storm); !r) return r;
+    for (int mode : {kFloor, kFloorDisk}) {
+      if (!runs(mode, storm)) continue;
+      KindSet kinds = mode == kFloor ? kCommandNetwork : KindSet::all();
+      if (auto r = floor_->attach(kinds); !r) return r;
+      auto sample = outside(storm);
+      floor_->detach();
+      if (auto r = keep(rep, mode, storm, std::move(sample)); !r) return r;
+    }
+    return {};
+  }
 
+  // The modes with an engine, one engine for all of them.
+  Result<void> engine_modes(int rep, int storm) {
+    bool any = false;
+    for (int mode : {kIdle, kInside, kUnsealed, kOutside, kOutsideDisk})
+      any = any || runs(mode, storm);
+    if (!any) return {};
     EngineOptions options;
     // Sessions below a cgroup of their own, apart from any other Vigil's.
     options.root_path = "/vigil-bench-" + std::to_string(getpid());
@@ -446,19 +673,27 @@ class Bench {
       if (engine.attached(static_cast<Kind>(k)))
         return Error{"hooks are attached with no session open: the idle mode would not be idle"};
 
-    if (auto r = keep(rep, kIdle, storm, outside(storm)); !r) return r;
-    if (auto r = keep(rep, kInside, storm, inside(engine, rep, storm)); !r) return r;
-    if (auto r = keep(rep, kOutside, storm, beside(engine, rep, storm, kOutside)); !r) return r;
-    return keep(rep, kOutsideDisk, storm, beside(engine, rep, storm, kOutsideDisk));
+    if (runs(kIdle, storm))
+      if (auto r = keep(rep, kIdle, storm, outside(storm)); !r) return r;
+    for (int mode : {kInside, kUnsealed})
+      if (runs(mode, storm))
+        if (auto r = keep(rep, mode, storm, inside(engine, rep, storm, mode)); !r) return r;
+    for (int mode : {kOutside, kOutsideDisk})
+      if (runs(mode, storm))
+        if (auto r = keep(rep, mode, storm, beside(engine, rep, storm, mode)); !r) return r;
+    return {};
   }
+
+  static bool has_session(int mode) { return mode >= kInside && mode <= kOutsideDisk; }
 
   Result<void> keep(int rep, int mode, int storm, Result<Sample> sample) {
     if (!sample) return sample.error();
     samples_[mode][storm].push_back(*sample);
     std::string events;
-    if (mode >= kInside)
+    if (has_session(mode))
       events = "  session recorded " + counts_text(sample->recorded) + " lost " +
                counts_text(sample->lost);
+    if (!sample->fallback.empty()) events += "  fell back: " + sample->fallback;
     std::fprintf(stderr, "bench: run %d/%d %-7s %-12s %7.3f s%s\n", rep + 1, cfg_.repeat,
                  kStormNames[storm], kModeNames[mode], sample->seconds, events.c_str());
     return {};
@@ -467,7 +702,7 @@ class Bench {
   std::vector<std::string> storm_argv(int storm) const {
     std::vector<std::string> argv = {cfg_.storm, kStormNames[storm],
                                      std::to_string(cfg_.count[storm])};
-    if (storm == kOpen) argv.push_back(open_target_);
+    if (storm == kOpen || storm == kUring) argv.push_back(open_target_);
     if (storm == kConnect) argv.push_back(std::to_string(port_));
     return argv;
   }
@@ -476,8 +711,12 @@ class Bench {
     switch (storm) {
       case kExec:
         return "exec " + grouped(cfg_.count[kExec]) + " × /bin/true";
+      case kFork:
+        return "fork " + grouped(cfg_.count[kFork]) + " × _exit";
       case kOpen:
         return "open " + grouped(cfg_.count[kOpen]) + " × one file";
+      case kUring:
+        return "uring " + grouped(cfg_.count[kUring]) + " × io_uring open";
       default:
         return "connect " + grouped(cfg_.count[kConnect]) + " × 127.0.0.1";
     }
@@ -497,19 +736,22 @@ class Bench {
     s.storm_cpu = time->cpu;
     s.driver_cpu = cpu_seconds_of_this_process() - cpu;
     s.foreign_links = std::max(foreign, foreign_bpf_links());
+    s.fallback = time->fallback;
     return s;
   }
 
-  // The storm as the first process of a session recording every kind.
-  Result<Sample> inside(Engine& engine, int rep, int storm) {
+  // The storm as the first process of a session recording every kind,
+  // sealed (inside) or not (unsealed).
+  Result<Sample> inside(Engine& engine, int rep, int storm, int mode) {
     if (g_interrupted) return Error{"interrupted"};
-    auto s =
-        open_session(engine, fmt("bench-%d-%s-inside", rep, kStormNames[storm]), KindSet::all());
+    auto s = open_session(engine, fmt("bench-%d-%s-%s", rep, kStormNames[storm], kModeNames[mode]),
+                          KindSet::all());
     if (!s) return s.error();
     engine.settle();  // hooks nobody needs may still be detaching in the background
     int foreign = wait_for_foreign_links_to_go();
     double cpu = cpu_seconds_of_this_process();
-    auto child = spawn_inside(*s->session, storm_argv(storm));
+    auto child = spawn_inside(*s->session, storm_argv(storm),
+                              seal::for_session(mode == kInside));
     auto time =
         child ? wait_storm(std::move(child.value()), std::string("storm ") + kStormNames[storm])
               : Result<StormTime>(Error{"cannot launch the storm: " + child.error().message});
@@ -527,6 +769,7 @@ class Bench {
     sample.lost = summary->lost;
     sample.audit_bytes = s->sink->bytes();
     sample.foreign_links = foreign;
+    sample.fallback = time->fallback;
     return sample;
   }
 
@@ -603,14 +846,28 @@ class Bench {
     return median(v);
   }
 
+  bool have(int mode, int storm) const { return !samples_[mode][storm].empty(); }
+  // The storms that ran in `mode`.
+  std::vector<int> storms_run(int mode) const {
+    std::vector<int> out;
+    for (int storm : cfg_.storms)
+      if (have(mode, storm) && have(kBare, storm)) out.push_back(storm);
+    return out;
+  }
+  std::vector<int> modes_run() const;
+  bool recorded_op(int mode, int storm) const;
+  std::string before_list(int mode, const std::vector<int>& storms) const;
   std::string time_table(double Sample::*field) const;
   std::string targets() const;
   std::string events() const;
   std::string how() const;
+  std::string before_section() const;
 
   Config cfg_;
+  Before before_;
   std::string open_target_;
   int port_;
+  std::unique_ptr<Floor> floor_;
   std::array<std::array<std::vector<Sample>, kStormCount>, kModeCount> samples_;
   double sink_us_ = 0;  // the sink alone, per open event
 };
@@ -639,48 +896,117 @@ std::string utc_now() {
   return buf;
 }
 
+// The modes that ran at least one storm, in table order.
+std::vector<int> Bench::modes_run() const {
+  std::vector<int> out;
+  for (int mode = 0; mode < kModeCount; ++mode)
+    for (int storm = 0; storm < kStormCount; ++storm)
+      if (have(mode, storm)) {
+        out.push_back(mode);
+        break;
+      }
+  return out;
+}
+
 // Storms by modes: the median of `field` and its ratio to bare.
 std::string Bench::time_table(double Sample::*field) const {
-  std::string md =
-      "| Storm | bare | idle | inside | outside | outside+disk |\n|---|---|---|---|---|---|\n";
-  for (int storm = 0; storm < kStormCount; ++storm) {
-    md += "| " + label(storm) + " | " + fmt("%.3f", median_of(kBare, storm, field));
-    for (int mode = kIdle; mode < kModeCount; ++mode)
-      md += fmt(" | %.3f (%.2fx)", median_of(mode, storm, field), ratio(mode, storm, field));
-    md += " |\n";
+  std::vector<int> modes = modes_run();
+  std::string md = "| Storm |", rule = "|---|";
+  for (int mode : modes) {
+    md += std::string(" ") + kModeNames[mode] + " |";
+    rule += "---|";
+  }
+  md += "\n" + rule + "\n";
+  for (int storm : cfg_.storms) {
+    md += "| " + label(storm) + " |";
+    for (int mode : modes) {
+      if (!have(mode, storm))
+        md += " — |";
+      else if (mode == kBare)
+        md += fmt(" %.3f |", median_of(mode, storm, field));
+      else
+        md += fmt(" %.3f (%.2fx) |", median_of(mode, storm, field), ratio(mode, storm, field));
+    }
+    md += "\n";
   }
   return md;
+}
+
+// "open 1.64x" from the earlier report, or "—" when it has no such figure.
+std::string Bench::before_list(int mode, const std::vector<int>& storms) const {
+  std::string text;
+  for (int storm : storms) {
+    auto s = before_.ratios.find(kStormNames[storm]);
+    if (s == before_.ratios.end()) continue;
+    auto m = s->second.find(kModeNames[mode]);
+    if (m == s->second.end()) continue;
+    text += fmt("%s%s %.2fx", text.empty() ? "" : ", ", kStormNames[storm], m->second);
+  }
+  return text.empty() ? "—" : text;
 }
 
 std::string Bench::targets() const {
   std::string out =
       "Judged on wall time, as the targets are set. The same ratios of the storm's CPU time "
-      "(below) are given for comparison: on a busy host they are the steadier.\n\n"
-      "| Target | Wall time | CPU time | Result |\n|---|---|---|---|\n";
-  auto row = [&](const std::string& target, int mode, const std::vector<int>& storms, double limit,
-                 const std::string& extra = "", bool extra_ok = true) {
+      "(below) are given for comparison: on a busy host they are the steadier. *Before* is "
+      "the same ratio in the report this issue started from (see \"Before this issue\").\n\n"
+      "| Target | Before | Wall time | CPU time | Result |\n|---|---|---|---|---|\n";
+  auto storms_of = [&](int mode, const std::vector<int>& wanted) {
+    std::vector<int> storms;
+    for (int storm : wanted)
+      if (have(mode, storm)) storms.push_back(storm);
+    return storms;
+  };
+  auto row = [&](const std::string& target, int mode, const std::vector<int>& wanted,
+                 double limit, const std::string& extra = "", bool extra_ok = true) {
+    std::vector<int> storms = storms_of(mode, wanted);
+    if (storms.empty() || !have(kBare, storms[0])) return;
     bool pass = extra_ok;
     for (int storm : storms) pass = pass && ratio(mode, storm) <= limit;
-    out += "| " + target + " | " + ratio_list(mode, storms) + extra + " | " +
-           ratio_list(mode, storms, &Sample::storm_cpu) + " | " + (pass ? "PASS" : "**MISS**") +
-           " |\n";
+    out += "| " + target + " | " + before_list(mode, storms) + " | " + ratio_list(mode, storms) +
+           extra + " | " + ratio_list(mode, storms, &Sample::storm_cpu) + " | " +
+           (pass ? "PASS" : "**MISS**") + " |\n";
   };
-  row("exec storm inside a session ≤ 1.05x", kInside, {kExec}, 1.05);
+  row("exec storm inside a session ≤ 1.02x", kInside, {kExec}, 1.02);
   uint64_t open_lost = total(kInside, kOpen, &Sample::lost).total();
-  row("open storm inside a session recording disk ≤ 2.0x with 0 lost", kInside, {kOpen}, 2.0,
-      ", " + grouped(open_lost) + " lost", open_lost == 0);
-  row("every storm while no session is live (idle) ≤ 1.02x", kIdle, kAllStorms, 1.02);
-  row("every storm outside a live session recording command+network ≤ 1.05x", kOutside, kAllStorms,
-      1.05);
+  std::string aim = have(kInside, kOpen) ? (ratio(kInside, kOpen) <= 1.25 ? ", aim met" : ", aim not met") : "";
+  row("open storm inside a session ≤ 1.5x with 0 lost (aim: 1.25x)", kInside, {kOpen}, 1.5,
+      ", " + grouped(open_lost) + " lost" + aim, open_lost == 0);
+  row("every storm outside a live command+network session ≤ 1.02x", kOutside, kSyscallStorms,
+      1.02);
+  if (have(kOutsideDisk, kOpen) && have(kFloorDisk, kOpen)) {
+    auto gap = [&](double Sample::*field) {
+      return fmt("open %.2fx, floor %.2fx: %+.2f", ratio(kOutsideDisk, kOpen, field),
+                 ratio(kFloorDisk, kOpen, field),
+                 ratio(kOutsideDisk, kOpen, field) - ratio(kFloorDisk, kOpen, field));
+    };
+    bool pass = ratio(kOutsideDisk, kOpen) - ratio(kFloorDisk, kOpen) <= 0.05;
+    out += "| open storm outside a live disk session within 0.05 of the empty-program floor | " +
+           before_list(kOutsideDisk, {kOpen}) + " (no floor measured) | " +
+           gap(&Sample::seconds) + " | " + gap(&Sample::storm_cpu) + " | " +
+           (pass ? "PASS" : "**MISS**") + " |\n";
+  }
+  row("every storm while no session is live (idle) ≤ 1.02x", kIdle, kSyscallStorms, 1.02);
   return out;
+}
+
+// How many of a storm's operations a session sees as events of its kind:
+// all of them, except a fork (no event) and an io_uring open that really
+// went through io_uring (the seal off: no syscall tracepoint sees it).
+bool Bench::recorded_op(int mode, int storm) const {
+  if (kStormKind[storm] == kNoKind) return false;
+  if (storm != kUring) return true;
+  for (const auto& s : samples_[mode][storm])
+    if (s.fallback.empty()) return false;
+  return true;
 }
 
 std::string Bench::events() const {
   std::string md = "## Events and losses\n\n";
   md +=
-      fmt("What the session live during each storm recorded and lost (bare and idle have "
-          "none), totals over the %d runs, as command / disk / network. Every event reached a sink "
-          "doing what `vigil record` does: encode it as an audit JSON line "
+      fmt("What the session live during each storm recorded and lost (bare, idle and the "
+          "floors have none), totals over the %d runs, as command / disk / network. Every event "
+          "reached a sink doing what `vigil record` does: encode it as an audit JSON line "
           "(vigil::audit::encode_event, a fresh uid each) into a reused buffer, written to "
           "/dev/null in 64 KiB blocks and after each batch. Drain: close_session after the "
           "storm exited (median). Driver CPU: this process (the engine's threads, sink, listener) "
@@ -689,36 +1015,55 @@ std::string Bench::events() const {
   md +=
       "| Storm | Mode | Session | Recorded | Lost | Drain | Driver CPU |\n"
       "|---|---|---|---|---|---|---|\n";
-  std::string unaccounted;
-  for (int storm = 0; storm < kStormCount; ++storm) {
-    for (int mode = kInside; mode < kModeCount; ++mode) {
+  std::string unaccounted, uring_notes;
+  for (int storm : cfg_.storms) {
+    for (int mode = kInside; mode <= kOutsideDisk; ++mode) {
+      if (!have(mode, storm)) continue;
       std::string row = "| " + std::string(kStormNames[storm]) + " | " + kModeNames[mode] + " | ";
       KindCounts recorded = total(mode, storm, &Sample::recorded);
       KindCounts lost = total(mode, storm, &Sample::lost);
-      const char* session = mode == kInside    ? "the storm's, all kinds"
-                            : mode == kOutside ? "`sleep`'s, command+network"
-                                               : "`sleep`'s, all kinds";
-      std::string drain =
-          mode == kInside ? fmt("%.3f s", median_of(mode, storm, &Sample::drain_seconds)) : "—";
+      const char* session = mode == kInside     ? "the storm's, all kinds, sealed"
+                            : mode == kUnsealed ? "the storm's, all kinds, `seal: false`"
+                            : mode == kOutside  ? "`sleep`'s, command+network"
+                                                : "`sleep`'s, all kinds";
+      bool own = mode == kInside || mode == kUnsealed;
+      std::string drain = own ? fmt("%.3f s", median_of(mode, storm, &Sample::drain_seconds)) : "—";
       md += row + session + " | " + counts_text(recorded) + " | " + counts_text(lost) + " | " +
             drain + fmt(" | %.2f s |\n", median_of(mode, storm, &Sample::driver_cpu));
-      // Inside, each operation of the storm is one event of its kind,
-      // delivered or counted as lost: anything short was dropped silently.
-      int k = static_cast<int>(kStormKind[storm]);
+      int k = kStormKind[storm];
       uint64_t expected = uint64_t(cfg_.count[storm]) * samples_[mode][storm].size();
-      if (mode == kInside && recorded.v[k] + lost.v[k] < expected)
-        unaccounted += "- " + label(storm) + ": " + grouped(expected - recorded.v[k] - lost.v[k]) +
-                       " " + std::string(kind_name(kStormKind[storm])) +
+      // Inside, each operation the session's hooks see is one event of its
+      // kind, delivered or counted as lost: anything short was dropped silently.
+      if (own && recorded_op(mode, storm) && recorded.v[k] + lost.v[k] < expected)
+        unaccounted += "- " + label(storm) + " (" + kModeNames[mode] + "): " +
+                       grouped(expected - recorded.v[k] - lost.v[k]) + " " +
+                       std::string(kind_name(static_cast<Kind>(k))) +
                        " events neither delivered nor counted as lost\n";
+      if (storm == kUring && own) {
+        std::set<std::string> why;
+        for (const auto& s : samples_[mode][storm]) why.insert(s.fallback.empty() ? "" : s.fallback);
+        for (const auto& w : why)
+          uring_notes += fmt(
+              "- **uring, %s**: %s %s disk events recorded for %s io_uring opens asked.\n",
+              kModeNames[mode],
+              w.empty() ? "io_uring worked: the opens went through IORING_OP_OPENAT, which no "
+                          "syscall tracepoint sees, so they are **not recorded** (only the "
+                          "storm's own start is);"
+                        : ("the kernel refused io_uring (" + w +
+                           ") and the storm fell back to openat(2), whose opens are recorded:")
+                              .c_str(),
+              grouped(recorded.v[k]).c_str(), grouped(expected).c_str());
+      }
     }
   }
   // A bystander session records its `sleep` only, unless the kernel-side
   // filter let the storm's events through.
   bool leaked = false;
   for (int mode : {kOutside, kOutsideDisk})
-    for (int storm = 0; storm < kStormCount; ++storm)
-      for (const auto& s : samples_[mode][storm])
-        leaked = leaked || s.recorded[kStormKind[storm]] >= uint64_t(cfg_.count[storm]);
+    for (int storm : cfg_.storms)
+      if (kStormKind[storm] != kNoKind)
+        for (const auto& s : samples_[mode][storm])
+          leaked = leaked || s.recorded.v[kStormKind[storm]] >= uint64_t(cfg_.count[storm]);
   md +=
       "\nInside, a storm's own start (exec of storm, its loader's opens) and each "
       "/bin/true's loader opens (ld.so.cache, libc) are recorded too. ";
@@ -726,6 +1071,7 @@ std::string Bench::events() const {
                  "filter let events of processes outside the session through.\n\n"
                : "Outside, the live session recorded only its `sleep`: the storms' events "
                  "never left the kernel.\n\n";
+  if (!uring_notes.empty()) md += uring_notes + "\n";
   if (!unaccounted.empty())
     md += "**Events dropped without being counted:**\n\n" + unaccounted + "\n";
   return md;
@@ -734,47 +1080,62 @@ std::string Bench::events() const {
 std::string Bench::how() const {
   // "+0.13 µs per open+close": what a mode adds to one operation, flagged
   // when the ratio lies within the spread of the bare runs.
-  auto added = [&](int mode, int storm) {
+  auto op_name = [](int storm) -> std::string {
+    switch (storm) {
+      case kExec: return "exec";
+      case kFork: return "fork";
+      case kOpen: return "open+close";
+      case kUring: return "io_uring open+close";
+      default: return "connect";
+    }
+  };
+  auto added = [&](int mode, int storm) -> std::string {
+    if (!have(mode, storm) || !have(kBare, storm)) return "not measured";
     bool noise = std::abs(ratio(mode, storm) - 1) <= bare_spread(storm);
-    return fmt("%+.2f µs per %s%s", added_us_per_op(mode, storm),
-               storm == kOpen ? "open+close" : kStormNames[storm],
+    return fmt("%+.2f µs per %s%s", added_us_per_op(mode, storm), op_name(storm).c_str(),
                noise ? ", within this run's noise" : "");
+  };
+  // What `mode` adds over `base` per operation: Vigil's programs beyond the hooks.
+  auto above = [&](int mode, int base, int storm) -> std::string {
+    if (!have(mode, storm) || !have(base, storm)) return "not measured";
+    return fmt("%+.2f µs per %s",
+               (median_seconds(mode, storm) - median_seconds(base, storm)) / cfg_.count[storm] *
+                   1e6,
+               op_name(storm).c_str());
   };
   auto per_op_us = [&](int storm) {
     return median_seconds(kBare, storm) / cfg_.count[storm] * 1e6;
   };
-  size_t open_runs = std::max<size_t>(1, samples_[kInside][kOpen].size());
-  double events = double(total(kInside, kOpen, &Sample::recorded).total()) / open_runs;
-  uint64_t lost = total(kInside, kOpen, &Sample::lost).total();
-  double engine_cpu = median_of(kInside, kOpen, &Sample::driver_cpu);
-  double storm_seconds = median_seconds(kInside, kOpen);
-  double audit_bytes = 0;
-  for (const auto& s : samples_[kInside][kOpen]) audit_bytes += s.audit_bytes;
-  audit_bytes /= open_runs;
-  uint32_t disk_pages = 1;
-  while (disk_pages < cfg_.disk_ring_pages) disk_pages <<= 1;  // as the engine rounds
 
   std::string md = "## How\n\n";
-  if (cfg_.repeat > 1)
-    md +=
-        fmt("How precise: the slowest bare run of a storm was %.0f%% (exec), %.0f%% (open) and "
-            "%.0f%% (connect) slower than the fastest, on a host that other work shares; a ratio "
-            "closer to 1 than that is noise. ",
-            bare_spread(kExec) * 100, bare_spread(kOpen) * 100, bare_spread(kConnect) * 100);
-  else
+  if (cfg_.repeat > 1) {
+    md += "How precise: the slowest bare run of a storm was ";
+    std::string spreads;
+    for (int storm : cfg_.storms)
+      if (have(kBare, storm))
+        spreads += fmt("%s%.0f%% (%s)", spreads.empty() ? "" : ", ", bare_spread(storm) * 100,
+                       kStormNames[storm]);
+    md += spreads +
+          " slower than the fastest, on a host that other work shares; a ratio closer to 1 "
+          "than that is noise. ";
+  } else {
     md += "How precise: one run per mode gives no spread to judge the noise by. ";
-  md +=
-      fmt("Bare, a /bin/true fork+exec+wait takes %.0f µs, an open+close %.2f µs, a loopback "
-          "connect+close (a reset) %.0f µs.\n\n",
-          per_op_us(kExec), per_op_us(kOpen), per_op_us(kConnect));
+  }
+  std::string bare_costs;
+  for (int storm : cfg_.storms)
+    if (have(kBare, storm))
+      bare_costs += fmt("%s%s %.2f µs", bare_costs.empty() ? "" : ", ", op_name(storm).c_str(),
+                        per_op_us(storm));
+  md += "Bare, one operation takes: " + bare_costs + ".\n\n";
 
-  md +=
-      fmt("- **Idle** (%s): Engine::start loads and verifies the programs but attaches none. "
-          "Hooks are attached per kind when the first session recording the kind opens and "
-          "detached after the last one closes, and the engine's threads sleep without a timeout "
-          "while no session is live. Nothing of Vigil runs per syscall: idle differs from bare by "
-          "noise only.\n",
-          ratio_list(kIdle, kAllStorms).c_str());
+  if (!storms_run(kIdle).empty())
+    md +=
+        fmt("- **Idle** (%s): Engine::start loads and verifies the programs but attaches none. "
+            "Hooks are attached per kind when the first session recording the kind opens and "
+            "detached after the last one closes, and the engine's threads sleep without a "
+            "timeout while no session is live. Nothing of Vigil runs per syscall: idle differs "
+            "from bare by noise only.\n",
+            ratio_list(kIdle, storms_run(kIdle)).c_str());
 
   const char* command_hooks =
       cfg_.failed_execs
@@ -786,62 +1147,143 @@ std::string Bench::how() const {
             "measures the engine without those two hooks)."
           : "failed execs are not recorded, so command capture attaches only "
             "tp_btf/sched_process_exec, which runs once per exec, and no syscall tracepoint.";
-  md +=
-      fmt("- **Outside a command+network session** (%s): %s The open storm, nothing but short "
-          "syscalls, shows a per-syscall cost most: %s. The exec storm spends its time in fork, "
-          "exec and page faults (%s); network capture (tp/sock/inet_sock_set_state) runs only when "
-          "a TCP socket changes state (%s). For a process outside every session each program "
-          "returns after a cgroup lookup (and an audit-session lookup when the process has one) "
-          "and sends nothing.\n",
-          ratio_list(kOutside, kAllStorms).c_str(), command_hooks, added(kOutside, kOpen).c_str(),
-          added(kOutside, kExec).c_str(), added(kOutside, kConnect).c_str());
+  if (!storms_run(kOutside).empty())
+    md += fmt(
+        "- **Outside a command+network session** (%s): %s The open storm, nothing but short "
+        "syscalls, shows a per-syscall cost most: %s; a fork: %s. The exec storm spends its "
+        "time in fork, exec and page faults (%s); network capture "
+        "(tp/sock/inet_sock_set_state) runs only when a TCP socket changes state (%s). For a "
+        "process outside every session each program returns after a cgroup lookup (and an "
+        "audit-session lookup when the process has one) and sends nothing.\n",
+        ratio_list(kOutside, storms_run(kOutside)).c_str(), command_hooks,
+        added(kOutside, kOpen).c_str(), added(kOutside, kFork).c_str(),
+        added(kOutside, kExec).c_str(), added(kOutside, kConnect).c_str());
 
-  md +=
-      fmt("- **Outside a disk session** (%s): the four tp/syscalls/sys_exit_open* programs now run "
-          "for every open on the host, each looking up the caller's session-level cgroup before it "
-          "returns: %s (the slow syscall path alone, outside a command+network session: %s).\n",
-          ratio_list(kOutsideDisk, kAllStorms).c_str(), added(kOutsideDisk, kOpen).c_str(),
-          added(kOutside, kOpen).c_str());
+  if (floor_ && (!storms_run(kFloor).empty() || !storms_run(kFloorDisk).empty())) {
+    md += "- **The floor** (no engine; bench/floor.bpf.c's empty programs, `return 0`, on "
+          "exactly the engine's hooks). ";
+    if (!storms_run(kFloor).empty())
+      md += fmt("On the command+network hooks (%s): %s; Vigil's programs outside a "
+                "command+network session add to that: open %s, exec %s. ",
+                floor_->hooks_of(kCommandNetwork).c_str(),
+                ratio_list(kFloor, storms_run(kFloor)).c_str(),
+                above(kOutside, kFloor, kOpen).c_str(), above(kOutside, kFloor, kExec).c_str());
+    if (!storms_run(kFloorDisk).empty())
+      md += fmt("On the hooks of all three kinds (%s): %s; Vigil's programs outside a disk "
+                "session add to that: %s (the session lookup of each open, which finds "
+                "nothing). ",
+                floor_->hooks_of(KindSet::all()).c_str(),
+                ratio_list(kFloorDisk, storms_run(kFloorDisk)).c_str(),
+                above(kOutsideDisk, kFloorDisk, kOpen).c_str());
+    md += "A recorder on these tracepoints cannot cost less than its floor: the distance "
+          "between a mode and its floor is what Vigil's own programs cost.\n";
+  }
 
-  md +=
-      fmt("- **Inside** (%s): for a recorded open the program also reads the path from user "
-          "memory, fills the record head (pids, ids, comm, cgroup, boot time) and copies the "
-          "record into the disk ring: %s. ",
-          ratio_list(kInside, kAllStorms).c_str(), added(kInside, kOpen).c_str());
-  md += fmt(
-      "In user space the engine's threads empty the rings, decode, order and hand every event "
-      "to the sink, on the other CPU when one is free: %.2f s of CPU per run for %s events, "
-      "%.2f µs each, of which the sink (encode and write, timed alone on a synthetic open "
-      "event) takes %.2f µs and the engine the rest. The storm ran %.2f s, so that is %.0f%% "
-      "of a CPU; the sink wrote %.0f MB of audit JSON per run (%.0f bytes an event). ",
-      engine_cpu, grouped(uint64_t(events)).c_str(), events > 0 ? engine_cpu / events * 1e6 : 0.0,
-      sink_us_, storm_seconds, 100 * engine_cpu / std::max(1e-9, storm_seconds), audit_bytes / 1e6,
-      events > 0 ? audit_bytes / events : 0.0);
-  // A ring record is an 8-byte header and the record, rounded up to 8 bytes;
-  // an open's record carries the requested path and the kernel path, here
-  // the same file name (the storm opens it by its absolute path).
-  size_t record_bytes =
-      (offsetof(vigil_open_record, data) + 2 * (open_target_.size() + 1) + 7) / 8 * 8 + 8;
-  size_t ring_records = size_t(disk_pages) * 4096 / record_bytes;
-  md +=
-      fmt("The disk ring of %u pages (%u KiB) holds %s records of this storm, %.0f ms of it at the "
-          "rate inside a session; user space is woken when a quarter is full and every %d ms. "
-          "Lost over all runs: %s. ",
-          disk_pages, disk_pages * 4, grouped(ring_records).c_str(),
-          events > 0 ? ring_records / (events / storm_seconds) * 1e3 : 0.0,
-          EngineOptions{}.poll_interval_ms, grouped(lost).c_str());
-  md += lost ? "Events were lost (\"Every run\" says in which run and of which kind): the ring "
-               "fills when the thread that empties it is kept off a CPU for longer than the "
-               "ring holds, and the engine's own queue fills when its consumer falls behind for "
-               "good. A larger disk ring (disk_buffer_size) rides out longer stalls; only a "
-               "faster engine or sink keeps up with a storm that never pauses. "
-             : "Had the thread that empties the ring been kept off a CPU for longer than the "
-               "ring holds (a busier host), events would have been lost, and counted. ";
-  md +=
-      fmt("An exec, the argv copy and the lookup of its argument store included, is "
-          "dominated by fork and exec themselves: %s; a connect by the loopback handshake: %s.\n\n",
-          added(kInside, kExec).c_str(), added(kInside, kConnect).c_str());
+  if (!storms_run(kOutsideDisk).empty())
+    md += fmt(
+        "- **Outside a disk session** (%s): the four tp/syscalls/sys_exit_open* programs now "
+        "run for every open on the host, each looking up the caller's session-level cgroup "
+        "before it returns: %s (the slow syscall path alone, outside a command+network "
+        "session: %s).\n",
+        ratio_list(kOutsideDisk, storms_run(kOutsideDisk)).c_str(),
+        added(kOutsideDisk, kOpen).c_str(), added(kOutside, kOpen).c_str());
+
+  if (have(kInside, kOpen)) {
+    size_t open_runs = std::max<size_t>(1, samples_[kInside][kOpen].size());
+    double events = double(total(kInside, kOpen, &Sample::recorded).total()) / open_runs;
+    uint64_t lost = total(kInside, kOpen, &Sample::lost).total();
+    double engine_cpu = median_of(kInside, kOpen, &Sample::driver_cpu);
+    double storm_seconds = median_seconds(kInside, kOpen);
+    double audit_bytes = 0;
+    for (const auto& s : samples_[kInside][kOpen]) audit_bytes += s.audit_bytes;
+    audit_bytes /= open_runs;
+    uint32_t disk_pages = 1;
+    while (disk_pages < cfg_.disk_ring_pages) disk_pages <<= 1;  // as the engine rounds
+    md += fmt(
+        "- **Inside** (%s): the session is sealed as `vigil record` seals it (a seccomp filter "
+        "of ten classic-BPF instructions on every syscall of the storm). For a recorded open "
+        "the program also reads the path from user memory, fills the record head (pids, ids, "
+        "comm, cgroup, boot time), names the file the new fd holds from kernel memory (the "
+        "dentry and mount walk, `kernel_path`) and copies the record into the disk ring: %s "
+        "(%s above the floor of all hooks). ",
+        ratio_list(kInside, storms_run(kInside)).c_str(), added(kInside, kOpen).c_str(),
+        above(kInside, kFloorDisk, kOpen).c_str());
+    md += fmt(
+        "In user space the engine's threads empty the rings, decode, order and hand every event "
+        "to the sink, on the other CPU when one is free: %.2f s of CPU per run for %s events, "
+        "%.2f µs each, of which the sink (encode and write, timed alone on a synthetic open "
+        "event) takes %.2f µs and the engine the rest. The storm ran %.2f s, so that is %.0f%% "
+        "of a CPU; the sink wrote %.0f MB of audit JSON per run (%.0f bytes an event). ",
+        engine_cpu, grouped(uint64_t(events)).c_str(),
+        events > 0 ? engine_cpu / events * 1e6 : 0.0, sink_us_, storm_seconds,
+        100 * engine_cpu / std::max(1e-9, storm_seconds), audit_bytes / 1e6,
+        events > 0 ? audit_bytes / events : 0.0);
+    // A ring record is an 8-byte header and the record, rounded up to 8 bytes;
+    // an open's record carries the requested path and the kernel path, here
+    // the same file name (the storm opens it by its absolute path).
+    size_t record_bytes =
+        (offsetof(vigil_open_record, data) + 2 * (open_target_.size() + 1) + 7) / 8 * 8 + 8;
+    size_t ring_records = size_t(disk_pages) * 4096 / record_bytes;
+    md += fmt(
+        "The disk ring of %u pages (%u KiB) holds %s records of this storm, %.0f ms of it at "
+        "the rate inside a session; user space is woken when a quarter is full and every %d ms. "
+        "Lost over all runs: %s. ",
+        disk_pages, disk_pages * 4, grouped(ring_records).c_str(),
+        events > 0 ? ring_records / (events / storm_seconds) * 1e3 : 0.0,
+        EngineOptions{}.poll_interval_ms, grouped(lost).c_str());
+    md += lost ? "Events were lost (\"Every run\" says in which run and of which kind): the ring "
+                 "fills when the thread that empties it is kept off a CPU for longer than the "
+                 "ring holds, and the engine's own queue fills when its consumer falls behind "
+                 "for good. A larger disk ring (disk_buffer_size) rides out longer stalls; only "
+                 "a faster engine or sink keeps up with a storm that never pauses. "
+               : "Had the thread that empties the ring been kept off a CPU for longer than the "
+                 "ring holds (a busier host), events would have been lost, and counted. ";
+    md += fmt(
+        "An exec, the argv copy, the kernel path of the file run and the lookup of its argument "
+        "store included, is dominated by fork and exec themselves: %s; a fork, which no "
+        "program of Vigil sees, pays only the seal and the slow syscall path: %s; a connect "
+        "by the loopback handshake: %s.\n",
+        added(kInside, kExec).c_str(), added(kInside, kFork).c_str(),
+        added(kInside, kConnect).c_str());
+  }
+
+  if (have(kBare, kUring) && (have(kInside, kUring) || have(kUnsealed, kUring)))
+    md += fmt(
+        "- **io_uring** (uring storm: inside %s, unsealed %s, floor of all hooks %s): each "
+        "open is an IORING_OP_OPENAT submitted alone and waited for, so it costs an "
+        "io_uring_enter instead of an openat. In a sealed session io_uring_setup is refused "
+        "with EPERM and the storm falls back to openat(2), recorded like any open (what a "
+        "program without a fallback does: fail). With `seal: false` io_uring works and its "
+        "opens are not recorded at all, so that figure is the cost of an unrecorded session, "
+        "not of recording (see \"Events and losses\").\n",
+        have(kInside, kUring) ? fmt("%.2fx", ratio(kInside, kUring)).c_str() : "not measured",
+        have(kUnsealed, kUring) ? fmt("%.2fx", ratio(kUnsealed, kUring)).c_str()
+                                : "not measured",
+        have(kFloorDisk, kUring) ? fmt("%.2fx", ratio(kFloorDisk, kUring)).c_str()
+                                 : "not measured");
+  md += "\n";
   return md;
+}
+
+std::string Bench::before_section() const {
+  if (before_.ratios.empty()) return {};
+  std::string md =
+      "## Before this issue\n\nRatios to bare (wall time) from " + before_.source +
+      (before_.date.empty() ? "" : ", measured " + before_.date) +
+      ", the report this issue started from: the same storms, before the kernel path walk, "
+      "the fork, uring and floor storms and modes existed; its inside sessions were not "
+      "sealed.\n\n| Storm | Mode | Before | Now |\n|---|---|---|---|\n";
+  for (int storm : cfg_.storms) {
+    auto s = before_.ratios.find(kStormNames[storm]);
+    if (s == before_.ratios.end()) continue;
+    for (int mode = 0; mode < kModeCount; ++mode) {
+      auto m = s->second.find(kModeNames[mode]);
+      if (m == s->second.end()) continue;
+      md += fmt("| %s | %s | %.2fx | %s |\n", kStormNames[storm], kModeNames[mode], m->second,
+                have(mode, storm) ? fmt("%.2fx", ratio(mode, storm)).c_str() : "—");
+    }
+  }
+  return md + "\n";
 }
 
 std::string Bench::report(const std::string& started, const std::string& load_before) const {
@@ -861,7 +1303,7 @@ std::string Bench::report(const std::string& started, const std::string& load_be
   md += "- Command: `" + cfg_.command_line + "`\n";
   md +=
       fmt("- Each storm is one process of bench/storm.c that times its own loop. Median of %d "
-          "runs; in each run a storm goes through the five modes back to back.\n",
+          "runs; in each run a storm goes through its modes back to back, bare first.\n",
           cfg_.repeat);
   md +=
       fmt("- Engine options: ring pages command/disk/network %u/%u/%u, failed execs %s "
@@ -892,10 +1334,15 @@ std::string Bench::report(const std::string& started, const std::string& load_be
       "\n- **bare**: no engine.\n"
       "- **idle**: engine started (BPF loaded), no session open.\n"
       "- **inside**: the storm is the first process of a session recording command, disk "
-      "and network.\n"
+      "and network, sealed as `vigil record` seals it (`seal: true`, the default).\n"
+      "- **unsealed**: the same with `seal: false` (the uring storm only).\n"
       "- **outside**: the storm runs outside every session while a session recording "
       "command and network is live.\n"
-      "- **outside+disk**: the same beside a session recording all three kinds.\n\n";
+      "- **outside+disk**: the same beside a session recording all three kinds.\n"
+      "- **floor**: no engine; empty BPF programs on exactly the hooks the engine attaches "
+      "for command+network.\n"
+      "- **floor+disk**: the same on the hooks of all three kinds (what inside and "
+      "outside+disk attach).\n\n";
   md +=
       "## CPU time of the storm\n\nMedian user+system seconds of the storm process and the "
       "children it waited for; in brackets the ratio to bare. Time spent waiting for a CPU is "
@@ -906,12 +1353,14 @@ std::string Bench::report(const std::string& started, const std::string& load_be
 
   md += events();
   md += how();
+  md += before_section();
 
   md +=
       "## Every run\n\nSeconds, in run order; notes name the run (1, 2, ...) they are "
       "about.\n\n| Storm | Mode | Wall | CPU | Notes |\n|---|---|---|---|---|\n";
-  for (int storm = 0; storm < kStormCount; ++storm)
+  for (int storm : cfg_.storms)
     for (int mode = 0; mode < kModeCount; ++mode) {
+      if (!have(mode, storm)) continue;
       std::string wall, cpu, notes;
       const auto& runs = samples_[mode][storm];
       for (size_t i = 0; i < runs.size(); ++i) {
@@ -927,6 +1376,8 @@ std::string Bench::report(const std::string& started, const std::string& load_be
           notes +=
               fmt("%s%zu: %d foreign BPF links", notes.empty() ? "" : "; ", i + 1, s.foreign_links);
       }
+      if (!runs.empty() && !runs[0].fallback.empty())
+        notes += (notes.empty() ? "fell back: " : "; fell back: ") + runs[0].fallback;
       md += std::string("| ") + kStormNames[storm] + " | " + kModeNames[mode] + " | " + wall +
             " | " + cpu + " | " + notes + " |\n";
     }
@@ -937,12 +1388,17 @@ std::string Bench::report(const std::string& started, const std::string& load_be
 
 int main(int argc, char** argv) {
   Config cfg;
-  CLI::App app{"engine_bench: wall time of exec/open/connect storms with and without Vigil"};
+  CLI::App app{
+      "engine_bench: wall time of exec/fork/open/uring/connect storms with and without Vigil"};
   app.add_option("--repeat", cfg.repeat, "runs per storm and mode; the median is reported")
       ->check(CLI::Range(1, 100));
   app.add_option("--exec", cfg.count[kExec], "execs of /bin/true in the exec storm")
       ->check(CLI::Range(1L, 1000000000L));
+  app.add_option("--fork", cfg.count[kFork], "forks in the fork storm")
+      ->check(CLI::Range(1L, 1000000000L));
   app.add_option("--open", cfg.count[kOpen], "opens in the open storm")
+      ->check(CLI::Range(1L, 1000000000L));
+  app.add_option("--uring", cfg.count[kUring], "io_uring opens in the uring storm")
       ->check(CLI::Range(1L, 1000000000L));
   app.add_option("--connect", cfg.count[kConnect], "connects in the connect storm")
       ->check(CLI::Range(1L, 1000000000L));
@@ -952,10 +1408,39 @@ int main(int argc, char** argv) {
                  "disk ring size in pages (default: the engine's)");
   app.add_option("--failed-execs", cfg.failed_execs,
                  "record failed execs (attaches the execve exit hooks; default: the engine's)");
+  std::vector<std::string> storms, modes;
+  app.add_option("--storms", storms, "the storms to run (default: all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(std::vector<std::string>(kStormNames, kStormNames + kStormCount)));
+  app.add_option("--modes", modes, "the modes to run besides bare (default: all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(std::vector<std::string>(kModeNames, kModeNames + kModeCount)));
+  app.add_option("--before", cfg.before,
+                 "an earlier report (its Wall time table) to show beside this run's ratios");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is not an error
+  }
+  auto index_of = [](const char* const* names, int n, const std::string& name) {
+    return int(std::find(names, names + n, name) - names);
+  };
+  if (!storms.empty()) {
+    cfg.storms.clear();
+    for (const auto& name : storms) cfg.storms.insert(index_of(kStormNames, kStormCount, name));
+  }
+  if (!modes.empty()) {
+    cfg.modes = {kBare};  // every ratio is to bare
+    for (const auto& name : modes) cfg.modes.insert(index_of(kModeNames, kModeCount, name));
+  }
+  Before before;
+  if (!cfg.before.empty()) {
+    auto read = read_before(cfg.before);
+    if (!read) {
+      std::fprintf(stderr, "engine_bench: %s\n", read.error().message.c_str());
+      return 2;
+    }
+    before = std::move(read.value());
   }
   for (int i = 0; i < argc; ++i) cfg.command_line += (i ? " " : "") + std::string(argv[i]);
 
@@ -988,6 +1473,9 @@ int main(int argc, char** argv) {
     ~Unlink() { unlink(path); }
   } unlink_target{open_target};
 
+  // The seal is built before any fork (the child only installs it).
+  (void)seal::for_session(true);
+
   auto listener = LoopbackListener::start();
   if (!listener) {
     std::fprintf(stderr, "engine_bench: %s\n", listener.error().message.c_str());
@@ -995,7 +1483,7 @@ int main(int argc, char** argv) {
   }
 
   std::string started = utc_now(), load_before = load_average();
-  Bench bench(cfg, open_target, (*listener)->port());
+  Bench bench(cfg, std::move(before), open_target, (*listener)->port());
   auto result = bench.run();
   if (!result) {
     std::fprintf(stderr, "engine_bench: the benchmark broke: %s\n", result.error().message.c_str());

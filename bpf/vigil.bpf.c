@@ -274,83 +274,116 @@ static __always_inline void emit_exec(struct vigil_session_state *state, __u32 s
 #define KPATH_END (VIGIL_PATH_MAX - 1) /* index of the kernel path's NUL in walk */
 #define DELETED_LEN 10                  /* strlen(" (deleted)") */
 
+/*
+ * The walk reads the kernel's structures with plain loads through
+ * BTF-typed pointers, not with a bpf_probe_read_kernel() call per field:
+ * bpf_rdonly_cast() (Linux 6.2+) types an address (the verifier turns the
+ * call into a register move), and the verifier turns each load through it
+ * into one that cannot fault (a bad address reads 0), as a probe read
+ * would, for a few instructions instead of a helper call. Only the bytes of
+ * each name (variable length) and the fd table's slot (a pointer to a
+ * pointer, which has no struct type to cast to) go through the helper.
+ * Field offsets are CO-RE relocated either way.
+ *
+ * The loader clears kpath_plain_loads when the kernel refuses the kfunc
+ * (older kernels): every field is then a probe read, as BPF_CORE_READ does,
+ * and the verifier drops the other branch (and the call with it) as dead
+ * code.
+ */
+const volatile bool kpath_plain_loads = true;
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/*
+ * Field `field` of the struct `type` at kernel address `addr`, as a number.
+ * The address is taken into a local first: inside BPF_CORE_READ an
+ * expression such as w->mnt would be relocated as a kernel type's field.
+ */
+#define KREAD(type, addr, field)                                                          \
+	({                                                                                \
+		__u64 kread_addr = (__u64)(addr);                                         \
+		kpath_plain_loads                                                         \
+			? (__u64)((type *)bpf_rdonly_cast((const void *)kread_addr,       \
+							  bpf_core_type_id_kernel(type))) \
+				  ->field                                                 \
+			: (__u64)BPF_CORE_READ((type *)kread_addr, field);                \
+	})
+
+/* Kernel addresses are kept as numbers, typed where they are read (KREAD). */
 struct kpath_walk {
-	struct dentry *dentry;
-	struct mount *mnt;
-	struct mount *bind;     /* a mount at whose root the walk looks for a same-fs ancestor */
-	struct mount *cand;     /* the ancestor it looks at */
-	struct mount *jumped;   /* the last mount named through an ancestor, for the way back */
+	struct open_scratch_value *v; /* where the name is built */
+	__u64 dentry;
+	__u64 mnt;            /* struct mount */
+	__u64 bind;           /* a mount at whose root the walk looks for a same-fs ancestor */
+	__u64 bind_sb;        /* its superblock */
+	__u64 cand;           /* the ancestor it looks at */
+	__u64 jumped;         /* the last mount named through an ancestor, for the way back */
 	__u32 jump_off;
 	__u32 jump_components;
-	__u32 off;              /* first byte of the name in walk */
+	__u32 off;            /* first byte of the name in walk */
 	__u32 components;
-	bool done;              /* the walk stopped by itself, at a root or cut */
+	bool done;            /* the walk stopped by itself, at a root or cut */
 	bool cut;
 };
 
-static __always_inline struct mount *real_mount(struct vfsmount *m)
+/* The struct mount around a vfsmount. */
+static __always_inline __u64 real_mount(__u64 vfsmount)
 {
-	return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
+	return vfsmount - bpf_core_field_offset(struct mount, mnt);
 }
 
 /* Name `bind` by where it is mounted. */
-static __always_inline void cross_to_mountpoint(struct kpath_walk *w, struct mount *bind)
+static __always_inline void cross_to_mountpoint(struct kpath_walk *w, __u64 bind)
 {
-	w->dentry = BPF_CORE_READ(bind, mnt_mountpoint);
-	w->mnt = BPF_CORE_READ(bind, mnt_parent);
+	w->dentry = KREAD(struct mount, bind, mnt_mountpoint);
+	w->mnt = KREAD(struct mount, bind, mnt_parent);
 }
 
 static long kpath_step(__u64 i, void *data)
 {
 	struct kpath_walk *w = data;
 
-	/* Fields are copied to locals first: a CO-RE read of w->x would
-	 * relocate kpath_walk itself, which the kernel's BTF does not have. */
-	struct mount *bind = w->bind;
-	struct mount *mnt = w->mnt;
-
-	if (bind) {
-		struct mount *c = w->cand;
-
-		if (BPF_CORE_READ(c, mnt.mnt_sb) == BPF_CORE_READ(bind, mnt.mnt_sb)) {
-			w->jumped = bind;
+	if (w->bind) {
+		if (KREAD(struct mount, w->cand, mnt.mnt_sb) == w->bind_sb) {
+			w->jumped = w->bind;
 			w->jump_off = w->off;
 			w->jump_components = w->components;
-			w->mnt = c;
-			w->bind = NULL;
+			w->mnt = w->cand;
+			w->bind = 0;
 			return 0;
 		}
-		struct mount *up = BPF_CORE_READ(c, mnt_parent);
-		if (up == c) {
-			cross_to_mountpoint(w, bind);
-			w->bind = NULL;
+		__u64 up = KREAD(struct mount, w->cand, mnt_parent);
+		if (up == w->cand) {
+			cross_to_mountpoint(w, w->bind);
+			w->bind = 0;
 			return 0;
 		}
 		w->cand = up;
 		return 0;
 	}
 
-	struct dentry *d = w->dentry;
-	if (d == BPF_CORE_READ(mnt, mnt.mnt_root)) {
-		w->jumped = NULL; /* the view reached its root: the last jump holds */
-		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
-		if (parent == mnt) {
+	if (w->dentry == KREAD(struct mount, w->mnt, mnt.mnt_root)) {
+		w->jumped = 0; /* the view reached its root: the last jump holds */
+		__u64 parent = KREAD(struct mount, w->mnt, mnt_parent);
+		if (parent == w->mnt) {
 			w->done = true; /* the root of the namespace (or of a detached tree) */
 			return 1;
 		}
-		w->bind = mnt;
+		w->bind = w->mnt;
+		w->bind_sb = KREAD(struct mount, w->mnt, mnt.mnt_sb);
 		w->cand = parent;
 		return 0;
 	}
-	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	__u64 up = KREAD(struct dentry, w->dentry, d_parent);
+	__u32 len = KREAD(struct dentry, w->dentry, d_name.len);
 	bool pseudo = false;
-	if (up == d) {
+	if (up == w->dentry) {
 		/* The top of the filesystem, outside this mount's view. */
 		if (w->jumped) {
 			w->off = w->jump_off;
 			w->components = w->jump_components;
 			cross_to_mountpoint(w, w->jumped);
-			w->jumped = NULL;
+			w->jumped = 0;
 			return 0;
 		}
 		/*
@@ -359,29 +392,23 @@ static long kpath_step(__u64 i, void *data)
 		 * (simple_dname). One without a stored name (a pipe, a socket)
 		 * is named by a callback the walk cannot run: cut.
 		 */
-		if (w->components > 0 || BPF_CORE_READ(d, d_name.len) == 0) {
+		if (w->components > 0 || len == 0) {
 			w->done = w->cut = true;
 			return 1;
 		}
 		pseudo = true;
 	}
 
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
-	if (!v) {
-		w->done = w->cut = true;
-		return 1;
-	}
-	__u32 len = BPF_CORE_READ(d, d_name.len);
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	if (w->components >= VIGIL_KPATH_COMPONENTS || len + 1 > w->off) {
+	struct open_scratch_value *v = w->v;
+	if (!v || w->components >= VIGIL_KPATH_COMPONENTS || len + 1 > w->off) {
 		w->done = w->cut = true;
 		return 1;
 	}
 	__u32 off = w->off - len - 1;
 	v->walk[off & (VIGIL_PATH_MAX - 1)] = '/';
 	bpf_probe_read_kernel(&v->walk[(off + 1) & (VIGIL_PATH_MAX - 1)],
-			      len & (VIGIL_PATH_MAX - 1), name);
+			      len & (VIGIL_PATH_MAX - 1),
+			      (const void *)KREAD(struct dentry, w->dentry, d_name.name));
 	w->off = off;
 	w->components++;
 	w->dentry = up;
@@ -395,27 +422,28 @@ static long kpath_step(__u64 i, void *data)
 /* The file behind the calling task's descriptor fd, or NULL. */
 static __always_inline struct file *file_of_fd(long fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	__u64 task = (__u64)bpf_get_current_task_btf();
+	__u64 files = KREAD(struct task_struct, task, files);
+	__u64 fdt = KREAD(struct files_struct, files, fdt);
 	struct file *f = NULL;
 
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || fd >= KREAD(struct fdtable, fdt, max_fds))
 		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	bpf_probe_read_kernel(&f, sizeof(f), (struct file **)KREAD(struct fdtable, fdt, fd) + fd);
 	return f;
 }
 
 /*
- * Builds the kernel path of `f` in walk; returns the offset of its first
+ * Builds the kernel path of `file` in walk; returns the offset of its first
  * byte (the name ends at walk[KPATH_END], a NUL). A file no longer linked
  * (deleted, O_TMPFILE, memfd) ends in " (deleted)", as in /proc/PID/fd.
  */
-static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *f, bool *cut)
+static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct file *file, bool *cut)
 {
-	struct dentry *leaf = BPF_CORE_READ(f, f_path.dentry);
-	struct mount *mnt = real_mount(BPF_CORE_READ(f, f_path.mnt));
+	__u64 leaf = KREAD(struct file, file, f_path.dentry);
+	__u64 mnt = real_mount(KREAD(struct file, file, f_path.mnt));
 	struct kpath_walk w = {
+		.v = v,
 		.dentry = leaf,
 		.mnt = mnt,
 		.off = KPATH_END,
@@ -423,7 +451,8 @@ static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct fi
 
 	v->walk[KPATH_END] = 0;
 	/* Unhashed and not the root of its mount: unlinked, or never linked. */
-	if (!BPF_CORE_READ(leaf, d_hash.pprev) && leaf != BPF_CORE_READ(mnt, mnt.mnt_root)) {
+	if (!KREAD(struct dentry, leaf, d_hash.pprev) &&
+	    leaf != KREAD(struct mount, mnt, mnt.mnt_root)) {
 		/* A literal, not a static array: clang turns it into immediate stores. */
 		w.off -= DELETED_LEN;
 		__builtin_memcpy(&v->walk[KPATH_END - DELETED_LEN], " (deleted)", DELETED_LEN);

@@ -186,6 +186,7 @@ Result<void> Engine::setup() {
   probe_options.failed_execs = options_.failed_execs;
   probe_options.exec_args_entries = options_.exec_args_entries;
   probe_options.cgroup_root = options_.cgroup_path;
+  probe_options.kpath_plain_loads = options_.kernel_path_plain_loads;
   probe_options.session_cgroup_level = cgroup::level_below(options_.cgroup_path, root_dir_) + 1;
   for (int k = 0; k < kKindCount; ++k) {
     uint32_t pages = options_.ring_pages[k];
@@ -308,6 +309,8 @@ Engine::~Engine() {
 }
 
 bool Engine::has_audit_session() const { return probe_->has_audit_session(); }
+
+bool Engine::kernel_path_plain_loads() const { return probe_->kpath_plain_loads(); }
 
 bool Engine::attached(Kind kind) const {
   std::lock_guard lock(attach_mu_);

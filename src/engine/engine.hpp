@@ -66,6 +66,10 @@ struct EngineOptions {
   // recorded without its arguments and counted as lost. Tests shrink it to
   // force that loss.
   uint32_t exec_args_entries = 256;
+  // The kernel path walk reads fields with plain loads (bpf_rdonly_cast,
+  // Linux 6.2+) when the kernel takes them, else with probe reads. Tests
+  // set false to check the probe-read walk on a kernel that has both.
+  bool kernel_path_plain_loads = true;
 };
 
 using EventSink = std::function<void(const Event&)>;
@@ -154,6 +158,8 @@ class Engine {
 
   const EngineOptions& options() const { return options_; }
   bool has_audit_session() const;
+  // Whether the kernel path walk reads with plain loads (else probe reads).
+  bool kernel_path_plain_loads() const;
   // Which kinds have their hooks attached now (for tests and `vigil check`).
   bool attached(Kind kind) const;
   // Waits until hooks no live session needs are detached (that happens in

@@ -83,6 +83,13 @@ bool is_cgroup_program(bpf_program* prog) {
     default:
       return false;
   }
+// The kernel has a function (a kfunc) of this name in its BTF.
+bool kernel_has_function(const char* name) {
+  struct btf* btf = btf__load_vmlinux_btf();
+  if (!btf) return false;
+  bool found = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) > 0;
+  btf__free(btf);
+  return found;
 }
 
 std::vector<bpf_program*> programs_of(vigil_bpf* s, Kind kind) {
@@ -107,6 +114,21 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
   static const bool print_set = (libbpf_set_print(libbpf_log), true);
   (void)print_set;
   if (auto caps = host::require_bpf_privileges(); !caps) return caps.error();
+  // Kernels before 6.2 have no bpf_rdonly_cast: the same programs with the
+  // kernel path read through probe reads. One that has it but refuses it
+  // in tracepoint programs gets them too, after a first try.
+  ProbeOptions fallback = options;
+  fallback.kpath_plain_loads = false;
+  if (!options.kpath_plain_loads || !kernel_has_function("bpf_rdonly_cast"))
+    return load_once(fallback);
+  auto probe = load_once(options);
+  if (probe) return probe;
+  log::warn("the kernel refused the kernel path walk with plain loads (" +
+            probe.error().message + "); loading it with probe reads");
+  return load_once(fallback);
+}
+
+Result<std::unique_ptr<Probe>> Probe::load_once(const ProbeOptions& options) {
 
   std::unique_ptr<Probe> probe(new Probe());
   probe->skel_ = vigil_bpf__open();
@@ -116,6 +138,7 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
   probe->has_audit_session_ = kernel_has_audit_session();
   s->rodata->session_cgroup_level = options.session_cgroup_level;
   s->rodata->have_audit_session = probe->has_audit_session_;
+  s->rodata->kpath_plain_loads = probe->kpath_plain_loads_ = options.kpath_plain_loads;
   bpf_map* rings[kKindCount] = {s->maps.command_ring, s->maps.disk_ring, s->maps.network_ring};
   for (int k = 0; k < kKindCount; ++k) {
     uint32_t bytes = options.ring_bytes[k];

@@ -25,6 +25,9 @@ struct ProbeOptions {
   // cgroup programs attach once at its root, so every socket of the host
   // passes them and a process that left its session's cgroup is still seen.
   std::string cgroup_root = "/cgroup2";
+  // Kernel path walk with plain loads (bpf_rdonly_cast, Linux 6.2+); when
+  // the kernel refuses the object so, it is loaded again with probe reads.
+  bool kpath_plain_loads = true;
 };
 
 class Probe {
@@ -43,6 +46,8 @@ class Probe {
   bool attached(Kind kind) const { return !links_[static_cast<int>(kind)].empty(); }
 
   bool has_audit_session() const { return has_audit_session_; }
+  // Whether the kernel path walk reads with plain loads (else probe reads).
+  bool kpath_plain_loads() const { return kpath_plain_loads_; }
   // The hooks (section names) a kind attaches, e.g. "tp/sock/inet_sock_set_state".
   std::vector<std::string> hooks(Kind kind) const;
   // What of a kind this kernel cannot record, one sentence each (empty: all).
@@ -55,10 +60,12 @@ class Probe {
 
  private:
   Probe() = default;
+  static Result<std::unique_ptr<Probe>> load_once(const ProbeOptions& options);
   vigil_bpf* skel_ = nullptr;
   bool has_audit_session_ = false;
   std::string cgroup_root_;
   std::array<std::vector<std::string>, kKindCount> unsupported_;
+  bool kpath_plain_loads_ = false;
   std::array<std::vector<bpf_link*>, kKindCount> links_;
 };
 

@@ -30,10 +30,19 @@ const std::string kHelper = VIGIL_KPATH_HELPER;
 using vigil::testing::g_engine;
 using vigil::testing::g_start_error;
 
+// kernel_path_probe_reads_root_test.cpp runs these tests again on the walk
+// of kernels without bpf_rdonly_cast (every field a probe read).
+#ifdef VIGIL_KPATH_PROBE_READS
+constexpr bool kPlainLoads = false;
+#else
+constexpr bool kPlainLoads = true;
+#endif
+
 VIGIL_ROOT_ENGINE("kpath", [](EngineOptions& options) {
   // 8 MiB for disk records: the race's 4,000 opens fit even if the reader
   // gets no CPU meanwhile (a loaded CI machine), so the counts can match.
   options.ring_pages = {8, 2048, 8};
+  options.kernel_path_plain_loads = kPlainLoads;
 });
 
 struct Recorded {
@@ -112,6 +121,12 @@ class KernelPath : public ::testing::Test {
   std::string dir_;
   std::string secret_;
 };
+
+// This kernel (6.2+) takes the plain loads; the probe-read binary asked
+// for the other walk and must have it, or it tests nothing new.
+TEST_F(KernelPath, TheWalkReadsAsAsked) {
+  EXPECT_EQ(g_engine->kernel_path_plain_loads(), kPlainLoads);
+}
 
 TEST_F(KernelPath, AbsoluteRelativeDirfdSymlinkAndProcFd) {
   ASSERT_EQ(symlink("secret", (dir_ + "/link").c_str()), 0);
