@@ -196,6 +196,7 @@ void encode_session_end(const SessionEnd& end, const SessionMeta& meta, uint64_t
   o.uint64("ei", ei);
   o.boolean("enhanced_recording", end.enhanced_recording);
   o.kind_names("enhanced_recording_kinds", end.kinds);
+  if (!end.error.empty()) o.string("error", end.error);
   o.string("event", "session.end");
   o.boolean("interactive", end.interactive);
   if (end.leftover_processes) {

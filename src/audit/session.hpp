@@ -50,6 +50,9 @@ struct SessionEnd {
   // Written after the recorder died (kill -9, crash) from what it had saved:
   // `recorded` is what reached the audit log, `lost` is unknown (not written).
   bool recovered = false;
+  // Why the session's program never ran (the launch failed, the engine
+  // could not open the session): written as `error`; empty when it ran.
+  std::string error;
 };
 
 // The last of the processes a session left running has exited (or they were

@@ -168,6 +168,10 @@ void format_session_end_text(const SessionEnd& end, const SessionMeta& meta, std
            (end.leftovers_killed ? " processes left running: killed"
                                  : " processes left running: still recorded");
   }
+  if (!end.error.empty()) {
+    out += ", error=";
+    append_value(out, end.error);
+  }
   out += '\n';
 }
 

@@ -2,30 +2,23 @@
 // events, ending with session.end, to a file or stderr (like strace).
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <future>
 #include <optional>
 
-#include "common/clock.hpp"
 #include "audit/host_id.hpp"
 #include "audit/text.hpp"
-#include "audit/uuid.hpp"
 #include "auditlog/file_log.hpp"
 #include "auditlog/session_log.hpp"
 #include "commands.hpp"
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
-#include "engine/launch.hpp"
-#include "recording/writer.hpp"
-#include "session/outcome.hpp"
+#include "session/recorded_session.hpp"
 #include "term/pty.hpp"
 #include "term/relay.hpp"
 
@@ -118,52 +111,31 @@ class OutputFile {
   uint64_t dropped_ = 0;
 };
 
-// vigil record's outputs of a session: the audit log and the recording
-// (through auditlog::SessionLog, which encodes each event once), and the -o
-// file, as the same JSON lines or as text for people.
-class SessionWriter {
- public:
-  SessionWriter(audit::SessionMeta meta, auditlog::Emitter& log, OutputFile* out, bool text,
-                recording::RecordingWriter* rec)
-      : out_(out),
-        text_(text),
-        log_(std::move(meta), log, [this, rec](int64_t time_ns, std::string_view line) {
-          if (rec) rec->event(time_ns, line);
-          if (out_ && !text_) out_->buffer() += line;
-          if (out_) out_->maybe_flush();
-        }) {}
-
-  Result<void> keep_journal(const std::string& dir, bool interactive, KindSet kinds) {
-    return log_.keep_journal(dir, interactive, kinds);
-  }
-  void start(int64_t time_ns, const std::vector<std::string>& command,
-             std::vector<std::string> sealed) {
-    log_.start(time_ns, command, std::move(sealed));
-  }
-  void event(const Event& ev) {
-    if (out_ && text_) audit::format_text(ev, log_.meta(), out_->buffer());
-    log_.event(ev);
-  }
-  void end(const audit::SessionEnd& end) {
-    if (out_ && text_) audit::format_session_end_text(end, log_.meta(), out_->buffer());
-    log_.end(end);
-    flush();
-  }
-  void leftovers_end(const audit::LeftoversEnd& end) {
-    if (out_ && text_) audit::format_leftovers_end_text(end, log_.meta(), out_->buffer());
-    log_.leftovers_end(end);
-    flush();
-  }
-  void flush() {
-    if (out_) out_->flush();
-  }
-  std::string log_error() const { return log_.error(); }
-
- private:
-  OutputFile* out_;
-  bool text_;
-  auditlog::SessionLog log_;  // last: its copy callback uses the members above
-};
+// The -o file's share of the session's events: the same JSON lines the
+// audit log gets, or text for people.
+session::Hooks output_hooks(OutputFile* out, bool text) {
+  session::Hooks hooks;
+  if (!out) return hooks;
+  hooks.line = [out, text](int64_t, std::string_view line) {
+    if (!text) out->buffer() += line;
+    out->maybe_flush();
+  };
+  hooks.batch = [out] { out->flush(); };
+  if (text)
+    hooks.event = [out](const Event& ev, const audit::SessionMeta& meta) {
+      audit::format_text(ev, meta, out->buffer());
+    };
+  hooks.ended = [out, text](const audit::SessionEnd& end, const audit::SessionMeta& meta) {
+    if (text) audit::format_session_end_text(end, meta, out->buffer());
+    out->flush();
+  };
+  hooks.leftovers_ended = [out, text](const audit::LeftoversEnd& end,
+                                      const audit::SessionMeta& meta) {
+    if (text) audit::format_leftovers_end_text(end, meta, out->buffer());
+    out->flush();
+  };
+  return hooks;
+}
 
 std::vector<std::string> login_environment(const Credentials& c) {
   std::vector<std::string> env;
@@ -183,12 +155,6 @@ std::vector<std::string> login_environment(const Credentials& c) {
 
 std::string writer_name(const RecordArgs& args) {
   return args.output.empty() ? "stderr" : args.output;
-}
-
-int exit_status_of(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return kVigilFailed;
 }
 
 }  // namespace
@@ -232,131 +198,89 @@ int record(const RecordArgs& args) {
   auto engine = Engine::start(engine_options(cfg->ssh.enhanced_recording));
   if (!engine) return fail("cannot record: " + engine.error().message);
 
-  audit::SessionMeta meta;
-  meta.cluster_name = cfg->cluster_name;
-  meta.server_hostname = cfg->nodename;
-  meta.server_id = *server_id;
-  meta.sid = audit::new_uuid();
-  meta.login = creds->name;
-  meta.user = creds->name;
-  int64_t start_ns = clock::realtime_ns();
-  std::optional<term::WindowSize> local_size = term::window_size(STDIN_FILENO);
-  std::optional<term::Pty> pty;
-  if (args.tty) {
-    auto opened = term::Pty::open(local_size.value_or(term::WindowSize{}),
-                                  args.user.empty() ? std::nullopt
-                                                    : std::optional<uid_t>(creds->uid));
-    if (!opened) return fail(opened.error().message);
-    pty.emplace(std::move(opened.value()));
-  }
-
-  recording::Header header;
-  header.sid = meta.sid;
-  header.server_id = meta.server_id;
-  header.user = meta.user;
-  header.login = meta.login;
-  header.start_ns = start_ns;
-  header.cols = local_size.value_or(term::WindowSize{}).cols;
-  header.rows = local_size.value_or(term::WindowSize{}).rows;
-  header.interactive = args.tty;
-  auto rec = recording::RecordingWriter::create_in(cfg->data_dir, header);
-  if (!rec) return fail(rec.error().message);
-
   auditlog::FileLogOptions log_options;
   log_options.data_dir = cfg->data_dir;
-  log_options.server_uuid = meta.server_id;
+  log_options.server_uuid = *server_id;
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
   if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
     return fail(recovered.error().message);
 
-  SessionWriter writer(meta, **audit_log, out ? &*out : nullptr, args.format == "text",
-                       rec->get());
-  if (auto r = writer.keep_journal(auditlog::journal_dir(cfg->data_dir), args.tty, kinds); !r)
-    return fail(r.error().message);
-  const seal::Filter* sealed = seal::for_session((*engine)->options().seal);
-  writer.start(start_ns, args.command, seal::refused(sealed));
-  auto session = (*engine)->open_session(
-      {meta.sid, kinds}, [&](const Event& ev) { writer.event(ev); }, [&] { writer.flush(); });
-  if (!session) return fail("cannot open a session: " + session.error().message);
+  session::Options options;
+  options.meta.cluster_name = cfg->cluster_name;
+  options.meta.server_hostname = cfg->nodename;
+  options.meta.server_id = *server_id;
+  options.meta.login = creds->name;
+  options.meta.user = creds->name;
+  options.data_dir = cfg->data_dir;
+  options.engine = engine->get();
+  options.kinds = kinds;
+  options.command = args.command;
+  options.size = term::window_size(STDIN_FILENO).value_or(term::WindowSize{});
+  if (args.tty) {
+    auto pty = term::Pty::open(options.size, args.user.empty() ? std::nullopt
+                                                               : std::optional<uid_t>(creds->uid));
+    if (!pty) return fail(pty.error().message);
+    options.pty.emplace(std::move(pty.value()));
+  }
+  options.hooks = output_hooks(out ? &*out : nullptr, args.format == "text");
+  auto opened = session::RecordedSession::open(**audit_log, std::move(options));
+  if (!opened) return fail(opened.error().message);
+  session::RecordedSession& s = **opened;
 
   LaunchSpec spec;
   spec.argv = args.command;
-  spec.seal = sealed;
   if (!args.user.empty()) {
     spec.credentials = *creds;
     spec.env = login_environment(*creds);
   }
-  if (pty) spec.child_setup = [&pty] { pty->attach_child(); };
   install_signal_forwarding();
-  int exit_status;
-  auto child = launch(**session, spec);
+  int status;
+  auto child = s.launch(spec);
   if (!child) {
     std::fprintf(stderr, "vigil record: %s\n", child.error().message.c_str());
-    exit_status = child.error().err == ENOENT ? 127 : 126;
+    status = s.wait();
+  } else if (s.pty()) {
+    g_child = *child;
+    term::RawMode raw(STDIN_FILENO);
+    auto relayed = term::relay(*s.pty(), *child, STDIN_FILENO, STDOUT_FILENO,
+                               {[&s](std::string_view bytes) { s.output(bytes); },
+                                [&s](term::WindowSize size) { s.resized(size); }});
+    raw.restore();
+    status = relayed ? *relayed : 0;
+    if (!relayed) std::fprintf(stderr, "vigil record: %s\n", relayed.error().message.c_str());
   } else {
-    g_child = child->pid;
-    int status = 0;
-    if (pty) {
-      pty->close_slave();
-      term::RawMode raw(STDIN_FILENO);
-      recording::RecordingWriter* r = rec->get();
-      auto relayed = term::relay(*pty, child->pid, STDIN_FILENO, STDOUT_FILENO,
-                                 {[r](std::string_view bytes) { r->output(clock::realtime_ns(), bytes); },
-                                  [r](term::WindowSize size) {
-                                    r->resize(clock::realtime_ns(), size.cols, size.rows);
-                                  }});
-      raw.restore();
-      if (relayed) status = *relayed;
-      else std::fprintf(stderr, "vigil record: %s\n", relayed.error().message.c_str());
-    } else {
-      while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-    g_child = 0;
-    exit_status = exit_status_of(status);
+    g_child = *child;
+    status = s.wait();
   }
+  g_child = 0;
 
   // Like strace -f: the session lasts as long as a process of it runs.
-  std::promise<SessionSummary> finished;
-  auto summary = (*engine)->end_session(
-      **session, [&finished](const SessionSummary& s) { finished.set_value(s); });
-  if (!summary) return fail("ending the session: " + summary.error().message);
-  audit::SessionEnd end;
-  end.time_ns = clock::realtime_ns();
-  end.start_ns = start_ns;
-  end.stop_ns = end.time_ns;
-  end.interactive = args.tty;
-  end.enhanced_recording = true;
-  end.participants = {meta.user};
-  end.kinds = kinds;
-  session::add_summary(*summary, end);
-  writer.end(end);
-  if (summary->leftovers == SessionSummary::Leftovers::running) {
+  auto ending = s.finish(status);
+  if (!ending) return fail(ending.error().message);
+  if (ending->leftovers == SessionSummary::Leftovers::running) {
     std::fprintf(stderr,
                  "vigil record: %zu processes of the session are still running: recording until "
                  "the last one exits (interrupt to kill them)\n",
-                 summary->leftover_processes);
-    auto done = finished.get_future();
-    while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+                 ending->leftover_processes);
+    while (!s.wait_leftovers(std::chrono::milliseconds(100))) {
       if (g_stop) {
-        (void)(*engine)->close_session(**session);  // kills them; on_finished runs
+        s.kill_leftovers();  // session.leftovers_end is written before it returns
         break;
       }
     }
-    writer.leftovers_end(session::leftovers_end(done.get(), clock::realtime_ns()));
-  } else if (summary->leftovers == SessionSummary::Leftovers::killed) {
+  } else if (ending->leftovers == SessionSummary::Leftovers::killed) {
     std::fprintf(stderr, "vigil record: %zu processes of the session were still running: killed "
-                 "(leftover_processes: kill)\n", summary->leftover_processes);
+                 "(leftover_processes: kill)\n", ending->leftover_processes);
   }
-  if (auto r = (*rec)->close(); !r) return fail("the recording: " + r.error().message);
+  if (auto r = s.recording_closed(); !r) return fail("the recording: " + r.error().message);
   if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
-  if (!writer.log_error().empty()) return fail("audit log: " + writer.log_error());
+  if (!s.log_error().empty()) return fail("audit log: " + s.log_error());
   if (out && (out->failing() || out->dropped_bytes()))
     return fail("events could not all be written to " + out->name() + " (" +
                 std::to_string(out->dropped_bytes()) + " bytes dropped past the memory bound)");
-  return exit_status;
+  return session::exit_code(status);
 }
 
 Subcommand add_record(CLI::App& app) {

@@ -1,5 +1,4 @@
 #include "ssh/channel.hpp"
-#include "common/clock.hpp"
 
 #include <fcntl.h>
 #include <libssh/server.h>
@@ -8,17 +7,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "audit/uuid.hpp"
 #include "common/log.hpp"
-#include "auditlog/session_log.hpp"
-#include "recording/writer.hpp"
-#include "session/outcome.hpp"
 #include "ssh/connection.hpp"
 
 namespace vigil::ssh {
@@ -104,7 +98,7 @@ int SessionChannel::on_data(ssh_session, ssh_channel, void* data, uint32_t len, 
 void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
   // Pipes: the process sees end of input. A pty has no such thing (sshd too
   // ignores it there); the shell ends when the user types exit.
-  if (SELF->pty_) return;
+  if (SELF->pty_ || SELF->interactive_) return;
   SELF->stdin_eof_ = true;
   SELF->close_stdin_when_drained();
 }
@@ -112,19 +106,20 @@ void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
 void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
   SELF->peer_closed_ = true;
   // Nobody is left to talk to: end everything the session started.
-  if (!SELF->exited_) SELF->kill_processes();
+  if (!SELF->exited_ && SELF->recorded_) SELF->recorded_->kill_all();
 }
 
 void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void* self) {
   int sig = signal_number(name);
-  if (sig && SELF->pid_ > 0 && !SELF->exited_) kill(SELF->pid_, sig);
+  if (sig && SELF->recorded_ && !SELF->exited_) SELF->recorded_->signal(sig);
 }
 
 int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols, int rows, int,
                            int, void* self) {
   if (SELF->started_ || SELF->pty_) {
     reject(SELF->node_, SELF->login_, "pty_refused", "pty-req",
-           SELF->pty_ ? "the channel has a pty already" : "the session has started already");
+           SELF->pty_ || SELF->interactive_ ? "the channel has a pty already"
+                                            : "the session has started already");
     return -1;
   }
   if (!SELF->login_.permit_pty) {
@@ -148,10 +143,11 @@ int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols,
 
 int SessionChannel::on_window_change(ssh_session, ssh_channel, int cols, int rows, int, int,
                                      void* self) {
-  if (!SELF->pty_) return -1;
+  session::RecordedSession* s = SELF->recorded_.get();
+  if (!SELF->pty_ && !(s && s->pty())) return -1;
   SELF->size_ = {static_cast<unsigned short>(cols), static_cast<unsigned short>(rows)};
-  (void)SELF->pty_->resize(SELF->size_);
-  if (SELF->recording_) SELF->recording_->resize(clock::realtime_ns(), SELF->size_.cols, SELF->size_.rows);
+  if (s) (void)s->resize(SELF->size_);  // the pty and the recording
+  else (void)SELF->pty_->resize(SELF->size_);
   return 0;
 }
 
@@ -321,7 +317,7 @@ void SessionChannel::forward_output(int fd) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // EAGAIN, EOF or EIO (pty without a slave): the poll round ends
-    if (pty_ && recording_) recording_->output(clock::realtime_ns(), std::string_view(buf, n));
+    if (recorded_) recorded_->output(std::string_view(buf, n));  // recorded on a pty
     send_output(stream, buf, static_cast<size_t>(n));
     if (!out_pending_[stream].empty() || static_cast<size_t>(n) < sizeof(buf)) return;
   }
@@ -381,21 +377,12 @@ void SessionChannel::set_output_polled(int stream, bool on) {
 // Sending failed: the connection is broken. Said, and the session ended as
 // for a client that went away (its processes would block on a full pipe).
 void SessionChannel::output_failed() {
-  log::warn("ssh: session " + meta_.sid + " of " + login_.user + " from " + login_.remote_addr +
+  log::warn("ssh: session " + sid_ + " of " + login_.user + " from " + login_.remote_addr +
             ": sending output failed (" + ssh_get_error(session_) + "): ending the session");
   peer_closed_ = true;
   out_pending_[0].clear();
   out_pending_[1].clear();
-  if (!exited_) kill_processes();
-}
-
-void SessionChannel::kill_processes() {
-  if (!engine_session_) return;
-  int fd = open((engine_session_->cgroup_dir() + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)!write(fd, "1", 1);
-    close(fd);
-  }
+  if (!exited_ && recorded_) recorded_->kill_all();
 }
 
 int SessionChannel::start(std::optional<std::string> command) {
@@ -407,89 +394,49 @@ int SessionChannel::start(std::optional<std::string> command) {
     original = command;
     command = login_.force_command;
   }
-  command_ = command;
   const Credentials& account = login_.account;
-
-  meta_ = node_.identity;
-  meta_.sid = audit::new_uuid();
-  meta_.login = account.name;
-  meta_.user = login_.user;
-  meta_.remote_addr = login_.remote_addr;
-  start_ns_ = clock::realtime_ns();
-
-  recording::Header header;
-  header.sid = meta_.sid;
-  header.server_id = meta_.server_id;
-  header.user = meta_.user;
-  header.login = meta_.login;
-  header.start_ns = start_ns_;
-  header.cols = size_.cols;
-  header.rows = size_.rows;
   interactive_ = pty_.has_value();
-  header.interactive = interactive_;
-  auto rec = recording::RecordingWriter::create_in(node_.data_dir, header);
-  if (!rec) {
-    log::error("ssh: recording: " + rec.error().message);
-    return -1;
-  }
-  recording_ = std::move(rec.value());
-  log_ = std::make_shared<auditlog::SessionLog>(
-      meta_, node_.log, [writer = recording_](int64_t time_ns, std::string_view line) {
-        writer->event(time_ns, line);
-      });
-  if (auto r = log_->keep_journal(auditlog::journal_dir(node_.data_dir), interactive_, login_.kinds);
-      !r) {
-    log::error("ssh: " + r.error().message);
-    (void)recording_->close();
-    return -1;  // a session that could not be recovered after a crash is not started
-  }
 
-  // The engine session exists before the process does: nothing it runs
-  // escapes the recording.
-  Engine* engine = node_.engine;
-  const seal::Filter* sealed = engine ? seal::for_session(engine->options().seal) : nullptr;
-  log_->start(start_ns_, command_ ? std::vector<std::string>{*command_}
-                                  : std::vector<std::string>{},
-              seal::refused(sealed));
-  if (engine) {
-    auto session = engine->open_session({meta_.sid, login_.kinds},
-                                        [slog = log_](const Event& ev) { slog->event(ev); });
-    if (!session) {
-      log::error("ssh: cannot open a recorded session: " + session.error().message);
-      audit::SessionEnd end;
-      end.time_ns = end.stop_ns = clock::realtime_ns();
-      end.start_ns = start_ns_;
-      end.kinds = login_.kinds;
-      log_->end(end);
-      (void)recording_->close();
-      return -1;  // the client is told the request failed: nothing runs unrecorded
-    }
-    engine_session_ = std::move(session.value());
+  session::Options options;
+  options.meta = node_.identity;
+  options.meta.login = account.name;
+  options.meta.user = login_.user;
+  options.meta.remote_addr = login_.remote_addr;
+  options.data_dir = node_.data_dir;
+  options.engine = node_.engine;  // null: terminal recording and audit events only
+  options.kinds = login_.kinds;
+  if (command) options.command = {*command};
+  options.exec_command = command;
+  options.size = size_;
+  options.pty = std::move(pty_);
+  pty_.reset();
+  auto opened = session::RecordedSession::open(node_.log, std::move(options));
+  if (!opened) {
+    log::error("ssh: " + opened.error().message);
+    return -1;  // the client is told the request failed: nothing runs unrecorded
   }
+  recorded_ = std::move(opened.value());
+  sid_ = recorded_->meta().sid;
 
   LaunchSpec spec;
   spec.argv = {account.shell};
-  if (command_) spec.argv.insert(spec.argv.end(), {"-c", *command_});
+  if (command) spec.argv.insert(spec.argv.end(), {"-c", *command});
   else spec.argv.push_back("-l");  // a login shell, as sshd starts it
   std::vector<std::string> env = {"HOME=" + account.home, "USER=" + account.name,
                                   "LOGNAME=" + account.name, "SHELL=" + account.shell,
                                   "PATH=" + login_path(account.uid)};
-  if (pty_ && !term_.empty()) env.push_back("TERM=" + term_);
+  if (interactive_ && !term_.empty()) env.push_back("TERM=" + term_);
   if (original) env.push_back("SSH_ORIGINAL_COMMAND=" + *original);
   env.insert(env.end(), client_env_.begin(), client_env_.end());
   spec.env = std::move(env);
   spec.credentials = account;
-  spec.seal = sealed;
   struct stat st{};
   spec.cwd = stat(account.home.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? account.home : "/";
 
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (pty_) {
-    const term::Pty* pty = &*pty_;
-    spec.child_setup = [pty] {
-      signal(SIGPIPE, SIG_DFL);  // Vigil ignores it; the user's programs must not
-      pty->attach_child();
-    };
+  if (interactive_) {
+    // The session attaches the pty after this.
+    spec.child_setup = [] { signal(SIGPIPE, SIG_DFL); };  // Vigil ignores it; the user's programs must not
   } else {
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
       log::error(std::string("ssh: pipe: ") + std::strerror(errno));
@@ -509,10 +456,9 @@ int SessionChannel::start(std::optional<std::string> command) {
       dup2(child_err, 2);
     };
   }
-  auto launched = engine_session_ ? launch(*engine_session_, spec) : launch_unrecorded(spec);
+  auto launched = recorded_->launch(spec);  // in the session, sealed as it says
   for (int fd : {in[0], out[1], err[1]})
     if (fd >= 0) close(fd);
-  if (pty_) pty_->close_slave();
   if (!launched) {
     for (int fd : {in[1], out[0], err[0]})
       if (fd >= 0) close(fd);
@@ -520,11 +466,11 @@ int SessionChannel::start(std::optional<std::string> command) {
     ssh_channel_write_stderr(channel_, message.data(), message.size());
     exited_ = true;
     pid_ = -1;
-    return 0;  // step() ends the session and reports 127
+    return 0;  // step() ends the session and reports 127 (126: found, could not run)
   }
-  pid_ = launched->pid;
-  if (pty_) {
-    stdout_fd_ = pty_->master();
+  pid_ = *launched;
+  if (interactive_) {
+    stdout_fd_ = recorded_->pty()->master();
     stdin_fd_ = fcntl(stdout_fd_, F_DUPFD_CLOEXEC, 0);
   } else {
     stdin_fd_ = in[1];
@@ -592,62 +538,30 @@ void SessionChannel::end_session() {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       total += static_cast<size_t>(n);
-      if (pty_ && recording_) recording_->output(clock::realtime_ns(), std::string_view(buf, n));
+      if (recorded_) recorded_->output(std::string_view(buf, n));
       send_output(stream, buf, static_cast<size_t>(n));
     }
   }
-  if (pid_ > 0)
-    while (waitpid(pid_, &exit_status_, 0) < 0 && errno == EINTR) {
-    }
+  if (recorded_) exit_status_ = recorded_->wait();
   close_fd(pidfd_);
   close_fd(stdin_fd_);
-  if (pty_) {
+  if (interactive_) {
     stdout_fd_ = -1;
-    pty_.reset();
+    if (recorded_) recorded_->close_pty();
   } else {
     close_fd(stdout_fd_);
     close_fd(stderr_fd_);
   }
   ended_ = true;
+  if (!recorded_) return;  // it never opened: nothing ran
 
-  audit::SessionEnd end;
-  bool lingering = false;
-  if (engine_session_) {
-    // Processes it left running stay recorded under this session after the
-    // channel is gone; their end is written when the last one exits.
-    auto summary = node_.engine->end_session(
-        *engine_session_, [slog = log_, rec = recording_](const SessionSummary& s) {
-          slog->leftovers_end(session::leftovers_end(s, clock::realtime_ns()));
-          if (auto r = rec->close(); !r) log::error("ssh: recording: " + r.error().message);
-        });
-    if (summary) {
-      session::add_summary(*summary, end);
-      lingering = summary->leftovers == SessionSummary::Leftovers::running;
-      if (lingering)
-        log::info("ssh: session " + meta_.sid + ": " + std::to_string(summary->leftover_processes) +
-                  " processes still running: recorded until they exit");
-    } else {
-      log::error("ssh: ending session " + meta_.sid + ": " + summary.error().message);
-    }
-    engine_session_.reset();
-  }
-  int status = exit_status_;
-  int exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-  if (log_) {
-    if (command_) log_->exec({clock::realtime_ns(), *command_, exit_code});
-    end.time_ns = end.stop_ns = clock::realtime_ns();
-    end.start_ns = start_ns_;
-    end.interactive = interactive_;
-    end.enhanced_recording = node_.engine != nullptr;
-    end.participants = {meta_.user};
-    if (node_.engine) end.kinds = login_.kinds;
-    log_->end(end);
-  }
-  if (recording_ && !lingering) {
-    if (auto r = recording_->close(); !r) log::error("ssh: recording: " + r.error().message);
-  }
-  log_.reset();
-  recording_.reset();
+  auto ending = recorded_->finish(exit_status_);
+  if (!ending)
+    log::error("ssh: session " + sid_ + ": " + ending.error().message);
+  else if (ending->leftovers == SessionSummary::Leftovers::running)
+    log::info("ssh: session " + sid_ + ": " + std::to_string(ending->leftover_processes) +
+              " processes still running: recorded until they exit");
+  recorded_.reset();  // its leftovers stay recorded
 }
 
 void SessionChannel::close_channel() {
@@ -671,7 +585,7 @@ void SessionChannel::abort() {
   }
   peer_closed_ = true;
   if (!ended_) {
-    if (!exited_) kill_processes();
+    if (!exited_ && recorded_) recorded_->kill_all();
     end_session();  // waits for the killed process
   }
   done_ = true;

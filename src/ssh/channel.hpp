@@ -12,15 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "audit/session.hpp"
-#include "auditlog/session_log.hpp"
-#include "engine/launch.hpp"
+#include "engine/account.hpp"
+#include "session/recorded_session.hpp"
 #include "ssh/server.hpp"
 #include "term/pty.hpp"
-
-namespace vigil::recording {
-class RecordingWriter;
-}
 
 namespace vigil::ssh {
 
@@ -82,7 +77,6 @@ class SessionChannel {
   void flush_output();
   void set_output_polled(int stream, bool on);
   void output_failed();
-  void kill_processes();
   int feed_stdin(const char* data, uint32_t len);
   void pump_stdin();
   void watch_stdin(bool on);
@@ -100,7 +94,7 @@ class SessionChannel {
   ssh_channel channel_;
   ssh_channel_callbacks_struct callbacks_{};
 
-  std::optional<term::Pty> pty_;
+  std::optional<term::Pty> pty_;  // from pty-req until the session takes it
   std::string term_;
   term::WindowSize size_;
   std::vector<std::string> client_env_;  // LANG, LC_*
@@ -108,11 +102,10 @@ class SessionChannel {
   bool started_ = false;
   bool exited_ = false;          // the process is gone (its pidfd fired)
   bool peer_closed_ = false;
-  bool interactive_ = false;     // on a pty
+  bool interactive_ = false;     // on a pty (pty-req before the start)
   bool ended_ = false;           // end_session() ran
   bool done_ = false;
-  int exit_status_ = 127 << 8;   // wait status; launch failed: as a shell's "not found"
-  std::optional<std::string> command_;  // exec: what was run; shell: none
+  int exit_status_ = 127 << 8;   // wait status; launch failed: as a shell's
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int stdin_fd_ = -1;   // pipe or a dup of the pty master (polled apart from the output)
@@ -131,13 +124,10 @@ class SessionChannel {
   std::string stdin_pending_;
   bool stdin_watched_ = false;  // polled for POLLOUT while input waits
   bool stdin_eof_ = false;      // the client sent EOF: close once drained
-  int64_t start_ns_ = 0;
-  audit::SessionMeta meta_;
-  std::shared_ptr<Session> engine_session_;
-  // Shared with the engine's callbacks: processes the session leaves running
-  // stay recorded after this channel is gone.
-  std::shared_ptr<recording::RecordingWriter> recording_;
-  std::shared_ptr<auditlog::SessionLog> log_;
+  std::string sid_;
+  // From start() to the end of the first process; what it leaves running
+  // stays recorded after this channel is gone.
+  std::unique_ptr<session::RecordedSession> recorded_;
 };
 
 }  // namespace vigil::ssh
