@@ -1092,8 +1092,9 @@ std::string Bench::how() const {
   auto added = [&](int mode, int storm) -> std::string {
     if (!have(mode, storm) || !have(kBare, storm)) return "not measured";
     bool noise = std::abs(ratio(mode, storm) - 1) <= bare_spread(storm);
-    return fmt("%+.2f µs per %s%s", added_us_per_op(mode, storm), op_name(storm).c_str(),
-               noise ? ", within this run's noise" : "");
+    double us = added_us_per_op(mode, storm);
+    return fmt(std::abs(us) < 10 ? "%+.2f µs per %s%s" : "%+.0f µs per %s%s", us,
+               op_name(storm).c_str(), noise ? ", within this run's noise" : "");
   };
   // What `mode` adds over `base` per operation: Vigil's programs beyond the hooks.
   auto above = [&](int mode, int base, int storm) -> std::string {
@@ -1124,8 +1125,8 @@ std::string Bench::how() const {
   std::string bare_costs;
   for (int storm : cfg_.storms)
     if (have(kBare, storm))
-      bare_costs += fmt("%s%s %.2f µs", bare_costs.empty() ? "" : ", ", op_name(storm).c_str(),
-                        per_op_us(storm));
+      bare_costs += fmt(per_op_us(storm) < 10 ? "%s%s %.2f µs" : "%s%s %.0f µs",
+                        bare_costs.empty() ? "" : ", ", op_name(storm).c_str(), per_op_us(storm));
   md += "Bare, one operation takes: " + bare_costs + ".\n\n";
 
   if (!storms_run(kIdle).empty())
