@@ -529,7 +529,7 @@ std::string counts_text(const KindCounts& c) {
 
 struct Config {
   int repeat = 3;
-  long count[kStormCount] = {5000, 20000, 1000000, 200000, 5000};
+  long count[kStormCount] = {5000, 10000, 1000000, 200000, 5000};
   std::set<int> storms = {kExec, kFork, kOpen, kUring, kConnect};
   std::set<int> modes = {kBare,    kIdle,        kInside, kUnsealed,
                          kOutside, kOutsideDisk, kFloor,  kFloorDisk};
@@ -1092,8 +1092,9 @@ std::string Bench::how() const {
   auto added = [&](int mode, int storm) -> std::string {
     if (!have(mode, storm) || !have(kBare, storm)) return "not measured";
     bool noise = std::abs(ratio(mode, storm) - 1) <= bare_spread(storm);
-    return fmt("%+.2f µs per %s%s", added_us_per_op(mode, storm), op_name(storm).c_str(),
-               noise ? ", within this run's noise" : "");
+    double us = added_us_per_op(mode, storm);
+    return fmt(std::abs(us) < 10 ? "%+.2f µs per %s%s" : "%+.0f µs per %s%s", us,
+               op_name(storm).c_str(), noise ? ", within this run's noise" : "");
   };
   // What `mode` adds over `base` per operation: Vigil's programs beyond the hooks.
   auto above = [&](int mode, int base, int storm) -> std::string {
@@ -1124,8 +1125,8 @@ std::string Bench::how() const {
   std::string bare_costs;
   for (int storm : cfg_.storms)
     if (have(kBare, storm))
-      bare_costs += fmt("%s%s %.2f µs", bare_costs.empty() ? "" : ", ", op_name(storm).c_str(),
-                        per_op_us(storm));
+      bare_costs += fmt(per_op_us(storm) < 10 ? "%s%s %.2f µs" : "%s%s %.0f µs",
+                        bare_costs.empty() ? "" : ", ", op_name(storm).c_str(), per_op_us(storm));
   md += "Bare, one operation takes: " + bare_costs + ".\n\n";
 
   if (!storms_run(kIdle).empty())
@@ -1330,19 +1331,22 @@ std::string Bench::report(const std::string& started, const std::string& load_be
       "## Wall time\n\nMedian seconds of the storm's loop; in brackets the ratio to the bare "
       "median.\n\n";
   md += time_table(&Sample::seconds);
-  md +=
-      "\n- **bare**: no engine.\n"
-      "- **idle**: engine started (BPF loaded), no session open.\n"
-      "- **inside**: the storm is the first process of a session recording command, disk "
-      "and network, sealed as `vigil record` seals it (`seal: true`, the default).\n"
-      "- **unsealed**: the same with `seal: false` (the uring storm only).\n"
-      "- **outside**: the storm runs outside every session while a session recording "
-      "command and network is live.\n"
-      "- **outside+disk**: the same beside a session recording all three kinds.\n"
-      "- **floor**: no engine; empty BPF programs on exactly the hooks the engine attaches "
-      "for command+network.\n"
-      "- **floor+disk**: the same on the hooks of all three kinds (what inside and "
-      "outside+disk attach).\n\n";
+  const char* meaning[kModeCount] = {
+      "no engine.",
+      "engine started (BPF loaded), no session open.",
+      "the storm is the first process of a session recording command, disk and network, "
+      "sealed as `vigil record` seals it (`seal: true`, the default).",
+      "the same with `seal: false` (the uring storm only).",
+      "the storm runs outside every session while a session recording command and network "
+      "is live.",
+      "the same beside a session recording all three kinds.",
+      "no engine; empty BPF programs on exactly the hooks the engine attaches for "
+      "command+network.",
+      "the same on the hooks of all three kinds (what inside and outside+disk attach)."};
+  md += "\n";
+  for (int mode : modes_run())
+    md += std::string("- **") + kModeNames[mode] + "**: " + meaning[mode] + "\n";
+  md += "\n";
   md +=
       "## CPU time of the storm\n\nMedian user+system seconds of the storm process and the "
       "children it waited for; in brackets the ratio to bare. Time spent waiting for a CPU is "

@@ -12,8 +12,12 @@
 #   ssh_bench.sh     the SSH node against sshd    (docs/benchmarks-ssh.md)
 #
 #   BENCH_REPEAT=7 bench/run.sh build     more runs per storm and mode (default 5)
+#   BENCH_ARGS='--exec 500 --open 100000' bench/run.sh build
+#                                         more engine_bench options (a quick check
+#                                         of the script: smaller storms)
 #
-# The whole run takes about 8 minutes on 2 CPUs (engine_bench about 6).
+# On 2 quiet CPUs the whole run should take about 9 minutes (engine_bench
+# about 6, its no-failed-execs run 1, the SSH node against sshd 1-2).
 #
 # Needs root: the benchmark loads BPF programs and creates cgroups. It exits
 # non-zero only when the benchmark itself broke, not when a target is missed.
@@ -21,6 +25,7 @@ set -euo pipefail
 
 build=${1:-build}
 repeat=${BENCH_REPEAT:-5}
+read -r -a extra <<<"${BENCH_ARGS:-}"
 cd "$(dirname "$0")/.."
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -42,14 +47,14 @@ done
 # (kept as it was written, its commit named at the top): its ratios are the
 # "before" column.
 nice -n -10 "$build/bin/engine_bench" --repeat "$repeat" --storm "$build/bin/storm" \
-  --before docs/benchmarks-before-issue9.md --markdown docs/benchmarks.md
+  --before docs/benchmarks-before-issue9.md --markdown docs/benchmarks.md "${extra[@]}"
 
 # Without the failed-exec hooks (the only syscall tracepoints a
 # command+network session needs): what they cost outside sessions, against
-# the floor of the hooks left.
-nice -n -10 "$build/bin/engine_bench" --repeat "$repeat" --storm "$build/bin/storm" \
+# the floor of the hooks left. Three runs: a side table.
+nice -n -10 "$build/bin/engine_bench" --repeat 3 --storm "$build/bin/storm" \
   --failed-execs false --storms exec,fork,open,connect --modes outside,floor \
-  --markdown docs/benchmarks-no-failed-execs.md >/dev/null
+  --markdown docs/benchmarks-no-failed-execs.md "${extra[@]}" >/dev/null
 
 # The audit log writer and the recordings (issue targets: >= 500,000 events/s
 # appended; bytes per hour of a busy terminal), appended as measured.
