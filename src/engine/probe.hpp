@@ -18,7 +18,7 @@ namespace vigil {
 
 struct ProbeOptions {
   uint32_t session_cgroup_level = 2;         // depth of <root_path>/<sid> in cgroup2
-  std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 8 * 4096};
+  std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 32 * 4096};
   bool failed_execs = true;  // attach the syscall exit hooks that see failed execs
   uint32_t exec_args_entries = 256;  // size of the exec_args map (EngineOptions)
   // Where the cgroup v2 hierarchy is mounted: the network hooks that are

@@ -121,7 +121,7 @@ TEST(Config, Defaults) {
   EXPECT_TRUE(config.ssh.enhanced_recording.enabled);
   EXPECT_EQ(config.ssh.enhanced_recording.command_buffer_size, 8u);
   EXPECT_EQ(config.ssh.enhanced_recording.disk_buffer_size, 128u);
-  EXPECT_EQ(config.ssh.enhanced_recording.network_buffer_size, 8u);
+  EXPECT_EQ(config.ssh.enhanced_recording.network_buffer_size, 32u);
   EXPECT_EQ(config.ssh.enhanced_recording.cgroup_path, "/cgroup2");
   EXPECT_EQ(config.ssh.enhanced_recording.root_path, "/vigil");
   EXPECT_EQ(config.source, "<embedded defaults>");
