@@ -11,6 +11,7 @@ packages=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libssh-dev
+  libsodium-dev liboath-dev libsqlite3-dev  # cluster state: argon2id, tokens; TOTP; the store
   # tests and the demo: real terminals, scripts, loopback networking
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
 )
