@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <barrier>
 #include <fstream>
 #include <functional>
 #include <thread>
@@ -258,19 +259,53 @@ bool increment(ClusterStore& s, const std::string& name) {
 
 constexpr int kIncrements = 200;
 
+// Two processes meeting before each step (one pipe each way), so that their
+// steps overlap instead of one running ahead of the other.
+struct ProcessBarrier {
+  int to_child[2], to_parent[2];
+  bool child = false;
+  void make() {
+    if (pipe(to_child) != 0 || pipe(to_parent) != 0) std::abort();
+  }
+  void in_child() {
+    child = true;
+    close(to_child[1]);
+    close(to_parent[0]);
+  }
+  void in_parent() {
+    close(to_child[0]);
+    close(to_parent[1]);
+  }
+  bool meet() {
+    char c = 'm';
+    int out = child ? to_parent[1] : to_child[1];
+    int in = child ? to_child[0] : to_parent[0];
+    return write(out, &c, 1) == 1 && read(in, &c, 1) == 1;
+  }
+};
+
 TEST_P(StoreContract, TwoThreadsWritingLoseNothing) {
   ClusterStore shared = open();
   User counter = user("counter");
   counter.traits["n"] = {"0"};
   ASSERT_TRUE(shared.create_user(counter).ok());
   // One thread through the shared store, one through a connection of its own.
+  // Both start each increment together, so they read the same revision
+  // and one of them must retry.
   std::atomic<int> ok{0};
+  std::barrier together(2);
   std::thread a([&] {
-    for (int i = 0; i < kIncrements; ++i) ok += increment(shared, "counter");
+    for (int i = 0; i < kIncrements; ++i) {
+      together.arrive_and_wait();
+      ok += increment(shared, "counter");
+    }
   });
   std::thread b([&] {
     ClusterStore own = open();
-    for (int i = 0; i < kIncrements; ++i) ok += increment(own, "counter");
+    for (int i = 0; i < kIncrements; ++i) {
+      together.arrive_and_wait();
+      ok += increment(own, "counter");
+    }
   });
   a.join();
   b.join();
@@ -285,19 +320,29 @@ TEST_P(StoreContract, TwoProcessesWritingLoseNothing) {
     counter.traits["n"] = {"0"};
     ASSERT_TRUE(s.create_user(counter).ok());
   }
+  ProcessBarrier together;
+  together.make();
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    together.in_child();
     auto backend = GetParam().open(dir_.path());
     if (!backend) _exit(2);
     ClusterStore own(std::move(backend.value()));
     int done = 0;
-    for (int i = 0; i < kIncrements; ++i) done += increment(own, "counter");
+    for (int i = 0; i < kIncrements; ++i) {
+      if (!together.meet()) _exit(3);
+      done += increment(own, "counter");
+    }
     _exit(done == kIncrements ? 0 : 1);
   }
+  together.in_parent();
   ClusterStore mine = open();
   int done = 0;
-  for (int i = 0; i < kIncrements; ++i) done += increment(mine, "counter");
+  for (int i = 0; i < kIncrements; ++i) {
+    ASSERT_TRUE(together.meet());
+    done += increment(mine, "counter");
+  }
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
@@ -319,14 +364,18 @@ TEST_P(StoreContract, ASignUpTokenRacedByTwoProcessesIsConsumedOnce) {
   }
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
+  ProcessBarrier together;
+  together.make();
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     close(pipefd[0]);
+    together.in_child();
     auto backend = GetParam().open(dir_.path());
     if (!backend) _exit(2);
     ClusterStore own(std::move(backend.value()));
     for (const std::string& secret : secrets) {
+      if (!together.meet()) _exit(4);
       auto r = consume_signup_token(own, secret, T(1001));
       char c = r.ok() ? 'y' : (r.error().kind() == Errc::unauthenticated ? 'n' : 'e');
       if (write(pipefd[1], &c, 1) != 1) _exit(3);
@@ -334,9 +383,11 @@ TEST_P(StoreContract, ASignUpTokenRacedByTwoProcessesIsConsumedOnce) {
     _exit(0);
   }
   close(pipefd[1]);
+  together.in_parent();
   ClusterStore mine = open();
   std::string ours;
   for (const std::string& secret : secrets) {
+    ASSERT_TRUE(together.meet());
     auto r = consume_signup_token(mine, secret, T(1001));
     ours += r.ok() ? 'y' : (r.error().kind() == Errc::unauthenticated ? 'n' : 'e');
     if (!r.ok()) {
@@ -344,7 +395,13 @@ TEST_P(StoreContract, ASignUpTokenRacedByTwoProcessesIsConsumedOnce) {
     }
   }
   std::string theirs(kTokens, '?');
-  ASSERT_EQ(read(pipefd[0], theirs.data(), kTokens), kTokens);
+  size_t got = 0;
+  while (got < theirs.size()) {
+    ssize_t n = read(pipefd[0], theirs.data() + got, theirs.size() - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ASSERT_EQ(got, theirs.size());
   close(pipefd[0]);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
