@@ -221,19 +221,27 @@ json to_json(const SessionTracker& s) {
                 {"state", s.state}}}};
 }
 
+namespace {
+// Columns a cell takes: its UTF-8 characters ("⟵ Tunnel" is 8, not 10 bytes).
+size_t columns(std::string_view s) {
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+}  // namespace
+
 std::string table(const std::vector<std::string>& header,
                   const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (size_t i = 0; i < header.size(); ++i) width[i] = columns(header[i]);
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size() && i < width.size(); ++i)
-      width[i] = std::max(width[i], row[i].size());
+      width[i] = std::max(width[i], columns(row[i]));
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
     for (size_t i = 0; i < width.size(); ++i) {
       const std::string c = i < cells.size() ? cells[i] : "";
       out += c;
-      if (i + 1 < width.size()) out += std::string(width[i] - c.size() + 1, ' ');
+      if (i + 1 < width.size()) out += std::string(width[i] - columns(c) + 1, ' ');
     }
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out + "\n";

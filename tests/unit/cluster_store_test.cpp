@@ -1,5 +1,5 @@
 // The cluster store's contract, run against every back end (a factory per
-// back end; the PostgreSQL one will join kBackends), then what is SQLite's
+// back end; a PostgreSQL one joins INSTANTIATE_TEST_SUITE_P below), then what is SQLite's
 // own: the file's mode, WAL, the schema version, foreign and corrupt files.
 #include <fcntl.h>
 #include <gtest/gtest.h>
