@@ -423,9 +423,9 @@ class SqliteStore : public ::testing::Test {
 };
 
 TEST_F(SqliteStore, TheFileIsCreatedOwnerOnlyAndInWalMode) {
-  ::umask(0);  // even with a umask that would leave it open
+  const mode_t old_mask = ::umask(0);  // even with a umask that would leave it open
   auto b = open_sqlite(db());
-  ::umask(022);
+  ::umask(old_mask);
   ASSERT_TRUE(b.ok()) << b.error().message;
   ClusterStore s(std::move(b.value()));
   ASSERT_TRUE(s.create_user([] { User u; u.name = "a"; return u; }()).ok());
