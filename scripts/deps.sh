@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libssh-dev
   liburing-dev     # the benchmark's io_uring open storm (bench/storm.c)
+  libsodium-dev liboath-dev libsqlite3-dev  # cluster state: argon2id, tokens; TOTP; the store
   # tests and the demo: real terminals, scripts, loopback networking
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
 )

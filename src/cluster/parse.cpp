@@ -1,0 +1,612 @@
+#include "cluster/parse.hpp"
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "cluster/roles.hpp"
+#include "config/values.hpp"
+
+namespace vigil::cluster {
+
+namespace {
+
+struct Place {
+  std::string path;
+  int line = 0;
+};
+
+int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string quoted(std::string_view text) {
+  constexpr size_t kShown = 60;
+  if (text.size() <= kShown) return '"' + std::string(text) + '"';
+  size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return '"' + std::string(text.substr(0, cut)) + "...\" (" + std::to_string(text.size()) +
+         " bytes)";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return quoted(node.Scalar());
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "nothing";
+  }
+}
+
+std::string comma_list(const std::vector<std::string_view>& words) {
+  std::string out;
+  for (std::string_view w : words) {
+    if (!out.empty()) out += ", ";
+    out += w;
+  }
+  return out;
+}
+
+using FieldReader = std::function<Result<void>(const YAML::Node&, const Place&)>;
+struct Field {
+  std::string_view key;
+  FieldReader read;
+  bool required = false;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  Error fail(const Place& at, std::string_view what) const {
+    std::string message = source_ + ":" + std::to_string(at.line) + ": ";
+    if (!at.path.empty()) message += at.path + ": ";
+    return Error::of(Errc::invalid_argument, message + std::string(what));
+  }
+
+  Result<void> section(const YAML::Node& node, const Place& at,
+                       const std::vector<Field>& fields) const {
+    if (!node.IsMap() && !node.IsNull())
+      return fail(at, "expected a map of fields, got " + describe(node));
+    std::map<std::string, int> seen;
+    if (node.IsMap()) {
+      for (const auto& entry : node) {
+        const YAML::Node& key = entry.first;
+        Place key_at{at.path, line_of(key)};
+        if (!key.IsScalar()) return fail(key_at, "expected a field name, got " + describe(key));
+        const std::string& name = key.Scalar();
+        key_at.path = child_path(at.path, name);
+        auto [first, is_new] = seen.emplace(name, key_at.line);
+        if (!is_new)
+          return fail(key_at, "given twice (first on line " + std::to_string(first->second) +
+                                  "); keep one");
+        auto field = std::find_if(fields.begin(), fields.end(),
+                                  [&](const Field& f) { return f.key == name; });
+        if (field == fields.end()) return unknown(key_at, name, fields);
+        if (auto read = field->read(entry.second, key_at); !read) return read;
+      }
+    }
+    for (const Field& f : fields)
+      if (f.required && !seen.contains(std::string(f.key)))
+        return fail(at, "missing field " + child_path(at.path, f.key));
+    return {};
+  }
+
+  Result<void> list(const YAML::Node& node, const Place& at, std::string_view expected,
+                    const FieldReader& read_item) const {
+    if (node.IsNull()) return {};
+    if (!node.IsSequence())
+      return fail(at, "expected " + std::string(expected) + ", got " + describe(node));
+    if (node.size() > kMaxListItems)
+      return fail(at, "a list of " + std::to_string(node.size()) + " items; at most " +
+                          std::to_string(kMaxListItems));
+    size_t index = 0;
+    for (const YAML::Node& item : node) {
+      Place item_at{at.path + "[" + std::to_string(index++) + "]", line_of(item)};
+      if (auto read = read_item(item, item_at); !read) return read;
+    }
+    return {};
+  }
+
+  Result<void> text(const YAML::Node& node, const Place& at, std::string_view expected,
+                    std::string& out, bool (*is_valid)(std::string_view) = nullptr) const {
+    if (!node.IsScalar() || node.Scalar().empty() || (is_valid && !is_valid(node.Scalar())))
+      return fail(at, "expected " + std::string(expected) + ", got " + describe(node));
+    out = node.Scalar();
+    return {};
+  }
+
+  // A scalar that must be one of choices.
+  Result<void> choice(const YAML::Node& node, const Place& at, std::string_view what,
+                      const std::vector<std::string_view>& choices, std::string& out) const {
+    if (!node.IsScalar()) return fail(at, "expected " + std::string(what) + ", got " + describe(node));
+    const std::string& v = node.Scalar();
+    if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
+      std::string msg = "unknown " + std::string(what) + " " + quoted(v);
+      if (auto s = config::closest(v, choices)) msg += "; did you mean " + std::string(*s) + "?";
+      return fail(at, msg + " (valid: " + comma_list(choices) + ")");
+    }
+    out = v;
+    return {};
+  }
+
+  Error unknown(const Place& at, std::string_view name, const std::vector<Field>& fields) const {
+    std::vector<std::string_view> keys;
+    for (const Field& f : fields) keys.push_back(f.key);
+    std::string what = "unknown field " + at.path;
+    if (auto s = config::closest(name, keys)) what += "; did you mean " + std::string(*s) + "?";
+    what += " (valid fields here: " + comma_list(keys) + ")";
+    return fail(Place{"", at.line}, what);
+  }
+
+ private:
+  std::string source_;
+};
+
+bool is_trait_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+bool is_label_key(std::string_view s) { return s == "*" || is_valid_name(s); }
+
+bool is_label_value(std::string_view s) {
+  if (s.empty() || s.size() > 256) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  });
+}
+
+Result<void> read_logins(const Reader& r, const YAML::Node& node, const Place& at,
+                         std::vector<std::string>& out) {
+  return r.list(node, at, "a list of logins", [&](const YAML::Node& item, const Place& p) -> Result<void> {
+    std::string login;
+    if (auto t = r.text(item, p, "a login or {{internal.logins}}", login); !t) return t;
+    if (login.starts_with("{{")) {
+      if (!parse_login_template(login))
+        return r.fail(p, "expected a login or a trait template such as {{internal.logins}} or "
+                         "{{external.NAME}}, got " + quoted(login));
+    } else if (!is_valid_login(login)) {
+      return r.fail(p, "expected a login (1-32 letters, digits, '.', '_', '-', not starting "
+                       "with '-') or {{internal.logins}}, got " + quoted(login));
+    }
+    out.push_back(login);
+    return Result<void>{};
+  });
+}
+
+Result<void> read_label_value(const Reader& r, const YAML::Node& item, const Place& p,
+                              std::vector<std::string>& out) {
+  std::string v;
+  if (auto t = r.text(item, p, "a label value (text, * as a wildcard)", v, is_label_value); !t)
+    return t;
+  if (v.size() >= 2 && v.front() == '^' && v.back() == '$')
+    return r.fail(p, "regular expressions are not supported in node_labels; use * as a "
+                     "wildcard (\"prod-*\"), got " + quoted(v));
+  out.push_back(v);
+  return {};
+}
+
+Result<void> read_node_labels(const Reader& r, const YAML::Node& node, const Place& at,
+                              LabelSelector& out) {
+  if (node.IsNull()) return {};
+  if (!node.IsMap())
+    return r.fail(at, "expected a map of label: value (or list of values), got " + describe(node));
+  for (const auto& entry : node) {
+    Place key_at{at.path, line_of(entry.first)};
+    std::string key;
+    if (auto t = r.text(entry.first, key_at, "a label name or *", key, is_label_key); !t) return t;
+    key_at.path = child_path(at.path, key);
+    if (out.contains(key)) return r.fail(key_at, "given twice; keep one");
+    std::vector<std::string> values;
+    if (entry.second.IsSequence()) {
+      if (auto l = r.list(entry.second, key_at, "label values",
+                          [&](const YAML::Node& item, const Place& p) -> Result<void> {
+                            return read_label_value(r, item, p, values);
+                          });
+          !l)
+        return l;
+      if (values.empty()) return r.fail(key_at, "an empty list of values matches nothing; give at least one");
+    } else if (auto v = read_label_value(r, entry.second, key_at, values); !v) {
+      return v;
+    }
+    if (key == "*" && (values.size() != 1 || values[0] != "*"))
+      return r.fail(key_at, "the label name * can only take the value * ('*': '*' matches every "
+                            "node); name the label to match other values");
+    out.emplace(key, std::move(values));
+  }
+  return {};
+}
+
+Result<void> read_rules(const Reader& r, const YAML::Node& node, const Place& at,
+                        std::vector<Rule>& out) {
+  return r.list(node, at, "a list of rules", [&](const YAML::Node& item, const Place& p) -> Result<void> {
+    Rule rule;
+    std::vector<std::string_view> resources(kRuleResources.begin(), kRuleResources.end());
+    std::vector<std::string_view> verbs(kRuleVerbs.begin(), kRuleVerbs.end());
+    auto read = r.section(
+        item, p,
+        {{"resources",
+          [&](auto& v, auto& q) -> Result<void> {
+            return r.list(v, q, "a list of resources", [&](const YAML::Node& i, const Place& s) -> Result<void> {
+              std::string name;
+              if (auto c = r.choice(i, s, "resource", resources, name); !c) return c;
+              rule.resources.push_back(name);
+              return Result<void>{};
+            });
+          },
+          true},
+         {"verbs",
+          [&](auto& v, auto& q) -> Result<void> {
+            return r.list(v, q, "a list of verbs", [&](const YAML::Node& i, const Place& s) -> Result<void> {
+              std::string name;
+              if (auto c = r.choice(i, s, "verb", verbs, name); !c) return c;
+              rule.verbs.push_back(name);
+              return Result<void>{};
+            });
+          },
+          true}});
+    if (!read) return read;
+    out.push_back(std::move(rule));
+    return Result<void>{};
+  });
+}
+
+Result<void> read_conditions(const Reader& r, const YAML::Node& node, const Place& at,
+                             RoleConditions& out) {
+  return r.section(node, at,
+                   {{"logins", [&](auto& v, auto& p) -> Result<void> { return read_logins(r, v, p, out.logins); }},
+                    {"node_labels",
+                     [&](auto& v, auto& p) -> Result<void> { return read_node_labels(r, v, p, out.node_labels); }},
+                    {"rules", [&](auto& v, auto& p) -> Result<void> { return read_rules(r, v, p, out.rules); }}});
+}
+
+Result<void> read_options(const Reader& r, const YAML::Node& node, const Place& at,
+                          RoleOptions& out) {
+  return r.section(
+      node, at,
+      {{"max_session_ttl",
+        [&](auto& v, auto& p) -> Result<void> {
+          auto d = v.IsScalar() ? parse_duration(v.Scalar()) : std::nullopt;
+          if (!d)
+            return r.fail(p, "expected a duration such as 8h, 1h30m or 90m (1s to 8760h), got " +
+                                 describe(v));
+          out.max_session_ttl = *d;
+          return Result<void>{};
+        }},
+       {"enhanced_recording", [&](auto& v, auto& p) -> Result<void> {
+          return r.list(v, p, "a list of event kinds", [&](const YAML::Node& i, const Place& s) -> Result<void> {
+            std::string name;
+            if (auto c = r.choice(i, s, "event kind", {"command", "disk", "network"}, name); !c)
+              return c;
+            Kind k = *parse_kind(name);
+            if (std::find(out.enhanced_recording.begin(), out.enhanced_recording.end(), k) !=
+                out.enhanced_recording.end())
+              return r.fail(s, "listed twice; keep one");
+            out.enhanced_recording.push_back(k);
+            return Result<void>{};
+          });
+        }}});
+}
+
+Result<void> read_metadata(const Reader& r, const YAML::Node& node, const Place& at,
+                           std::string& name, std::string* description, Labels* labels) {
+  std::vector<Field> fields = {
+      {"name",
+       [&](auto& v, auto& p) -> Result<void> {
+         return r.text(v, p, "a name (1-128 letters, digits, '.', '_', '@', ':', '-')", name,
+                       is_valid_name);
+       },
+       true}};
+  if (description)
+    fields.push_back({"description", [&, description](auto& v, auto& p) -> Result<void> {
+                        if (!v.IsScalar()) return r.fail(p, "expected text, got " + describe(v));
+                        *description = v.Scalar();
+                        return Result<void>{};
+                      }});
+  if (labels)
+    fields.push_back({"labels", [&, labels](auto& v, auto& p) -> Result<void> {
+                        if (v.IsNull()) return Result<void>{};
+                        if (!v.IsMap()) return r.fail(p, "expected a map of label: value, got " + describe(v));
+                        for (const auto& e : v) {
+                          Place q{p.path, line_of(e.first)};
+                          std::string k, val;
+                          if (auto t = r.text(e.first, q, "a label name", k, is_valid_name); !t) return t;
+                          q.path = child_path(p.path, k);
+                          if (auto t = r.text(e.second, q, "a label value", val, is_label_value); !t) return t;
+                          if (!labels->emplace(k, val).second) return r.fail(q, "given twice; keep one");
+                        }
+                        return Result<void>{};
+                      }});
+  return r.section(node, at, fields);
+}
+
+std::string kind_of(const YAML::Node& doc) {
+  if (!doc.IsMap()) return {};
+  for (const auto& e : doc)
+    if (e.first.IsScalar() && e.first.Scalar() == "kind" && e.second.IsScalar())
+      return e.second.Scalar();
+  return {};
+}
+
+Result<Role> read_role(const Reader& r, const YAML::Node& doc, const Place& at) {
+  Role role;
+  std::string kind;
+  auto read = r.section(
+      doc, at,
+      {{"kind", [&](auto& v, auto& p) -> Result<void> { return r.choice(v, p, "kind", {"role"}, kind); }, true},
+       {"version",
+        [&](auto& v, auto& p) -> Result<void> {
+          return r.choice(v, p, "role version", {"v3", "v4", "v5", "v6", "v7", "v8"},
+                          role.version);
+        },
+        true},
+       {"metadata",
+        [&](auto& v, auto& p) -> Result<void> {
+          return read_metadata(r, v, p, role.name, &role.description, &role.labels);
+        },
+        true},
+       {"spec", [&](auto& v, auto& p) -> Result<void> {
+          return r.section(
+              v, p,
+              {{"allow", [&](auto& c, auto& q) -> Result<void> { return read_conditions(r, c, q, role.allow); }},
+               {"deny", [&](auto& c, auto& q) -> Result<void> { return read_conditions(r, c, q, role.deny); }},
+               {"options", [&](auto& c, auto& q) -> Result<void> { return read_options(r, c, q, role.options); }}});
+        }}});
+  if (!read) return read.error();
+  return role;
+}
+
+Result<User> read_user(const Reader& r, const YAML::Node& doc, const Place& at) {
+  User user;
+  std::string kind, version;
+  auto read = r.section(
+      doc, at,
+      {{"kind", [&](auto& v, auto& p) -> Result<void> { return r.choice(v, p, "kind", {"user"}, kind); }, true},
+       {"version",
+        [&](auto& v, auto& p) -> Result<void> { return r.choice(v, p, "user version", {"v2"}, version); }, true},
+       {"metadata",
+        [&](auto& v, auto& p) -> Result<void> { return read_metadata(r, v, p, user.name, nullptr, nullptr); },
+        true},
+       {"spec",
+        [&](auto& v, auto& p) -> Result<void> {
+          return r.section(
+              v, p,
+              {{"roles",
+                [&](auto& l, auto& q) -> Result<void> {
+                  return r.list(l, q, "a list of role names", [&](const YAML::Node& i, const Place& s) -> Result<void> {
+                    std::string name;
+                    if (auto t = r.text(i, s, "a role name", name, is_valid_name); !t) return t;
+                    user.roles.push_back(name);
+                    return Result<void>{};
+                  });
+                }},
+               {"traits", [&](auto& t, auto& q) -> Result<void> {
+                  if (t.IsNull()) return Result<void>{};
+                  if (!t.IsMap()) return r.fail(q, "expected a map of trait: [values], got " + describe(t));
+                  for (const auto& e : t) {
+                    Place k{q.path, line_of(e.first)};
+                    std::string name;
+                    if (auto n = r.text(e.first, k, "a trait name (letters, digits, _)", name,
+                                        is_trait_name);
+                        !n)
+                      return n;
+                    k.path = child_path(q.path, name);
+                    if (user.traits.contains(name)) return r.fail(k, "given twice; keep one");
+                    std::vector<std::string>& values = user.traits[name];
+                    bool logins = name == "logins";
+                    if (auto l = r.list(e.second, k, "a list of values",
+                                        [&](const YAML::Node& i, const Place& s) -> Result<void> {
+                                          std::string val;
+                                          if (auto tx = r.text(i, s, logins ? "a login" : "a value", val,
+                                                               logins ? is_valid_login : is_label_value);
+                                              !tx)
+                                            return tx;
+                                          values.push_back(val);
+                                          return Result<void>{};
+                                        });
+                        !l)
+                      return l;
+                  }
+                  return Result<void>{};
+                }}});
+        }},
+       // Printed by `get users` (created, password set, second factor); read-only,
+       // so what a file says here is not taken.
+       {"status", [&](auto&, auto&) -> Result<void> { return Result<void>{}; }}});
+  if (!read) return read.error();
+  return user;
+}
+
+struct LimitPassed {
+  int line;
+  std::string what;
+};
+
+// Walks the YAML events before any node is built: nesting depth, value
+// sizes, document count. Aliases are not expanded here.
+class LimitChecker : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (document_at_ == mark.pos)
+      throw LimitPassed{mark.line + 1, "YAML syntax error: the text cannot be read past here"};
+    document_at_ = mark.pos;
+    if (++documents_ > kMaxResourceDocuments)
+      throw LimitPassed{mark.line + 1, "more than " + std::to_string(kMaxResourceDocuments) +
+                                           " documents; split the file"};
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+    throw LimitPassed{mark.line + 1, "YAML aliases (*name) are not accepted in resources; write "
+                                     "the value out"};
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string& value) override {
+    if (value.size() > kMaxResourceValueBytes)
+      throw LimitPassed{mark.line + 1, "a value of " + std::to_string(value.size()) +
+                                           " bytes; values are at most " +
+                                           std::to_string(kMaxResourceValueBytes) +
+                                           ": is a quote missing its end?"};
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    open(mark);
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    open(mark);
+  }
+  void OnMapEnd() override { --depth_; }
+
+ private:
+  void open(const YAML::Mark& mark) {
+    if (++depth_ > kMaxResourceNesting)
+      throw LimitPassed{mark.line + 1, "maps and lists nest more than " +
+                                           std::to_string(kMaxResourceNesting) +
+                                           " levels deep here; a role needs 6: check the "
+                                           "indentation and brackets"};
+  }
+  int depth_ = 0;
+  size_t documents_ = 0;
+  std::optional<size_t> document_at_;
+};
+
+Result<std::vector<YAML::Node>> load_documents(std::string_view text, std::string_view source) {
+  Reader reader(source);
+  if (text.size() > kMaxResourceFileBytes) {
+    const auto line = std::count(text.begin(), text.begin() + kMaxResourceFileBytes, '\n') + 1;
+    return reader.fail(Place{"", static_cast<int>(line)},
+                       "the file goes past " + std::to_string(kMaxResourceFileBytes) +
+                           " bytes here; resource files are a few kilobytes: is this the right "
+                           "file?");
+  }
+  std::vector<YAML::Node> documents;
+  try {
+    {
+      std::istringstream in{std::string(text)};
+      YAML::Parser events(in);
+      LimitChecker limits;
+      while (events.HandleNextDocument(limits)) {
+      }
+    }
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const LimitPassed& e) {
+    return reader.fail(Place{"", e.line}, e.what);
+  } catch (const YAML::Exception& e) {
+    return Error::of(Errc::invalid_argument,
+                     std::string(source) + ":" + std::to_string(e.mark.line + 1) + ":" +
+                         std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg +
+                         "; check the indentation, quotes and brackets here");
+  }
+  std::erase_if(documents, [](const YAML::Node& d) { return d.IsNull(); });
+  return documents;
+}
+
+Result<Resource> read_document(const Reader& r, const YAML::Node& doc) {
+  Place at{"", line_of(doc)};
+  if (!doc.IsMap()) return r.fail(at, "expected a resource (kind, version, metadata, spec), got " + describe(doc));
+  const std::string kind = kind_of(doc);
+  if (kind == "role") {
+    auto role = read_role(r, doc, at);
+    if (!role) return role.error();
+    return Resource{std::move(role.value())};
+  }
+  if (kind == "user") {
+    auto user = read_user(r, doc, at);
+    if (!user) return user.error();
+    return Resource{std::move(user.value())};
+  }
+  for (const auto& e : doc)
+    if (e.first.IsScalar() && e.first.Scalar() == "kind") {
+      Place p{"kind", line_of(e.first)};
+      std::string msg = "unknown kind " + describe(e.second);
+      if (e.second.IsScalar())
+        if (auto s = config::closest(e.second.Scalar(), {"role", "user"}))
+          msg += "; did you mean " + std::string(*s) + "?";
+      if (kind == "token") msg += " (join tokens are made by `vigilctl nodes add`, not from a file)";
+      if (kind == "node") msg += " (nodes register themselves when they join, not from a file)";
+      return r.fail(p, msg + " (valid kinds: role, user)");
+    }
+  return r.fail(at, "missing field kind (valid kinds: role, user)");
+}
+
+}  // namespace
+
+Result<std::vector<Resource>> parse_resources(std::string_view text, std::string_view source) {
+  auto documents = load_documents(text, source);
+  if (!documents) return documents.error();
+  Reader reader(source);
+  if (documents->empty())
+    return Error::of(Errc::invalid_argument,
+                     std::string(source) + ": holds no resource; write one with kind, version, "
+                                           "metadata and spec");
+  std::vector<Resource> out;
+  for (const YAML::Node& doc : *documents) {
+    auto res = read_document(reader, doc);
+    if (!res) return res.error();
+    out.push_back(std::move(res.value()));
+  }
+  return out;
+}
+
+Result<Role> parse_role(std::string_view text, std::string_view source) {
+  auto all = parse_resources(text, source);
+  if (!all) return all.error();
+  if (all->size() != 1 || !std::holds_alternative<Role>(all->front()))
+    return Error::of(Errc::invalid_argument,
+                     std::string(source) + ": expected exactly one role (kind: role)");
+  return std::get<Role>(std::move(all->front()));
+}
+
+std::optional<Seconds> parse_duration(std::string_view text) {
+  if (text.empty() || text.size() > 32) return std::nullopt;
+  int64_t total = 0;
+  size_t i = 0;
+  // Units must come in decreasing order, each at most once.
+  int last_rank = 4;
+  while (i < text.size()) {
+    int64_t n = 0;
+    size_t digits = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      n = n * 10 + (text[i++] - '0');
+      if (++digits > 10) return std::nullopt;
+    }
+    if (digits == 0 || i >= text.size()) return std::nullopt;
+    int rank;
+    int64_t unit;
+    switch (text[i++]) {
+      case 'h': rank = 3; unit = 3600; break;
+      case 'm': rank = 2; unit = 60; break;
+      case 's': rank = 1; unit = 1; break;
+      default: return std::nullopt;
+    }
+    if (rank >= last_rank) return std::nullopt;
+    last_rank = rank;
+    total += n * unit;
+    if (total > 365LL * 24 * 3600) return std::nullopt;
+  }
+  if (total < 1) return std::nullopt;
+  return Seconds{total};
+}
+
+std::string format_duration(Seconds d) {
+  int64_t s = d.count();
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h";
+  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
+  if (s % 60 || out.empty()) out += std::to_string(s % 60) + "s";
+  return out;
+}
+
+}  // namespace vigil::cluster
