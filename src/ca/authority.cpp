@@ -27,7 +27,8 @@ Result<void> ensure_dir(const std::string& path) {
 
 // key-<digits>, nothing else (no .crt, no temporary file).
 std::optional<uint32_t> key_file_id(std::string_view name) {
-  if (!name.starts_with("key-") || name.size() == 4 || name.size() > 4 + 9) return std::nullopt;
+  if (!name.starts_with("key-") || name.size() == 4 || name.size() > 4 + 9 || name[4] == '0')
+    return std::nullopt;
   uint32_t id = 0;
   for (char c : name.substr(4)) {
     if (c < '0' || c > '9') return std::nullopt;
@@ -230,8 +231,15 @@ Result<CertAuthority> CertAuthority::load(const std::string& dir, CaType type, s
         ERR_clear_error();
         return Error::of(Errc::data_loss, path + ".crt is not the certificate of " + path);
       }
-      if (ca_pin(*cert).empty())
-        return Error::of(Errc::data_loss, path + ".crt has no readable public key");
+      // A store of another cluster (a data_dir reused under a new name).
+      X509_NAME* subject = X509_get_subject_name(cert->get());
+      const int o = X509_NAME_get_index_by_NID(subject, NID_organizationName, -1);
+      const ASN1_STRING* org = o < 0 ? nullptr : X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, o));
+      if (!org || std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(org)),
+                                   static_cast<size_t>(ASN1_STRING_length(org))) != ca.cluster_)
+        return Error::of(Errc::failed_precondition,
+                         path + ".crt is the CA of another cluster than '" + ca.cluster_ +
+                             "': check cluster_name and data_dir");
       k.certificate = std::move(*cert);
     }
     ca.keys_.push_back(std::move(k));
