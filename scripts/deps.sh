@@ -13,6 +13,8 @@ packages=(
   libssl-dev libssh-dev
   # tests and the demo: real terminals, scripts, loopback networking
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
+  # the CA tests: OpenSSH's sshd run on a loopback port of their own, the openssl tool
+  openssh-server openssl
 )
 # `deps.sh --bench`: also what the benchmarks compare against (an sshd of
 # their own, never the system's).

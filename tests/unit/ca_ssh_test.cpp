@@ -276,6 +276,26 @@ TEST_F(SshCaTest, OptionsAreSortedAndCriticalOptionsReachTheVerifier) {
   EXPECT_EQ(inside->force_command, "/bin/true");
 }
 
+TEST_F(SshCaTest, AnEcdsaP256CaSignsCertificatesOpensshAndTheNodeAccept) {
+  auto ca = PrivateKey::generate(KeyAlgorithm::ecdsa_p256);
+  ASSERT_TRUE(ca);
+  auto spec = user_certificate(alice());
+  ASSERT_TRUE(spec);
+  auto blob = sign_ssh_certificate(*ca, *spec);
+  ASSERT_TRUE(blob) << blob.error().message;
+  auto trusted = sshcert::TrustedCAs::parse(ca->ssh_public_key_line("p256") + "\n", "test");
+  ASSERT_TRUE(trusted);
+  auto result = sshcert::authorize_blob(*blob, *trusted, "root", kNow, "127.0.0.1");
+  ASSERT_TRUE(result) << result.error().message;
+  test::TempDir dir;
+  std::ofstream(dir.file("c-cert.pub")) << certificate_line(*blob) << "\n";
+  auto listed = shell("ssh-keygen -L -f " + dir.file("c-cert.pub"));
+  EXPECT_NE(listed.output.find("Signing CA: ECDSA " + ca->ssh_public_key().fingerprint() +
+                               " (using ecdsa-sha2-nistp256)"),
+            std::string::npos)
+      << listed.output;
+}
+
 TEST_F(SshCaTest, SerialsAreRandomWhenNotGiven) {
   auto r = alice();
   r.serial = 0;
