@@ -1,6 +1,7 @@
 // Writes the seed corpora of the fuzz targets whose inputs the project's own
 // writers make: recordings (RecordingWriter, and composed chunks) and audit
-// log day files (events as the audit encoder writes their lines). The text
+// log day files (events as the audit encoder writes their lines), TLS
+// identities (the cluster CA's issuer). The text
 // seeds (config, keys, times) are written by hand or by ssh-keygen
 // (fuzz/make_seeds.sh, which runs this too).
 //   make_fuzz_seeds FUZZ_CORPUS_DIR
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "auditlog/search.hpp"
+#include "ca/authority.hpp"
 #include "recording/format.hpp"
 #include "recording/writer.hpp"
 
@@ -108,6 +110,38 @@ int main(int argc, char** argv) {
   recording::encode_record(second, 1, recording::RecordType::output, -7, "back in time", 0, 0);
   write(out / "recording" / "composed", '\2' + piece(0, payload) + piece(0, second) +
                                             piece(1, payload) + piece(2, second));
+
+  // ca_tls_identity: choices byte (1: re-signed by the fuzz CA, 2: checked
+  // for a server), then a certificate's DER as vigil_ca issues it.
+  {
+    auto ca = ca::CertAuthority::create(ca::CaType::tls, "fuzz", 1'800'000'000);
+    auto key = ca::PrivateKey::generate(ca::KeyAlgorithm::ecdsa_p256);
+    if (!ca || !key) return 1;
+    ca::TlsIssueRequest user;
+    user.identity.cluster = "fuzz";
+    user.identity.name = "alice@example.com";
+    user.identity.roles = {"access", "auditor"};
+    user.identity.logins = {"root", "ec2-user"};
+    user.subject_public_key = key->spki_der();
+    user.now = 1'800'000'000;
+    user.ttl = 600;
+    ca::TlsIssueRequest node = user;
+    node.identity.kind = ca::TlsIdentityKind::node;
+    node.identity.name = "5e0c4b2a-8d7e-4f0e-9b1a-3c2d1e0f9a8b";
+    node.identity.roles = {};
+    node.identity.logins = {};
+    node.identity.node_name = "node-1";
+    node.identity.addresses = {"127.0.0.1", "::1", "node-1.example.com"};
+    auto u = ca->issue_tls(user);
+    auto n = ca->issue_tls(node);
+    if (!u || !n) return 1;
+    const fs::path dir = out / "ca_tls_identity";
+    write(dir / "user-resigned", '\1' + u->der());
+    write(dir / "node-resigned-server", '\3' + n->der());
+    write(dir / "user-other-ca", '\0' + u->der());
+    write(dir / "ca-certificate", '\0' + ca->active().certificate->der());
+    write(dir / "ca-certificate-resigned", '\1' + ca->active().certificate->der());
+  }
 
   // auditlog_search: choices byte, continuation key line (empty), day file.
   const std::string day =

@@ -15,6 +15,8 @@ packages=(
   libsodium-dev liboath-dev libsqlite3-dev  # cluster state: argon2id, tokens; TOTP; the store
   # tests and the demo: real terminals, scripts, loopback networking
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
+  # the CA tests: OpenSSH's sshd run on a loopback port of their own, the openssl tool
+  openssh-server openssl
 )
 # `deps.sh --bench`: also what the benchmarks compare against (an sshd of
 # their own, never the system's).

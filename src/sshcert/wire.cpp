@@ -89,9 +89,16 @@ void WireReader::fail(std::string_view field, std::string_view problem) {
   error_ = Error{what_ + ": " + std::string(field) + ": " + std::string(problem)};
 }
 
+void WireWriter::u32(uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out_ += static_cast<char>((v >> shift) & 0xff);
+}
+
+void WireWriter::u64(uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out_ += static_cast<char>((v >> shift) & 0xff);
+}
+
 void WireWriter::bytes(std::string_view s) {
-  const auto n = static_cast<uint32_t>(s.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out_ += static_cast<char>((n >> shift) & 0xff);
+  u32(static_cast<uint32_t>(s.size()));
   out_.append(s);
 }
 

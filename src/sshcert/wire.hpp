@@ -53,12 +53,17 @@ class WireReader {
   std::optional<Error> error_;
 };
 
-// Builds a blob (only what re-encoding a certified key needs).
+// Builds a blob: re-encoding a certified key here, whole certificates and
+// private key files in src/ca.
 class WireWriter {
  public:
+  void u32(uint32_t v);
+  void u64(uint64_t v);
+  void raw(std::string_view s) { out_.append(s); }  // bytes as they are, no length
   void bytes(std::string_view s);
   void positive_mpint(std::string_view magnitude);  // as read by WireReader
   const std::string& data() const { return out_; }
+  std::string& data() { return out_; }
 
  private:
   std::string out_;
