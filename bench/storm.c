@@ -3,6 +3,7 @@
  * start it inside a recorded session or outside every session.
  *
  *   storm exec N          N times fork + execve /bin/true + wait
+ *   storm fork N          N times fork + _exit + wait (what a fork alone costs)
  *   storm open N PATH     N times open(PATH, O_RDONLY) + close
  *   storm connect N PORT  N times TCP connect to 127.0.0.1:PORT + close
  *
@@ -58,6 +59,21 @@ static int exec_storm(long n)
 	return 0;
 }
 
+static int fork_storm(long n)
+{
+	for (long i = 0; i < n; ++i) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return fail("fork");
+		if (pid == 0)
+			_exit(0);
+		int status;
+		if (waitpid(pid, &status, 0) < 0)
+			return fail("waitpid");
+	}
+	return 0;
+}
+
 static int open_storm(long n, const char *path)
 {
 	for (long i = 0; i < n; ++i) {
@@ -98,7 +114,7 @@ static long long now_ns(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: storm exec N | storm open N PATH | storm connect N PORT\n");
+	fprintf(stderr, "usage: storm exec N | storm fork N | storm open N PATH | storm connect N PORT\n");
 	return 2;
 }
 
@@ -115,6 +131,8 @@ int main(int argc, char **argv)
 	int status;
 	if (strcmp(argv[1], "exec") == 0 && argc == 3)
 		status = exec_storm(n);
+	else if (strcmp(argv[1], "fork") == 0 && argc == 3)
+		status = fork_storm(n);
 	else if (strcmp(argv[1], "open") == 0 && argc == 4)
 		status = open_storm(n, argv[3]);
 	else if (strcmp(argv[1], "connect") == 0 && argc == 4)
