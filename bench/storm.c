@@ -187,8 +187,7 @@ static long long now_ns(void)
 static int usage(void)
 {
 	fprintf(stderr, "usage: storm exec N | storm fork N | storm open N PATH | storm uring N PATH |"
-			" storm connect N PORT | storm udp N PORT
-");
+			" storm connect N PORT | storm udp N PORT\n");
 	return 2;
 }
 

@@ -18,9 +18,11 @@
  * Syscall hooks read their arguments from the saved user registers at exit,
  * so each syscall costs one program run, not two.
  *
- * A task belongs to a session when its cgroup (at the session level) or its
+ * A task belongs to a session when it carries the session's mark (task
+ * storage, set on the first process and inherited at fork: tp_btf/
+ * sched_process_fork), or when its cgroup (at the session level) or its
  * audit session id is registered by user space; everything else returns
- * after two map lookups and sends nothing.
+ * after three lookups and sends nothing.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -61,13 +63,29 @@ struct {
 	__uint(max_entries, 4096 * 8);
 } network_ring SEC(".maps");
 
-/* Session slot -> state (kinds, counters). Slot 0 is never used. */
+/* Session slot -> state (kinds, generation). Slot 0 is never used. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VIGIL_MAX_SESSIONS);
 	__type(key, __u32);
 	__type(value, struct vigil_session_state);
 } sessions SEC(".maps");
+
+/* Session slot -> counters, one copy per CPU: a storm never shares a line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_MAX_SESSIONS);
+	__type(key, __u32);
+	__type(value, struct vigil_session_counters);
+} session_counters SEC(".maps");
+
+/* Task -> the session it belongs to, inherited at fork (vigil_fork). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vigil_session_mark);
+} session_marks SEC(".maps");
 
 /* Session cgroup id -> slot. */
 struct {
@@ -131,7 +149,22 @@ struct {
 
 __u64 next_args_id = 0;
 
-static __always_inline struct vigil_session_state *find_session(__u32 kind, __u32 *slot_out)
+/* The live session `mark` names, or NULL when that session has ended. */
+static __always_inline struct vigil_session_state *marked_session(struct vigil_session_mark *mark)
+{
+	__u32 slot = mark->slot;
+	struct vigil_session_state *state = bpf_map_lookup_elem(&sessions, &slot);
+
+	if (!state || !state->generation || state->generation != mark->generation)
+		return NULL;
+	return state;
+}
+
+/*
+ * The session of the current task by cgroup (at the session level) or audit
+ * session id: how a task that carries no mark is found.
+ */
+static __always_inline struct vigil_session_state *session_by_membership(void)
 {
 	__u64 cgroup = bpf_get_current_ancestor_cgroup_id(session_cgroup_level);
 	__u32 *slot = NULL;
@@ -147,21 +180,83 @@ static __always_inline struct vigil_session_state *find_session(__u32 kind, __u3
 	}
 	if (!slot)
 		return NULL;
-	*slot_out = *slot;
 	struct vigil_session_state *state = bpf_map_lookup_elem(&sessions, slot);
+	if (!state || !state->generation)
+		return NULL;
+	return state;
+}
+
+/*
+ * The session of the current task: its mark first (no system call changes
+ * it: a process that left the session's cgroup and took a new audit session
+ * id still carries it), then cgroup and audit session id. A mark of a live
+ * session decides, even when the task moved into another session's cgroup.
+ */
+static __always_inline struct vigil_session_state *find_session(__u32 kind, __u32 *slot_out)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct vigil_session_mark *mark = bpf_task_storage_get(&session_marks, task, 0, 0);
+	struct vigil_session_state *state = NULL;
+
+	if (mark)
+		state = marked_session(mark);
+	if (!state)
+		state = session_by_membership();
 	if (!state || !(state->kinds & (1u << kind)))
 		return NULL;
+	*slot_out = state->slot;
 	return state;
 }
 
 static __always_inline void count(struct vigil_session_state *state, __u32 kind, bool delivered)
 {
-	if (kind >= VIGIL_KIND_COUNT)
+	__u32 slot = state->slot;
+	struct vigil_session_counters *c = bpf_map_lookup_elem(&session_counters, &slot);
+
+	if (!c || kind >= VIGIL_KIND_COUNT)
 		return;
+	/* This CPU's copy: atomic only against a preempting program on this CPU. */
 	if (delivered)
-		__sync_fetch_and_add(&state->emitted[kind], 1);
+		__sync_fetch_and_add(&c->emitted[kind], 1);
 	else
-		__sync_fetch_and_add(&state->lost[kind], 1);
+		__sync_fetch_and_add(&c->lost[kind], 1);
+}
+
+/*
+ * Every task a session's task forks or clones (threads too) gets its
+ * session's mark; so does a task forked by one that is in a session by
+ * cgroup or audit session id without a mark yet. What the mark costs the
+ * host: one task storage lookup and, for a task with no mark, the two map
+ * lookups of session_by_membership, on every fork while a session is live.
+ */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct task_struct *task = bpf_get_current_task_btf(); /* the parent */
+	struct vigil_session_mark *mark = bpf_task_storage_get(&session_marks, task, 0, 0);
+	struct vigil_session_state *state = NULL;
+
+	if (mark)
+		state = marked_session(mark);
+	if (!state)
+		state = session_by_membership();
+	if (!state)
+		return 0;
+
+	__u32 slot = state->slot;
+	struct vigil_session_counters *c = bpf_map_lookup_elem(&session_counters, &slot);
+	struct vigil_session_mark *m =
+		bpf_task_storage_get(&session_marks, child, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!m) {
+		if (c)
+			__sync_fetch_and_add(&c->unmarked_forks, 1);
+		return 0;
+	}
+	m->slot = slot;
+	m->generation = state->generation;
+	if (c)
+		__sync_fetch_and_add(&c->marked_forks, 1);
+	return 0;
 }
 
 /*
@@ -777,7 +872,7 @@ enum { MARK_CONNECT = 1, MARK_LISTEN = 2 };
 struct sock_mark {
 	struct vigil_record_head head;
 	__u32 what;
-	__u32 _pad;
+	__u32 generation;    /* of the session in head.session when marked */
 };
 
 /*
@@ -879,12 +974,17 @@ int vigil_connect(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
-/* The session state of a slot a socket was marked with, if it still records network. */
-static __always_inline struct vigil_session_state *state_of_slot(__u32 slot)
+/*
+ * The session a socket was marked for, if it is still live (the same
+ * generation: a slot reused since belongs to another session) and records
+ * network.
+ */
+static __always_inline struct vigil_session_state *state_of_slot(__u32 slot, __u32 generation)
 {
 	struct vigil_session_state *state = bpf_map_lookup_elem(&sessions, &slot);
 
-	if (!state || !(state->kinds & (1u << VIGIL_KIND_NETWORK)))
+	if (!state || !state->generation || state->generation != generation ||
+	    !(state->kinds & (1u << VIGIL_KIND_NETWORK)))
 		return NULL;
 	return state;
 }
@@ -910,7 +1010,7 @@ static __always_inline void mark_socket(struct bpf_sock_ops *skops, __u32 what)
 	}
 	fill_head(&m->head, VIGIL_KIND_NETWORK, slot);
 	m->what = what;
-	m->_pad = 0;
+	m->generation = state->generation;
 	if (what == MARK_CONNECT)
 		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
 						 BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -954,7 +1054,7 @@ static __always_inline void sockops_addrs(struct vigil_net_record *rec,
 static __always_inline void emit_marked(struct bpf_sock_ops *skops, struct bpf_sock *sk,
 					struct sock_mark *m, __u8 op, __s32 result, __u32 flags)
 {
-	struct vigil_session_state *state = state_of_slot(m->head.session);
+	struct vigil_session_state *state = state_of_slot(m->head.session, m->generation);
 	struct vigil_net_record *rec;
 
 	if (!state)

@@ -49,12 +49,40 @@ enum vigil_open_call {
 	VIGIL_OPEN_CREAT = 3,
 };
 
-/* Per-session state the kernel keeps, keyed by the session's slot id. */
+/*
+ * Per-session state, keyed by the session's slot id. Written by user space
+ * only (programs read it): no cache line bounces between CPUs under storms.
+ * `generation` is new each time a slot is given to a session, and 0 when
+ * the slot is free: a process mark carries it (struct vigil_session_mark),
+ * so a process left over from an ended session is never taken for the next
+ * session in the same slot.
+ */
 struct vigil_session_state {
 	__u32 kinds;                        /* bit (1 << vigil_kind) per recorded kind */
+	__u32 generation;                   /* 0: the slot is free */
+	__u32 slot;                         /* the key, for count() */
 	__u32 _pad;
+};
+
+/*
+ * Per-session counters, one copy per CPU (a per-CPU array keyed by slot):
+ * user space sums the copies. Reset when the slot is given to a session.
+ */
+struct vigil_session_counters {
 	__u64 emitted[VIGIL_KIND_COUNT];    /* records handed to a ring */
 	__u64 lost[VIGIL_KIND_COUNT];       /* records a full ring or store refused */
+	__u64 marked_forks;                 /* tasks that got the session's mark at fork */
+	__u64 unmarked_forks;               /* tasks of the session the kernel could not mark */
+};
+
+/*
+ * The mark of a session's task (task storage): set by user space on the
+ * first process (through a pidfd) and copied to every task it forks or
+ * clones. No system call changes it; it goes with the task.
+ */
+struct vigil_session_mark {
+	__u32 slot;
+	__u32 generation;
 };
 
 /* Common head of every ring record. */

@@ -147,6 +147,13 @@ int check(const CheckArgs& args) {
                                 "stay recorded"
                               : "no audit session ids (CONFIG_AUDITSYSCALL): attribution by "
                                 "cgroup only";
+      auto marks = (*probe)->attach_marks();
+      checks.push_back({"session mark", marks.ok(),
+                        marks ? "tp_btf/sched_process_fork: every task a session's task starts "
+                                "carries the session's mark (task storage), whatever cgroup or "
+                                "audit session it moves to"
+                              : marks.error().message});
+      (*probe)->detach_marks();
       for (Kind kind : {Kind::command, Kind::disk, Kind::network}) {
         auto attached = (*probe)->attach(kind);
         checks.push_back({std::string(kind_name(kind)) + " events", attached.ok(),
@@ -160,6 +167,12 @@ int check(const CheckArgs& args) {
   }
   checks.push_back(audit);
   add_seal_checks(er.seal, checks);
+  // A stated limit, true of every kernel Vigil runs on (docs/architecture.md).
+  checks.push_back({"ptrace", false,
+                    "not recorded: no tracepoint but the syscall ones shows an attach "
+                    "(PTRACE_SEIZE sends no signal); code a session injects into another "
+                    "process with ptrace is attributed to that process's session, or to none",
+                    false});
   checks.push_back({"not used", true,
                     "kprobes, fentry/fexit and BPF-LSM (Vigil needs none of them)", false});
 

@@ -27,6 +27,9 @@ static_assert(offsetof(vigil_open_record, data) == 96);
 static_assert(sizeof(vigil_open_record) == 96 + 2 * VIGIL_PATH_MAX);
 static_assert(offsetof(vigil_net_record, path) == 136);
 static_assert(sizeof(vigil_net_record) == 136 + VIGIL_UNIX_PATH_MAX);
+static_assert(sizeof(vigil_session_state) == 16);
+static_assert(sizeof(vigil_session_counters) == 64);
+static_assert(sizeof(vigil_session_mark) == 8);
 static_assert(VIGIL_SCHEMA_VERSION == 3, "update the decoder for the new schema");
 
 namespace {
@@ -260,6 +263,29 @@ Result<Event> network(std::span<const std::byte> record, const TimeBase& time) {
   }
   ev.body = std::move(net);
   return ev;
+}
+
+SessionCounters sum_counters(std::span<const std::byte> per_cpu, size_t cpus) {
+  // The kernel hands a per-CPU value as one copy per possible CPU, each
+  // rounded up to 8 bytes.
+  constexpr size_t stride = (sizeof(vigil_session_counters) + 7) / 8 * 8;
+  SessionCounters total;
+  size_t n = std::min(cpus, per_cpu.size() / stride);
+  for (size_t cpu = 0; cpu < n; ++cpu) {
+    vigil_session_counters c;
+    std::memcpy(&c, per_cpu.data() + cpu * stride, sizeof(c));
+    for (int k = 0; k < kKindCount; ++k) {
+      total.emitted.v[k] += c.emitted[k];
+      total.lost.v[k] += c.lost[k];
+    }
+    total.marked_forks += c.marked_forks;
+    total.unmarked_forks += c.unmarked_forks;
+  }
+  return total;
+}
+
+size_t per_cpu_counters_size(size_t cpus) {
+  return cpus * ((sizeof(vigil_session_counters) + 7) / 8 * 8);
 }
 
 }  // namespace vigil::decode

@@ -65,4 +65,17 @@ Result<Event> open(std::span<const std::byte> record, const TimeBase& time);
 // A network record of any operation (connect, send, accept, connect result).
 Result<Event> network(std::span<const std::byte> record, const TimeBase& time);
 
+// A session's kernel counters, summed over the per-CPU copies of its
+// session_counters entry (`per_cpu` as bpf_map_lookup_elem returns it for
+// `cpus` possible CPUs; a shorter buffer counts the CPUs it holds whole).
+struct SessionCounters {
+  KindCounts emitted;          // records handed to a ring
+  KindCounts lost;             // records a full ring or store refused
+  uint64_t marked_forks = 0;   // tasks that got the session's mark at fork
+  uint64_t unmarked_forks = 0; // session tasks the kernel could not mark
+};
+SessionCounters sum_counters(std::span<const std::byte> per_cpu, size_t cpus);
+// Bytes of a per-CPU session_counters value for `cpus` possible CPUs.
+size_t per_cpu_counters_size(size_t cpus);
+
 }  // namespace vigil::decode

@@ -164,6 +164,19 @@ Result<void> Session::bind_audit_session(uint32_t audit_session) {
   return {};
 }
 
+Result<void> Session::mark_process(pid_t pid) {
+  std::lock_guard lock(engine_->mu_);
+  if (state_ == State::closing || state_ == State::closed)
+    return Error{"session " + id_ + " is closed"};
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return Error::sys("cannot open a pidfd for process " + std::to_string(pid));
+  vigil_session_mark mark{slot_, generation_};
+  int key = pidfd.get();
+  if (bpf_map_update_elem(engine_->probe_->session_marks_fd(), &key, &mark, BPF_ANY))
+    return Error::sys("cannot mark process " + std::to_string(pid) + " for session " + id_);
+  return {};
+}
+
 Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine());
   engine->options_ = options;
@@ -196,6 +209,12 @@ Result<void> Engine::setup() {
                    " events: use 1 to 65536 pages"};
     probe_options.ring_bytes[k] = round_up_pow2(pages) * 4096u;
   }
+  if (options_.max_sessions == 0 || options_.max_sessions > VIGIL_MAX_SESSIONS - 1)
+    return Error{"max_sessions " + std::to_string(options_.max_sessions) + ": use 1 to " +
+                 std::to_string(VIGIL_MAX_SESSIONS - 1)};
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return Error{"cannot count the possible CPUs", -cpus};
+  cpus_ = static_cast<size_t>(cpus);
   auto probe = Probe::load(probe_options);
   if (!probe) return probe.error();
   probe_ = std::move(probe.value());
@@ -317,6 +336,11 @@ bool Engine::attached(Kind kind) const {
   return probe_->attached(kind);
 }
 
+bool Engine::marks_attached() const {
+  std::lock_guard lock(attach_mu_);
+  return probe_->marks_attached();
+}
+
 void Engine::settle() {
   std::unique_lock lock(attach_mu_);
   attach_cv_.wait(lock, [&] { return !detach_pending_; });
@@ -332,6 +356,7 @@ void Engine::detacher_loop() {
       if (kind_users_[k] == 0 && probe_->attached(static_cast<Kind>(k))) idle.add(static_cast<Kind>(k));
     // Held while detaching: a session opening meanwhile waits, then attaches anew.
     probe_->detach(idle);
+    if (mark_users_ == 0) probe_->detach_marks();
     detach_pending_ = false;
     attach_cv_.notify_all();
   }
@@ -366,23 +391,27 @@ void Engine::cleanup_stale_sessions() {
 
 Result<uint32_t> Engine::alloc_slot() {
   // Round robin: a slot is reused as late as possible.
-  for (uint32_t i = 0; i < VIGIL_MAX_SESSIONS - 1; ++i) {
+  for (uint32_t i = 0; i < options_.max_sessions; ++i) {
     uint32_t slot = next_slot_;
-    next_slot_ = next_slot_ + 1 >= VIGIL_MAX_SESSIONS ? 1 : next_slot_ + 1;
+    next_slot_ = next_slot_ + 1 > options_.max_sessions ? 1 : next_slot_ + 1;
     if (!sessions_[slot]) return slot;
   }
-  return Error{"too many live sessions (" + std::to_string(VIGIL_MAX_SESSIONS - 1) +
+  return Error{"too many live sessions (" + std::to_string(options_.max_sessions) +
                "): close some first"};
 }
 
 Result<void> Engine::retain(KindSet kinds) {
   std::lock_guard lock(attach_mu_);
+  // Marks first: the session's first process must not fork unmarked.
+  if (auto r = probe_->attach_marks(); !r) return r.error();  // no-op when attached
+  ++mark_users_;
   for (int k = 0; k < kKindCount; ++k) {
     Kind kind = static_cast<Kind>(k);
     if (!kinds.has(kind)) continue;
     if (auto r = probe_->attach(kind); !r) {  // no-op when attached
       for (int j = 0; j < k; ++j)
         if (kinds.has(static_cast<Kind>(j))) --kind_users_[j];
+      --mark_users_;
       detach_pending_ = true;
       attach_cv_.notify_all();
       return r.error();
@@ -394,6 +423,7 @@ Result<void> Engine::retain(KindSet kinds) {
 
 void Engine::release(KindSet kinds) {
   std::lock_guard lock(attach_mu_);
+  if (--mark_users_ == 0) detach_pending_ = true;
   for (int k = 0; k < kKindCount; ++k) {
     if (!kinds.has(static_cast<Kind>(k))) continue;
     if (--kind_users_[k] == 0) detach_pending_ = true;
@@ -439,9 +469,17 @@ Result<std::shared_ptr<Session>> Engine::open_session(const SessionSpec& spec, E
     return fail(slot.error());
   }
   s->slot_ = *slot;
+  s->generation_ = next_generation_;
+  next_generation_ = next_generation_ == UINT32_MAX ? 1 : next_generation_ + 1;
+  // Counters from zero before the slot is live (the last session that held
+  // it was unregistered and waited out in finish()).
+  std::vector<std::byte> zeros(decode::per_cpu_counters_size(cpus_));
   vigil_session_state state{};
   state.kinds = spec.kinds.bits();
-  if (bpf_map_update_elem(probe_->sessions_fd(), &s->slot_, &state, BPF_ANY) ||
+  state.generation = s->generation_;
+  state.slot = s->slot_;
+  if (bpf_map_update_elem(probe_->session_counters_fd(), &s->slot_, zeros.data(), BPF_ANY) ||
+      bpf_map_update_elem(probe_->sessions_fd(), &s->slot_, &state, BPF_ANY) ||
       bpf_map_update_elem(probe_->session_cgroups_fd(), &s->cgroup_id_, &s->slot_, BPF_ANY)) {
     Error e = Error::sys("cannot register session " + spec.id + " with the kernel");
     release(spec.kinds);
@@ -475,14 +513,23 @@ Result<SessionSummary> Engine::end_session(Session& s, FinishedSink on_finished)
   }
   auto busy = cgroup::populated(s.cgroup_dir_);
   if (!busy) log::warn("session " + s.id_ + ": " + busy.error().message);
-  size_t left = busy && *busy ? std::max<size_t>(cgroup::procs(s.cgroup_dir_).size(), 1) : 0;
+  // What is left: the cgroup's processes and those carrying the session's
+  // mark that moved out of it (a process in both counts once).
+  std::vector<pid_t> in_cgroup = busy && *busy ? cgroup::procs(s.cgroup_dir_) : std::vector<pid_t>{};
+  std::vector<pid_t> marked = marked_processes(s, false);
+  size_t left = in_cgroup.size();
+  for (pid_t p : marked)
+    if (std::find(in_cgroup.begin(), in_cgroup.end(), p) == in_cgroup.end()) ++left;
+  if (busy && *busy) left = std::max<size_t>(left, 1);
+  if (!marked.empty() || marked_alive(s)) left = std::max<size_t>(left, 1);
   if (left == 0 || options_.leftovers == LeftoverPolicy::kill || !busy) {
     if (auto r = begin_closing(s); !r) return r.error();
     size_t killed = 0;
     if (left) {
       auto k = cgroup::kill_all(s.cgroup_dir_);
       if (!k) log::warn("session " + s.id_ + ": " + k.error().message);
-      killed = k ? std::max(*k, left) : left;
+      size_t outside = kill_marked(s);
+      killed = std::max((k ? *k : 0) + outside, left);
     }
     SessionSummary summary = finish(s);
     summary.leftover_processes = killed;
@@ -493,13 +540,12 @@ Result<SessionSummary> Engine::end_session(Session& s, FinishedSink on_finished)
   // counted; the rest follows in on_finished.
   drain();
   SessionSummary summary;
-  vigil_session_state state{};
+  decode::SessionCounters counters = kernel_counters(s);
   {
     std::lock_guard lock(mu_);
-    bpf_map_lookup_elem(probe_->sessions_fd(), &s.slot_, &state);
     for (int k = 0; k < kKindCount; ++k) {
       summary.recorded.v[k] = s.delivered_[k].load(std::memory_order_relaxed);
-      summary.lost.v[k] = state.lost[k] + s.user_lost_[k].load(std::memory_order_relaxed);
+      summary.lost.v[k] = counters.lost.v[k] + s.user_lost_[k].load(std::memory_order_relaxed);
     }
     s.state_ = Session::State::lingering;
     s.leftover_processes_ = left;
@@ -521,13 +567,14 @@ Result<SessionSummary> Engine::close_session(Session& s) {
   if (!was) return was.error();
   auto killed = cgroup::kill_all(s.cgroup_dir_);
   if (!killed) log::warn("session " + s.id_ + ": " + killed.error().message);
+  size_t outside = kill_marked(s);
   SessionSummary summary = finish(s);
   if (*was == Session::State::lingering) {
     summary.leftover_processes = s.leftover_processes_;
     summary.leftovers = SessionSummary::Leftovers::killed;
     if (auto done = std::move(s.on_finished_)) done(summary);
   } else {
-    summary.leftover_processes = killed ? *killed : 0;
+    summary.leftover_processes = (killed ? *killed : 0) + outside;
     summary.leftovers = summary.leftover_processes ? SessionSummary::Leftovers::killed
                                                    : SessionSummary::Leftovers::none;
   }
@@ -567,6 +614,8 @@ void Engine::reaper_loop() {
     for (auto& s : candidates) {
       auto busy = cgroup::populated(s->cgroup_dir_);
       if (busy && *busy) continue;
+      // Processes that left the cgroup but carry the mark keep it open.
+      if (marked_alive(*s)) continue;
       if (!begin_closing(*s)) continue;  // closed meanwhile
       SessionSummary summary = finish(*s);
       summary.leftover_processes = s->leftover_processes_;
@@ -580,16 +629,21 @@ SessionSummary Engine::finish(Session& s) {
   SessionSummary summary;
   {
     std::lock_guard lock(mu_);
+    // Generation 0 first: the session's marks stop matching at once.
+    vigil_session_state cleared{};
+    bpf_map_update_elem(probe_->sessions_fd(), &s.slot_, &cleared, BPF_ANY);
     bpf_map_delete_elem(probe_->session_cgroups_fd(), &s.cgroup_id_);
     for (uint32_t ses : s.audit_sessions_) bpf_map_delete_elem(probe_->audit_sessions_fd(), &ses);
   }
   wait_for_inflight_programs();
   drain();
 
-  vigil_session_state state{};
-  bpf_map_lookup_elem(probe_->sessions_fd(), &s.slot_, &state);
-  vigil_session_state cleared{};
-  bpf_map_update_elem(probe_->sessions_fd(), &s.slot_, &cleared, BPF_ANY);
+  // Nothing counts into the slot any more: the programs that could have
+  // are past the grace period.
+  decode::SessionCounters counters = kernel_counters(s);
+  if (counters.unmarked_forks)
+    log::warn("session " + s.id_ + ": " + std::to_string(counters.unmarked_forks) +
+              " tasks could not be marked (task storage full)");
   {
     std::lock_guard lock(mu_);
     s.state_ = Session::State::closed;
@@ -602,8 +656,9 @@ SessionSummary Engine::finish(Session& s) {
     uint64_t user_lost = s.user_lost_[k].load(std::memory_order_relaxed);
     summary.recorded.v[k] = delivered;
     // Whatever the kernel handed over but did not arrive whole is lost too.
-    uint64_t undelivered = state.emitted[k] > delivered ? state.emitted[k] - delivered : 0;
-    summary.lost.v[k] = state.lost[k] + std::max(undelivered, user_lost);
+    uint64_t emitted = counters.emitted.v[k];
+    uint64_t undelivered = emitted > delivered ? emitted - delivered : 0;
+    summary.lost.v[k] = counters.lost.v[k] + std::max(undelivered, user_lost);
     if (summary.lost.v[k])
       log::warn("session " + s.id_ + ": " + std::to_string(summary.lost.v[k]) + " " +
                 std::string(kind_name(static_cast<Kind>(k))) + " events lost");
@@ -612,6 +667,109 @@ SessionSummary Engine::finish(Session& s) {
   unlink(join_path(lock_dir_, s.id_ + ".lock").c_str());
   s.lock_.reset();
   return summary;
+}
+
+decode::SessionCounters Engine::kernel_counters(const Session& s) const {
+  std::vector<std::byte> per_cpu(decode::per_cpu_counters_size(cpus_));
+  uint32_t slot = s.slot_;
+  if (bpf_map_lookup_elem(probe_->session_counters_fd(), &slot, per_cpu.data())) {
+    log::warn("session " + s.id_ + ": cannot read its kernel counters: " + strerror(errno));
+    return {};
+  }
+  return decode::sum_counters(per_cpu, cpus_);
+}
+
+namespace {
+
+// Whether process `pid` still runs: not a zombie, or a zombie leader whose
+// other threads run on.
+bool process_runs(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  Fd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buf[512];
+  ssize_t n = read(fd.get(), buf, sizeof(buf) - 1);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char* close_paren = strrchr(buf, ')');  // comm may hold anything, ')' included
+  if (!close_paren || close_paren[1] != ' ') return false;
+  char state = close_paren[2];
+  if (state != 'Z' && state != 'X') return true;
+  snprintf(path, sizeof(path), "/proc/%d/task", pid);
+  DIR* tasks = opendir(path);
+  if (!tasks) return false;
+  size_t count = 0;
+  while (dirent* e = readdir(tasks))
+    if (e->d_name[0] != '.') ++count;
+  closedir(tasks);
+  return count > 1;
+}
+
+}  // namespace
+
+std::vector<pid_t> Engine::marked_processes(const Session& s, bool kill) const {
+  std::vector<pid_t> out;
+  DIR* proc = opendir("/proc");
+  if (!proc) {
+    log::warn("session " + s.id_ + ": cannot list /proc: " + strerror(errno));
+    return out;
+  }
+  pid_t self = getpid();
+  int marks = probe_->session_marks_fd();
+  while (dirent* e = readdir(proc)) {
+    char* end = nullptr;
+    long pid = strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end || pid == self) continue;
+    Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0)));
+    if (!pidfd) continue;  // gone
+    vigil_session_mark mark{};
+    int key = pidfd.get();
+    if (bpf_map_lookup_elem(marks, &key, &mark)) continue;  // no mark
+    if (mark.slot != s.slot_ || mark.generation != s.generation_) continue;
+    if (!process_runs(static_cast<pid_t>(pid))) continue;
+    out.push_back(static_cast<pid_t>(pid));
+    if (kill) syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+  }
+  closedir(proc);
+  return out;
+}
+
+bool Engine::marked_alive(const Session& s) const {
+  // A process could fork and exit behind the scan (the child with a pid
+  // the scan had passed); then the session's marked fork count moved.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    uint64_t before = kernel_counters(s).marked_forks;
+    if (!marked_processes(s, false).empty()) return true;
+    if (kernel_counters(s).marked_forks == before) return false;
+  }
+  return true;  // forks all along: something runs
+}
+
+size_t Engine::kill_marked(const Session& s) const {
+  std::vector<pid_t> signalled;
+  for (int round = 0; round < 64; ++round) {
+    uint64_t before = kernel_counters(s).marked_forks;
+    auto found = marked_processes(s, true);
+    for (pid_t p : found)
+      if (std::find(signalled.begin(), signalled.end(), p) == signalled.end()) signalled.push_back(p);
+    if (found.empty() && kernel_counters(s).marked_forks == before) break;
+    if (!found.empty()) usleep(1000);  // let SIGKILL land before the next scan
+  }
+  return signalled.size();
+}
+
+std::string Engine::session_of_process(pid_t pid) const {
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return {};
+  vigil_session_mark mark{};
+  int key = pidfd.get();
+  if (bpf_map_lookup_elem(probe_->session_marks_fd(), &key, &mark)) return {};
+  std::lock_guard lock(mu_);
+  if (mark.slot == 0 || mark.slot >= sessions_.size()) return {};
+  const auto& session = sessions_[mark.slot];
+  if (!session || session->generation_ != mark.generation) return {};
+  return session->id_;
 }
 
 void Engine::drain() {

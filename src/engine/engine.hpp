@@ -70,6 +70,9 @@ struct EngineOptions {
   // Linux 6.2+) when the kernel takes them, else with probe reads. Tests
   // set false to check the probe-read walk on a kernel that has both.
   bool kernel_path_plain_loads = true;
+  // Live sessions this engine takes at once (1 to 4095); slots are reused
+  // round robin within this bound. Tests lower it to reuse a slot soon.
+  uint32_t max_sessions = 4095;
 };
 
 using EventSink = std::function<void(const Event&)>;
@@ -82,7 +85,8 @@ struct SessionSpec {
 struct SessionSummary {
   KindCounts recorded;     // events handed to the sink
   KindCounts lost;         // events that could not be delivered whole
-  // Processes still in the session when its first process ended.
+  // Processes still in the session when its first process ended: in its
+  // cgroup, or carrying its mark wherever they moved.
   size_t leftover_processes = 0;
   enum class Leftovers {
     none,     // there were none: the session is closed
@@ -104,6 +108,10 @@ class Session {
   // process) to this session, so a process that leaves the cgroup is still
   // recorded. Call before that process runs untrusted code.
   Result<void> bind_audit_session(uint32_t audit_session);
+  // Gives the process `pid` this session's mark (see Engine): every task it
+  // starts from now on inherits it, and it follows them out of the cgroup
+  // and the audit session. Call before that process runs untrusted code.
+  Result<void> mark_process(pid_t pid);
 
  private:
   friend class Engine;
@@ -114,6 +122,7 @@ class Session {
   std::string cgroup_dir_;
   uint64_t cgroup_id_ = 0;
   uint32_t slot_ = 0;
+  uint32_t generation_ = 0;   // the slot's generation while this session holds it
   Fd lock_;
   std::vector<uint32_t> audit_sessions_;
   EventSink sink_;
@@ -162,6 +171,12 @@ class Engine {
   bool kernel_path_plain_loads() const;
   // Which kinds have their hooks attached now (for tests and `vigil check`).
   bool attached(Kind kind) const;
+  // Whether the fork hook that marks sessions' tasks is attached (it is
+  // while any session lives).
+  bool marks_attached() const;
+  // The id of the live session whose mark process `pid` carries, or empty
+  // (no mark, or the mark of an ended session). For tests and diagnostics.
+  std::string session_of_process(pid_t pid) const;
   // Waits until hooks no live session needs are detached (that happens in
   // the background after a close, as it takes a grace period per hook).
   void settle();
@@ -177,6 +192,17 @@ class Engine {
   void deliver(int64_t until_ns);
   static int ring_callback(void* ctx, void* data, size_t size);
   Result<void> retain(KindSet kinds);
+  // The session's kernel counters, summed over CPUs.
+  decode::SessionCounters kernel_counters(const Session& s) const;
+  // Live processes (thread-group leaders) carrying the session's mark, this
+  // process excepted; with `kill`, each is sent SIGKILL through its pidfd.
+  std::vector<pid_t> marked_processes(const Session& s, bool kill) const;
+  // Whether a process carrying the session's mark still runs: a scan that
+  // finds none counts only when no marked fork happened during it.
+  bool marked_alive(const Session& s) const;
+  // Kills every process carrying the session's mark, until a scan finds
+  // none with no marked fork during it; returns how many were signalled.
+  size_t kill_marked(const Session& s) const;
   void release(KindSet kinds);
   void detacher_loop();
   void reaper_loop();
@@ -201,6 +227,7 @@ class Engine {
   mutable std::mutex attach_mu_;  // kind_users_ and the probe's links
   std::condition_variable attach_cv_;
   std::array<int, kKindCount> kind_users_ = {0, 0, 0};
+  int mark_users_ = 0;        // live sessions: the fork hook is attached while > 0
   bool detach_pending_ = false;
   bool detacher_stop_ = false;
   std::thread detacher_;
@@ -208,6 +235,8 @@ class Engine {
   mutable std::mutex mu_;     // sessions_, slots; held while reading rings
   std::vector<std::shared_ptr<Session>> sessions_;  // by slot
   uint32_t next_slot_ = 1;
+  uint32_t next_generation_ = 1;  // never 0 (a free slot)
+  size_t cpus_ = 1;               // possible CPUs: copies of a per-CPU value
   int live_sessions_ = 0;
   // Reader side (under mu_).
   std::vector<char> args_buf_;  // one exec_args value

@@ -203,6 +203,9 @@ Result<Launched> launch_in(Session* session, const LaunchSpec& spec) {
     if (session)
       if (auto r = session->bind_audit_session(m.value); !r) return reap(r.error());
   }
+  // The mark follows it and all it starts wherever they move (engine.hpp).
+  if (session)
+    if (auto r = session->mark_process(pid); !r) return reap(r.error());
   char go = 1;
   if (write(down_w.get(), &go, 1) != 1) return reap(Error::sys("cannot start the child"));
   down_w.reset();

@@ -201,6 +201,7 @@ Result<std::unique_ptr<Probe>> Probe::load_once(const ProbeOptions& options) {
 
 Probe::~Probe() {
   detach(KindSet::all());
+  detach_marks();
   vigil_bpf__destroy(skel_);
 }
 
@@ -251,6 +252,25 @@ void Probe::detach(KindSet kinds) {
   for (auto& t : closers) t.join();
 }
 
+Result<void> Probe::attach_marks() {
+  if (marks_link_) return {};
+  marks_link_ = bpf_program__attach(skel_->progs.vigil_fork);
+  if (!marks_link_) {
+    int err = errno;
+    return Error{"cannot attach vigil_fork (" +
+                     std::string(bpf_program__section_name(skel_->progs.vigil_fork)) +
+                     "), which marks the tasks a session starts: " + strerror(err) +
+                     "; run 'vigil check'",
+                 err};
+  }
+  return {};
+}
+
+void Probe::detach_marks() {
+  if (marks_link_) bpf_link__destroy(marks_link_);
+  marks_link_ = nullptr;
+}
+
 std::vector<std::string> Probe::hooks(Kind kind) const {
   std::vector<std::string> out;
   for (bpf_program* prog : programs_of(skel_, kind)) {
@@ -274,5 +294,7 @@ int Probe::sessions_fd() const { return bpf_map__fd(skel_->maps.sessions); }
 int Probe::session_cgroups_fd() const { return bpf_map__fd(skel_->maps.session_cgroups); }
 int Probe::audit_sessions_fd() const { return bpf_map__fd(skel_->maps.audit_sessions); }
 int Probe::exec_args_fd() const { return bpf_map__fd(skel_->maps.exec_args); }
+int Probe::session_counters_fd() const { return bpf_map__fd(skel_->maps.session_counters); }
+int Probe::session_marks_fd() const { return bpf_map__fd(skel_->maps.session_marks); }
 
 }  // namespace vigil

@@ -44,6 +44,11 @@ class Probe {
   // faultable syscall tracepoints): all links of `kinds` close in parallel.
   void detach(KindSet kinds);
   bool attached(Kind kind) const { return !links_[static_cast<int>(kind)].empty(); }
+  // The fork hook that hands a session's mark to every task its tasks start
+  // (whatever kinds the session records): attached while any session lives.
+  Result<void> attach_marks();
+  void detach_marks();
+  bool marks_attached() const { return marks_link_ != nullptr; }
 
   bool has_audit_session() const { return has_audit_session_; }
   // Whether the kernel path walk reads with plain loads (else probe reads).
@@ -57,6 +62,8 @@ class Probe {
   int session_cgroups_fd() const;
   int audit_sessions_fd() const;
   int exec_args_fd() const;
+  int session_counters_fd() const;
+  int session_marks_fd() const;
 
  private:
   Probe() = default;
@@ -67,6 +74,7 @@ class Probe {
   std::array<std::vector<std::string>, kKindCount> unsupported_;
   bool kpath_plain_loads_ = false;
   std::array<std::vector<bpf_link*>, kKindCount> links_;
+  bpf_link* marks_link_ = nullptr;
 };
 
 }  // namespace vigil

@@ -41,6 +41,9 @@ TEST_F(Check, EveryKindIsOkOnThisHost) {
   EXPECT_TRUE(has_check_line(o.out, "ok", "command events", "sched_process_exec")) << o.out;
   EXPECT_TRUE(has_check_line(o.out, "ok", "disk events", "openat")) << o.out;
   EXPECT_TRUE(has_check_line(o.out, "ok", "network events", "inet_sock_set_state")) << o.out;
+  EXPECT_TRUE(has_check_line(o.out, "ok", "session mark", "sched_process_fork")) << o.out;
+  // The stated limit is said, as a warning, on every host.
+  EXPECT_TRUE(has_check_line(o.out, "warn", "ptrace", "not recorded")) << o.out;
   for (const auto& l : lines) EXPECT_EQ(l.find("FAIL"), std::string::npos) << l;
 }
 

@@ -214,6 +214,29 @@ TEST_F(Loss, FullRingsAreCountedPerKind) {
     EXPECT_EQ(r.seen[static_cast<Kind>(k)], r.summary.recorded[static_cast<Kind>(k)]);
 }
 
+// The kernel counts per CPU (session_counters is a per-CPU array): a full
+// ring on any CPU must show in the totals, so the storm and the engine are
+// pinned to each CPU in turn, and each run must account for every event.
+TEST_F(Loss, FullRingsOnEveryCpuAreSummed) {
+  const int n = 150;
+  KindCounts did = what_the_storm_does(n);
+  cpu_set_t set;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  int cpus = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    SCOPED_TRACE("storm on CPU " + std::to_string(cpu));
+    ++cpus;
+    EngineOptions options;
+    options.ring_pages = {1, 1, 1};
+    OwnEngine small(options, cpu);
+    ASSERT_NE(small.get(), nullptr) << small.error();
+    StormRun r = storm(*small.get(), cpu, n, marker_, listener_.port());
+    expect_accounted(r, did, KindSet::all());
+  }
+  EXPECT_GE(cpus, 2) << "one CPU only: the sum over CPUs was not exercised";
+}
+
 TEST_F(Loss, AFullQueueBehindABlockedSinkIsCounted) {
   const int n = 1000;
   KindCounts did = what_the_storm_does(n);

@@ -458,3 +458,31 @@ TEST(KindSet, ParsesListsAndRejectsNonsense) {
   EXPECT_EQ(why, "event kind 'disk' is listed twice");
   EXPECT_FALSE(KindSet::parse("", &why));
 }
+
+// The kernel keeps a session's counters one copy per CPU (no shared cache
+// line under storms); what a session lost is the sum over every copy.
+TEST(SessionCounters, AreSummedOverEveryCpu) {
+  constexpr size_t kCpus = 3;
+  std::vector<vigil_session_counters> copies(kCpus);
+  for (size_t cpu = 0; cpu < kCpus; ++cpu) {
+    for (int k = 0; k < VIGIL_KIND_COUNT; ++k) {
+      copies[cpu].emitted[k] = 100 * (cpu + 1) + k;
+      copies[cpu].lost[k] = 10 * (cpu + 1) + k;
+    }
+    copies[cpu].marked_forks = cpu + 1;
+    copies[cpu].unmarked_forks = cpu;
+  }
+  ASSERT_EQ(decode::per_cpu_counters_size(kCpus), sizeof(vigil_session_counters) * kCpus);
+  auto bytes = bytes_of(copies.data(), copies.size() * sizeof(copies[0]));
+  auto total = decode::sum_counters(bytes, kCpus);
+  for (int k = 0; k < kKindCount; ++k) {
+    EXPECT_EQ(total.emitted.v[k], 600u + 3 * k);
+    EXPECT_EQ(total.lost.v[k], 60u + 3 * k);
+  }
+  EXPECT_EQ(total.marked_forks, 6u);
+  EXPECT_EQ(total.unmarked_forks, 3u);
+  // A buffer cut inside the last copy counts the whole copies only.
+  auto cut = decode::sum_counters(bytes.first(bytes.size() - 1), kCpus);
+  EXPECT_EQ(cut.lost.v[0], 30u);
+  EXPECT_EQ(cut.marked_forks, 3u);
+}
