@@ -259,7 +259,8 @@ int record(const RecordArgs& args) {
   header.cols = local_size.value_or(term::WindowSize{}).cols;
   header.rows = local_size.value_or(term::WindowSize{}).rows;
   header.interactive = args.tty;
-  auto rec = recording::RecordingWriter::create_in(cfg->data_dir, header);
+  recording::FileRecordingStore recordings(cfg->data_dir);
+  auto rec = recording::RecordingWriter::create(recordings, header);
   if (!rec) return fail(rec.error().message);
 
   auditlog::FileLogOptions log_options;
@@ -268,7 +269,8 @@ int record(const RecordArgs& args) {
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
-  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
+  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log, recordings);
+      !recovered)
     return fail(recovered.error().message);
 
   SessionWriter writer(meta, **audit_log, out ? &*out : nullptr, args.format == "text",

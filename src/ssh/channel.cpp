@@ -427,7 +427,7 @@ int SessionChannel::start(std::optional<std::string> command) {
   header.rows = size_.rows;
   interactive_ = pty_.has_value();
   header.interactive = interactive_;
-  auto rec = recording::RecordingWriter::create_in(node_.data_dir, header);
+  auto rec = recording::RecordingWriter::create(node_.recordings, header);
   if (!rec) {
     log::error("ssh: recording: " + rec.error().message);
     return -1;
