@@ -72,6 +72,7 @@ std::string writer_recording(const fs::path& dir, size_t chunk_bytes) {
   writer->reset();
   std::string bytes = read(path);
   fs::remove(path);
+  fs::remove(path.string() + ".status");  // the file back end's status, beside it
   return bytes;
 }
 

@@ -4,6 +4,7 @@
 // other back ends implement the same interface.
 #pragma once
 
+#include <cstddef>
 #include <string_view>
 
 #include "common/result.hpp"
@@ -35,9 +36,15 @@ class Emitter {
   virtual Result<void> flush() = 0;
 };
 
+// The longest event line any back end stores, '\n' included: what search
+// reads back (a longer line would be written and then never found). The
+// encoders stay far below it (argv is cut at 64 KiB).
+inline constexpr size_t kMaxEventBytes = 16u << 20;
+
 // The framing an emitter requires of json_line: not empty, starting with
-// '{', ending with "}\n", no other '\n'. A cheap check of the framing only:
-// the encoders are trusted with the JSON inside.
+// '{', ending with "}\n", no other '\n', at most kMaxEventBytes. A cheap
+// check of the framing only: the encoders are trusted with the JSON inside.
+// Refusals are Errc::invalid_argument.
 Result<void> check_event_line(std::string_view json_line);
 
 }  // namespace vigil::auditlog

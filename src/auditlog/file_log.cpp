@@ -128,7 +128,17 @@ Result<std::unique_ptr<FileLog>> FileLog::open(FileLogOptions options) {
   return log;
 }
 
+Result<std::unique_ptr<FileLog>> FileLog::open_for_search(std::string data_dir) {
+  if (data_dir.empty()) return Error::of(Errc::invalid_argument, "audit log: no data_dir given");
+  FileLogOptions options;
+  options.data_dir = std::move(data_dir);
+  std::unique_ptr<FileLog> log(new FileLog(std::move(options)));
+  log->search_only_ = true;
+  return log;
+}
+
 FileLog::~FileLog() {
+  if (search_only_) return;
   {
     std::lock_guard lk(mu_);
     stop_ = true;
@@ -145,31 +155,55 @@ FileLog::~FileLog() {
 }
 
 Result<void> FileLog::emit(std::string_view line, Durability durability) {
-  if (auto r = check_event_line(line); !r) return r;
+  return accept(std::span<const std::string_view>(&line, 1), durability);
+}
+
+Result<void> FileLog::append(std::span<const std::string_view> lines, Durability durability) {
+  return accept(lines, durability);
+}
+
+Result<Page> FileLog::search(const Query& query) {
+  return auditlog::search(opt_.data_dir, query);
+}
+
+Result<void> FileLog::accept(std::span<const std::string_view> lines, Durability durability) {
+  if (search_only_)
+    return Error::of(Errc::failed_precondition,
+                     "audit log: opened for searching only (open it with FileLog::open to write)");
+  if (lines.empty()) return {};
+  size_t batch_bytes = 0;
+  for (std::string_view line : lines) {
+    if (auto r = check_event_line(line); !r) return r;
+    batch_bytes += line.size();
+  }
   const int64_t day = day_of(opt_.now_ns());
   uint64_t seq;
   bool group_full;
   {
     std::lock_guard lk(mu_);
-    if (stats_.bytes_pending + line.size() > opt_.max_pending_bytes) {
-      ++stats_.lost_events;
-      return Error{"audit log: event dropped: " + size_text(stats_.bytes_pending) +
+    if (stats_.bytes_pending + batch_bytes > opt_.max_pending_bytes) {
+      stats_.lost_events += lines.size();
+      return Error{"audit log: " + std::string(lines.size() == 1 ? "event" : "batch of events") +
+                       " dropped: " + size_text(stats_.bytes_pending) +
                        " of events already wait for the disk (" + server_dir_ + ")",
                    ENOSPC};
     }
-    if (pending_.empty() || pending_.back().day != day ||
-        pending_.back().bytes.size() >= opt_.group_bytes) {
-      Group& g = pending_.emplace_back();
-      g.day = day;
-      g.bytes.reserve(std::max(opt_.group_bytes, line.size()) + 1024);
+    for (std::string_view line : lines) {
+      if (pending_.empty() || pending_.back().day != day ||
+          pending_.back().bytes.size() >= opt_.group_bytes) {
+        Group& g = pending_.emplace_back();
+        g.day = day;
+        g.bytes.reserve(std::max(opt_.group_bytes, line.size()) + 1024);
+      }
+      Group& g = pending_.back();
+      g.bytes.append(line);
+      ++g.lines;
+      g.last_seq = ++next_seq_;
     }
-    Group& g = pending_.back();
-    g.bytes.append(line);
-    ++g.lines;
-    seq = g.last_seq = ++next_seq_;
-    ++stats_.events_pending;
-    stats_.bytes_pending += line.size();
-    group_full = g.bytes.size() >= opt_.group_bytes;
+    seq = next_seq_;
+    stats_.events_pending += lines.size();
+    stats_.bytes_pending += batch_bytes;
+    group_full = pending_.back().bytes.size() >= opt_.group_bytes;
   }
 
   if (durability == Durability::sync) {
@@ -188,6 +222,7 @@ Result<void> FileLog::emit(std::string_view line, Durability durability) {
 }
 
 Result<void> FileLog::flush() {
+  if (search_only_) return {};
   auto written = write_pending();
   auto synced = sync_through(written_seq_.load());
   if (!written) return written;

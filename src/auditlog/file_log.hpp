@@ -43,6 +43,12 @@
 //
 // Restarting appends to today's file. Thread-safe: any number of sessions
 // may emit at once.
+//
+// As an AuditStore (store.hpp): search() reads every server's day files
+// under <data_dir>/log (search.hpp), so it finds what other writers, other
+// nodes sharing the directory included, have written. open_for_search()
+// gives a handle that only searches (`vigil events`): it creates and locks
+// nothing, and refuses appends.
 #pragma once
 
 #include <sys/types.h>
@@ -60,7 +66,7 @@
 #include <string_view>
 #include <thread>
 
-#include "auditlog/emitter.hpp"
+#include "auditlog/store.hpp"
 #include "common/fd.hpp"
 
 namespace vigil::auditlog {
@@ -94,11 +100,15 @@ struct FileLogStats {
   bool failing = false;       // the last write attempt failed
 };
 
-class FileLog final : public Emitter {
+class FileLog final : public AuditStore {
  public:
   // Creates <data_dir>/log/<server_uuid>/ when missing, opens today's file
   // for appending and points events.log at it.
   static Result<std::unique_ptr<FileLog>> open(FileLogOptions options);
+  // Search only: <data_dir>/log is not created (a search of a data_dir
+  // with no log is an Errc::not_found error); emit and append are refused
+  // (Errc::failed_precondition).
+  static Result<std::unique_ptr<FileLog>> open_for_search(std::string data_dir);
 
   // Writes and fsyncs what is pending; what cannot be written is logged and
   // lost.
@@ -107,6 +117,11 @@ class FileLog final : public Emitter {
   Result<void> emit(std::string_view json_line,
                     Durability durability = Durability::buffered) override;
   Result<void> flush() override;
+  Result<void> append(std::span<const std::string_view> lines,
+                      Durability durability = Durability::buffered) override;
+  // Sees what this handle's emit/append accepted once written (flush(), or
+  // within about flush_interval), and everything other writers wrote.
+  Result<Page> search(const Query& query) override;
 
   FileLogStats stats() const;
 
@@ -134,6 +149,7 @@ class FileLog final : public Emitter {
   };
 
   explicit FileLog(FileLogOptions options);
+  Result<void> accept(std::span<const std::string_view> lines, Durability durability);
   void flusher_loop();
   Result<void> write_pending();
   Result<void> write_group(const Group& group);
@@ -143,6 +159,7 @@ class FileLog final : public Emitter {
   void repair_newest_earlier_file(int64_t today);
 
   FileLogOptions opt_;
+  bool search_only_ = false;
   std::string log_dir_;
   std::string server_dir_;
 

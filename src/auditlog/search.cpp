@@ -260,6 +260,8 @@ struct Hit {
   std::string line;
 };
 
+}  // namespace
+
 class Searcher {
  public:
   Searcher(const Query& q, std::optional<Position> after)
@@ -347,6 +349,14 @@ class Searcher {
            "mid-write)");
   }
 
+  // A line from a back end other than day files (LineSearch).
+  void add(std::string_view line, const std::string& source, uint64_t position,
+           uint64_t line_no) {
+    line_ = line_no;
+    consider(line, source, position);
+  }
+  void set_label_prefix(std::string prefix) { label_prefix_ = std::move(prefix); }
+
   Page finish() {
     std::sort_heap(hits_.begin(), hits_.end(), before_);
     Page page;
@@ -433,8 +443,8 @@ class Searcher {
   // counts it, and its offset for tools (tail -c +1235).
   void skip(const std::string& rel, uint64_t offset, const std::string& why) {
     ++skipped_;
-    warn("log/" + rel + ":" + std::to_string(line_) + " (byte " + std::to_string(offset) +
-         "): " + why);
+    warn(label_prefix_ + rel + ":" + std::to_string(line_) + " (byte " +
+         std::to_string(offset) + "): " + why);
   }
 
   void warn(std::string message) {
@@ -444,8 +454,9 @@ class Searcher {
       ++skipped_warnings_;
   }
 
-  const Query& q_;
+  const Query q_;
   std::optional<Position> after_;
+  std::string label_prefix_ = "log/";
   int64_t from_, to_;
   Before before_{q_.descending};
   Fields fields_;
@@ -455,6 +466,8 @@ class Searcher {
   size_t skipped_ = 0;
   uint64_t line_ = 0;  // the line of the file being read that consider() is given
 };
+
+namespace {
 
 bool is_directory(const std::string& path) {
   struct stat st {};
@@ -475,7 +488,9 @@ Result<std::vector<std::string>> list_dir(const std::string& path) {
 
 }  // namespace
 
-Result<Page> search(const std::string& data_dir, const Query& query) {
+namespace {
+
+Result<std::optional<Position>> check_query(const Query& query) {
   if (query.limit == 0) return Error{"limit must be at least 1", EINVAL};
   std::optional<Position> after;
   if (!query.after.empty()) {
@@ -486,6 +501,36 @@ Result<Page> search(const std::string& data_dir, const Query& query) {
                        "the previous page returned)",
                    EINVAL};
   }
+  return after;
+}
+
+}  // namespace
+
+Result<LineSearch> LineSearch::begin(const Query& query, std::string label_prefix) {
+  auto after = check_query(query);
+  if (!after) return after.error();
+  LineSearch s;
+  s.searcher_ = std::make_unique<Searcher>(query, std::move(*after));
+  s.searcher_->set_label_prefix(std::move(label_prefix));
+  return s;
+}
+
+LineSearch::LineSearch() = default;
+LineSearch::LineSearch(LineSearch&&) noexcept = default;
+LineSearch& LineSearch::operator=(LineSearch&&) noexcept = default;
+LineSearch::~LineSearch() = default;
+
+void LineSearch::add(std::string_view line, const std::string& source, uint64_t position,
+                     uint64_t line_no) {
+  searcher_->add(line, source, position, line_no);
+}
+
+Page LineSearch::finish() { return searcher_->finish(); }
+
+Result<Page> search(const std::string& data_dir, const Query& query) {
+  auto checked = check_query(query);
+  if (!checked) return checked.error();
+  std::optional<Position> after = std::move(*checked);
   const std::string dir = log_dir(data_dir);
   auto servers = list_dir(dir);
   if (!servers) {

@@ -21,7 +21,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <set>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -57,5 +59,31 @@ struct Page {
 // returned for a bad query (limit 0, an `after` that is not a key) or when
 // <data_dir>/log cannot be read; unreadable day files become warnings.
 Result<Page> search(const std::string& data_dir, const Query& query);
+
+class Searcher;
+
+// The filter, order, paging and continuation keys of search(), for a back
+// end that keeps lines elsewhere than in day files: it hands over each
+// stored line with where it is (a source name and a position that grows
+// with every line appended there) and takes the page. Every back end built
+// on it pages exactly as the file back end does.
+class LineSearch {
+ public:
+  // Checks the query as search() does (limit, continuation key).
+  // label_prefix goes before the source in warnings.
+  static Result<LineSearch> begin(const Query& query, std::string label_prefix = "");
+  LineSearch(LineSearch&&) noexcept;
+  LineSearch& operator=(LineSearch&&) noexcept;
+  ~LineSearch();
+
+  // line without its '\n'; line_no counts from 1 within the source.
+  void add(std::string_view line, const std::string& source, uint64_t position,
+           uint64_t line_no);
+  Page finish();
+
+ private:
+  LineSearch();
+  std::unique_ptr<Searcher> searcher_;
+};
 
 }  // namespace vigil::auditlog

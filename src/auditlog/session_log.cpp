@@ -164,14 +164,14 @@ struct LogTally {
 };
 
 // What of the session reached the audit log.
-Result<LogTally> tally(const std::string& data_dir, const std::string& sid, int64_t start_ns) {
+Result<LogTally> tally(AuditStore& log, const std::string& sid, int64_t start_ns) {
   LogTally t;
   Query q;
   q.sid = sid;
   q.from_ns = start_ns - int64_t{86400} * 1'000'000'000;  // clocks may disagree
   q.limit = 1000;
   for (;;) {
-    auto page = search(data_dir, q);
+    auto page = log.search(q);
     if (!page) return page.error();
     for (const auto& line : page->lines) {
       Json e = Json::parse(line, nullptr, false);
@@ -190,7 +190,8 @@ Result<LogTally> tally(const std::string& data_dir, const std::string& sid, int6
 }
 
 // One journal: its event written and synced, then the journal removed.
-Result<bool> recover_one(const std::string& data_dir, const std::string& path, Emitter& log) {
+Result<bool> recover_one(const std::string& path, AuditStore& log,
+                         recording::RecordingStore& recordings) {
   Fd fd(open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) return errno == ENOENT ? Result<bool>(false) : Error::sys("cannot open " + path);
   if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return false;  // its recorder is alive
@@ -225,13 +226,11 @@ Result<bool> recover_one(const std::string& data_dir, const std::string& path, E
     return unreadable(e.what());
   }
   int64_t start_ns = j.value("start_ns", int64_t{0});
-  auto t = tally(data_dir, meta.sid, start_ns);
+  auto t = tally(log, meta.sid, start_ns);
   if (!t) return t.error();
   // The last sign of life: the journal's or the recording's last write.
   int64_t stop_ns = int64_t{held.st_mtim.tv_sec} * 1'000'000'000 + held.st_mtim.tv_nsec;
-  struct stat rec{};
-  if (stat((data_dir + "/log/records/" + meta.sid + ".vrec").c_str(), &rec) == 0)
-    stop_ns = std::max(stop_ns, int64_t{rec.st_mtim.tv_sec} * 1'000'000'000 + rec.st_mtim.tv_nsec);
+  if (auto rec = recordings.info(meta.sid)) stop_ns = std::max(stop_ns, rec->updated_ns);
 
   std::string line;
   if (j.contains("ended") && j["ended"].is_object()) {
@@ -256,13 +255,18 @@ Result<bool> recover_one(const std::string& data_dir, const std::string& path, E
     audit::encode_session_end(end, meta, t->next_ei, audit::new_uuid(), line);
   }
   if (auto r = log.emit(line, Durability::sync); !r) return r.error();
+  // Its recording's writer died with the recorder (a session that ended
+  // leaves its recording complete, so this is for the one that had not).
+  if (auto r = recordings.mark_interrupted(meta.sid); !r && r.error().kind() != Errc::not_found)
+    vigil::log::warn("session " + meta.sid + ": " + r.error().message);
   unlink(path.c_str());
   return true;
 }
 
 }  // namespace
 
-Result<size_t> recover_sessions(const std::string& data_dir, Emitter& log,
+Result<size_t> recover_sessions(const std::string& data_dir, AuditStore& log,
+                                recording::RecordingStore& recordings,
                                 std::vector<std::string>* warnings) {
   std::string dir = journal_dir(data_dir);
   DIR* d = opendir(dir.c_str());
@@ -279,7 +283,7 @@ Result<size_t> recover_sessions(const std::string& data_dir, Emitter& log,
   size_t recovered = 0;
   for (const auto& name : names) {
     std::string path = dir + "/" + name;
-    auto r = recover_one(data_dir, path, log);
+    auto r = recover_one(path, log, recordings);
     if (r && *r) {
       ++recovered;
       log::warn("session " + name.substr(0, name.size() - 5) +

@@ -20,9 +20,11 @@
 
 #include "audit/session.hpp"
 #include "auditlog/emitter.hpp"
+#include "auditlog/store.hpp"
 #include "common/fd.hpp"
 #include "common/result.hpp"
 #include "event/event.hpp"
+#include "recording/recording_store.hpp"
 
 namespace vigil::auditlog {
 
@@ -79,11 +81,15 @@ class SessionLog {
 // journal_dir(data_dir) that nobody holds): a session.end marked recovered
 // (or a session.leftovers_end when the session had ended and only its
 // leftovers were still recorded), counting the events that reached the audit
-// log under <data_dir>/log, with the next ei. Removes each journal once its
+// log, with the next ei. Removes each journal once its
 // event is durable. Returns how many sessions were recovered. A journal
 // that cannot be read is moved aside (*.bad); one whose event could not be
 // written stays for the next start. Both are reported in `warnings`.
-Result<size_t> recover_sessions(const std::string& data_dir, Emitter& log,
+// The audit log is searched through `log` for what reached it; the
+// session's recording in `recordings` gives its last sign of life and is
+// marked interrupted once the end is written.
+Result<size_t> recover_sessions(const std::string& data_dir, AuditStore& log,
+                                recording::RecordingStore& recordings,
                                 std::vector<std::string>* warnings = nullptr);
 
 }  // namespace vigil::auditlog

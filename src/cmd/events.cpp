@@ -11,6 +11,7 @@
 #include "common/clock.hpp"
 #include "audit/timefmt.hpp"
 #include "auditlog/event_text.hpp"
+#include "auditlog/file_log.hpp"
 #include "auditlog/search.hpp"
 #include "auditlog/timeparse.hpp"
 #include "commands.hpp"
@@ -122,7 +123,9 @@ int events(const EventsArgs& args) {
   q.descending = args.order == "desc";
   q.after = args.after;
 
-  auto page = auditlog::search(cfg->data_dir, q);
+  auto store = auditlog::FileLog::open_for_search(cfg->data_dir);
+  if (!store) return fail(store.error().message);
+  auto page = (*store)->search(q);
   if (!page) {
     if (page.error().err == EINVAL && !args.after.empty())
       return fail("--after: " + page.error().message);

@@ -17,6 +17,7 @@
 #include "commands.hpp"
 #include "common/clock.hpp"
 #include "recording/asciicast.hpp"
+#include "recording/file_store.hpp"
 #include "recording/reader.hpp"
 #include "recording/store.hpp"
 #include "recording/terminal_text.hpp"
@@ -270,13 +271,21 @@ int play(const PlayArgs& args) {
     std::fprintf(stderr, "vigil play: %s\n", cfg.error().message.c_str());
     return kVigilFailed;
   }
-  auto found = recording::find_recording(cfg->data_dir, args.recording);
-  if (!found) {
-    std::fprintf(stderr, "vigil play: %s\n", found.error().message.c_str());
-    return kUnreadable;
+  // A file named by its path is read where it is; a session id is looked
+  // up in the node's recording store.
+  recording::FileRecordingStore store(cfg->data_dir);
+  Result<recording::RecordingReader> reader = Error{};
+  if (recording::is_file_name(args.recording)) {
+    reader = recording::RecordingReader::open(args.recording);
+  } else {
+    auto sid = store.resolve(args.recording);
+    if (!sid) {
+      std::fprintf(stderr, "vigil play: %s\n", sid.error().message.c_str());
+      return kUnreadable;
+    }
+    reader = recording::RecordingReader::open(store, *sid);
   }
-  const std::string& path = *found;
-  auto reader = recording::RecordingReader::open(path);
+  const std::string path = reader ? reader->path() : args.recording;
   if (!reader) {
     std::fprintf(stderr, "vigil play: %s\n", reader.error().message.c_str());
     return kUnreadable;

@@ -204,7 +204,9 @@ int record(const RecordArgs& args) {
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
-  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
+  recording::FileRecordingStore recordings(cfg->data_dir);
+  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log, recordings);
+      !recovered)
     return fail(recovered.error().message);
 
   session::Options options;
@@ -214,6 +216,7 @@ int record(const RecordArgs& args) {
   options.meta.login = creds->name;
   options.meta.user = creds->name;
   options.data_dir = cfg->data_dir;
+  options.recordings = &recordings;
   options.engine = engine->get();
   options.kinds = kinds;
   options.command = args.command;

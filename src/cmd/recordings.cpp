@@ -8,6 +8,7 @@
 #include "audit/text_quote.hpp"
 #include "audit/timefmt.hpp"
 #include "commands.hpp"
+#include "recording/file_store.hpp"
 #include "recording/store.hpp"
 #include "recording/summary.hpp"
 
@@ -135,18 +136,19 @@ int list(const RecordingsArgs& args) {
     std::fprintf(stderr, "vigil recordings: %s\n", cfg.error().message.c_str());
     return kVigilFailed;
   }
-  auto paths = recording::list_recordings(cfg->data_dir);
-  if (!paths) {
-    std::fprintf(stderr, "vigil recordings: %s\n", paths.error().message.c_str());
+  recording::FileRecordingStore store(cfg->data_dir);
+  auto listed = store.list();
+  if (!listed) {
+    std::fprintf(stderr, "vigil recordings: %s\n", listed.error().message.c_str());
     return 1;
   }
   std::vector<Entry> entries;
-  for (const auto& path : *paths) {
-    auto s = recording::summarize(path);
+  for (const auto& info : *listed) {
+    auto s = recording::summarize(store, info.sid);
     if (s)
-      entries.push_back({path, std::move(*s), {}});
+      entries.push_back({info.name, std::move(*s), {}});
     else
-      entries.push_back({path, std::nullopt, s.error().message});
+      entries.push_back({info.name, std::nullopt, s.error().message});
   }
   // Newest first; files that are not readable recordings last.
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
@@ -157,7 +159,7 @@ int list(const RecordingsArgs& args) {
   if (args.format == "json") {
     print_json(entries);
   } else if (entries.empty()) {
-    std::printf("no recordings in %s\n", recording::records_dir(cfg->data_dir).c_str());
+    std::printf("no recordings in %s\n", store.where().c_str());
   } else {
     print_table(entries);
   }

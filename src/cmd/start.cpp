@@ -9,6 +9,7 @@
 #include "audit/host_id.hpp"
 #include "auditlog/file_log.hpp"
 #include "auditlog/session_log.hpp"
+#include "recording/file_store.hpp"
 #include "sshcert/rate_limit.hpp"
 #include "sshcert/trusted_cas.hpp"
 #include "commands.hpp"
@@ -57,6 +58,8 @@ int start(const DataDirOptions& where) {
   log_options.server_uuid = *server_id;
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
+  // The node's stores: the file back ends under data_dir.
+  recording::FileRecordingStore recordings(cfg->data_dir);
 
   // Before anything new runs: the engine kills what sessions of a dead run
   // left (its guard normally did), and their missing ends are written.
@@ -75,14 +78,15 @@ int start(const DataDirOptions& where) {
                     : "ssh_service.enhanced_recording.enabled is not set, and the guide's "
                       "default is false");
   }
-  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log); !recovered)
+  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log, recordings);
+      !recovered)
     return fail(recovered.error().message);
   else if (*recovered)
     std::printf("vigil: %zu sessions of an earlier run had not ended: their end is written, "
                 "marked recovered\n", *recovered);
 
   sshcert::AuthRateLimiter limiter;
-  ssh::Node node{engine.get(), **audit_log, *cas, limiter};
+  ssh::Node node{engine.get(), **audit_log, recordings, *cas, limiter};
   node.identity.cluster_name = cfg->cluster_name;
   node.identity.server_hostname = cfg->nodename;
   node.identity.server_id = *server_id;

@@ -1,29 +1,13 @@
 #include "recording/reader.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstring>
 
+#include "recording/file_store.hpp"
+
 namespace vigil::recording {
 namespace {
-
-// Reads up to n bytes at `offset`; fewer only at the end of the file.
-Result<size_t> read_at(int fd, uint64_t offset, void* buf, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r =
-        ::pread(fd, static_cast<char*>(buf) + got, n - got, static_cast<off_t>(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Error::sys("read");
-    if (r == 0) break;
-    got += static_cast<size_t>(r);
-  }
-  return got;
-}
 
 // Whether the n bytes at p could be the start of `magic` (a write cut short).
 bool starts_like(const void* p, size_t n, std::string_view magic) {
@@ -50,14 +34,24 @@ std::string describe(const std::string& path, const Damage& d) {
 }
 
 Result<RecordingReader> RecordingReader::open(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::sys("cannot open " + path);
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return Error::sys("cannot stat " + path);
-  if (!S_ISREG(st.st_mode)) return Error{path + ": not a recording (not a regular file)"};
+  auto source = FileRecordingStore::open_file(path);
+  if (!source) return source.error();
+  return open(std::move(*source));
+}
 
+Result<RecordingReader> RecordingReader::open(RecordingStore& store, const std::string& sid) {
+  auto source = store.open(sid);
+  if (!source) return source.error();
+  return open(std::move(*source));
+}
+
+Result<RecordingReader> RecordingReader::open(std::unique_ptr<RecordingSource> source) {
+  const std::string path = source->info().name;
+  auto read_at = [&source](uint64_t offset, void* buf, size_t n) {
+    return source->read_at(offset, buf, n);
+  };
   unsigned char prefix[kFilePrefixSize];
-  auto n = read_at(fd.get(), 0, prefix, sizeof prefix);
+  auto n = read_at(0, prefix, sizeof prefix);
   if (!n) return Error::sys("cannot read " + path, n.error().err);
   if (*n == 0) return Error{path + ": empty, not a recording (or its writer has not started yet)", 0, Errc::data_loss};
   if (!starts_like(prefix, *n, kFileMagic))
@@ -69,7 +63,7 @@ Result<RecordingReader> RecordingReader::open(const std::string& path) {
 
   std::string header_bytes(reinterpret_cast<const char*>(prefix), 16);
   std::string json(json_len, '\0');
-  n = read_at(fd.get(), kFilePrefixSize, json.data(), json_len);
+  n = read_at(kFilePrefixSize, json.data(), json_len);
   if (!n) return Error::sys("cannot read " + path, n.error().err);
   if (*n < json_len) return Error{path + ": truncated at offset 0 (inside the file header)", 0, Errc::data_loss};
   if (crc32_of(header_bytes + json) != get_u32(prefix + 16))
@@ -84,23 +78,16 @@ Result<RecordingReader> RecordingReader::open(const std::string& path) {
   if (!header) return Error{path + ": corrupt at offset 0: " + header.error().message, 0, Errc::data_loss};
   header->version = version;
 
-  // A writer holds an exclusive lock for as long as it writes.
-  bool writer_active = false;
-  if (flock(fd.get(), LOCK_SH | LOCK_NB) != 0)
-    writer_active = errno == EWOULDBLOCK;
-  else
-    flock(fd.get(), LOCK_UN);
-  return RecordingReader(path, std::move(fd), std::move(*header), kFilePrefixSize + json_len,
-                         writer_active);
+  return RecordingReader(std::move(source), std::move(*header), kFilePrefixSize + json_len);
 }
 
-RecordingReader::RecordingReader(std::string path, Fd fd, Header header, uint64_t offset,
-                                 bool writer_active)
-    : path_(std::move(path)),
-      fd_(std::move(fd)),
+RecordingReader::RecordingReader(std::unique_ptr<RecordingSource> source, Header header,
+                                 uint64_t offset)
+    : path_(source->info().name),
+      source_(std::move(source)),
       header_(std::move(header)),
       offset_(offset),
-      writer_active_(writer_active),
+      status_(source_->info().status),
       zs_(new z_stream{}, free_inflate) {}
 
 bool RecordingReader::next(Record& out) {
@@ -119,7 +106,7 @@ bool RecordingReader::next(Record& out) {
 bool RecordingReader::stop(Damage::Kind kind, std::string reason) {
   done_ = true;
   // The writer of a live session may be in the middle of appending a chunk.
-  if (kind == Damage::Kind::truncated && writer_active_) return false;
+  if (kind == Damage::Kind::truncated && writer_active()) return false;
   damage_ = {kind, offset_, std::move(reason)};
   return false;
 }
@@ -129,7 +116,7 @@ bool RecordingReader::load_chunk() {
   spans_.clear();
   next_span_ = 0;
   unsigned char frame_bytes[kFrameSize];
-  auto n = read_at(fd_.get(), offset_, frame_bytes, kFrameSize);
+  auto n = source_->read_at(offset_, frame_bytes, kFrameSize);
   if (!n) return stop(Damage::Kind::corrupt, n.error().message);
   if (*n == 0) {
     done_ = true;  // a clean end between chunks
@@ -145,7 +132,7 @@ bool RecordingReader::load_chunk() {
   if (!frame) return stop(Damage::Kind::corrupt, why);
 
   std::string stored(frame->stored_len, '\0');
-  n = read_at(fd_.get(), offset_ + kFrameSize, stored.data(), stored.size());
+  n = source_->read_at(offset_ + kFrameSize, stored.data(), stored.size());
   if (!n) return stop(Damage::Kind::corrupt, n.error().message);
   if (*n < stored.size())
     return stop(Damage::Kind::truncated, "the file ends " + std::to_string(*n) +

@@ -6,8 +6,9 @@
 // first damage, which damage() then describes:
 //   truncated  the file ends inside a chunk (a crash cut the last write)
 //   corrupt    a chunk fails a check (bytes changed on disk)
-// A file whose writer is still running ends in a chunk being written: that
-// is no damage, the reader just stops there (writer_active()).
+// A recording whose writer is still running ends in a chunk being written:
+// that is no damage, the reader just stops there (writer_active(), from the
+// store's status metadata).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include "common/fd.hpp"
 #include "common/result.hpp"
 #include "recording/format.hpp"
+#include "recording/recording_store.hpp"
 
 typedef struct z_stream_s z_stream;
 
@@ -37,13 +39,20 @@ std::string describe(const std::string& path, const Damage& damage);
 
 class RecordingReader {
  public:
-  // Fails, naming the file, when it cannot be read or is not a recording.
+  // Fails, naming the file, when it cannot be read or is not a recording
+  // (Errc::data_loss for bytes that are not one).
   static Result<RecordingReader> open(const std::string& path);
+  // A recording of a store (RecordingStore::open); same failures.
+  static Result<RecordingReader> open(std::unique_ptr<RecordingSource> source);
+  // open(store.open(sid)).
+  static Result<RecordingReader> open(RecordingStore& store, const std::string& sid);
 
   const Header& header() const { return header_; }
   const std::string& path() const { return path_; }
-  // Whether a writer held the file when it was opened: the session is in progress.
-  bool writer_active() const { return writer_active_; }
+  // The store's status when it was opened.
+  Status status() const { return status_; }
+  // Whether its writer was live when it was opened: the session is in progress.
+  bool writer_active() const { return status_ == Status::in_progress; }
 
   // The next record in file order (time order, except for an event that
   // reached the writer later than its reorder window). False at the end of
@@ -61,17 +70,17 @@ class RecordingReader {
     uint16_t cols, rows;
   };
 
-  RecordingReader(std::string path, Fd fd, Header header, uint64_t offset, bool writer_active);
+  RecordingReader(std::unique_ptr<RecordingSource> source, Header header, uint64_t offset);
   bool load_chunk();
   bool stop(Damage::Kind kind, std::string reason);
   bool inflate_chunk(const Frame& frame, std::string& stored);
   bool parse_records(std::string* why);
 
   std::string path_;
-  Fd fd_;
+  std::unique_ptr<RecordingSource> source_;
   Header header_;
   uint64_t offset_;
-  bool writer_active_;
+  Status status_;
   bool done_ = false;
   Damage damage_;
   std::unique_ptr<z_stream, void (*)(z_stream*)> zs_;  // the file's deflate stream

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "recording/file_store.hpp"
 #include "recording/format.hpp"
 
 namespace vigil::recording {
@@ -54,24 +55,16 @@ Result<std::vector<std::string>> list_recordings(const std::string& data_dir) {
 }
 
 Result<std::string> find_recording(const std::string& data_dir, const std::string& name) {
-  if (name.empty()) return Error{"give a session id or a recording file"};
-  if (name.find('/') != std::string::npos || ends_with(name, kFileExtension)) return name;
-  const std::string exact = recording_path(data_dir, name);
-  struct stat st {};
-  if (stat(exact.c_str(), &st) == 0) return exact;
+  if (name.empty()) return Error::of(Errc::invalid_argument, "give a session id or a recording file");
+  if (is_file_name(name)) return name;
+  FileRecordingStore store(data_dir);
+  auto sid = store.resolve(name);
+  if (!sid) return sid.error();
+  return recording_path(data_dir, *sid);
+}
 
-  auto all = list_recordings(data_dir);
-  if (!all) return all.error();
-  std::vector<std::string> matches;
-  const std::string prefix = records_dir(data_dir) + "/" + name;
-  for (const auto& p : *all)
-    if (p.compare(0, prefix.size(), prefix) == 0) matches.push_back(p);
-  if (matches.size() == 1) return matches.front();
-  if (matches.empty())
-    return Error{"no recording of session " + name + " in " + records_dir(data_dir) +
-                 " (list them with `vigil recordings`)"};
-  return Error{"session id " + name + " is ambiguous: " + std::to_string(matches.size()) +
-               " recordings start with it"};
+bool is_file_name(const std::string& name) {
+  return name.find('/') != std::string::npos || ends_with(name, kFileExtension);
 }
 
 }  // namespace vigil::recording

@@ -10,10 +10,22 @@ namespace vigil::recording {
 Result<Summary> summarize(const std::string& path) {
   auto reader = RecordingReader::open(path);
   if (!reader) return reader.error();
+  return summarize(*reader);
+}
+
+Result<Summary> summarize(RecordingStore& store, const std::string& sid) {
+  auto reader = RecordingReader::open(store, sid);
+  if (!reader) return reader.error();
+  return summarize(*reader);
+}
+
+Summary summarize(RecordingReader& reader_ref) {
+  RecordingReader* reader = &reader_ref;
   Summary s;
-  s.path = path;
+  s.path = reader->path();
   s.header = reader->header();
   s.in_progress = reader->writer_active();
+  s.status = reader->status();
   s.end_ns = s.header.start_ns;
   KindCounts counted;
   Record r;

@@ -1,10 +1,8 @@
 #include "recording/writer.hpp"
 
 #include "common/clock.hpp"
-#include "recording/store.hpp"
+#include "recording/file_store.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -24,15 +22,6 @@ constexpr size_t kRecordOverhead = 12;
 constexpr size_t kMaxUnwritten = 64u << 20;
 
 
-Result<void> write_all(int fd, std::string_view bytes, const std::string& path) {
-  ssize_t n;
-  do n = ::write(fd, bytes.data(), bytes.size());
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return Error::sys("cannot write " + path);
-  if (static_cast<size_t>(n) != bytes.size()) return Error::sys("cannot write " + path, ENOSPC);
-  return {};
-}
-
 void free_deflate(z_stream* zs) {
   deflateEnd(zs);
   delete zs;
@@ -40,21 +29,30 @@ void free_deflate(z_stream* zs) {
 
 }  // namespace
 
+Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(RecordingStore& store,
+                                                                 const Header& header,
+                                                                 WriterOptions options) {
+  const std::string head = encode_file_header(header);
+  auto sink = store.create(header.sid, head);
+  if (!sink) return sink.error();
+  return start(std::move(*sink), header, head.size(), std::move(options));
+}
+
 Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::string& path,
                                                                  const Header& header,
                                                                  WriterOptions options) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640));
-  if (!fd) return Error::sys("cannot create recording " + path);
-  // Blocking: a reader holds its shared lock only for an instant.
-  if (flock(fd.get(), LOCK_EX) != 0) return Error::sys("cannot lock recording " + path);
-  const std::string header_bytes = encode_file_header(header);
-  if (auto r = write_all(fd.get(), header_bytes, path); !r) {
-    unlink(path.c_str());
-    return r.error();
-  }
+  const std::string head = encode_file_header(header);
+  auto sink = FileRecordingStore::create_file(path, header.sid, head);
+  if (!sink) return sink.error();
+  return start(std::move(*sink), header, head.size(), std::move(options));
+}
+
+Result<std::unique_ptr<RecordingWriter>> RecordingWriter::start(
+    std::unique_ptr<RecordingSink> sink, const Header& header, size_t header_bytes,
+    WriterOptions options) {
   if (!options.clock) options.clock = clock::realtime_ns;
-  std::unique_ptr<RecordingWriter> w(new RecordingWriter(path, std::move(fd), header.start_ns,
-                                                         header_bytes.size(), std::move(options)));
+  std::unique_ptr<RecordingWriter> w(
+      new RecordingWriter(std::move(sink), header.start_ns, header_bytes, std::move(options)));
   // Raw deflate (no zlib wrapper): the frame's CRC-32 already guards the bytes.
   if (deflateInit2(w->zs_.get(), std::clamp(w->options_.compression_level, 0, 9), Z_DEFLATED, -15,
                    8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -64,13 +62,13 @@ Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::stri
   return w;
 }
 
-RecordingWriter::RecordingWriter(std::string path, Fd fd, int64_t start_ns, size_t header_bytes,
-                                 WriterOptions options)
-    : path_(std::move(path)),
+RecordingWriter::RecordingWriter(std::unique_ptr<RecordingSink> sink, int64_t start_ns,
+                                 size_t header_bytes, WriterOptions options)
+    : path_(sink->name()),
       start_ns_(start_ns),
       options_(std::move(options)),
       zs_(new z_stream{}, free_deflate),
-      fd_(std::move(fd)),
+      sink_(std::move(sink)),
       next_size_check_(options_.chunk_bytes),
       last_written_ns_(start_ns) {
   stats_.file_bytes = header_bytes;
@@ -79,8 +77,8 @@ RecordingWriter::RecordingWriter(std::string path, Fd fd, int64_t start_ns, size
 Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create_in(const std::string& data_dir,
                                                                     const Header& header,
                                                                     WriterOptions options) {
-  if (auto r = prepare_records_dir(data_dir); !r) return r.error();
-  return create(recording_path(data_dir, header.sid), header, std::move(options));
+  FileRecordingStore store(data_dir);
+  return create(store, header, std::move(options));
 }
 
 RecordingWriter::~RecordingWriter() {
@@ -139,10 +137,26 @@ Result<void> RecordingWriter::close() {
     stats_.lost_bytes += unwritten_.size();
     unwritten_.clear();
   }
-  if (fdatasync(fd_.get()) != 0 && !error_) error_ = Error::sys("cannot sync " + path_);
-  fd_.reset();  // releases the flock: the recording is complete
+  // Durable, and status complete in the store.
+  if (auto r = sink_->finish(); !r && !error_) error_ = r.error();
   closed_ = true;
   return status_locked();
+}
+
+void RecordingWriter::abandon() {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  std::lock_guard lock(mu_);
+  pending_.clear();
+  pending_bytes_ = 0;
+  unwritten_.clear();
+  sink_.reset();  // unfinished: the store marks it interrupted
+  closed_ = true;
 }
 
 WriterStats RecordingWriter::stats() const {
@@ -231,23 +245,17 @@ std::string RecordingWriter::compress_locked(std::string& raw) {
 // report as damage; the chunks stay for the next attempt.
 void RecordingWriter::write_out_locked() {
   if (unwritten_.empty()) return;
-  ssize_t n;
-  do n = ::write(fd_.get(), unwritten_.data(), unwritten_.size());
-  while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(unwritten_.size())) {
+  // The store takes all of it or none (a partial write taken back).
+  auto written = sink_->append(unwritten_);
+  if (written) {
     stats_.file_bytes += unwritten_.size();
     unwritten_.clear();
     if (error_) log::info("recording " + path_ + ": writing again");
     error_.reset();
     return;
   }
-  const int err = n < 0 ? errno : ENOSPC;
-  if (n > 0 && ftruncate(fd_.get(), static_cast<off_t>(stats_.file_bytes)) != 0)
-    log::error("recording " + path_ + ": cannot take back a partial chunk");
-  if (!error_)
-    log::warn("cannot write recording " + path_ + ": " + std::strerror(err) +
-              " (kept in memory, retried)");
-  error_ = Error::sys("cannot write recording " + path_, err);
+  if (!error_) log::warn(written.error().message + " (kept in memory, retried)");
+  error_ = written.error();
   if (unwritten_.size() > kMaxUnwritten) {
     stats_.lost_bytes += unwritten_.size();
     unwritten_.clear();

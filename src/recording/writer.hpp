@@ -9,8 +9,10 @@
 // records reach `chunk_bytes`, every `flush_interval`, and at close, so a
 // reader of a live session lags it by about a second.
 //
-// The writer holds an exclusive flock on the file until close: readers use
-// it to tell a session in progress from one whose writer died.
+// The bytes go to a RecordingStore (recording_store.hpp): the header at
+// create, whole chunks after it, and close() finishes the recording (status
+// complete). The store keeps the status as metadata: a reader tells a
+// session in progress from one whose writer died without a lock.
 #pragma once
 
 #include <chrono>
@@ -28,6 +30,8 @@
 #include "common/fd.hpp"
 #include "common/result.hpp"
 #include "recording/format.hpp"
+#include "recording/file_store.hpp"
+#include "recording/recording_store.hpp"
 
 typedef struct z_stream_s z_stream;
 
@@ -58,7 +62,12 @@ struct WriterStats {
 
 class RecordingWriter {
  public:
-  // Creates `path` (never replaces a file) and writes the header.
+  // A new recording of session header.sid in `store` (never replaces one).
+  static Result<std::unique_ptr<RecordingWriter>> create(RecordingStore& store,
+                                                         const Header& header,
+                                                         WriterOptions options = {});
+  // The file back end at an explicit path: creates `path` (never replaces a
+  // file) and writes the header.
   static Result<std::unique_ptr<RecordingWriter>> create(const std::string& path,
                                                          const Header& header,
                                                          WriterOptions options = {});
@@ -79,8 +88,14 @@ class RecordingWriter {
 
   // Writes every pending record now, settled or not.
   Result<void> flush();
-  // Flushes, syncs to disk and releases the file. Later appends are ignored.
+  // Flushes, finishes the recording in its store (durable, status
+  // complete). Later appends are ignored.
   Result<void> close();
+
+  // Stops without finishing: what is pending is dropped and the recording
+  // is left interrupted in its store (a session that could not start, a
+  // writer giving up). close() and appends afterwards do nothing.
+  void abandon();
 
   const std::string& path() const { return path_; }
   WriterStats stats() const;
@@ -93,7 +108,10 @@ class RecordingWriter {
     uint16_t cols = 0, rows = 0;
   };
 
-  RecordingWriter(std::string path, Fd fd, int64_t start_ns, size_t header_bytes,
+  static Result<std::unique_ptr<RecordingWriter>> start(std::unique_ptr<RecordingSink> sink,
+                                                        const Header& header, size_t header_bytes,
+                                                        WriterOptions options);
+  RecordingWriter(std::unique_ptr<RecordingSink> sink, int64_t start_ns, size_t header_bytes,
                   WriterOptions options);
   void append(Pending record);
   void write_settled_locked(bool all);
@@ -109,7 +127,7 @@ class RecordingWriter {
   std::unique_ptr<z_stream, void (*)(z_stream*)> zs_;
 
   mutable std::mutex mu_;
-  Fd fd_;
+  std::unique_ptr<RecordingSink> sink_;
   std::deque<Pending> pending_;  // sorted by time; equal times keep arrival order
   size_t pending_bytes_ = 0;
   size_t next_size_check_;  // pending_bytes_ that triggers the next settle attempt

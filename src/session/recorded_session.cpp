@@ -89,7 +89,9 @@ Result<std::unique_ptr<RecordedSession>> RecordedSession::open(auditlog::Emitter
   header.cols = options.size.cols;
   header.rows = options.size.rows;
   header.interactive = s->interactive_;
-  auto rec = recording::RecordingWriter::create_in(options.data_dir, header);
+  auto rec = options.recordings
+                 ? recording::RecordingWriter::create(*options.recordings, header)
+                 : recording::RecordingWriter::create_in(options.data_dir, header);
   if (!rec) return rec.error();
   s->shared_ = std::make_shared<Shared>(meta, log, std::move(options.hooks), std::move(rec.value()));
   Shared& shared = *s->shared_;
@@ -98,6 +100,8 @@ Result<std::unique_ptr<RecordedSession>> RecordedSession::open(auditlog::Emitter
   if (auto r = shared.log.keep_journal(auditlog::journal_dir(options.data_dir), s->interactive_,
                                        s->kinds_);
       !r) {
+    // Never started: the recording says interrupted, not complete.
+    shared.recording->abandon();
     shared.close_recording();
     s->finished_ = true;
     return r.error();

@@ -35,6 +35,7 @@
 #include "common/result.hpp"
 #include "engine/engine.hpp"
 #include "engine/launch.hpp"
+#include "recording/recording_store.hpp"
 #include "term/pty.hpp"
 
 namespace vigil::session {
@@ -56,7 +57,9 @@ struct Options {
   // cluster_name, server_hostname, server_id, login, user, remote_addr;
   // `sid` is made by open().
   audit::SessionMeta meta;
-  std::string data_dir;      // recording in <data_dir>/log/records, journal in <data_dir>/sessions
+  std::string data_dir;      // journal in <data_dir>/sessions
+  // Where the recording goes; null: the file back end in <data_dir>.
+  recording::RecordingStore* recordings = nullptr;
   Engine* engine = nullptr;  // null: enhanced recording off (terminal recording and audit events only)
   KindSet kinds;             // what the engine records
   std::vector<std::string> command;  // session.start's initial_command; empty for a shell

@@ -403,6 +403,7 @@ int SessionChannel::start(std::optional<std::string> command) {
   options.meta.user = login_.user;
   options.meta.remote_addr = login_.remote_addr;
   options.data_dir = node_.data_dir;
+  options.recordings = &node_.recordings;
   options.engine = node_.engine;  // null: terminal recording and audit events only
   options.kinds = login_.kinds;
   if (command) options.command = {*command};

@@ -2,7 +2,7 @@
 // OpenSSH user certificates from trusted CAs, and runs every session
 // channel's process inside its own recorded engine session.
 //
-//   Node node{engine, log, cas, ...};
+//   Node node{engine, log, recordings, cas, ...};
 //   auto server = Server::listen(options, node);
 //   server->run(stop_flag);   // until stop_flag; ends every connection
 //
@@ -21,6 +21,7 @@
 
 #include "audit/session.hpp"
 #include "auditlog/emitter.hpp"
+#include "recording/recording_store.hpp"
 #include "sshcert/rate_limit.hpp"
 #include "sshcert/trusted_cas.hpp"
 #include "common/result.hpp"
@@ -35,10 +36,11 @@ struct Node {
   // recording and audit events, and no BPF is loaded.
   Engine* engine;
   auditlog::Emitter& log;
+  recording::RecordingStore& recordings;  // each session's recording
   const sshcert::TrustedCAs& cas;
   sshcert::AuthRateLimiter& limiter;
   audit::SessionMeta identity;  // cluster_name, server_hostname, server_id
-  std::string data_dir;         // recordings go to <data_dir>/log/records
+  std::string data_dir;         // the session journals go to <data_dir>/sessions
   KindSet default_kinds;        // when the certificate has no recording extension
   size_t max_channels_per_connection = 10;  // as sshd's MaxSessions
   int login_grace_seconds = 60;             // key exchange + authentication
