@@ -23,13 +23,6 @@ constexpr int kJournalVersion = 1;
 
 Json counts_json(const KindCounts& c) { return Json::array({c.v[0], c.v[1], c.v[2]}); }
 
-KindCounts counts_of(const Json& j) {
-  KindCounts c;
-  if (j.is_array() && j.size() == kKindCount)
-    for (int k = 0; k < kKindCount; ++k) c.v[k] = j[k].get<uint64_t>();
-  return c;
-}
-
 Result<void> write_all(int fd, const std::string& text) {
   if (ftruncate(fd, 0) != 0) return Error::sys("cannot truncate the session journal");
   size_t done = 0;

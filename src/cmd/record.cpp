@@ -18,6 +18,7 @@
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
+#include "recording/file_store.hpp"
 #include "session/recorded_session.hpp"
 #include "term/pty.hpp"
 #include "term/relay.hpp"

@@ -83,6 +83,8 @@ bool is_cgroup_program(bpf_program* prog) {
     default:
       return false;
   }
+}
+
 // The kernel has a function (a kfunc) of this name in its BTF.
 bool kernel_has_function(const char* name) {
   struct btf* btf = btf__load_vmlinux_btf();
