@@ -510,7 +510,9 @@ TEST(Sessions, CloseSessionKillsWhatStillRuns) {
   std::ifstream status("/proc/" + std::to_string(left[0]) + "/status");
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("State:", 0) == 0) EXPECT_NE(line.find("Z"), std::string::npos) << line;
+    if (line.rfind("State:", 0) == 0) {
+      EXPECT_NE(line.find("Z"), std::string::npos) << line;
+    }
 }
 
 TEST(Load, TenParallelWorkersLoseNothing) {

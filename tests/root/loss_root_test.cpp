@@ -127,7 +127,9 @@ StormRun storm(Engine& engine, int cpu, int n, const std::string& marker, int po
                std::to_string(port)};
   auto child = launch(**session, spec);
   EXPECT_TRUE(child.ok()) << child.error().message;
-  if (child.ok()) EXPECT_EQ(waitpid(child->pid, &out.exit_status, 0), child->pid);
+  if (child.ok()) {
+    EXPECT_EQ(waitpid(child->pid, &out.exit_status, 0), child->pid);
+  }
   {
     std::lock_guard lock(mu);
     storm_over = true;
@@ -180,7 +182,9 @@ class Loss : public ::testing::Test {
       SCOPED_TRACE(std::string("kind ") + std::string(kind_name(kind)));
       EXPECT_EQ(r.summary.recorded[kind] + r.summary.lost[kind], did[kind])
           << "recorded " << r.summary.recorded[kind] << " + lost " << r.summary.lost[kind];
-      if (forced.has(kind)) EXPECT_GT(r.summary.lost[kind], 0u) << "no loss was forced";
+      if (forced.has(kind)) {
+        EXPECT_GT(r.summary.lost[kind], 0u) << "no loss was forced";
+      }
     }
   }
 
@@ -268,8 +272,9 @@ TEST_F(Loss, AFullArgumentStoreLosesTheArgumentsAndSaysSo) {
   EXPECT_EQ(r.without_args, r.summary.lost[Kind::command]);
   EXPECT_EQ(r.seen[Kind::command], did[Kind::command]);
   for (const auto& e : r.events)
-    if (auto* c = std::get_if<CommandEvent>(&e.body); c && c->args_lost)
+    if (auto* c = std::get_if<CommandEvent>(&e.body); c && c->args_lost) {
       EXPECT_TRUE(c->argv.empty());
+    }
 }
 
 TEST_F(Loss, AnArgumentStoreOfZeroEntriesIsRefused) {

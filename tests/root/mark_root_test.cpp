@@ -221,32 +221,38 @@ TEST_F(Mark, AProcessInNoSessionIsNeverMarked) {
 
   // Forked here (outside every session) while the fork hook runs, and a
   // grandchild forked by that one.
-  int p[2];
-  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  // Two pipes: one carries the grandchild's pid up, the other holds both
+  // until the checks are done (a shared pipe let the waiting readers take
+  // bytes of the pid).
+  int report[2], hold[2];
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
   pid_t outside = fork();
   ASSERT_GE(outside, 0);
   if (outside == 0) {
     pid_t grandchild = fork();
     if (grandchild == 0) {
       char c;
-      (void)!read(p[0], &c, 1);
+      (void)!read(hold[0], &c, 1);
       _exit(0);
     }
-    (void)!write(p[1], &grandchild, sizeof(grandchild));
+    (void)!write(report[1], &grandchild, sizeof(grandchild));
     char c;
-    (void)!read(p[0], &c, 1);
+    (void)!read(hold[0], &c, 1);
     _exit(0);
   }
+  close(report[1]);
   pid_t grandchild = -1;
-  ASSERT_EQ(read(p[0], &grandchild, sizeof(grandchild)), static_cast<ssize_t>(sizeof(grandchild)));
+  ASSERT_EQ(read(report[0], &grandchild, sizeof(grandchild)), static_cast<ssize_t>(sizeof(grandchild)));
   EXPECT_EQ(engine->session_of_process(outside), "");
   EXPECT_EQ(engine->session_of_process(grandchild), "");
   EXPECT_EQ(engine->session_of_process(getpid()), "");
-  close(p[1]);
+  close(hold[1]);
   kill(outside, SIGKILL);
   kill(grandchild, SIGKILL);
   waitpid(outside, nullptr, 0);
-  close(p[0]);
+  close(report[0]);
+  close(hold[0]);
 
   release();
   waitpid(first->pid, nullptr, 0);

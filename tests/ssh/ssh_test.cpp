@@ -77,9 +77,10 @@ TEST_F(SshNodeTest, RefusalsAreAuditedWithTheirReason) {
     EXPECT_TRUE(found) << c.key << " not audited as " << c.reason;
   }
   for (const auto& e : audit_log().of("auth"))
-    if (e["reason"] == "untrusted_ca")
+    if (e["reason"] == "untrusted_ca") {
       EXPECT_THAT(e["error"].get<std::string>(),
                   ::testing::HasSubstr("not signed by a trusted CA, claims key id \"mallory\""));
+    }
   EXPECT_EQ(audit_log().count("session.start"), 0u);
 }
 

@@ -23,13 +23,6 @@ using test::shell;
 
 constexpr int64_t kNow = 1'800'000'000;  // 2027-01-15T08:00:00Z
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string utc(int64_t t) {
   const auto seconds = static_cast<time_t>(t);
   struct tm tm {};
