@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "audit/utf8.hpp"
 #include "cluster/roles.hpp"
 #include "config/values.hpp"
 
@@ -457,6 +458,19 @@ class LimitChecker : public YAML::EventHandler {
                                            " bytes; values are at most " +
                                            std::to_string(kMaxResourceValueBytes) +
                                            ": is a quote missing its end?"};
+    // Resources are UTF-8 text: a byte that is not would not print back the
+    // same (JSON and YAML output replace or escape it), so it is refused here.
+    const auto* bytes = reinterpret_cast<const unsigned char*>(value.data());
+    for (size_t i = 0; i < value.size();) {
+      char32_t cp;
+      size_t len = audit::utf8_decode(bytes + i, value.size() - i, &cp);
+      if (len == 0)
+        throw LimitPassed{mark.line + 1, "a value that is not valid UTF-8 (byte " +
+                                             std::to_string(i + 1) +
+                                             " of it); resource files are UTF-8 text: save the "
+                                             "file as UTF-8"};
+      i += len;
+    }
   }
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
                        YAML::EmitterStyle::value) override {

@@ -170,6 +170,11 @@ TEST(ClusterResource, ParsingIsBounded) {
   msg = error_of("kind: role\nversion: v8\nmetadata:\n  name: x\n  description: '" +
                  std::string(5000, 'a') + "'\n");
   EXPECT_NE(msg.find("role.yaml:5: a value of 5000 bytes"), std::string::npos) << msg;
+  // Bytes that are not UTF-8 would not print back the same (found by the
+  // cluster_resources fuzz target): refused with where they are.
+  msg = error_of("kind: role\nversion: v7\nmetadata:\n  name: dev\n  description: develop\xfbrs\n");
+  EXPECT_NE(msg.find("role.yaml:5: a value that is not valid UTF-8 (byte 8 of it)"), std::string::npos)
+      << msg;
   // Aliases would let a small file expand: refused before nodes are built.
   msg = error_of("kind: role\nversion: v8\nmetadata: {name: &n x, description: *n}\n");
   EXPECT_NE(msg.find("aliases"), std::string::npos) << msg;
