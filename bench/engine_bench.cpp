@@ -312,16 +312,21 @@ class Floor {
     for (int k = 0; k < kKindCount; ++k) f->hooks_[k] = (*probe)->hooks(static_cast<Kind>(k));
     f->skel_ = floor_bpf__open();
     if (!f->skel_) return Error::sys("cannot open the floor's BPF object");
+    f->cgroup_root_ = (*probe)->cgroup_root();
     std::set<std::string> wanted;
     for (const auto& hooks : f->hooks_) wanted.insert(hooks.begin(), hooks.end());
     bpf_program* prog;
     bpf_object__for_each_program(prog, f->skel_->obj) {
-      bool needed = wanted.erase(bpf_program__section_name(prog)) > 0;
+      bool needed = wanted.erase(hook_name(f->skel_, prog)) > 0;
       bpf_program__set_autoload(prog, needed);
     }
     if (!wanted.empty())
       return Error{"bench/floor.bpf.c has no empty program for the engine's hook " +
                    *wanted.begin() + ": add one with that section name"};
+    if (bpf_program__autoload(f->skel_->progs.floor_unix_connect))
+      bpf_program__set_expected_attach_type(
+          f->skel_->progs.floor_unix_connect,
+          static_cast<bpf_attach_type>((*probe)->unix_connect_attach_type()));
     if (int err = floor_bpf__load(f->skel_))
       return Error::sys("the kernel refused the floor's empty programs", -err);
     return f;
@@ -339,9 +344,25 @@ class Floor {
     for (int k = 0; k < kKindCount; ++k)
       if (kinds.has(static_cast<Kind>(k))) sections.insert(hooks_[k].begin(), hooks_[k].end());
     bpf_program* prog;
+    Fd root;
     bpf_object__for_each_program(prog, skel_->obj) {
-      if (!sections.count(bpf_program__section_name(prog))) continue;
-      bpf_link* link = bpf_program__attach(prog);
+      if (!bpf_program__autoload(prog) || !sections.count(hook_name(skel_, prog))) continue;
+      bpf_link* link = nullptr;
+      switch (bpf_program__type(prog)) {
+        case BPF_PROG_TYPE_SOCK_OPS:
+        case BPF_PROG_TYPE_CGROUP_SOCK_ADDR:
+          // At the cgroup v2 root, as the engine attaches its own.
+          if (!root) root.reset(open(cgroup_root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+          if (!root) {
+            int err = errno;
+            detach();
+            return Error::sys("cannot open the cgroup v2 root " + cgroup_root_, err);
+          }
+          link = bpf_program__attach_cgroup(prog, root.get());
+          break;
+        default:
+          link = bpf_program__attach(prog);
+      }
       if (!link) {
         int err = errno;
         detach();
@@ -368,7 +389,14 @@ class Floor {
 
  private:
   Floor() = default;
+  // The hook a program stands for (its section name, but for the unix
+  // connect program, loaded under another).
+  static std::string hook_name(floor_bpf* skel, bpf_program* prog) {
+    return prog == skel->progs.floor_unix_connect ? "cgroup/connect_unix"
+                                                  : bpf_program__section_name(prog);
+  }
   floor_bpf* skel_ = nullptr;
+  std::string cgroup_root_;
   std::array<std::vector<std::string>, kKindCount> hooks_;
   std::vector<bpf_link*> links_;
 };

@@ -7,6 +7,9 @@
  * outside every session: what remains is the cost of the hooks themselves
  * (the slow syscall path, the tracepoint's call into BPF), which no program
  * on these tracepoints can go below.
+ *
+ * The cgroup programs (network) attach at the cgroup v2 root as the
+ * engine's do, and allow what they see (return 1), as the engine's do.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -59,4 +62,42 @@ SEC("tp/sock/inet_sock_set_state")
 int floor_connect(void *ctx)
 {
 	return 0;
+}
+
+SEC("cgroup/connect4")
+int floor_connect4(void *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int floor_connect6(void *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int floor_sendmsg4(void *ctx)
+{
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int floor_sendmsg6(void *ctx)
+{
+	return 1;
+}
+
+/* Loaded as the engine's unix connect hook is: libbpf 1.1 does not know
+ * cgroup/connect_unix, so engine_bench sets the attach type. */
+SEC("cgroup/connect4")
+int floor_unix_connect(void *ctx)
+{
+	return 1;
+}
+
+SEC("sockops")
+int floor_sockops(void *ctx)
+{
+	return 1;
 }

@@ -284,6 +284,11 @@ std::vector<std::string> Probe::hooks(Kind kind) const {
   return out;
 }
 
+int Probe::unix_connect_attach_type() const {
+  if (!bpf_program__autoload(skel_->progs.vigil_unix_connect)) return -1;
+  return static_cast<int>(bpf_program__expected_attach_type(skel_->progs.vigil_unix_connect));
+}
+
 int Probe::ring_fd(Kind kind) const {
   switch (kind) {
     case Kind::command: return bpf_map__fd(skel_->maps.command_ring);

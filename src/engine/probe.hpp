@@ -55,6 +55,12 @@ class Probe {
   bool kpath_plain_loads() const { return kpath_plain_loads_; }
   // The hooks (section names) a kind attaches, e.g. "tp/sock/inet_sock_set_state".
   std::vector<std::string> hooks(Kind kind) const;
+  // The attach type the unix connect hook was loaded with (the value of
+  // BPF_CGROUP_UNIX_CONNECT on this kernel), or -1 when it is not loaded;
+  // and where the cgroup programs attach. For programs that shadow the
+  // engine's (the benchmark's floor).
+  int unix_connect_attach_type() const;
+  const std::string& cgroup_root() const { return cgroup_root_; }
   // What of a kind this kernel cannot record, one sentence each (empty: all).
   std::vector<std::string> unsupported(Kind kind) const { return unsupported_[static_cast<int>(kind)]; }
   int ring_fd(Kind kind) const;
