@@ -81,7 +81,8 @@ Result<std::string> read_small(const std::string& path, size_t max, bool secret)
 nlohmann::json to_json(const Profile& p) {
   return {{"proxy", p.proxy},     {"user", p.user},   {"cluster", p.cluster},
           {"logins", p.logins},   {"roles", p.roles}, {"kinds", p.kinds},
-          {"valid_until", p.valid_until}, {"insecure", p.insecure}, {"ca_pin", p.ca_pin}};
+          {"valid_until", p.valid_until}, {"insecure", p.insecure}, {"ca_pin", p.ca_pin},
+          {"proxy_ssh_port", p.proxy_ssh_port}};
 }
 
 Result<Profile> from_json(const std::string& path, std::string_view text) {
@@ -108,8 +109,11 @@ Result<Profile> from_json(const std::string& path, std::string_view text) {
       !str("ca_pin", p.ca_pin) || !strs("logins", p.logins) || !strs("roles", p.roles) ||
       !strs("kinds", p.kinds) || !j.contains("valid_until") ||
       !j["valid_until"].is_number_integer() || !j.contains("insecure") ||
-      !j["insecure"].is_boolean())
+      !j["insecure"].is_boolean() || !j.contains("proxy_ssh_port") ||
+      !j["proxy_ssh_port"].is_number_unsigned() || j["proxy_ssh_port"].get<uint64_t>() == 0 ||
+      j["proxy_ssh_port"].get<uint64_t>() > 65535)
     return bad("a field is missing or of the wrong type");
+  p.proxy_ssh_port = static_cast<uint16_t>(j["proxy_ssh_port"].get<uint64_t>());
   p.valid_until = j["valid_until"].get<int64_t>();
   p.insecure = j["insecure"].get<bool>();
   if (!safe_component(p.proxy) || !safe_component(p.user))

@@ -31,6 +31,7 @@ namespace vigil::client {
 
 struct Profile {
   std::string proxy;    // "host:port" of the proxy's web API
+  uint16_t proxy_ssh_port = 3023;  // the proxy's SSH port (same host)
   std::string user;
   std::string cluster;
   std::vector<std::string> logins;
