@@ -221,3 +221,30 @@ TEST(ClientSecret, NoTerminalSaysToUseStdin) {
 
 }  // namespace
 }  // namespace vigil::client
+
+#include "ca/authority.hpp"
+#include "client/pem.hpp"
+
+namespace vigil::client {
+namespace {
+
+TEST(ClientPem, SplitsEveryCertificateAndRefusesGarbage) {
+  auto a = ca::CertAuthority::create(ca::CaType::tls, "purple", 1800000000);
+  auto b = ca::CertAuthority::create(ca::CaType::tls, "purple", 1800000000);
+  ASSERT_TRUE(a && b);
+  std::string text = "junk before\n" + a->active().certificate->pem() + "between\n" +
+                     b->active().certificate->pem();
+  auto certs = split_pem_certificates(text);
+  ASSERT_TRUE(certs) << certs.error().message;
+  ASSERT_EQ(certs->size(), 2u);
+  EXPECT_EQ((*certs)[0].der(), a->active().certificate->der());
+  EXPECT_EQ((*certs)[1].der(), b->active().certificate->der());
+  EXPECT_FALSE(split_pem_certificates("nothing here"));
+  EXPECT_FALSE(split_pem_certificates("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"));
+  std::string cut = a->active().certificate->pem();
+  cut.resize(cut.size() / 2);
+  EXPECT_FALSE(split_pem_certificates(cut));
+}
+
+}  // namespace
+}  // namespace vigil::client
