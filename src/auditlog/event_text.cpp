@@ -269,6 +269,12 @@ void append_session_end(std::string& out, const Json& ev) {
   append_counts(out, ev, "recorded_events", "recorded");
   out += ',';
   append_counts(out, ev, "lost_events", "lost");
+  // Why the session did not end cleanly (its recording failed, the node
+  // stopped): the one thing about an end a reader must not miss.
+  if (const std::string* error = get_string(ev, "error")) {
+    out += ", error=";
+    audit::append_value(out, *error);
+  }
 }
 
 // Events of other types: every field but the ones in the head and the

@@ -75,9 +75,9 @@ Started start(Engine& engine, Events& events, const std::string& script) {
 
 TEST(Leftovers, StayRecordedUntilTheLastExits) {
   ASSERT_EQ(geteuid(), 0u) << "the root tier needs root";
+  Events events;  // before the engine: it may deliver events until it is gone
   auto engine = start_engine(LeftoverPolicy::record);
   ASSERT_TRUE(engine);
-  Events events;
   // The leftover waits for a file the test creates after end_session, so
   // its exec happens after session.end by construction.
   std::string go = "/tmp/vigil-leftover-go-" + std::to_string(getpid());
@@ -119,9 +119,9 @@ TEST(Leftovers, StayRecordedUntilTheLastExits) {
 
 TEST(Leftovers, KillPolicyKillsAtTheEnd) {
   ASSERT_EQ(geteuid(), 0u) << "the root tier needs root";
+  Events events;  // before the engine: it may deliver events until it is gone
   auto engine = start_engine(LeftoverPolicy::kill);
   ASSERT_TRUE(engine);
-  Events events;
   Started run = start(*engine, events, "sleep 300 & sleep 300 & echo");
   ASSERT_TRUE(run.session);
   auto procs = cgroup::procs(run.session->cgroup_dir());
@@ -137,9 +137,9 @@ TEST(Leftovers, KillPolicyKillsAtTheEnd) {
 
 TEST(Leftovers, CloseSessionKillsLingeringOnesAndRunsOnFinished) {
   ASSERT_EQ(geteuid(), 0u) << "the root tier needs root";
+  Events events;  // before the engine: it may deliver events until it is gone
   auto engine = start_engine(LeftoverPolicy::record);
   ASSERT_TRUE(engine);
-  Events events;
   Started run = start(*engine, events, "setsid -f sleep 300; echo");
   ASSERT_TRUE(run.session);
   auto procs = cgroup::procs(run.session->cgroup_dir());
@@ -160,9 +160,9 @@ TEST(Leftovers, CloseSessionKillsLingeringOnesAndRunsOnFinished) {
 // nothing a session started runs on after its recorder.
 TEST(Leftovers, EngineShutdownKillsLingeringSessions) {
   ASSERT_EQ(geteuid(), 0u) << "the root tier needs root";
+  Events events;  // before the engine: it may deliver events until it is gone
   auto engine = start_engine(LeftoverPolicy::record);
   ASSERT_TRUE(engine);
-  Events events;
   Started run = start(*engine, events, "sleep 300 & echo");
   ASSERT_TRUE(run.session);
   auto procs = cgroup::procs(run.session->cgroup_dir());

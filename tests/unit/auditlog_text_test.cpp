@@ -123,6 +123,14 @@ TEST(AuditlogText, SessionStartAndEnd) {
                                "session.end sid=86aca627-971d-4883-854d-d309ba04c658: 41.5s, "
                                "recorded command=3 disk=off network=1, "
                                "lost command=0 disk=off network=2\n");
+  end.error = "the recording could not be written: disk full";
+  line.clear();
+  audit::encode_session_end(end, meta(), 9, "uid", line);
+  EXPECT_EQ(text_of(line), kHead +
+                               "session.end sid=86aca627-971d-4883-854d-d309ba04c658: 41.5s, "
+                               "recorded command=3 disk=off network=1, "
+                               "lost command=0 disk=off network=2, "
+                               "error='the recording could not be written: disk full'\n");
 }
 
 TEST(AuditlogText, OtherEventsAsKeyValues) {
