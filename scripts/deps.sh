@@ -13,6 +13,7 @@ packages=(
   libssl-dev libssh-dev
   liburing-dev     # the benchmark's io_uring open storm (bench/storm.c)
   libsodium-dev liboath-dev libsqlite3-dev  # cluster state: argon2id, tokens; TOTP; the store
+  libboost-dev     # the cluster's HTTPS API: Boost.Beast and Boost.Asio (header-only)
   # tests and the demo: real terminals, scripts, loopback networking
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
   # the CA tests: OpenSSH's sshd run on a loopback port of their own, the openssl tool
