@@ -450,7 +450,10 @@ Result<std::vector<Node>> AuthService::list_nodes(const Caller& c) {
     return deny(c, "nodes.list",
                 Error::of(c.kind == CallerKind::anonymous ? Errc::unauthenticated
                                                           : Errc::permission_denied,
-                          "listing nodes needs a user's login (vsh login) or vigilctl"));
+                          std::string(c.kind == CallerKind::node ? "a node identity may not list "
+                                                                   "nodes; "
+                                                                 : "") +
+                              "listing nodes needs a user's login (vsh login) or vigilctl"));
   auto all = store_.list_nodes();
   if (!all) return all.error();
   const Time t = now();
@@ -779,6 +782,10 @@ Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
 
 Result<std::vector<CreatedResource>> AuthService::create_resources(
     const Caller& c, const CreateResourcesRequest& r) {
+  // Only users and the admin write resources: others are refused before
+  // their text is even read.
+  if (c.kind != CallerKind::admin && c.kind != CallerKind::user)
+    if (auto ok = require(c, "role", "create", "resources.create"); !ok) return ok.error();
   auto parsed = parse_resources(r.text, "the request");
   if (!parsed) return parsed.error();
   // Permissions and checks for every document first: all or nothing is
