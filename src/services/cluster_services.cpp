@@ -1,0 +1,207 @@
+#include "services/cluster_services.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "api/router.hpp"
+#include "api/server.hpp"
+#include "auditlog/file_log.hpp"
+#include "authsvc/routes.hpp"
+#include "authsvc/service.hpp"
+#include "ca/authority.hpp"
+#include "ca/key_file.hpp"
+#include "cluster/sqlite_store.hpp"
+#include "cluster/store.hpp"
+#include "common/log.hpp"
+
+namespace vigil::services {
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "vigil: cluster services: %s\n", message.c_str());
+  std::fflush(stderr);
+  return 1;
+}
+
+Result<void> private_dir(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Error::sys("create " + path);
+  return {};
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string host_of(const std::string& host_port) {
+  auto split = split_listen_addr(host_port);
+  return split ? split->first : std::string();
+}
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> split_listen_addr(const std::string& addr) {
+  std::string host, port;
+  if (!addr.empty() && addr.front() == '[') {
+    auto close = addr.find(']');
+    if (close == std::string::npos || close + 1 >= addr.size() || addr[close + 1] != ':')
+      return Error::of(Errc::invalid_argument, "'" + addr + "' is not [ADDR]:PORT");
+    host = addr.substr(1, close - 1);
+    port = addr.substr(close + 2);
+  } else {
+    auto colon = addr.rfind(':');
+    if (colon == std::string::npos)
+      return Error::of(Errc::invalid_argument, "'" + addr + "' is not HOST:PORT");
+    host = addr.substr(0, colon);
+    port = addr.substr(colon + 1);
+  }
+  char* end = nullptr;
+  unsigned long p = std::strtoul(port.c_str(), &end, 10);
+  if (port.empty() || *end || p > 65535)
+    return Error::of(Errc::invalid_argument, "'" + addr + "': the port is not 0 to 65535");
+  return std::make_pair(host, static_cast<uint16_t>(p));
+}
+
+int run_cluster_services(const ClusterServicesOptions& options, const std::atomic<bool>& stop) {
+  const config::Config& cfg = options.config;
+  const std::string& dir = cfg.data_dir;
+  for (const char* sub : {"/cluster", "/ca", "/admin"})
+    if (auto r = private_dir(dir + sub); !r) return fail(r.error().message);
+
+  auto backend = cluster::open_sqlite(dir + "/cluster/state.db");
+  if (!backend) return fail(backend.error().message);
+  cluster::ClusterStore store(std::move(*backend));
+  if (auto r = store.ensure_builtin_roles(); !r) return fail(r.error().message);
+
+  auto cas = ca::ClusterCAs::load_or_create(dir + "/ca", cfg.cluster_name, unix_now());
+  if (!cas) return fail("certificate authorities: " + cas.error().message);
+
+  auditlog::FileLogOptions log_options;
+  log_options.data_dir = dir;
+  log_options.server_uuid = options.server_uuid;
+  auto audit_log = auditlog::FileLog::open(log_options);
+  if (!audit_log) return fail("audit log: " + audit_log.error().message);
+
+  authsvc::Options service_options;
+  service_options.cluster_name = cfg.cluster_name;
+  service_options.second_factor = cfg.auth.second_factor == "otp" ? authsvc::SecondFactor::otp
+                                                                    : authsvc::SecondFactor::off;
+  service_options.proxy_public_addrs = cfg.proxy.public_addr;
+  if (service_options.proxy_public_addrs.empty()) {
+    // What users reach: the web port on this host's name.
+    auto web = split_listen_addr(cfg.proxy.web_listen_addr);
+    if (web) service_options.proxy_public_addrs.push_back(cfg.nodename + ":" + std::to_string(web->second));
+  }
+  authsvc::AuthService service(store, *cas, **audit_log, service_options);
+
+  // The service's own TLS identity: a fresh key at every start.
+  auto server_key = ca::PrivateKey::generate(ca::KeyAlgorithm::ecdsa_p256);
+  if (!server_key) return fail(server_key.error().message);
+  std::vector<std::string> addresses = {"127.0.0.1", "::1", "localhost", cfg.nodename};
+  for (const auto& a : {cfg.auth.listen_addr, cfg.proxy.web_listen_addr}) {
+    std::string h = host_of(a);
+    if (!h.empty() && h != "0.0.0.0" && h != "::") addresses.push_back(h);
+  }
+  for (const auto& a : cfg.proxy.public_addr) {
+    std::string h = host_of(a);
+    if (!h.empty()) addresses.push_back(h);
+  }
+  auto server_cert = service.issue_server_certificate(options.server_uuid, cfg.nodename, addresses,
+                                                      server_key->spki_der());
+  if (!server_cert) return fail("the service's TLS certificate: " + server_cert.error().message);
+  if (auto r = service.write_admin_identity(dir); !r)
+    return fail("vigilctl's identity: " + r.error().message);
+
+  api::Router router;
+  authsvc::add_routes(router, service);
+  // The guide's discovery call, on the proxy's web port (and here: one router).
+  router.add("GET", "/v1/webapi/find", [&service](const api::Request&) -> Result<api::Reply> {
+    auto f = service.find();
+    return api::Reply::json({{"server_version", f.server_version},
+                             {"cluster_name", f.cluster_name},
+                             {"auth", {{"second_factor", authsvc::second_factor_name(f.second_factor)},
+                                       {"type", "local"}}},
+                             {"proxy", {{"public_addrs", f.proxy_public_addrs}}},
+                             {"ca_pin", f.ca_pin}});
+  });
+
+  auto listen = [&](const std::string& addr) -> Result<std::unique_ptr<api::Server>> {
+    auto where = split_listen_addr(addr);
+    if (!where) return where.error();
+    api::ServerOptions o;
+    o.address = where->first;
+    o.port = where->second;
+    o.certificate = *server_cert;
+    o.ca_certificate = *cas->tls.active().certificate;
+    o.key = &*server_key;
+    o.client_certificates = api::ClientCertificates::optional;
+    o.trusted = cas->tls.trusted_tls_certificates();
+    o.cluster = cfg.cluster_name;
+    return api::Server::listen(std::move(o), router);
+  };
+  std::unique_ptr<api::Server> auth_server, web_server;
+  if (cfg.auth_enabled) {
+    auto s = listen(cfg.auth.listen_addr);
+    if (!s) return fail("auth_service.listen_addr " + cfg.auth.listen_addr + ": " + s.error().message);
+    auth_server = std::move(*s);
+    auth_server->start();
+  }
+  if (cfg.proxy_enabled) {
+    auto s = listen(cfg.proxy.web_listen_addr);
+    if (!s)
+      return fail("proxy_service.web_listen_addr " + cfg.proxy.web_listen_addr + ": " +
+                  s.error().message);
+    web_server = std::move(*s);
+    web_server->start();
+  }
+
+  if (!options.local_node_token_path.empty()) {
+    authsvc::Caller admin;
+    admin.kind = authsvc::CallerKind::admin;
+    admin.name = std::string(authsvc::kAdminName);
+    authsvc::CreateTokenRequest request;
+    request.roles = {cluster::SystemRole::node};
+    request.ttl = cluster::Seconds{options.local_token_ttl};
+    auto token = service.create_token(admin, request);
+    if (!token) return fail("the local node's join token: " + token.error().message);
+    if (auto r = ca::write_file_atomic(options.local_node_token_path, token->secret + "\n", 0600); !r)
+      return fail(r.error().message);
+  }
+
+  std::printf("vigil: cluster \"%s\": auth service on %s (port %u)%s%s, CA pin %s\n",
+              cfg.cluster_name.c_str(), cfg.auth.listen_addr.c_str(),
+              auth_server ? auth_server->port() : 0, web_server ? ", proxy web API on " : "",
+              web_server ? cfg.proxy.web_listen_addr.c_str() : "", cas->tls.pin().c_str());
+  std::fflush(stdout);
+  if (options.ready_fd >= 0) {
+    std::string ready = "ready " + std::to_string(auth_server ? auth_server->port() : 0) + " " +
+                        std::to_string(web_server ? web_server->port() : 0) + " 0 0\n";
+    (void)!::write(options.ready_fd, ready.data(), ready.size());
+    ::close(options.ready_fd);
+  }
+
+  // Expired tokens, nodes and sessions go once a minute.
+  auto last_purge = std::chrono::steady_clock::now();
+  while (!stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (std::chrono::steady_clock::now() - last_purge > std::chrono::minutes(1)) {
+      last_purge = std::chrono::steady_clock::now();
+      if (auto r = service.purge_expired(); !r)
+        log::warn("cluster services: purging expired records: " + r.error().message);
+    }
+  }
+  if (web_server) web_server->join();
+  if (auth_server) auth_server->join();
+  if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
+  return 0;
+}
+
+}  // namespace vigil::services
