@@ -142,5 +142,46 @@ TEST_F(ProxyTest, ANodeGoneFromTheStoreIsNoLongerReached) {
   EXPECT_TRUE(proxy_logged("direct-tcpip to node1:3022 refused: no node \"node1\"")) << proxy_.log();
 }
 
+// Reads what a connection through the -L port says first: the node's SSH
+// banner when the proxy relays it, nothing (EOF) when it refused.
+std::string first_words(uint16_t port, int fd_keep[], int index) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = -1;
+  // Until ssh listens (a refused connect opens no channel).
+  const bool connected = eventually([&] {
+    if (fd >= 0) close(fd);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    return connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  });
+  if (!connected) return "no connection";
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[64] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  fd_keep[index] = fd;  // held open: the channel stays counted
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "EOF";
+}
+
+TEST_F(ProxyTest, TooManyChannelsOnOneConnectionAreRefused) {
+  proxy_.stop();
+  ASSERT_NO_FATAL_FAILURE(start_proxy("127.0.0.1:" + std::to_string(jump_port_), "0.0.0.0:0",
+                                      {"--max-channels", "2"}));
+  // One connection to the proxy carrying every channel: ssh -L to the node.
+  const uint16_t local = free_port();
+  Child forward;
+  forward.start({"ssh", "-F", dir_.file("ssh_config"), "-N", "-p", std::to_string(jump_port_),
+                 "-L", "127.0.0.1:" + std::to_string(local) + ":node1:3022", "alice@127.0.0.1"},
+                dir_.file("forward.log"));
+  int fds[3] = {-1, -1, -1};
+  EXPECT_EQ(first_words(local, fds, 0).rfind("SSH-2.0-", 0), 0u);
+  EXPECT_EQ(first_words(local, fds, 1).rfind("SSH-2.0-", 0), 0u);
+  EXPECT_EQ(first_words(local, fds, 2), "EOF");
+  EXPECT_TRUE(proxy_logged("refused: already 2 channels on this connection")) << proxy_.log();
+  for (int fd : fds) close(fd);
+}
+
 }  // namespace
 }  // namespace vigil::proxy::test

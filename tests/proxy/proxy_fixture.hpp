@@ -256,13 +256,16 @@ class ProxyTest : public ::testing::Test {
         << "sshd does not listen:\n" << slurp(dir_.file(name + ".log"));
   }
 
-  void start_proxy(const std::string& jump, const std::string& tunnel) {
+  void start_proxy(const std::string& jump, const std::string& tunnel,
+                   const std::vector<std::string>& extra = {}) {
     unlink(dir_.file("db/ports").c_str());
-    proxy_.start({PROXY_HARNESS, "proxy", "--host-key", dir_.file("proxy_host"), "--user-ca",
-                  dir_.file("user_ca.pub"), "--host-ca", dir_.file("host_ca.pub"), "--db",
-                  dir_.file("db/cluster.db"), "--cluster", kCluster, "--jump", jump, "--tunnel",
-                  tunnel, "--ports-file", dir_.file("db/ports"), "--run-as", "nobody"},
-                 dir_.file("proxy.log"));
+    std::vector<std::string> argv = {
+        PROXY_HARNESS, "proxy", "--host-key", dir_.file("proxy_host"), "--user-ca",
+        dir_.file("user_ca.pub"), "--host-ca", dir_.file("host_ca.pub"), "--db",
+        dir_.file("db/cluster.db"), "--cluster", kCluster, "--jump", jump, "--tunnel",
+        tunnel, "--ports-file", dir_.file("db/ports"), "--run-as", "nobody"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proxy_.start(argv, dir_.file("proxy.log"));
     ASSERT_TRUE(eventually([&] { return access(dir_.file("db/ports").c_str(), F_OK) == 0 || !proxy_.alive(); }))
         << proxy_.log();
     ASSERT_TRUE(proxy_.alive()) << proxy_.log();

@@ -3,7 +3,7 @@
 // integrator wires the proxy into `vigil start`; this is not that.)
 //
 //   vigil-proxy-harness proxy --host-key K --user-ca F --host-ca F --db DB --cluster NAME
-//        --jump ADDR --tunnel ADDR --ports-file F [--run-as USER]
+//        --jump ADDR --tunnel ADDR --ports-file F [--run-as USER] [--max-channels N]
 //     binds both ports, drops to USER (no supplementary groups), only then
 //     opens the cluster store, writes "<jump port> <tunnel port>" to the
 //     ports file (as USER: its directory must let USER write) and serves.
@@ -64,6 +64,7 @@ int run_proxy(std::map<std::string, std::string>& a) {
   } nodes;
   proxy::TunnelRegistry tunnels;
   proxy::Proxy proxy{*user_cas, *host_cas, nodes, tunnels};
+  if (!a["--max-channels"].empty()) proxy.max_channels_per_connection = std::stoul(a["--max-channels"]);
   auto server = proxy::ProxyServer::listen(options, proxy);
   if (!server) return fail(server.error().message);
   if (!a["--run-as"].empty()) {
