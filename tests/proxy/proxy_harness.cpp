@@ -4,6 +4,7 @@
 //
 //   vigil-proxy-harness proxy --host-key K --user-ca F --host-ca F --db DB --cluster NAME
 //        --jump ADDR --tunnel ADDR --ports-file F [--run-as USER] [--max-channels N]
+//        [--add-node UUID,NAME,HOST:PORT]
 //     binds both ports, drops to USER (no supplementary groups), only then
 //     opens the cluster store, writes "<jump port> <tunnel port>" to the
 //     ports file (as USER: its directory must let USER write) and serves.
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -77,6 +79,19 @@ int run_proxy(std::map<std::string, std::string>& a) {
   auto backend = cluster::open_sqlite(a["--db"]);
   if (!backend) return fail(backend.error().message);
   cluster::ClusterStore store(std::move(*backend));
+  // --add-node uuid,name,host:port (for the benchmark, which has no other
+  // way to write the store): listed for an hour.
+  if (!a["--add-node"].empty()) {
+    std::istringstream spec(a["--add-node"]);
+    cluster::Node n;
+    std::getline(spec, n.uuid, ',');
+    std::getline(spec, n.name, ',');
+    std::getline(spec, n.address);
+    const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    n.last_heartbeat = now;
+    n.expires = now + std::chrono::hours(1);
+    if (auto r = store.upsert_node(n); !r) return fail(r.error().message);
+  }
   proxy::ClusterNodeDirectory directory(store, a["--cluster"]);
   nodes.inner = &directory;
   {
