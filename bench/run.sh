@@ -10,6 +10,8 @@
 #   auditlog_bench   audit log append rate        (appended to benchmarks.md)
 #   recording_bench  recording size per hour      (appended to benchmarks.md)
 #   ssh_bench.sh     the SSH node against sshd    (docs/benchmarks-ssh.md)
+#   proxy_bench.sh   ssh -J through the proxy against ssh -J through sshd
+#                    (docs/benchmarks-proxy.md)
 #
 #   BENCH_REPEAT=7 bench/run.sh build     more runs per storm and mode (default 5)
 #   BENCH_ARGS='--exec 500 --open 100000' bench/run.sh build
@@ -78,3 +80,4 @@ nice -n -10 "$build/bin/engine_bench" --repeat 3 --storm "$build/bin/storm" \
 } >>docs/benchmarks.md
 
 bench/ssh_bench.sh "$build"
+bench/proxy_bench.sh "$build"
