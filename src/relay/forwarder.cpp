@@ -86,6 +86,11 @@ void Forwarder::run() {
     }
     if (ok) {
       step = opt_.backoff_initial;
+      {
+        std::lock_guard lk(mu_);
+        if (failing_) log::info("relay: delivering audit events to the auth service again");
+        failing_ = false;
+      }
       cv_.notify_all();
       continue;
     }
@@ -106,9 +111,10 @@ void Forwarder::run() {
     {
       std::lock_guard lk(mu_);
       ++retries_;
-      if (last_error_ != failure.message)
+      if (!failing_)  // the first failure of a streak only
         log::warn("relay: cannot deliver audit events yet (" + std::string(errc_name(kind)) +
-                  "): " + failure.message + "; retrying");
+                  "): " + failure.message + "; retrying until it answers");
+      failing_ = true;
       last_error_ = failure.message;
       std::uniform_int_distribution<int64_t> jitter(step.count() / 2, step.count());
       delay = std::chrono::milliseconds(jitter(rng_));

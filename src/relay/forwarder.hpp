@@ -93,6 +93,7 @@ class Forwarder {
   std::condition_variable cv_;  // stop, resume, progress
   bool stop_ = false;
   bool refused_ = false;
+  bool failing_ = false;  // the last attempt failed (one log line a streak)
   Error refusal_;
   uint64_t delivered_ = 0, batches_ = 0, retries_ = 0;
   std::string last_error_;

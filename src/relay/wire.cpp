@@ -89,10 +89,10 @@ std::string to_json(const RecordingState& state) {
 Result<Batch> batch_from_json(std::string_view text) {
   auto j = parse_object(text, kMaxBatchJsonBytes, "batch");
   if (!j) return j.error();
-  return batch_from_json(*j);
+  return batch_from_value(*j);
 }
 
-Result<Batch> batch_from_json(const Json& j) {
+Result<Batch> batch_from_value(const Json& j) {
   constexpr std::string_view what = "batch";
   if (!j.is_object()) return bad("batch must be a JSON object");
   if (auto r = only_keys(j, {"server_id", "server_hostname", "first_seq", "events"}, what); !r)

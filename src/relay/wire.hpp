@@ -75,7 +75,7 @@ std::string to_json(const Ack& ack);
 std::string to_json(const RecordingState& state);
 
 Result<Batch> batch_from_json(std::string_view text);
-Result<Batch> batch_from_json(const nlohmann::json& value);  // a body the router parsed
+Result<Batch> batch_from_value(const nlohmann::json& value);  // a body the router parsed
 Result<Ack> ack_from_json(std::string_view text);
 Result<RecordingState> recording_state_from_json(std::string_view text);
 // offset: decimal digits; final: absent (empty), "true" or "false".
