@@ -11,6 +11,7 @@
 #include "audit/text_json.hpp"
 #include "auditlog/layout.hpp"
 #include "auditlog/timeparse.hpp"
+#include "common/clock.hpp"
 #include "common/fd.hpp"
 #include "common/log.hpp"
 
@@ -246,6 +247,12 @@ Result<uint64_t> Inbox::accept(const Caller& caller, const Batch& batch) {
     to = std::max(to, t);
     lines.push_back(std::move(*line));
   }
+  // The store files a line by its writer's clock, the search by the
+  // event's time: the range spans both, so events stamped long before (a
+  // node's clock, a spool that waited) are found where they were written.
+  const int64_t now = opt_.now_ns ? opt_.now_ns() : clock::realtime_ns();
+  from = std::min(from, now);
+  to = std::max(to, now);
   Node next = node;
   next.has_pending = true;
   next.pending = {node.last + 1, batch.last_seq(), from, to};

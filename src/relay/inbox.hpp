@@ -20,7 +20,9 @@
 // A crash between 1 and 3 (the auth service killed, the store's append
 // cut anywhere) leaves the intent. At open() (and before the node's next
 // batch when an append failed) the Inbox searches the store over the
-// batch's time range for that node's events with relay_seq F..T: the stored
+// batch's time range, widened to the auth service's clock at the intent
+// (a store files lines by its writer's clock, whatever time the events
+// carry), for that node's events with relay_seq F..T: the stored
 // prefix is the new last, so a resent batch neither doubles nor loses an
 // event. Stores keep a batch's lines in order, so what survives is a prefix.
 //
@@ -53,6 +55,7 @@ struct InboxOptions {
   // Tests: called after the store's append returned and before the commit
   // (a crash test kills the process here).
   std::function<void()> after_append;
+  std::function<int64_t()> now_ns;  // default CLOCK_REALTIME
 };
 
 class Inbox {

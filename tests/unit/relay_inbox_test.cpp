@@ -232,6 +232,36 @@ TEST_F(InboxCrashTest, KilledBetweenAppendAndCheckpointStoresOnce) {
   EXPECT_EQ(test::numbers_of(all_lines(**log)), range(1, 10));
 }
 
+// The same crash with events whose time is years before the day the auth
+// service writes them (a node's clock, or events spooled long ago): the
+// recovery still finds them, in the day file of the writer's clock.
+TEST_F(InboxCrashTest, KilledBetweenAppendAndCheckpointWithOldEventTimesStoresOnce) {
+  auto old_batch = [](uint64_t first, uint64_t last) {
+    Batch b = batch_of(first, last);
+    for (auto& e : b.events) {
+      const size_t at = e.find("2026-11-28");
+      e.replace(at, 10, "2019-03-01");
+    }
+    return b;
+  };
+  run_child([&] {
+    auto log = auditlog::FileLog::open(log_options());
+    if (!log.ok()) _exit(3);
+    auto in = Inbox::open(**log, InboxOptions{state_dir(), [] { raise(SIGKILL); }});
+    if (!in.ok()) _exit(3);
+    (void)(*in)->accept(Caller{"node-1", "h"}, old_batch(1, 5));
+  });
+  auto log = auditlog::FileLog::open(log_options());
+  ASSERT_TRUE(log.ok());
+  auto in = Inbox::open(**log, InboxOptions{state_dir(), {}});
+  ASSERT_TRUE(in.ok()) << in.error().message;
+  auto r = (*in)->accept(Caller{"node-1", "h"}, old_batch(1, 6));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, 6u);
+  ASSERT_TRUE((*log)->flush().ok());
+  EXPECT_EQ(test::numbers_of(all_lines(**log)), range(1, 6));
+}
+
 // Killed inside the store's write (a part of the batch's bytes on disk):
 // the stored prefix is found, the rest taken from the resend, no event torn
 // or doubled.
