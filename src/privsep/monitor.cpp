@@ -253,6 +253,12 @@ std::optional<std::string> Service::on_open(const OpenSession& m) {
     if (auto r = reply(Refused{reason, std::move(why)}); !r) return r.error().message;
     return std::nullopt;
   };
+  // A session never starts after the certificate that let the user in.
+  if (clock::realtime_ns() / 1'000'000'000 >= identity_->valid_before) {
+    if (auto r = reply(Refused{"expired", "the certificate has expired"}); !r)
+      return r.error().message;
+    return std::nullopt;
+  }
   size_t running = 0;
   for (const auto& [id, s] : sessions_) running += s.exited ? 0 : 1;
   if (running >= ctx_.max_sessions)
