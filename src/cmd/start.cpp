@@ -1,5 +1,9 @@
 // vigil start: run the node's SSH service. Every session channel's process
-// runs in its own recorded session (docs/ssh-node.md).
+// runs in its own recorded session (docs/ssh-node.md). This process is the
+// root monitor; each connection is served by a `vigil ssh-frontend` that
+// has dropped to the `vigil` user (docs/architecture.md, "Privilege
+// separation of the node").
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +19,8 @@
 #include "commands.hpp"
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
+#include "privsep/drop.hpp"
+#include "privsep/monitor.hpp"
 #include "ssh/host_key.hpp"
 #include "ssh/server.hpp"
 
@@ -47,6 +53,14 @@ int start(const DataDirOptions& where) {
   } else if (geteuid() != 0) {
     return fail("needs root: sessions run as their login's user (run it as root)");
   }
+
+  // The account the network-facing front ends run as.
+  bool created = false;
+  auto service_user = privsep::ensure_service_user(privsep::kServiceUser, &created);
+  if (!service_user) return fail(service_user.error().message);
+  if (created)
+    std::printf("vigil: created the system user '%s' (no home, no shell): SSH connections are "
+                "served as it\n", privsep::kServiceUser);
 
   auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
   if (!server_id) return fail(server_id.error().message);
@@ -85,19 +99,23 @@ int start(const DataDirOptions& where) {
     std::printf("vigil: %zu sessions of an earlier run had not ended: their end is written, "
                 "marked recovered\n", *recovered);
 
-  sshcert::AuthRateLimiter limiter;
-  ssh::Node node{engine.get(), **audit_log, recordings, *cas, limiter};
-  node.identity.cluster_name = cfg->cluster_name;
-  node.identity.server_hostname = cfg->nodename;
-  node.identity.server_id = *server_id;
-  node.data_dir = cfg->data_dir;
-  node.default_kinds = cfg->ssh.default_kinds;
-  node.login_grace_seconds = static_cast<int>(cfg->ssh.login_grace_time);
+  privsep::MonitorContext monitor{engine.get(), **audit_log, recordings, *cas, {}, cfg->data_dir,
+                                  cfg->ssh.default_kinds};
+  monitor.identity.cluster_name = cfg->cluster_name;
+  monitor.identity.server_hostname = cfg->nodename;
+  monitor.identity.server_id = *server_id;
 
   ssh::ServerOptions server_options;
   server_options.listen_addr = cfg->ssh.listen_addr;
-  server_options.host_key_path = host_key;
-  auto server = ssh::Server::listen(server_options, node);
+  // This very binary, whatever replaced the file since.
+  server_options.front_end_argv = {
+      "/proc/self/exe", "ssh-frontend", "--host-key", host_key,
+      "--login-grace", std::to_string(cfg->ssh.login_grace_time),
+      "--user", service_user->name, "--uid", std::to_string(service_user->uid),
+      "--gid", std::to_string(service_user->gid)};
+  for (const auto& ca : cfg->ssh.trusted_user_ca_keys)
+    server_options.front_end_argv.insert(server_options.front_end_argv.end(), {"--ca", ca});
+  auto server = ssh::Server::listen(server_options, monitor);
   if (!server) return fail(server.error().message);
 
   // Writing to a pipe whose reader is gone must fail with EPIPE, not kill
@@ -113,7 +131,7 @@ int start(const DataDirOptions& where) {
   std::fflush(stdout);
   bool all_ended = (*server)->run(g_stop);
   if (!all_ended) {
-    // A connection thread is stuck: its session's journal lets the next
+    // A connection is stuck: its session's journal lets the next
     // start write its end, and the engine's guard kills its processes.
     (void)(*audit_log)->flush();
     std::fflush(stdout);
@@ -127,6 +145,30 @@ int start(const DataDirOptions& where) {
 }
 
 }  // namespace
+
+// Not for people: the monitor starts one per connection (fd 3 the
+// connection, fd 4 the monitor), as root; it drops to the service user
+// before it reads from the network.
+static int ssh_frontend(const ssh::FrontEndOptions& options) {
+  if (fcntl(3, F_GETFD) < 0 || fcntl(4, F_GETFD) < 0) {
+    std::fprintf(stderr, "vigil ssh-frontend: run by vigil start only (fds 3 and 4 are its "
+                 "connection and monitor)\n");
+    return kVigilFailed;
+  }
+  return ssh::run_front_end(options);
+}
+
+Subcommand add_ssh_frontend(CLI::App& app) {
+  auto options = std::make_shared<ssh::FrontEndOptions>();
+  auto* sub = app.add_subcommand("ssh-frontend", "");  // no description: hidden from --help
+  sub->add_option("--host-key", options->host_key_path)->required();
+  sub->add_option("--ca", options->trusted_user_ca_keys)->required();
+  sub->add_option("--login-grace", options->login_grace_seconds)->required();
+  sub->add_option("--user", options->user)->required();
+  sub->add_option("--uid", options->uid)->required();
+  sub->add_option("--gid", options->gid)->required();
+  return {sub, [options] { return ssh_frontend(*options); }};
+}
 
 Subcommand add_start(CLI::App& app) {
   auto where = std::make_shared<DataDirOptions>();

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "ssh/connection.hpp"
 
@@ -40,12 +41,6 @@ const char* signal_name(int number) {
   return "KILL";  // RFC 4254 has no name for the others; the client still sees a signal death
 }
 
-// PATH as Debian's login.defs gives it (ENV_SUPATH / ENV_PATH).
-std::string login_path(uid_t uid) {
-  return uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                  : "/usr/local/bin:/usr/bin:/bin:/usr/games";
-}
-
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 void close_fd(int& fd) {
@@ -55,12 +50,9 @@ void close_fd(int& fd) {
 
 }  // namespace
 
-// Every event of one session, encoded once and written to the audit log and
-// the recording. The engine's worker thread and the connection's thread
-// both write here, hence the lock (ei must follow the order of writing).
 SessionChannel::SessionChannel(Node& node, const LoginContext& login, ssh_session session,
-                               ssh_event event)
-    : node_(node), login_(login), session_(session), event_(event) {
+                               ssh_event event, uint32_t id)
+    : node_(node), login_(login), session_(session), event_(event), id_(id) {
   channel_ = ssh_channel_new(session);
   callbacks_.userdata = this;
   callbacks_.channel_data_function = on_data;
@@ -98,7 +90,7 @@ int SessionChannel::on_data(ssh_session, ssh_channel, void* data, uint32_t len, 
 void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
   // Pipes: the process sees end of input. A pty has no such thing (sshd too
   // ignores it there); the shell ends when the user types exit.
-  if (SELF->pty_ || SELF->interactive_) return;
+  if (SELF->pty_requested_) return;
   SELF->stdin_eof_ = true;
   SELF->close_stdin_when_drained();
 }
@@ -106,20 +98,20 @@ void SessionChannel::on_eof(ssh_session, ssh_channel, void* self) {
 void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
   SELF->peer_closed_ = true;
   // Nobody is left to talk to: end everything the session started.
-  if (!SELF->exited_ && SELF->recorded_) SELF->recorded_->kill_all();
+  if (SELF->started_ && !SELF->exited_) (void)SELF->node_.monitor.end_session(SELF->id_);
 }
 
 void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void* self) {
-  int sig = signal_number(name);
-  if (sig && SELF->recorded_ && !SELF->exited_) SELF->recorded_->signal(sig);
+  if (signal_number(name) && SELF->started_ && !SELF->exited_)
+    (void)SELF->node_.monitor.signal(SELF->id_, name);
 }
 
 int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols, int rows, int,
                            int, void* self) {
-  if (SELF->started_ || SELF->pty_) {
+  if (SELF->started_ || SELF->pty_requested_) {
     reject(SELF->node_, SELF->login_, "pty_refused", "pty-req",
-           SELF->pty_ || SELF->interactive_ ? "the channel has a pty already"
-                                            : "the session has started already");
+           SELF->pty_requested_ ? "the channel has a pty already"
+                                : "the session has started already");
     return -1;
   }
   if (!SELF->login_.permit_pty) {
@@ -129,25 +121,22 @@ int SessionChannel::on_pty(ssh_session, ssh_channel, const char* term, int cols,
     SELF->notify("vigil: no terminal: your certificate does not permit a pty (permit-pty)");
     return -1;
   }
-  SELF->size_ = {static_cast<unsigned short>(cols > 0 ? cols : 80),
-                 static_cast<unsigned short>(rows > 0 ? rows : 24)};
-  auto pty = term::Pty::open(SELF->size_, SELF->login_.account.uid);
-  if (!pty) {
-    reject(SELF->node_, SELF->login_, "pty_refused", "pty-req", pty.error().message);
-    return -1;
-  }
-  SELF->pty_.emplace(std::move(pty.value()));
-  SELF->term_ = term ? term : "";
+  SELF->size_ = {static_cast<unsigned short>(cols > 0 && cols <= 65535 ? cols : 80),
+                 static_cast<unsigned short>(rows > 0 && rows <= 65535 ? rows : 24)};
+  // The pty itself is the monitor's: made when the session opens.
+  SELF->pty_requested_ = true;
+  std::string_view t = term ? term : "";
+  SELF->term_ = std::string(t.substr(0, privsep::kMaxName));
   return 0;
 }
 
 int SessionChannel::on_window_change(ssh_session, ssh_channel, int cols, int rows, int, int,
                                      void* self) {
-  session::RecordedSession* s = SELF->recorded_.get();
-  if (!SELF->pty_ && !(s && s->pty())) return -1;
+  if (!SELF->pty_requested_ || cols <= 0 || rows <= 0 || cols > 65535 || rows > 65535) return -1;
   SELF->size_ = {static_cast<unsigned short>(cols), static_cast<unsigned short>(rows)};
-  if (s) (void)s->resize(SELF->size_);  // the pty and the recording
-  else (void)SELF->pty_->resize(SELF->size_);
+  // The pty and the recording, by the monitor.
+  if (SELF->started_ && !SELF->exited_)
+    (void)SELF->node_.monitor.resize(SELF->id_, SELF->size_.cols, SELF->size_.rows);
   return 0;
 }
 
@@ -199,11 +188,18 @@ int SessionChannel::on_env(ssh_session, ssh_channel, const char* name, const cha
 }
 
 int SessionChannel::on_exec(ssh_session, ssh_channel, const char* command, void* self) {
-  return SELF->start(std::string(command));
+  std::string_view c(command);
+  if (c.size() > privsep::kMaxCommand) {
+    reject(SELF->node_, SELF->login_, "channel_request", "exec",
+           "the command is " + std::to_string(c.size()) + " bytes: at most " +
+               std::to_string(privsep::kMaxCommand));
+    return -1;
+  }
+  return SELF->start(privsep::Program::exec, std::string(c));
 }
 
 int SessionChannel::on_shell(ssh_session, ssh_channel, void* self) {
-  return SELF->start(std::nullopt);
+  return SELF->start(privsep::Program::shell);
 }
 
 // libssh answers the request itself (success: with a callback it assumes
@@ -220,24 +216,14 @@ int SessionChannel::on_subsystem(ssh_session, ssh_channel, const char* name, voi
     reject(SELF->node_, SELF->login_, "subsystem_refused", request, "only sftp is served");
     return -1;
   }
-  const std::string& server = SELF->node_.sftp_server;
-  if (access(server.c_str(), X_OK) != 0) {
-    reject(SELF->node_, SELF->login_, "subsystem_refused", request,
-           server + " is missing (install openssh-sftp-server)");
-    return -1;
-  }
-  // Run as sshd runs `Subsystem sftp <path>`: a command like any exec, so it
-  // is recorded (and a force-command still replaces it).
-  return SELF->start(server);
+  // The monitor runs its sftp-server as sshd runs `Subsystem sftp <path>`:
+  // a command like any exec, so it is recorded (and a force-command still
+  // replaces it). Which program that is, is the monitor's choice.
+  return SELF->start(privsep::Program::sftp);
 }
 
 int SessionChannel::on_output(int fd, int, void* self) {
   SELF->forward_output(fd);
-  return 0;
-}
-
-int SessionChannel::on_exit(int, int, void* self) {
-  SELF->exited_ = true;
   return 0;
 }
 
@@ -317,8 +303,7 @@ void SessionChannel::forward_output(int fd) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // EAGAIN, EOF or EIO (pty without a slave): the poll round ends
-    if (recorded_) recorded_->output(std::string_view(buf, n));  // recorded on a pty
-    send_output(stream, buf, static_cast<size_t>(n));
+    send_output(stream, buf, static_cast<size_t>(n));  // recorded by the monitor on a pty
     if (!out_pending_[stream].empty() || static_cast<size_t>(n) < sizeof(buf)) return;
   }
 }
@@ -382,112 +367,65 @@ void SessionChannel::output_failed() {
   peer_closed_ = true;
   out_pending_[0].clear();
   out_pending_[1].clear();
-  if (!exited_ && recorded_) recorded_->kill_all();
+  if (started_ && !exited_) (void)node_.monitor.end_session(id_);
 }
 
-int SessionChannel::start(std::optional<std::string> command) {
+int SessionChannel::start(privsep::Program program, std::string command) {
   if (started_) return -1;
   started_ = true;
-  // A certificate's force-command replaces whatever the client asked for.
-  std::optional<std::string> original;
-  if (login_.force_command) {
-    original = command;
-    command = login_.force_command;
+  interactive_ = pty_requested_;
+  // The monitor opens the session (recording, journal, session.start), runs
+  // the process as the login and passes back its fds; it applies the
+  // certificate's force-command and checks the environment again itself.
+  privsep::OpenSession request;
+  request.channel = id_;
+  request.program = program;
+  request.command = std::move(command);
+  request.pty = interactive_;
+  request.term = term_;
+  request.cols = size_.cols;
+  request.rows = size_.rows;
+  request.env = client_env_;
+  auto answer = node_.monitor.open(request);
+  if (!answer) {
+    log::error("ssh: monitor: " + answer.error().message);
+    return -1;
   }
-  const Credentials& account = login_.account;
-  interactive_ = pty_.has_value();
-
-  session::Options options;
-  options.meta = node_.identity;
-  options.meta.login = account.name;
-  options.meta.user = login_.user;
-  options.meta.remote_addr = login_.remote_addr;
-  options.data_dir = node_.data_dir;
-  options.recordings = &node_.recordings;
-  options.engine = node_.engine;  // null: terminal recording and audit events only
-  options.kinds = login_.kinds;
-  if (command) options.command = {*command};
-  options.exec_command = command;
-  options.size = size_;
-  options.pty = std::move(pty_);
-  pty_.reset();
-  auto opened = session::RecordedSession::open(node_.log, std::move(options));
-  if (!opened) {
-    log::error("ssh: " + opened.error().message);
+  if (auto* no = std::get_if<privsep::Refused>(&*answer)) {
+    // The process could not start: the session ran and ended (session.end
+    // says why), and the client hears it as a shell would say it.
+    if (no->reason == "launch_not_found" || no->reason == "launch_failed") {
+      std::string message = "vigil: " + no->message + "\r\n";
+      ssh_channel_write_stderr(channel_, message.data(), message.size());
+      exit_status_ = (no->reason == "launch_not_found" ? 127 : 126) << 8;
+      exited_ = true;
+      return 0;
+    }
+    log::warn("ssh: session of " + login_.user + " refused by the monitor: " + no->message);
     return -1;  // the client is told the request failed: nothing runs unrecorded
   }
-  recorded_ = std::move(opened.value());
-  sid_ = recorded_->meta().sid;
-
-  LaunchSpec spec;
-  spec.argv = {account.shell};
-  if (command) spec.argv.insert(spec.argv.end(), {"-c", *command});
-  else spec.argv.push_back("-l");  // a login shell, as sshd starts it
-  std::vector<std::string> env = {"HOME=" + account.home, "USER=" + account.name,
-                                  "LOGNAME=" + account.name, "SHELL=" + account.shell,
-                                  "PATH=" + login_path(account.uid)};
-  if (interactive_ && !term_.empty()) env.push_back("TERM=" + term_);
-  if (original) env.push_back("SSH_ORIGINAL_COMMAND=" + *original);
-  env.insert(env.end(), client_env_.begin(), client_env_.end());
-  spec.env = std::move(env);
-  spec.credentials = account;
-  struct stat st{};
-  spec.cwd = stat(account.home.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? account.home : "/";
-
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  auto& opened = std::get<privsep::OpenedSession>(*answer);
+  sid_ = opened.opened.sid;
   if (interactive_) {
-    // The session attaches the pty after this.
-    spec.child_setup = [] { signal(SIGPIPE, SIG_DFL); };  // Vigil ignores it; the user's programs must not
-  } else {
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
-      log::error(std::string("ssh: pipe: ") + std::strerror(errno));
-      for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
-        if (fd >= 0) close(fd);
-      in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = -1;
-    }
-    // A deeper stdout pipe (the default is 64 KiB) lets the process write on
-    // while the node is busy sending; refused beyond pipe-max-size, harmless.
-    if (out[0] >= 0) fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
-    int child_in = in[0], child_out = out[1], child_err = err[1];
-    spec.child_setup = [child_in, child_out, child_err] {
-      signal(SIGPIPE, SIG_DFL);
-      setsid();
-      dup2(child_in, 0);
-      dup2(child_out, 1);
-      dup2(child_err, 2);
-    };
-  }
-  auto launched = recorded_->launch(spec);  // in the session, sealed as it says
-  for (int fd : {in[0], out[1], err[1]})
-    if (fd >= 0) close(fd);
-  if (!launched) {
-    for (int fd : {in[1], out[0], err[0]})
-      if (fd >= 0) close(fd);
-    std::string message = "vigil: " + launched.error().message + "\r\n";
-    ssh_channel_write_stderr(channel_, message.data(), message.size());
-    exited_ = true;
-    pid_ = -1;
-    return 0;  // step() ends the session and reports 127 (126: found, could not run)
-  }
-  pid_ = *launched;
-  if (interactive_) {
-    stdout_fd_ = recorded_->pty()->master();
+    // The pty's master stays with the monitor (it records the output); this
+    // is a stream to it.
+    stdout_fd_ = opened.fds[0].release();
     stdin_fd_ = fcntl(stdout_fd_, F_DUPFD_CLOEXEC, 0);
   } else {
-    stdin_fd_ = in[1];
-    stdout_fd_ = out[0];
-    stderr_fd_ = err[0];
+    stdin_fd_ = opened.fds[0].release();
+    stdout_fd_ = opened.fds[1].release();
+    stderr_fd_ = opened.fds[2].release();
   }
   for (int fd : {stdin_fd_, stdout_fd_, stderr_fd_})
     if (fd >= 0) set_nonblocking(fd);
   set_output_polled(0, true);
   set_output_polled(1, true);
-  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-  if (pidfd_ >= 0) {
-    ssh_event_add_fd(event_, pidfd_, POLLIN, on_exit, this);
-    pidfd_polled_ = true;
-  }
   return 0;
+}
+
+void SessionChannel::exited(int wait_status) {
+  exit_status_ = wait_status;
+  exited_ = true;
 }
 
 void SessionChannel::notify(const std::string& message) {
@@ -503,11 +441,6 @@ void SessionChannel::step() {
     watch_stdin(false);
     close_stdin_when_drained();
   }
-  // A pidfd that could not be opened: fall back on asking.
-  if (started_ && !exited_ && pidfd_ < 0 && pid_ > 0) {
-    int status;
-    if (waitpid(pid_, &status, WNOHANG | WNOWAIT) == pid_) exited_ = true;
-  }
   if (exited_ && !ended_) end_session();
   flush_output();
   if (ended_) {
@@ -522,47 +455,35 @@ void SessionChannel::stop_polling() {
   watch_stdin(false);
   set_output_polled(0, false);
   set_output_polled(1, false);
-  if (pidfd_polled_) ssh_event_remove_fd(event_, pidfd_);
-  pidfd_polled_ = false;
 }
 
 void SessionChannel::end_session() {
   stop_polling();
-  // What the process wrote before it exited is in the pipe or pty now: read
-  // it all (bounded: a process it left behind may go on writing) to the
-  // recording and the client's queue.
+  // What the process wrote before it exited is in the pipes, or on its way
+  // through the monitor's pty stream (which the monitor closes after the
+  // last byte): read it all, bounded (a process it left behind may go on
+  // writing), to the client's queue.
+  const int64_t until = clock::monotonic_ns() + 5'000'000'000;
   for (int stream : {0, 1}) {
     int fd = stream == 1 ? stderr_fd_ : stdout_fd_;
     char buf[65536];
     for (size_t total = 0; fd >= 0 && total < (size_t{4} << 20);) {
       ssize_t n = read(fd, buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN && interactive_) {
+        int64_t left_ms = (until - clock::monotonic_ns()) / 1'000'000;
+        pollfd p{fd, POLLIN, 0};
+        if (left_ms > 0 && poll(&p, 1, static_cast<int>(left_ms)) == 1) continue;
+      }
       if (n <= 0) break;
       total += static_cast<size_t>(n);
-      if (recorded_) recorded_->output(std::string_view(buf, n));
       send_output(stream, buf, static_cast<size_t>(n));
     }
   }
-  if (recorded_) exit_status_ = recorded_->wait();
-  close_fd(pidfd_);
   close_fd(stdin_fd_);
-  if (interactive_) {
-    stdout_fd_ = -1;
-    if (recorded_) recorded_->close_pty();
-  } else {
-    close_fd(stdout_fd_);
-    close_fd(stderr_fd_);
-  }
+  close_fd(stdout_fd_);
+  close_fd(stderr_fd_);
   ended_ = true;
-  if (!recorded_) return;  // it never opened: nothing ran
-
-  auto ending = recorded_->finish(exit_status_);
-  if (!ending)
-    log::error("ssh: session " + sid_ + ": " + ending.error().message);
-  else if (ending->leftovers == SessionSummary::Leftovers::running)
-    log::info("ssh: session " + sid_ + ": " + std::to_string(ending->leftover_processes) +
-              " processes still running: recorded until they exit");
-  recorded_.reset();  // its leftovers stay recorded
 }
 
 void SessionChannel::close_channel() {
@@ -586,8 +507,13 @@ void SessionChannel::abort() {
   }
   peer_closed_ = true;
   if (!ended_) {
-    if (!exited_ && recorded_) recorded_->kill_all();
-    end_session();  // waits for the killed process
+    // The monitor kills what the session runs and writes session.end.
+    if (!exited_) (void)node_.monitor.end_session(id_);
+    stop_polling();
+    close_fd(stdin_fd_);
+    close_fd(stdout_fd_);
+    close_fd(stderr_fd_);
+    ended_ = true;
   }
   done_ = true;
 }

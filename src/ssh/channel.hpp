@@ -1,7 +1,8 @@
 // A `session` channel (internal to vigil_ssh): its requests (pty-req, env,
-// exec, shell, window-change, signal), its process started in a new
-// recorded engine session, and the session's events to the audit log and
-// the recording. Runs on its connection's thread only.
+// exec, shell, window-change, signal), its process started by the monitor
+// in a new recorded session (privsep/monitor.hpp), and the bytes between
+// the client and the fds the monitor passed back. Runs in its connection's
+// front end only.
 #pragma once
 
 #include <libssh/callbacks.h>
@@ -13,7 +14,7 @@
 #include <vector>
 
 #include "engine/account.hpp"
-#include "session/recorded_session.hpp"
+#include "privsep/wire.hpp"
 #include "ssh/server.hpp"
 #include "term/pty.hpp"
 
@@ -33,12 +34,18 @@ struct LoginContext {
 
 class SessionChannel {
  public:
-  SessionChannel(Node& node, const LoginContext& login, ssh_session session, ssh_event event);
+  SessionChannel(Node& node, const LoginContext& login, ssh_session session, ssh_event event,
+                 uint32_t id);
   ~SessionChannel();
   SessionChannel(const SessionChannel&) = delete;
   SessionChannel& operator=(const SessionChannel&) = delete;
 
   ssh_channel handle() const { return channel_; }
+  uint32_t id() const { return id_; }
+  // Its process was started and the monitor has not said it exited.
+  bool running() const { return started_ && !exited_; }
+  // The monitor says the session's process exited (its session.end is written).
+  void exited(int wait_status);
   // Called by the connection after each poll round: sends output the
   // client's window now admits, resumes reading paused output, and ends the
   // session of a process that exited (output read, events written); once
@@ -65,11 +72,10 @@ class SessionChannel {
   static void on_agent_request(ssh_session, ssh_channel, void* self);
   static int on_subsystem(ssh_session, ssh_channel, const char* name, void* self);
   static int on_output(int fd, int revents, void* self);
-  static int on_exit(int fd, int revents, void* self);
   static int on_stdin_writable(int fd, int revents, void* self);
 
-  // Opens the engine session, then starts the process in it.
-  int start(std::optional<std::string> command);
+  // Asks the monitor to open the session and start the process in it.
+  int start(privsep::Program program, std::string command = {});
   // Output: read from the process only as fast as the client takes it.
   void forward_output(int fd);
   void send_output(int stream, const char* data, size_t len);
@@ -81,8 +87,8 @@ class SessionChannel {
   void pump_stdin();
   void watch_stdin(bool on);
   void close_stdin_when_drained();
-  // The process exited (or was killed): what it wrote is read, the engine
-  // session ended and the session's events written.
+  // The process exited (or was killed): what it wrote is read and the fds
+  // closed (the monitor ended the session).
   void end_session();
   void close_channel();
   void stop_polling();
@@ -93,22 +99,21 @@ class SessionChannel {
   ssh_event event_;
   ssh_channel channel_;
   ssh_channel_callbacks_struct callbacks_{};
+  uint32_t id_;
 
-  std::optional<term::Pty> pty_;  // from pty-req until the session takes it
+  bool pty_requested_ = false;  // a pty-req was granted
   std::string term_;
   term::WindowSize size_;
   std::vector<std::string> client_env_;  // LANG, LC_*
 
   bool started_ = false;
-  bool exited_ = false;          // the process is gone (its pidfd fired)
+  bool exited_ = false;          // the process is gone (the monitor said so)
   bool peer_closed_ = false;
   bool interactive_ = false;     // on a pty (pty-req before the start)
   bool ended_ = false;           // end_session() ran
   bool done_ = false;
   int exit_status_ = 127 << 8;   // wait status; launch failed: as a shell's
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int stdin_fd_ = -1;   // pipe or a dup of the pty master (polled apart from the output)
+  int stdin_fd_ = -1;   // pipe or a dup of the pty's stream (polled apart from the output)
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;  // pipes only
   // Per output stream (0 stdout/pty, 1 stderr): what the client's window did
@@ -116,7 +121,6 @@ class SessionChannel {
   // output is not read, so the process blocks instead of the node buffering.
   std::string out_pending_[2];
   bool out_polled_[2] = {false, false};
-  bool pidfd_polled_ = false;
   // Client input a full stdin holds back: libssh keeps `stdin_backlog_`
   // bytes for us (and does not open the window for them), `stdin_pending_`
   // was fetched but not yet written.
@@ -125,9 +129,6 @@ class SessionChannel {
   bool stdin_watched_ = false;  // polled for POLLOUT while input waits
   bool stdin_eof_ = false;      // the client sent EOF: close once drained
   std::string sid_;
-  // From start() to the end of the first process; what it leaves running
-  // stays recorded after this channel is gone.
-  std::unique_ptr<session::RecordedSession> recorded_;
 };
 
 }  // namespace vigil::ssh

@@ -25,64 +25,11 @@
 namespace vigil::ssh {
 namespace {
 
-using AuthSummaries = std::vector<sshcert::RefusalAggregator<audit::AuthAttempt>::Summary>;
-using RejectionSummaries = std::vector<sshcert::RefusalAggregator<audit::SessionRejection>::Summary>;
+}  // namespace
 
-// Security events are synced: written and on stable storage before the
-// client hears the answer.
-void emit_synced(Node& node, const std::string& line) {
-  if (auto r = node.log.emit(line, auditlog::Durability::sync); !r)
-    log::error("ssh: audit log: " + r.error().message);
-}
-
-// A summary's sample spans first_time..time and stands for `count` refusals.
-template <class Event, class Summary>
-Event summarised(const Summary& s) {
-  Event e = s.sample;
-  if (e.first_time_ns == 0) e.first_time_ns = e.time_ns;
-  e.count = s.count;
-  return e;
-}
-
-void write_summaries(Node& node, const AuthSummaries& auths,
-                     const RejectionSummaries& rejections) {
-  std::string line;
-  for (const auto& s : auths) {
-    line.clear();
-    audit::encode_auth(summarised<audit::AuthAttempt>(s), node.identity, audit::new_uuid(), line);
-    emit_synced(node, line);
-  }
-  for (const auto& s : rejections) {
-    line.clear();
-    audit::encode_session_rejected(summarised<audit::SessionRejection>(s), node.identity,
-                                   audit::new_uuid(), line);
-    emit_synced(node, line);
-  }
-}
-
-// An auth refusal, aggregated per source and reason.
-void emit_auth(Node& node, const audit::AuthAttempt& attempt) {
-  AuthSummaries evicted;
-  // One kind per reason and method: a bounded set.
-  bool now = node.auth_refusals.note(audit::address_only(attempt.remote_addr),
-                                     attempt.reason + '\0' + attempt.method, attempt,
-                                     clock::monotonic_ns(), &evicted);
-  if (now) {
-    log::info("ssh: refused " + attempt.login + " from " + attempt.remote_addr + ": " +
-              attempt.reason);
-    std::string line;
-    audit::encode_auth(attempt, node.identity, audit::new_uuid(), line);
-    emit_synced(node, line);
-  }
-  write_summaries(node, evicted, {});
-}
-
-struct Peer {
-  std::string ip;    // for the certificate's source-address and the rate limiter
-  std::string addr;  // "ip:port" for the audit log
-};
-
-Peer peer_of(int fd) {
+// The front end's own idea of its peer (for its first check of
+// source-address and its log); the monitor takes its own from accept().
+privsep::Peer peer_of(int fd) {
   sockaddr_storage sa{};
   socklen_t len = sizeof(sa);
   char ip[INET6_ADDRSTRLEN] = "?";
@@ -107,16 +54,23 @@ Peer peer_of(int fd) {
   return {text, addr};
 }
 
+namespace {
+
+using Peer = privsep::Peer;
+
+privsep::Counted counted_as(const std::optional<sshcert::Proof>& proof) {
+  if (!proof) return privsep::Counted::no;
+  return *proof == sshcert::Proof::probe ? privsep::Counted::probe : privsep::Counted::signature;
+}
+
 class Connection {
  public:
   Connection(ssh_session session, Node& node) : session_(session), node_(node) {}
   ~Connection() {
-    channels_.clear();  // aborts what still runs before the session goes
-    // What this source's refusals still have counted is written now, not
-    // at some later window's end (nothing is left behind when the node stops).
-    write_summaries(node_, node_.auth_refusals.take_source(peer_.ip),
-                    node_.rejections.take_source(peer_.ip));
+    end_sessions();
+    channels_.clear();
     if (event_) {
+      if (monitor_polled_) ssh_event_remove_fd(event_, node_.monitor.fd());
       ssh_event_remove_session(event_, session_);
       ssh_event_free(event_);
     }
@@ -131,6 +85,7 @@ class Connection {
   static int on_password(ssh_session, const char* user, const char* password, void* self);
   static ssh_channel on_channel_open(ssh_session, void* self);
   static int on_message(ssh_session, ssh_message message, void* self);
+  static int on_monitor(int fd, int revents, void* self);
 
   // Every authentication request passes here first: false when the
   // connection has used up its attempts (the request is then refused
@@ -143,16 +98,21 @@ class Connection {
   void refuse(const std::string& user, const std::string& login, std::string reason,
               std::string message, std::optional<sshcert::Proof> counted,
               std::string method = "publickey");
-  void audit_login(const sshcert::Identity& id, const std::string& login);
   int check_certificate(const char* login, ssh_key key, bool signed_attempt);
   void rejected(std::string reason, std::string request, std::string message, uint64_t max = 0);
   // Sends SSH_MSG_DISCONNECT and closes without a reset.
   void close_after_disconnect();
-  // Summaries of refusal windows that have closed (any source's).
-  void write_due() {
-    const int64_t now = clock::monotonic_ns();
-    write_summaries(node_, node_.auth_refusals.take_due(now), node_.rejections.take_due(now));
+  // The monitor's socket failed: nothing can be audited or run any more.
+  void monitor_failed(const Error& e) {
+    if (!monitor_gone_) log::error("ssh: " + peer_.addr + ": monitor: " + e.message);
+    monitor_gone_ = true;
   }
+  // Sessions that ended (the monitor wrote their session.end).
+  void dispatch_exited();
+  // The connection is going away: the monitor ends what its sessions run,
+  // and the client is let go only once their session.end is written
+  // (bounded), as when the node ran them itself.
+  void end_sessions();
 
   ssh_session session_;
   Node& node_;
@@ -163,6 +123,9 @@ class Connection {
   int auth_requests_ = 0;  // every userauth request but a first "none"
   int auth_failures_ = 0;  // refused ones (sshd's MaxAuthTries counts these)
   bool too_many_attempts_ = false;
+  bool monitor_gone_ = false;
+  bool monitor_polled_ = false;
+  uint32_t last_channel_ = 0;  // ids the monitor knows the connection's sessions by
   // A list: SessionChannel registers its own address with libssh.
   std::list<std::unique_ptr<SessionChannel>> channels_;
 };
@@ -187,44 +150,26 @@ void Connection::end_attempts(const std::string& login, const std::string& why) 
   attempt.remote_addr = peer_.addr;
   attempt.reason = "too_many_attempts";
   attempt.message = why + ": disconnecting";
-  emit_auth(node_, attempt);
+  if (auto r = node_.monitor.auth_refused({login, "", attempt.reason, "", attempt.message,
+                                           privsep::Counted::no});
+      !r)
+    monitor_failed(r.error());
 }
 
 void Connection::refuse(const std::string& user, const std::string& login, std::string reason,
                         std::string message, std::optional<sshcert::Proof> counted,
                         std::string method) {
-  if (counted) node_.limiter.failed(peer_.ip, clock::monotonic_ns(), *counted);
-  audit::AuthAttempt attempt;
-  attempt.time_ns = clock::realtime_ns();
-  attempt.user = user;
-  attempt.login = login;
-  attempt.remote_addr = peer_.addr;
-  attempt.reason = std::move(reason);
-  attempt.message = std::move(message);
-  attempt.method = std::move(method);
-  emit_auth(node_, attempt);
+  // Audited (synced, aggregated per source and reason) and counted by the
+  // source's rate limit, both in the monitor.
+  log::debug("ssh: refused " + login + " from " + peer_.addr + ": " + reason);
+  if (auto r = node_.monitor.auth_refused(
+          {login, user, std::move(reason), std::move(method), std::move(message), counted_as(counted)});
+      !r)
+    monitor_failed(r.error());
   // sshd's MaxAuthTries: the connection ends once it has failed this often.
   if (++auth_failures_ >= node_.max_auth_tries)
     end_attempts(login, std::to_string(auth_failures_) +
                             " failed authentication attempts on one connection (MaxAuthTries)");
-}
-
-void Connection::audit_login(const sshcert::Identity& id, const std::string& login) {
-  audit::AuthAttempt attempt;
-  attempt.time_ns = clock::realtime_ns();
-  attempt.success = true;
-  attempt.user = id.user;
-  attempt.login = login;
-  attempt.remote_addr = peer_.addr;
-  attempt.method = "publickey";
-  attempt.key_id = id.user;
-  attempt.cert_serial = id.serial;
-  attempt.ca_fingerprint = id.ca_fingerprint;
-  std::string line;
-  audit::encode_auth(attempt, node_.identity, audit::new_uuid(), line);
-  // Synced: a login is acknowledged only once it is on stable storage.
-  if (auto r = node_.log.emit(line, auditlog::Durability::sync); !r)
-    log::error("ssh: audit log: " + r.error().message);
 }
 
 void Connection::rejected(std::string reason, std::string request, std::string message,
@@ -242,7 +187,12 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
   const sshcert::Proof proof = signed_attempt ? sshcert::Proof::signature : sshcert::Proof::probe;
   // Only a key holder's failures (signed) count for this; saves looking at
   // anything from a source that has run through them.
-  if (!node_.limiter.allow(peer_.ip, clock::monotonic_ns(), sshcert::Proof::signature)) {
+  auto allowed = node_.monitor.rate_check(privsep::Counted::signature);
+  if (!allowed) {
+    monitor_failed(allowed.error());
+    return SSH_AUTH_DENIED;
+  }
+  if (!*allowed) {
     refuse("", login, "rate_limited", "too many failed logins from " + peer_.ip + "; wait",
            std::nullopt);
     return SSH_AUTH_DENIED;
@@ -293,7 +243,13 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
                             : " (the certificate, not signed by a trusted CA, claims key id \"" +
                                   key_id.substr(0, 256) + "\")";
     // A source that probed too much gets no reasons for failing probes.
-    if (!signed_attempt && !node_.limiter.allow(peer_.ip, clock::monotonic_ns(), proof)) {
+    auto probe_allowed =
+        signed_attempt ? Result<bool>(true) : node_.monitor.rate_check(privsep::Counted::probe);
+    if (!probe_allowed) {
+      monitor_failed(probe_allowed.error());
+      return SSH_AUTH_DENIED;
+    }
+    if (!*probe_allowed) {
       refuse(user, login, "rate_limited",
              "too many failed logins from " + peer_.ip + "; wait" + claim, std::nullopt);
       return SSH_AUTH_DENIED;
@@ -311,16 +267,29 @@ int Connection::check_certificate(const char* login, ssh_key key, bool signed_at
   // Without a signature the client only asks whether the key would do: it
   // proves nothing yet, so nobody is logged in.
   if (!signed_attempt) return SSH_AUTH_SUCCESS;
-  node_.limiter.succeeded(peer_.ip, clock::monotonic_ns());
-  audit_login(result.value(), login);
+  // The monitor checks the certificate again, audits the login and says
+  // what this user's sessions may do.
+  auto answer = node_.monitor.login(cert_blob, login);
+  if (!answer) {
+    monitor_failed(answer.error());
+    return SSH_AUTH_DENIED;
+  }
+  if (auto* no = std::get_if<privsep::Refused>(&*answer)) {
+    log::warn("ssh: the monitor refused " + std::string(login) + " from " + peer_.addr + ": " +
+              no->message);
+    if (++auth_failures_ >= node_.max_auth_tries)
+      end_attempts(login, std::to_string(auth_failures_) +
+                              " failed authentication attempts on one connection (MaxAuthTries)");
+    return SSH_AUTH_DENIED;
+  }
+  const auto& ok = std::get<privsep::LoginOk>(*answer);
   LoginContext ctx;
-  ctx.user = result->user;
+  ctx.user = ok.user;
   ctx.account = std::move(account.value());
-  ctx.kinds = result->recorded_kinds.value_or(node_.default_kinds);
-  ctx.force_command = result->force_command;
-  for (const auto& ext : result->extensions)
-    if (ext == "permit-pty") ctx.permit_pty = true;
-  ctx.valid_before = result->valid_before;
+  ctx.kinds = KindSet(ok.kinds);
+  ctx.force_command = ok.force_command;
+  ctx.permit_pty = ok.permit_pty;
+  ctx.valid_before = ok.valid_before;
   ctx.remote_addr = peer_.addr;
   login_ = std::move(ctx);
   log::info("ssh: " + login_->user + " logged in as " + std::string(login) + " from " + peer_.addr);
@@ -364,8 +333,8 @@ ssh_channel Connection::on_channel_open(ssh_session, void* self) {
                 cap);
     return nullptr;
   }
-  c->channels_.push_back(
-      std::make_unique<SessionChannel>(c->node_, *c->login_, c->session_, c->event_));
+  c->channels_.push_back(std::make_unique<SessionChannel>(c->node_, *c->login_, c->session_,
+                                                          c->event_, ++c->last_channel_));
   return c->channels_.back()->handle();
 }
 
@@ -424,6 +393,37 @@ int Connection::on_message(ssh_session, ssh_message message, void* self) {
   return 1;
 }
 
+int Connection::on_monitor(int, int, void* self) {
+  auto* c = static_cast<Connection*>(self);
+  if (auto r = c->node_.monitor.read_pending(); !r) c->monitor_failed(r.error());
+  c->dispatch_exited();
+  return 0;
+}
+
+void Connection::end_sessions() {
+  auto waiting = [&] {
+    for (auto& channel : channels_)
+      if (channel->running()) return true;
+    return false;
+  };
+  for (auto& channel : channels_)
+    if (channel->running()) (void)node_.monitor.end_session(channel->id());
+  const int64_t until = clock::monotonic_ns() + 5'000'000'000;
+  while (!monitor_gone_ && waiting()) {
+    int64_t left_ms = (until - clock::monotonic_ns()) / 1'000'000;
+    pollfd p{node_.monitor.fd(), POLLIN, 0};
+    if (left_ms <= 0 || poll(&p, 1, static_cast<int>(left_ms)) <= 0) break;
+    if (auto r = node_.monitor.read_pending(); !r) monitor_failed(r.error());
+    dispatch_exited();
+  }
+}
+
+void Connection::dispatch_exited() {
+  for (const auto& e : node_.monitor.take_exited())
+    for (auto& channel : channels_)
+      if (channel->id() == e.channel) channel->exited(e.wait_status);
+}
+
 // A client that is still sending (its next attempt is on the way) would get
 // a TCP reset from a plain close, and a reset makes it drop the
 // DISCONNECT it has not read yet: the user would see "Connection reset"
@@ -479,8 +479,7 @@ void Connection::serve() {
   int64_t deadline = clock::monotonic_ns() + int64_t{node_.login_grace_seconds} * 1'000'000'000;
   while (!login_) {
     if (node_.stopping || clock::monotonic_ns() > deadline) return;
-    if (ssh_event_dopoll(event_, 100) == SSH_ERROR) return;
-    write_due();
+    if (ssh_event_dopoll(event_, 100) == SSH_ERROR || monitor_gone_) return;
     if (too_many_attempts_) {
       // As sshd: the client is told why (OpenSSH prints it) and the connection ends.
       ssh_session_set_disconnect_message(session_, "Too many authentication failures");
@@ -492,7 +491,11 @@ void Connection::serve() {
   // channel windows admit and keeps the rest (channel.cpp), so a client that
   // stops reading stalls only its own sessions' output, never this thread.
   ssh_set_blocking(session_, 0);
-  while (!node_.stopping) {
+  // The monitor's notes (a session's process exited) wake the poll.
+  if (ssh_event_add_fd(event_, node_.monitor.fd(), POLLIN, on_monitor, this) == SSH_OK)
+    monitor_polled_ = true;
+  dispatch_exited();
+  while (!node_.stopping && !monitor_gone_) {
     // A session must not outlive the certificate that let it in (sshd too
     // ends the connection then).
     if (clock::realtime_ns() / 1'000'000'000 >= login_->valid_before) {
@@ -502,7 +505,7 @@ void Connection::serve() {
       break;
     }
     int rc = ssh_event_dopoll(event_, 100);
-    write_due();
+    dispatch_exited();
     for (auto it = channels_.begin(); it != channels_.end();) {
       (*it)->step();
       it = (*it)->done() ? channels_.erase(it) : std::next(it);
@@ -516,29 +519,13 @@ void Connection::serve() {
 
 void reject(Node& node, const LoginContext& login, std::string reason, std::string request,
             std::string message, uint64_t max) {
-  audit::SessionRejection r;
-  r.time_ns = clock::realtime_ns();
-  r.user = login.user;
-  r.login = login.account.name;
-  r.remote_addr = login.remote_addr;
-  r.reason = std::move(reason);
-  r.request = std::move(request);
-  r.message = std::move(message);
-  r.max = max;
-  // Per user too: two users behind one address are not summed together.
-  std::string kind = r.reason + '\0' + r.user + '\0' + r.login;
-  RejectionSummaries evicted;
-  bool now = node.rejections.note(audit::address_only(r.remote_addr), kind, r,
-                                  clock::monotonic_ns(), &evicted);
-  if (now) {
-    // Logged with the event: a flood of refusals is summed, not logged line by line.
-    log::warn("ssh: " + r.remote_addr + ": " + r.user + ": " + r.request + " refused: " +
-              r.message);
-    std::string line;
-    audit::encode_session_rejected(r, node.identity, audit::new_uuid(), line);
-    emit_synced(node, line);
-  }
-  write_summaries(node, {}, evicted);
+  // Audited by the monitor (as session.rejected, synced, aggregated), with
+  // the user and address it knows itself.
+  log::debug("ssh: " + login.remote_addr + ": " + login.user + ": " + request + " refused: " +
+             message);
+  if (auto r = node.monitor.rejected({std::move(reason), std::move(request), std::move(message), max});
+      !r)
+    log::error("ssh: monitor: " + r.error().message);
 }
 
 void serve_connection(ssh_session session, Node& node) {

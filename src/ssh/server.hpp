@@ -1,14 +1,16 @@
-// The SSH node service: accepts SSH connections, lets in only holders of
-// OpenSSH user certificates from trusted CAs, and runs every session
-// channel's process inside its own recorded engine session.
+// The SSH node service, privilege-separated (docs/architecture.md,
+// "Privilege separation of the node"):
 //
-//   Node node{engine, log, recordings, cas, ...};
-//   auto server = Server::listen(options, node);
-//   server->run(stop_flag);   // until stop_flag; ends every connection
+//   root monitor (vigil start)                 front end (vigil ssh-frontend), one per connection
+//   --------------------------                 ----------------------------------------------
+//   Server::listen: binds the port             drops to the `vigil` user before reading a byte
+//   Server::run: accept(), then spawns a       libssh: key exchange, certificate authentication,
+//     front end with the connection (fd 3)       channels (serve_connection)
+//     and its end of a socketpair (fd 4);      asks the monitor (privsep/client.hpp) to log in,
+//     serves it (privsep/monitor.hpp)            open sessions, resize, signal, end them
 //
-// One thread per connection: key exchange, authentication and the
-// connection's channels all run there, so a client that stalls or sends
-// garbage only ever holds its own thread.
+// accept() reads nothing from the network: the monitor takes the client's
+// address from the kernel, so a front end cannot lie about it.
 #pragma once
 
 #include <atomic>
@@ -18,30 +20,19 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
-#include "audit/session.hpp"
-#include "auditlog/emitter.hpp"
-#include "recording/recording_store.hpp"
-#include "sshcert/rate_limit.hpp"
-#include "sshcert/trusted_cas.hpp"
 #include "common/result.hpp"
-#include "engine/engine.hpp"
+#include "privsep/client.hpp"
+#include "privsep/monitor.hpp"
+#include "sshcert/trusted_cas.hpp"
 
 namespace vigil::ssh {
 
-// What every connection of a node shares. The members are thread-safe or
-// read-only once the server runs.
+// What a front end's connection uses: the monitor, and its own limits.
 struct Node {
-  // Null when enhanced recording is off: sessions keep their terminal
-  // recording and audit events, and no BPF is loaded.
-  Engine* engine;
-  auditlog::Emitter& log;
-  recording::RecordingStore& recordings;  // each session's recording
-  const sshcert::TrustedCAs& cas;
-  sshcert::AuthRateLimiter& limiter;
-  audit::SessionMeta identity;  // cluster_name, server_hostname, server_id
-  std::string data_dir;         // the session journals go to <data_dir>/sessions
-  KindSet default_kinds;        // when the certificate has no recording extension
+  privsep::MonitorClient& monitor;
+  const sshcert::TrustedCAs& cas;  // the front end checks first; the monitor checks again
   size_t max_channels_per_connection = 10;  // as sshd's MaxSessions
   int login_grace_seconds = 60;             // key exchange + authentication
   int max_auth_tries = 6;      // refused attempts per connection, then disconnect (sshd's MaxAuthTries)
@@ -50,49 +41,63 @@ struct Node {
   size_t max_env_vars = 32;         // distinct names per channel
   size_t max_env_var_bytes = 4096;  // one "NAME=value"
   size_t max_env_bytes = 32768;     // all of a channel's together
-  // Refusals audited per source: the first of a kind in a window at once,
-  // the rest as one event with a count (docs/ssh-node.md).
-  sshcert::RefusalAggregator<audit::AuthAttempt> auth_refusals;
-  sshcert::RefusalAggregator<audit::SessionRejection> rejections;
-  std::string sftp_server = "/usr/lib/openssh/sftp-server";  // the sftp subsystem (openssh-sftp-server)
   std::atomic<bool> stopping{false};
 };
 
 struct ServerOptions {
   std::string listen_addr = "0.0.0.0:3022";  // "host:port", IPv6 as "[::]:3022"
-  std::string host_key_path;                 // made on first start (host_key.hpp)
   size_t max_connections = 1024;             // beyond: new connections are closed at once
   int listen_backlog = 128;                  // as sshd's
-  // A stop ends every connection within this: first they are asked to end
-  // (each ends its sessions), then their sockets are shut down under them.
+  // A stop ends every connection within this: their front ends are told to
+  // go, their sessions ended (session.end written).
   int stop_grace_ms = 2000;
+  // The front end's command line; it gets the connection as fd 3 and its
+  // end of the monitor socketpair as fd 4.
+  std::vector<std::string> front_end_argv;
 };
 
 class Server {
  public:
-  static Result<std::unique_ptr<Server>> listen(const ServerOptions& options, Node& node);
+  static Result<std::unique_ptr<Server>> listen(const ServerOptions& options,
+                                                privsep::MonitorContext& monitor);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const { return port_; }
   // Accepts until `stop` becomes true, then ends every connection (their
-  // processes are killed and their sessions closed and logged) and returns
-  // true; false when some connection thread had still not finished 5 s after
-  // its socket was shut down (the caller should then exit without waiting:
-  // the sessions' journals let the next start write their end).
+  // front ends are killed, their sessions ended and logged) and returns
+  // true; false when some connection had still not ended 5 s after (the
+  // caller should then exit without waiting: the sessions' journals let the
+  // next start write their end).
   bool run(const std::atomic<bool>& stop);
 
  private:
-  Server(Node& node) : node_(node) {}
-  Node& node_;
+  Server(privsep::MonitorContext& monitor) : monitor_(monitor) {}
+  void serve(int connection);
+  privsep::MonitorContext& monitor_;
   ServerOptions options_;
-  void* bind_ = nullptr;  // ssh_bind (libssh stays out of this header)
+  int listen_fd_ = -1;
   uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
   std::mutex mu_;
   size_t live_connections_ = 0;
-  std::set<int> live_fds_;  // sockets of live connections (under mu_)
+  std::set<pid_t> front_ends_;  // live front ends (under mu_)
   std::condition_variable all_done_;  // a member: threads may outlive run()
 };
+
+// The front end process: `vigil ssh-frontend`, started by Server::run as
+// root with the connection on fd 3 and the monitor on fd 4.
+struct FrontEndOptions {
+  std::string host_key_path;
+  std::vector<std::string> trusted_user_ca_keys;
+  int login_grace_seconds = 60;
+  std::string user;  // the service user to drop to
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+// Reads the host key and the CAs, drops to the service user (privsep/drop),
+// then serves the one connection. The exit status of the process.
+int run_front_end(const FrontEndOptions& options);
 
 }  // namespace vigil::ssh

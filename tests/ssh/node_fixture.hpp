@@ -145,6 +145,24 @@ class SshNodeTest : public ::testing::Test {
 
   Log audit_log() const { return read_log(dir_ + "/data/log/events.log"); }
 
+  // The node's processes: the monitor and its connections' front ends
+  // (what a client's bytes can make grow).
+  std::vector<pid_t> node_processes() const {
+    std::vector<pid_t> pids;
+    if (!node_) return pids;
+    pids.push_back(node_->pid());
+    const std::string ppid = "PPid:\t" + std::to_string(node_->pid()) + "\n";
+    for (auto& p : std::filesystem::directory_iterator("/proc")) {
+      pid_t pid = static_cast<pid_t>(std::atol(p.path().filename().c_str()));
+      if (pid <= 0) continue;
+      if (read_file(p.path().string() + "/cmdline").find("ssh-frontend") == std::string::npos)
+        continue;
+      if (read_file(p.path().string() + "/status").find(ppid) != std::string::npos)
+        pids.push_back(pid);
+    }
+    return pids;
+  }
+
   // Session directories still under this node's cgroup root.
   size_t cgroups_left() const {
     size_t n = 0;
