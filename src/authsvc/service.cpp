@@ -726,6 +726,13 @@ Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
   if (!spec) return spec.error();
   spec->extensions.push_back(
       sshcert::CertOption{std::string(kRolesExtension), ca::option_value(joined(role_names, ","))});
+  // The user's own logins trait: what {{internal.logins}} expands to when a
+  // node evaluates a role (the principals are every role's logins together,
+  // which would let one role's template take another role's login).
+  std::vector<std::string> trait_logins;
+  if (auto it = user->traits.find("logins"); it != user->traits.end()) trait_logins = it->second;
+  spec->extensions.push_back(sshcert::CertOption{std::string(kLoginsExtension),
+                                                 ca::option_value(joined(trait_logins, ","))});
   auto ssh_cert = cas_.ssh_user.sign_ssh(spec.value());
   if (!ssh_cert) return ssh_cert.error();
 

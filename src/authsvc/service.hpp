@@ -51,6 +51,9 @@ inline constexpr std::string_view kAdminName = "@admin";
 // The SSH certificate extension naming the user's roles (comma-separated),
 // so that a node can evaluate node_labels with the roles it fetched.
 inline constexpr std::string_view kRolesExtension = "vigil-roles@vigil.dev";
+// The SSH certificate extension holding the user's logins trait
+// (comma-separated), which {{internal.logins}} expands to on a node.
+inline constexpr std::string_view kLoginsExtension = "vigil-logins@vigil.dev";
 // The principal of a certificate whose roles allow no login: not a valid
 // login (it starts with '-'), so it opens no account anywhere.
 inline constexpr std::string_view kNoLoginPrincipal = "-vigil-no-login";

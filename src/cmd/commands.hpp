@@ -27,6 +27,7 @@ Subcommand add_record(CLI::App& app);   // record.cpp
 Subcommand add_check(CLI::App& app);    // check.cpp
 Subcommand add_start(CLI::App& app);    // start.cpp
 Subcommand add_ssh_frontend(CLI::App& app);  // start.cpp: a connection's unprivileged front end
+Subcommand add_cluster_services(CLI::App& app);  // start_cluster.cpp: the auth service and proxy, unprivileged
 Subcommand add_events(CLI::App& app);   // events.cpp
 Subcommand add_play(CLI::App& app);        // play.cpp
 Subcommand add_recordings(CLI::App& app);  // recordings.cpp

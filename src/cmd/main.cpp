@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       vigil::cmd::add_check(app),
       vigil::cmd::add_start(app),
       vigil::cmd::add_ssh_frontend(app),
+      vigil::cmd::add_cluster_services(app),
       vigil::cmd::add_events(app),
       vigil::cmd::add_play(app),
       vigil::cmd::add_recordings(app),

@@ -23,6 +23,10 @@
 #include "privsep/monitor.hpp"
 #include "ssh/host_key.hpp"
 #include "ssh/server.hpp"
+#include "ca/authority.hpp"
+#include "services/cluster_services.hpp"
+#include "start_cluster.hpp"
+#include <sys/wait.h>
 
 namespace vigil::cmd {
 namespace {
@@ -36,44 +40,140 @@ int fail(const std::string& message) {
   return kVigilFailed;
 }
 
+// A token file the auth service of this host wrote (one line).
+Result<std::string> read_small_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (!f) return Error::sys("read " + path);
+  char buf[256];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string s(buf, n);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Runs until SIGTERM/SIGINT with nothing of its own to serve (a host that
+// runs only the auth service or the proxy).
+int wait_for_stop(ServicesChild& child) {
+  while (!g_stop) {
+    int status = 0;
+    if (waitpid(child.pid, &status, WNOHANG) == child.pid) {
+      child.pid = 0;
+      return fail("the cluster services ended (their error is above)");
+    }
+    usleep(100'000);
+  }
+  stop_cluster_services(child);
+  return 0;
+}
+
 int start(const DataDirOptions& where) {
   auto cfg = where.resolve();
   if (!cfg) return fail(cfg.error().message);
-  if (!cfg->ssh.enabled)
-    return fail(cfg->source + ": ssh_service.enabled is not true: this node has nothing to run "
-                "(set ssh_service.enabled: true)");
-  if (cfg->ssh.trusted_user_ca_keys.empty())
-    return fail(cfg->source + ": ssh_service.trusted_user_ca_keys is empty: nobody could log in "
-                "(list the files of the user CAs this node trusts)");
-  auto cas = sshcert::TrustedCAs::load(cfg->ssh.trusted_user_ca_keys);
-  if (!cas) return fail(cas.error().message);
+  const bool services = cfg->auth_enabled || cfg->proxy_enabled;
+  // A node of a cluster: it joins an auth service (here or elsewhere)
+  // rather than trusting CA files of its own.
+  const bool cluster_node =
+      cfg->ssh.enabled && (cfg->auth_enabled || !cfg->auth_server.empty() || !cfg->proxy_server.empty());
+  if (!cfg->ssh.enabled && !services)
+    return fail(cfg->source + ": no service is enabled: this host has nothing to run (set "
+                "ssh_service.enabled, auth_service.enabled or proxy_service.enabled to true)");
+  if (cfg->ssh.enabled && !cluster_node && cfg->ssh.trusted_user_ca_keys.empty())
+    return fail(cfg->source + ": ssh_service.trusted_user_ca_keys is empty and no auth_server is "
+                "set: nobody could log in (list the files of the user CAs this node trusts, or "
+                "join a cluster with teleport.auth_server and teleport.auth_token)");
+  if (geteuid() != 0)
+    return fail("needs root: it drops the network-facing services to the 'vigil' user and runs "
+                "sessions as their login's user (run it as root)");
   const auto& recording = cfg->ssh.enhanced_recording;
-  if (recording.enabled) {
+  if (cfg->ssh.enabled && recording.enabled) {
     if (auto r = host::require_bpf_privileges(); !r) return fail(r.error().message);
-  } else if (geteuid() != 0) {
-    return fail("needs root: sessions run as their login's user (run it as root)");
   }
 
-  // The account the network-facing front ends run as.
+  // The account the network-facing processes run as.
   bool created = false;
   auto service_user = privsep::ensure_service_user(privsep::kServiceUser, &created);
   if (!service_user) return fail(service_user.error().message);
   if (created)
-    std::printf("vigil: created the system user '%s' (no home, no shell): SSH connections are "
-                "served as it\n", privsep::kServiceUser);
+    std::printf("vigil: created the system user '%s' (no home, no shell): the network-facing "
+                "services run as it\n", privsep::kServiceUser);
 
   auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
   if (!server_id) return fail(server_id.error().message);
+
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa{};
+  sa.sa_handler = request_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  // The auth service and the proxy: a child as the service user.
+  ServicesChild child;
+  const bool local_node_joins = cluster_node && cfg->auth_enabled;
+  std::string local_token = cfg->data_dir + "/cluster/local-node-token";
+  if (services) {
+    auto spawned = spawn_cluster_services(
+        where, *cfg, *service_user, *server_id,
+        local_node_joins && !services::load_node_identity(cfg->data_dir) ? local_token : "");
+    if (!spawned) return fail(spawned.error().message);
+    child = *spawned;
+  }
+  struct ChildGuard {
+    ServicesChild& c;
+    ~ChildGuard() { stop_cluster_services(c); }
+  } child_guard{child};
+  if (!cfg->ssh.enabled) return wait_for_stop(child);
+
   std::string host_key = cfg->data_dir + "/host_key";
   if (auto r = ssh::ensure_host_key(host_key); !r) return fail(r.error().message);
+  auto listen = services::split_listen_addr(cfg->ssh.listen_addr);
+  if (!listen) return fail("ssh_service.listen_addr: " + listen.error().message);
 
-  auditlog::FileLogOptions log_options;
-  log_options.data_dir = cfg->data_dir;
-  log_options.server_uuid = *server_id;
-  auto audit_log = auditlog::FileLog::open(log_options);
-  if (!audit_log) return fail("audit log: " + audit_log.error().message);
-  // The node's stores: the file back ends under data_dir.
-  recording::FileRecordingStore recordings(cfg->data_dir);
+  // Where events and recordings go: the cluster's auth service through the
+  // spool, or (standalone) this node's own audit log and recordings.
+  std::unique_ptr<ClusterNode> node;
+  std::unique_ptr<auditlog::FileLog> own_log;
+  std::unique_ptr<recording::FileRecordingStore> own_recordings;
+  auditlog::AuditStore* sink = nullptr;
+  recording::RecordingStore* recordings = nullptr;
+  std::vector<std::string> user_ca_files = cfg->ssh.trusted_user_ca_keys;
+  if (cluster_node) {
+    ClusterNodeParams params;
+    params.server_id = *server_id;
+    params.host_key_path = host_key;
+    params.ssh_port = listen->second;
+    if (cfg->auth_enabled) {
+      // The auth service of this host: its CA is at hand, its token too.
+      params.auth_server = "127.0.0.1:" + std::to_string(child.auth_port);
+      auto tls = ca::CertAuthority::load(cfg->data_dir + "/ca", ca::CaType::tls, cfg->cluster_name);
+      if (!tls) return fail("the cluster's TLS CA: " + tls.error().message);
+      params.trusted = tls->trusted_tls_certificates();
+      if (auto token = read_small_file(local_token)) params.token = *token;
+    } else {
+      params.auth_server = !cfg->auth_server.empty() ? cfg->auth_server : cfg->proxy_server;
+      params.token = cfg->auth_token;
+      params.ca_pin = cfg->ca_pin;
+    }
+    auto joined = start_cluster_node(*cfg, params);
+    if (!joined) return fail(joined.error().message);
+    node = std::move(*joined);
+    sink = node->sink.get();
+    recordings = node->recordings.get();
+    user_ca_files = {node->user_cas_path};
+  } else {
+    auditlog::FileLogOptions log_options;
+    log_options.data_dir = cfg->data_dir;
+    log_options.server_uuid = *server_id;
+    auto audit_log = auditlog::FileLog::open(log_options);
+    if (!audit_log) return fail("audit log: " + audit_log.error().message);
+    own_log = std::move(*audit_log);
+    own_recordings = std::make_unique<recording::FileRecordingStore>(cfg->data_dir);
+    sink = own_log.get();
+    recordings = own_recordings.get();
+  }
+  auto cas = sshcert::TrustedCAs::load(user_ca_files);
+  if (!cas) return fail(cas.error().message);
 
   // Before anything new runs: the engine kills what sessions of a dead run
   // left (its guard normally did), and their missing ends are written.
@@ -92,18 +192,23 @@ int start(const DataDirOptions& where) {
                     : "ssh_service.enhanced_recording.enabled is not set, and the guide's "
                       "default is false");
   }
-  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, **audit_log, recordings);
-      !recovered)
+  if (auto recovered = auditlog::recover_sessions(cfg->data_dir, *sink, *recordings); !recovered)
     return fail(recovered.error().message);
   else if (*recovered)
     std::printf("vigil: %zu sessions of an earlier run had not ended: their end is written, "
                 "marked recovered\n", *recovered);
 
-  privsep::MonitorContext monitor{engine.get(), **audit_log, recordings, *cas, {}, cfg->data_dir,
+  privsep::MonitorContext monitor{engine.get(), *sink, *recordings, *cas, {}, cfg->data_dir,
                                   cfg->ssh.default_kinds};
-  monitor.identity.cluster_name = cfg->cluster_name;
+  monitor.identity.cluster_name = node ? node->identity.cluster : cfg->cluster_name;
   monitor.identity.server_hostname = cfg->nodename;
   monitor.identity.server_id = *server_id;
+  if (node) {
+    const services::NodeAgent* agent = node->agent.get();
+    monitor.authorize_login = [agent](const sshcert::Certificate& cert, const std::string& login) {
+      return authorize_cluster_login(*agent, cert, login);
+    };
+  }
 
   ssh::ServerOptions server_options;
   server_options.listen_addr = cfg->ssh.listen_addr;
@@ -113,34 +218,28 @@ int start(const DataDirOptions& where) {
       "--login-grace", std::to_string(cfg->ssh.login_grace_time),
       "--user", service_user->name, "--uid", std::to_string(service_user->uid),
       "--gid", std::to_string(service_user->gid)};
-  for (const auto& ca : cfg->ssh.trusted_user_ca_keys)
+  for (const auto& ca : user_ca_files)
     server_options.front_end_argv.insert(server_options.front_end_argv.end(), {"--ca", ca});
   auto server = ssh::Server::listen(server_options, monitor);
   if (!server) return fail(server.error().message);
 
-  // Writing to a pipe whose reader is gone must fail with EPIPE, not kill
-  // the node. (Sessions' processes get the default back before exec.)
-  signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa{};
-  sa.sa_handler = request_stop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::printf("vigil: SSH node listening on %s (port %u), server_id %s\n",
-              cfg->ssh.listen_addr.c_str(), (*server)->port(), server_id->c_str());
+  std::printf("vigil: SSH node listening on %s (port %u), server_id %s%s\n",
+              cfg->ssh.listen_addr.c_str(), (*server)->port(), server_id->c_str(),
+              node ? (", node of cluster \"" + node->identity.cluster + "\"").c_str() : "");
   std::fflush(stdout);
   bool all_ended = (*server)->run(g_stop);
   if (!all_ended) {
     // A connection is stuck: its session's journal lets the next
     // start write its end, and the engine's guard kills its processes.
-    (void)(*audit_log)->flush();
+    (void)sink->flush();
     std::fflush(stdout);
     _exit(kVigilFailed);
   }
   // Processes sessions left running cannot be recorded once the node is
   // gone: the engine kills them and their sessions' last events are written.
   engine.reset();
-  if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
+  if (auto r = sink->flush(); !r) return fail("audit log: " + r.error().message);
+  node.reset();
   return 0;
 }
 

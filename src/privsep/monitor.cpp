@@ -84,6 +84,7 @@ class Service {
   }
   std::optional<std::string> handle(Request request);
   std::optional<std::string> on_login(const Login& m);
+  Result<void> role_decision(const Login& m);
   std::optional<std::string> on_open(const OpenSession& m);
   void refuse_auth(const std::string& login, const std::string& user, std::string reason,
                    std::string message, const std::string& method);
@@ -183,6 +184,15 @@ void Service::reject(std::string reason, std::string request, std::string messag
 // end concluded is taken on trust. What the monitor cannot check is the
 // client's signature over the session id (libssh keeps it): see
 // docs/architecture.md, "Privilege separation".
+// The cluster's roles on a login the certificate allows (a node of a
+// cluster; a standalone node has no roles to ask).
+Result<void> Service::role_decision(const Login& m) {
+  if (!ctx_.authorize_login) return {};
+  auto cert = sshcert::parse_certificate(m.cert_blob);
+  if (!cert) return cert.error();
+  return ctx_.authorize_login(*cert, m.login);
+}
+
 std::optional<std::string> Service::on_login(const Login& m) {
   if (identity_) return "login after a login";
   auto result = sshcert::authorize_blob(m.cert_blob, ctx_.cas, m.login,
@@ -204,6 +214,9 @@ std::optional<std::string> Service::on_login(const Login& m) {
   } else if (auto account = credentials_for(m.login); !account) {
     user = key_id;
     refusal.emplace("unknown_login", "no local account " + m.login + " on this node");
+  } else if (auto denied = role_decision(m); !denied) {
+    user = key_id;
+    refusal.emplace("access_denied", denied.error().message);
   } else {
     account_ = std::move(account.value());
   }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "audit/session.hpp"
@@ -44,6 +45,11 @@ struct MonitorContext {
   audit::SessionMeta identity;  // cluster_name, server_hostname, server_id
   std::string data_dir;         // session journals
   KindSet default_kinds;        // when the certificate has no recording extension
+  // A node of a cluster: the roles' decision on a login the certificate
+  // allows (node labels, the login), after every check above; an Error is
+  // the refusal's message. Empty: the certificate alone decides (standalone).
+  std::function<Result<void>(const sshcert::Certificate& cert, const std::string& login)>
+      authorize_login;
   std::string sftp_server = "/usr/lib/openssh/sftp-server";  // the monitor's choice, never the front end's
   size_t max_sessions = 10;     // per front end (one SSH connection), as sshd's MaxSessions
   int max_login_refusals = 6;   // refused logins per front end, then it is ended (MaxAuthTries)

@@ -19,6 +19,14 @@
 #include "cluster/sqlite_store.hpp"
 #include "cluster/store.hpp"
 #include "common/log.hpp"
+#include "proxy/node_directory.hpp"
+#include "proxy/proxy_server.hpp"
+#include "proxy/tunnel_registry.hpp"
+#include "recording/file_store.hpp"
+#include "relay/inbox.hpp"
+#include "relay/recording_inbox.hpp"
+#include "relay/wire.hpp"
+#include "ssh/host_key.hpp"
 
 namespace vigil::services {
 
@@ -73,7 +81,7 @@ Result<std::pair<std::string, uint16_t>> split_listen_addr(const std::string& ad
 int run_cluster_services(const ClusterServicesOptions& options, const std::atomic<bool>& stop) {
   const config::Config& cfg = options.config;
   const std::string& dir = cfg.data_dir;
-  for (const char* sub : {"/cluster", "/ca", "/admin"})
+  for (const char* sub : {"/cluster", "/ca", "/admin", "/relay", "/proxy"})
     if (auto r = private_dir(dir + sub); !r) return fail(r.error().message);
 
   auto backend = cluster::open_sqlite(dir + "/cluster/state.db");
@@ -89,6 +97,14 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   log_options.server_uuid = options.server_uuid;
   auto audit_log = auditlog::FileLog::open(log_options);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
+
+  // Nodes' events and recordings (exactly once, in order per node).
+  recording::FileRecordingStore recordings(dir);
+  auto inbox = relay::Inbox::open(**audit_log, relay::InboxOptions{dir + "/relay/events", {}, {}});
+  if (!inbox) return fail("event inbox: " + inbox.error().message);
+  auto recording_inbox =
+      relay::RecordingInbox::open(recordings, relay::RecordingInboxOptions{dir + "/relay/recordings"});
+  if (!recording_inbox) return fail("recording inbox: " + recording_inbox.error().message);
 
   authsvc::Options service_options;
   service_options.cluster_name = cfg.cluster_name;
@@ -133,6 +149,68 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
                              {"ca_pin", f.ca_pin}});
   });
 
+  // A node's caller identity for the relay: its uuid and name from its
+  // certificate, nothing from the body.
+  auto node_caller = [&service](const api::Request& q) -> Result<relay::Caller> {
+    auto c = service.caller(q.peer);
+    if (!c) return c.error();
+    if (c->kind != authsvc::CallerKind::node || !q.peer.identity)
+      return Error::of(Errc::permission_denied,
+                       "only a node of the cluster sends events and recordings");
+    return relay::Caller{q.peer.identity->name, q.peer.identity->node_name};
+  };
+  router.add(
+      "POST", "/v1/events",
+      [&, node_caller](const api::Request& q) -> Result<api::Reply> {
+        auto caller = node_caller(q);
+        if (!caller) return caller.error();
+        auto batch = q.json.is_null() ? relay::batch_from_json(q.body) : relay::batch_from_value(q.json);
+        if (!batch) return batch.error();
+        auto acked = (*inbox)->accept(*caller, *batch);
+        if (!acked) return acked.error();
+        return api::Reply::bytes(relay::to_json(relay::Ack{*acked}), "application/json");
+      },
+      api::RouteOptions{relay::kMaxBatchJsonBytes});
+  router.add("GET", "/v1/recordings/:sid/upload",
+             [&, node_caller](const api::Request& q) -> Result<api::Reply> {
+               auto caller = node_caller(q);
+               if (!caller) return caller.error();
+               auto state = (*recording_inbox)->state(*caller, q.param("sid"));
+               if (!state) return state.error();
+               return api::Reply::bytes(relay::to_json(*state), "application/json");
+             });
+  router.add(
+      "PUT", "/v1/recordings/:sid",
+      [&, node_caller](const api::Request& q) -> Result<api::Reply> {
+        auto caller = node_caller(q);
+        if (!caller) return caller.error();
+        auto meta = relay::chunk_meta_from(q.param("sid"), q.query_value("offset").value_or(""),
+                                           q.query_value("final").value_or(""));
+        if (!meta) return meta.error();
+        auto state = (*recording_inbox)->put(*caller, *meta, q.body);
+        if (!state) return state.error();
+        return api::Reply::bytes(relay::to_json(*state), "application/json");
+      },
+      api::RouteOptions{relay::kMaxChunkBytes + 4096});
+
+  // The proxy's SSH side: the jump port for users, the tunnel port for nodes.
+  std::string proxy_host_key = dir + "/proxy/host_key";
+  std::string proxy_host_key_line;
+  if (cfg.proxy_enabled) {
+    if (auto r = ssh::ensure_host_key(proxy_host_key); !r) return fail(r.error().message);
+    auto key = ca::load_private_key(proxy_host_key);
+    if (!key) return fail(key.error().message);
+    proxy_host_key_line = key->ssh_public_key_line();
+  }
+  // How a client checks the proxy's SSH host key (libssh servers present no
+  // host certificate): the line, over the TLS connection it already trusts.
+  router.add("GET", "/v1/proxy/host_key",
+             [&proxy_host_key_line](const api::Request&) -> Result<api::Reply> {
+               if (proxy_host_key_line.empty())
+                 return Error::of(Errc::not_found, "this host runs no proxy");
+               return api::Reply::json({{"host_key", proxy_host_key_line}});
+             });
+
   auto listen = [&](const std::string& addr) -> Result<std::unique_ptr<api::Server>> {
     auto where = split_listen_addr(addr);
     if (!where) return where.error();
@@ -163,6 +241,25 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     web_server->start();
   }
 
+  auto user_cas = cas->ssh_user.trusted_ssh_cas();
+  auto host_cas = cas->ssh_host.trusted_ssh_cas();
+  if (!user_cas || !host_cas) return fail("the cluster's SSH CAs do not read back");
+  proxy::ClusterNodeDirectory directory(store, cfg.cluster_name);
+  proxy::TunnelRegistry tunnels;
+  proxy::Proxy proxy{*user_cas, *host_cas, directory, tunnels};
+  std::unique_ptr<proxy::ProxyServer> proxy_server;
+  std::thread proxy_thread;
+  if (cfg.proxy_enabled) {
+    proxy::ProxyOptions o;
+    o.jump_addr = cfg.proxy.listen_addr;
+    o.tunnel_addr = cfg.proxy.tunnel_listen_addr;
+    o.host_key_path = proxy_host_key;
+    auto s = proxy::ProxyServer::listen(o, proxy);
+    if (!s) return fail("proxy_service.listen_addr: " + s.error().message);
+    proxy_server = std::move(*s);
+    proxy_thread = std::thread([&] { proxy_server->run(stop); });
+  }
+
   if (!options.local_node_token_path.empty()) {
     authsvc::Caller admin;
     admin.kind = authsvc::CallerKind::admin;
@@ -183,7 +280,9 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   std::fflush(stdout);
   if (options.ready_fd >= 0) {
     std::string ready = "ready " + std::to_string(auth_server ? auth_server->port() : 0) + " " +
-                        std::to_string(web_server ? web_server->port() : 0) + " 0 0\n";
+                        std::to_string(web_server ? web_server->port() : 0) + " " +
+                        std::to_string(proxy_server ? proxy_server->jump_port() : 0) + " " +
+                        std::to_string(proxy_server ? proxy_server->tunnel_port() : 0) + "\n";
     (void)!::write(options.ready_fd, ready.data(), ready.size());
     ::close(options.ready_fd);
   }
@@ -198,6 +297,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
         log::warn("cluster services: purging expired records: " + r.error().message);
     }
   }
+  if (proxy_thread.joinable()) proxy_thread.join();
   if (web_server) web_server->join();
   if (auth_server) auth_server->join();
   if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);

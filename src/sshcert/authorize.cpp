@@ -197,4 +197,10 @@ AuthResult authorize_blob(std::string_view cert_blob, const TrustedCAs& cas,
   return authorize(*cert, cas, login, now_unix, client_address);
 }
 
+std::optional<std::string> extension_text(const Certificate& cert, std::string_view name) {
+  for (const auto& extension : cert.extensions)
+    if (extension.name == name) return option_value(extension);
+  return std::nullopt;
+}
+
 }  // namespace vigil::sshcert

@@ -103,4 +103,8 @@ AuthResult authorize_blob(std::string_view cert_blob, const TrustedCAs& cas,
                           const std::string& login, int64_t now_unix,
                           const std::string& client_address);
 
+// The text value of the certificate's extension `name` (its data holds one
+// string); nullopt when it has none or its data is not one string.
+std::optional<std::string> extension_text(const Certificate& cert, std::string_view name);
+
 }  // namespace vigil::sshcert
