@@ -373,6 +373,8 @@ void add_routes(api::Router& r, AuthService& s) {
       return bad("tls_public_key must be the SubjectPublicKeyInfo DER in standard base64");
     req.tls_public_key = *der;
     req.ttl = ttl.value();
+    if (auto it = q.headers.find("x-forwarded-for"); it != q.headers.end())
+      req.forwarded_for = it->second.substr(0, 64);
     VIGIL_TRY(out, s.login(c.value(), req));
     return Reply::json({{"ssh_certificate", out->ssh_certificate},
                         {"tls_certificate", out->tls_certificate_pem},

@@ -653,7 +653,12 @@ Error AuthService::login_failure(const LoginRequest& r, const std::string& sourc
 
 Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
   const Time t = now();
-  const std::string source = source_of(c.address);
+  // Behind the proxy every login comes from the proxy's address: the
+  // client's is the one the proxy forwards (believed from a proxy only).
+  const std::string source = c.kind == CallerKind::proxy && !r.forwarded_for.empty()
+                                 ? source_of(std::string_view(r.forwarded_for)
+                                                 .substr(0, r.forwarded_for.find(',')))
+                                 : source_of(c.address);
   const Error invalid = Error::of(
       Errc::unauthenticated, options_.second_factor == SecondFactor::otp
                                  ? "invalid user name, password or second-factor code"

@@ -188,6 +188,9 @@ struct LoginRequest {
   std::string ssh_public_key;           // "ssh-ed25519 AAAA..."
   std::string tls_public_key;           // SubjectPublicKeyInfo, DER (raw bytes)
   std::optional<Seconds> ttl;
+  // The client's address as a proxy forwarding the login saw it; taken
+  // only from a proxy caller (failed logins are counted per source).
+  std::string forwarded_for;
 };
 struct LoginReply {
   std::string ssh_certificate;          // certificate line

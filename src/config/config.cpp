@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cassert>
 #include <climits>
 #include <cstdio>
@@ -191,10 +192,88 @@ bool is_leftover_policy(std::string_view v) { return v == "record" || v == "kill
 // hierarchy, whose other cgroups are not this node's to create or remove.
 bool is_session_root(std::string_view path) { return is_clean_absolute_path(path) && path != "/"; }
 
-Result<void> read_enabled_only(const Reader& r, const YAML::Node& node, const Place& at,
-                               bool& enabled) {
-  return r.section(node, at,
-                   {{"enabled", [&](auto& v, auto& p) { return r.boolean(v, p, enabled); }}});
+// "sha256:" and 64 hex digits, as `vigilctl status` prints the CA pin.
+bool is_ca_pin(std::string_view pin) {
+  constexpr std::string_view prefix = "sha256:";
+  if (!pin.starts_with(prefix) || pin.size() != prefix.size() + 64) return false;
+  for (char c : pin.substr(prefix.size()))
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+bool is_second_factor(std::string_view v) { return v == "off" || v == "otp"; }
+
+constexpr std::string_view kHostPort =
+    "host:port with a port from 1 to 65535, like 0.0.0.0:3080 or [::]:3080";
+
+Result<void> read_auth_service(const Reader& r, const YAML::Node& node, const Place& at,
+                               Config& out, std::optional<Place>& cluster_name_at) {
+  return r.section(
+      node, at,
+      {
+          {"enabled", [&](auto& v, auto& p) { return r.boolean(v, p, out.auth_enabled); }},
+          {"listen_addr",
+           [&](auto& v, auto& p) {
+             return r.text(v, p, kHostPort, out.auth.listen_addr, is_host_port);
+           }},
+          {"cluster_name",
+           [&](auto& v, auto& p) -> Result<void> {
+             if (cluster_name_at)
+               return r.fail(p, "the cluster name is already set at line " +
+                                    std::to_string(cluster_name_at->line) + "; set it once");
+             cluster_name_at = p;
+             return r.text(v, p, "a cluster name", out.cluster_name);
+           }},
+          {"authentication",
+           [&](auto& v, auto& p) {
+             return r.section(
+                 v, p,
+                 {{"second_factor", [&](auto& v2, auto& p2) -> Result<void> {
+                     // YAML 1.1 reads a bare off as false: judge the text.
+                     return r.text(v2, p2,
+                                   "off or otp (Vigil has no WebAuthn yet: on, webauthn and "
+                                   "optional are not supported)",
+                                   out.auth.second_factor, is_second_factor);
+                   }}});
+           }},
+      });
+}
+
+Result<void> read_proxy_service(const Reader& r, const YAML::Node& node, const Place& at,
+                                Config& out) {
+  auto read_public_addr = [&](const YAML::Node& v, const Place& p) -> Result<void> {
+    out.proxy.public_addr.clear();
+    auto one = [&](const YAML::Node& item, const Place& item_at) -> Result<void> {
+      std::string addr;
+      if (auto read = r.text(item, item_at,
+                             "host:port users reach the proxy at, like proxy.example.com:3080",
+                             addr, is_host_port);
+          !read)
+        return read;
+      out.proxy.public_addr.push_back(addr);
+      return {};
+    };
+    if (v.IsSequence()) return r.list(v, p, "a list of host:port", one);
+    return one(v, p);
+  };
+  return r.section(
+      node, at,
+      {
+          {"enabled", [&](auto& v, auto& p) { return r.boolean(v, p, out.proxy_enabled); }},
+          {"web_listen_addr",
+           [&](auto& v, auto& p) {
+             return r.text(v, p, kHostPort, out.proxy.web_listen_addr, is_host_port);
+           }},
+          {"listen_addr",
+           [&](auto& v, auto& p) {
+             return r.text(v, p, kHostPort, out.proxy.listen_addr, is_host_port);
+           }},
+          {"tunnel_listen_addr",
+           [&](auto& v, auto& p) {
+             return r.text(v, p, kHostPort, out.proxy.tunnel_listen_addr, is_host_port);
+           }},
+          {"public_addr", read_public_addr},
+      });
 }
 
 Result<void> read_enhanced_recording(const Reader& r, const YAML::Node& node, const Place& at,
@@ -306,7 +385,8 @@ Result<void> read_ssh_service(const Reader& r, const YAML::Node& node, const Pla
 
 // The teleport: section, or vigil:, which alone may set cluster_name.
 Result<void> read_node_section(const Reader& r, const YAML::Node& node, const Place& at,
-                               bool vigil_spelling, Config& out, bool& cluster_name_given) {
+                               bool vigil_spelling, Config& out,
+                               std::optional<Place>& cluster_name_at) {
   return r.section(
       node, at,
       {
@@ -332,15 +412,25 @@ Result<void> read_node_section(const Reader& r, const YAML::Node& node, const Pl
                return r.fail(p,
                              "a Vigil setting that Teleport keeps elsewhere; rename the "
                              "teleport: section to vigil: to set it here");
-             cluster_name_given = true;
+             if (cluster_name_at)
+               return r.fail(p, "the cluster name is already set at line " +
+                                    std::to_string(cluster_name_at->line) + "; set it once");
+             cluster_name_at = p;
              return r.text(v, p, "a cluster name", out.cluster_name);
+           }},
+          {"ca_pin",
+           [&](auto& v, auto& p) {
+             return r.text(v, p,
+                           "the auth service's CA pin, sha256: and 64 hex digits, as vigilctl "
+                           "status prints it",
+                           out.ca_pin, is_ca_pin);
            }},
       });
 }
 
 Result<void> read_document(const Reader& r, const YAML::Node& root, Config& out) {
   std::optional<Place> node_section;  // where teleport: or vigil: was met
-  bool cluster_name_given = false;
+  std::optional<Place> cluster_name_at;  // where the cluster name was set
   auto read_node_spelled = [&](bool vigil_spelling) -> FieldReader {
     return [&, vigil_spelling](const YAML::Node& v, const Place& p) -> Result<void> {
       if (node_section)
@@ -348,7 +438,7 @@ Result<void> read_document(const Reader& r, const YAML::Node& root, Config& out)
                              std::to_string(node_section->line) +
                              "); use either teleport: or vigil:, not both");
       node_section = p;
-      return read_node_section(r, v, p, vigil_spelling, out, cluster_name_given);
+      return read_node_section(r, v, p, vigil_spelling, out, cluster_name_at);
     };
   };
   Result<void> read = r.section(
@@ -362,14 +452,13 @@ Result<void> read_document(const Reader& r, const YAML::Node& root, Config& out)
            }},
           {"teleport", read_node_spelled(false)},
           {"vigil", read_node_spelled(true)},
-          {"proxy_service",
-           [&](auto& v, auto& p) { return read_enabled_only(r, v, p, out.proxy_enabled); }},
+          {"proxy_service", [&](auto& v, auto& p) { return read_proxy_service(r, v, p, out); }},
           {"auth_service",
-           [&](auto& v, auto& p) { return read_enabled_only(r, v, p, out.auth_enabled); }},
+           [&](auto& v, auto& p) { return read_auth_service(r, v, p, out, cluster_name_at); }},
           {"ssh_service", [&](auto& v, auto& p) { return read_ssh_service(r, v, p, out.ssh); }},
       });
   if (!read) return read;
-  if (!cluster_name_given) out.cluster_name = out.nodename;
+  if (!cluster_name_at) out.cluster_name = out.nodename;
   return {};
 }
 

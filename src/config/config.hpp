@@ -13,8 +13,19 @@
 //     proxy_server: 127.0.0.1:3080
 //     data_dir: /var/lib/teleport
 //     # cluster_name: only under `vigil:`
-//   proxy_service: {enabled: false}
-//   auth_service: {enabled: false}
+//     ca_pin: sha256:<hex>         # the auth service's CA pin (vigilctl status)
+//   proxy_service:
+//     enabled: false
+//     web_listen_addr: 0.0.0.0:3080
+//     listen_addr: 0.0.0.0:3023
+//     tunnel_listen_addr: 0.0.0.0:3024
+//     public_addr: proxy.example.com:3080  # or a list
+//   auth_service:
+//     enabled: false
+//     listen_addr: 0.0.0.0:3025
+//     cluster_name: example            # defaults to nodename
+//     authentication:
+//       second_factor: off             # off | otp
 //   ssh_service:
 //     enabled: true
 //     listen_addr: 0.0.0.0:3022           # IPv6 as [::]:3022
@@ -118,6 +129,24 @@ struct SshService {
   bool operator==(const SshService&) const = default;
 };
 
+// auth_service: (issue 10). enabled is Config::auth_enabled, cluster_name
+// Config::cluster_name.
+struct AuthServiceConfig {
+  std::string listen_addr = "0.0.0.0:3025";
+  std::string second_factor = "off";  // authentication.second_factor: off | otp
+  bool operator==(const AuthServiceConfig&) const = default;
+};
+
+// proxy_service: (issue 10). enabled is Config::proxy_enabled.
+struct ProxyServiceConfig {
+  std::string web_listen_addr = "0.0.0.0:3080";
+  std::string listen_addr = "0.0.0.0:3023";
+  std::string tunnel_listen_addr = "0.0.0.0:3024";
+  // host:port users and nodes reach the proxy at (a string or a list).
+  std::vector<std::string> public_addr;
+  bool operator==(const ProxyServiceConfig&) const = default;
+};
+
 struct Config {
   std::string version = "v3";
   std::string nodename;  // defaults to this host's name
@@ -126,8 +155,13 @@ struct Config {
   std::string auth_server;
   std::string proxy_server;
   std::string cluster_name;  // defaults to nodename
+  // teleport.ca_pin: "sha256:<64 hex digits>", the auth service's CA pin a
+  // joining node checks before it trusts the service.
+  std::string ca_pin;
   bool proxy_enabled = false;
   bool auth_enabled = false;
+  AuthServiceConfig auth;
+  ProxyServiceConfig proxy;
   SshService ssh;
   std::string source;  // the file read, or "<embedded defaults>"
 

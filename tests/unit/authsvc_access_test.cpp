@@ -310,6 +310,10 @@ TEST_F(Join, ANodeHeartbeatsOnlyAsItselfAndLearnsTheRolesRevision) {
   create_role("kind: role\nversion: v8\nmetadata:\n  name: web\nspec:\n  allow:\n    logins: [www]\n");
   auto hb2 = call("POST", "/v1/nodes/heartbeat", node, {{"node_name", "web-1"}, {"address", "10.1.2.3:3022"}});
   EXPECT_NE(body(hb2)["roles_revision"], rev);
+  // An edit of a role (same names, a new revision) changes it too.
+  create_role("kind: role\nversion: v8\nmetadata:\n  name: web\nspec:\n  allow:\n    logins: [www, deploy]\n");
+  auto hb3 = call("POST", "/v1/nodes/heartbeat", node, {{"node_name", "web-1"}, {"address", "10.1.2.3:3022"}});
+  EXPECT_NE(body(hb3)["roles_revision"], body(hb2)["roles_revision"]);
   EXPECT_EQ(call("GET", "/v1/roles", anonymous()).status, 401);
 }
 
@@ -327,7 +331,11 @@ TEST_F(Join, AUserSeesOnlyTheNodesTheirRolesLetThemReach) {
     n.expires = cluster::Time{cluster::Seconds{kStart + 90}};
     ASSERT_TRUE(store_->upsert_node(n).ok());
   }
-  make_user("hal", {"prod-ops"});
+  // A role that lets hal see dev nodes but gives no login there: not reachable.
+  create_role(
+      "kind: role\nversion: v8\nmetadata:\n  name: dev-viewer\nspec:\n  allow:\n    "
+      "node_labels:\n      env: dev\n");
+  make_user("hal", {"prod-ops", "dev-viewer"});
   auto r = call("GET", "/v1/nodes", user_peer("hal"));
   ASSERT_EQ(r.status, 200) << r.body;
   ASSERT_EQ(body(r)["nodes"].size(), 1u) << r.body;

@@ -157,6 +157,44 @@ TEST_F(Login, APasswordGuessLoopHitsTheRateLimit) {
   EXPECT_EQ(login("leo", kPassword, "", "203.0.113.9:2000").status, 200);
 }
 
+TEST_F(Login, BehindAProxyFailuresCountPerForwardedClientAndOnlyAProxyMayForward) {
+  make_user("rex", {"access"}, {"rex"});
+  // A proxy joins; its identity forwards logins.
+  auto tok = call("POST", "/v1/tokens", admin_peer(), {{"roles", {"proxy"}}});
+  auto joined = call("POST", "/v1/join", anonymous(),
+                     {{"token", body(tok)["token"]}, {"role", "proxy"}, {"node_name", "proxy-1"},
+                      {"addresses", {"10.0.0.9:3080"}}, {"ssh_public_key", keys_.ssh_line()},
+                      {"tls_public_key", keys_.tls_b64()}});
+  ASSERT_EQ(joined.status, 200) << joined.body;
+  const api::Peer proxy = node_peer(body(joined)["uuid"]);
+  ASSERT_EQ(caller_of(proxy).kind, CallerKind::proxy);
+  auto via = [&](const api::Peer& peer, const std::string& client, const std::string& user,
+                 const std::string& password) {
+    api::Request q;
+    q.method = "POST";
+    q.path = "/v1/login";
+    q.peer = peer;
+    q.headers["x-forwarded-for"] = client;
+    q.json = login_body(user, password, keys_);
+    q.body = q.json.dump();
+    q.content_type = "application/json";
+    return router_.dispatch(q);
+  };
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(via(proxy, "203.0.113.50", "user" + std::to_string(i), "bad password!!").status, 401);
+  EXPECT_EQ(audit_.last("user.login")["addr.remote"], "203.0.113.50");
+  // That client is limited; another one behind the same proxy is not.
+  EXPECT_EQ(via(proxy, "203.0.113.50", "rex", kPassword).status, 429);
+  EXPECT_EQ(via(proxy, "203.0.113.51", "rex", kPassword).status, 200);
+  // A client that is not a proxy cannot pick its own address.
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(via(anonymous("198.51.100.99:1"), "192.0.2." + std::to_string(i), "x" + std::to_string(i),
+                  "bad password!!").status,
+              401);
+  EXPECT_EQ(audit_.last("user.login")["addr.remote"], "198.51.100.99");
+  EXPECT_EQ(via(anonymous("198.51.100.99:2"), "192.0.2.200", "rex", kPassword).status, 429);
+}
+
 TEST_F(Login, ASignupTokenWorksOnceEvenWhenTwoRaceForIt) {
   auto r = call("POST", "/v1/users", admin_peer(),
                 {{"name", "max"}, {"roles", {"access"}}, {"logins", {"max"}}});
