@@ -356,6 +356,7 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
     n.address = r.tunnel || r.addresses.empty() ? "" : r.addresses.front();
     n.tunnel = r.tunnel;
     n.labels = r.labels;
+    n.host_key = r.ssh_public_key;
     n.last_heartbeat = t;
     n.expires = t + options_.heartbeat_ttl;
     if (auto up = store_.upsert_node(n); !up) return up.error();
@@ -411,6 +412,8 @@ Result<HeartbeatReply> AuthService::heartbeat(const Caller& c, const HeartbeatRe
   n.address = r.tunnel ? "" : r.address;
   n.tunnel = r.tunnel;
   n.labels = r.labels;
+  // The host key certified at the join (a heartbeat does not change it).
+  if (auto known = store_.get_node(c.name)) n.host_key = known->host_key;
   n.last_heartbeat = t;
   n.expires = t + options_.heartbeat_ttl;
   if (c.kind == CallerKind::node) {

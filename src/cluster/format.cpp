@@ -196,6 +196,7 @@ json to_json(const Node& node) {
   json spec = {{"hostname", node.name},
                {"addr", node.tunnel ? "" : node.address},
                {"tunnel", node.tunnel},
+               {"host_key", node.host_key},
                {"last_heartbeat", rfc3339(node.last_heartbeat)},
                {"expires", rfc3339(node.expires)}};
   json metadata = {{"name", node.uuid}};

@@ -108,6 +108,7 @@ struct Node {
   std::string address;  // host:port it listens on; empty when it is reached through a tunnel
   bool tunnel = false;
   Labels labels;
+  std::string host_key;  // its SSH host public key line: clients' known_hosts
   Time last_heartbeat{};
   Time expires{};       // last_heartbeat + the heartbeat TTL: gone from lists after
   uint64_t revision = 0;

@@ -146,6 +146,7 @@ std::string encode(const Node& n) {
               {"address", n.address},
               {"tunnel", n.tunnel},
               {"labels", n.labels},
+              {"host_key", n.host_key},
               {"last_heartbeat", secs(n.last_heartbeat)},
               {"expires", secs(n.expires)}}
       .dump();
@@ -160,6 +161,7 @@ Node decode_node(const Record& rec) {
   n.address = j.at("address").get<std::string>();
   n.tunnel = j.at("tunnel").get<bool>();
   n.labels = j.at("labels").get<Labels>();
+  n.host_key = j.value("host_key", "");  // absent in rows of an older Vigil
   n.last_heartbeat = at(j.at("last_heartbeat").get<int64_t>());
   n.expires = at(j.at("expires").get<int64_t>());
   return n;

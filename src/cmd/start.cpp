@@ -23,7 +23,7 @@
 #include "privsep/monitor.hpp"
 #include "ssh/host_key.hpp"
 #include "ssh/server.hpp"
-#include "ca/authority.hpp"
+#include "client/pem.hpp"
 #include "services/cluster_services.hpp"
 #include "start_cluster.hpp"
 #include <sys/wait.h>
@@ -41,13 +41,13 @@ int fail(const std::string& message) {
 }
 
 // A token file the auth service of this host wrote (one line).
-Result<std::string> read_small_file(const std::string& path) {
+Result<std::string> read_small_file(const std::string& path, size_t max = 256) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (!f) return Error::sys("read " + path);
-  char buf[256];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::string s(max, '\0');
+  size_t n = std::fread(s.data(), 1, max, f);
   std::fclose(f);
-  std::string s(buf, n);
+  s.resize(n);
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
 }
@@ -146,9 +146,13 @@ int start(const DataDirOptions& where) {
     if (cfg->auth_enabled) {
       // The auth service of this host: its CA is at hand, its token too.
       params.auth_server = "127.0.0.1:" + std::to_string(child.auth_port);
-      auto tls = ca::CertAuthority::load(cfg->data_dir + "/ca", ca::CaType::tls, cfg->cluster_name);
-      if (!tls) return fail("the cluster's TLS CA: " + tls.error().message);
-      params.trusted = tls->trusted_tls_certificates();
+      // The CA certificates the service put beside vigilctl's identity
+      // (never its keys: those are the service user's alone).
+      auto pem = read_small_file(cfg->data_dir + "/admin/ca.pem", 256 * 1024);
+      if (!pem) return fail("the cluster's TLS CA: " + pem.error().message);
+      auto trusted = client::split_pem_certificates(*pem);
+      if (!trusted) return fail("the cluster's TLS CA: " + trusted.error().message);
+      params.trusted = std::move(*trusted);
       if (auto token = read_small_file(local_token)) params.token = *token;
     } else {
       params.auth_server = !cfg->auth_server.empty() ? cfg->auth_server : cfg->proxy_server;
@@ -202,7 +206,8 @@ int start(const DataDirOptions& where) {
                                   cfg->ssh.default_kinds};
   monitor.identity.cluster_name = node ? node->identity.cluster : cfg->cluster_name;
   monitor.identity.server_hostname = cfg->nodename;
-  monitor.identity.server_id = *server_id;
+  // A node of a cluster is known by the uuid it joined with.
+  monitor.identity.server_id = node ? node->identity.uuid : *server_id;
   if (node) {
     const services::NodeAgent* agent = node->agent.get();
     monitor.authorize_login = [agent](const sshcert::Certificate& cert, const std::string& login) {
@@ -224,7 +229,8 @@ int start(const DataDirOptions& where) {
   if (!server) return fail(server.error().message);
 
   std::printf("vigil: SSH node listening on %s (port %u), server_id %s%s\n",
-              cfg->ssh.listen_addr.c_str(), (*server)->port(), server_id->c_str(),
+              cfg->ssh.listen_addr.c_str(), (*server)->port(),
+              (node ? node->identity.uuid : *server_id).c_str(),
               node ? (", node of cluster \"" + node->identity.cluster + "\"").c_str() : "");
   std::fflush(stdout);
   bool all_ended = (*server)->run(g_stop);

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/client.hpp"
+#include "api/server.hpp"
 #include "ca/authority.hpp"
 #include "commands.hpp"
 #include "common/log.hpp"
@@ -282,7 +283,6 @@ Result<void> authorize_cluster_login(const services::NodeAgent& agent,
 
 Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cfg,
                                                         const ClusterNodeParams& p) {
-  auto node = std::make_unique<ClusterNode>();
   auto id = services::load_node_identity(cfg.data_dir);
   if (!id && id.error().kind() == Errc::not_found) {
     services::JoinParams j;
@@ -300,12 +300,12 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
       std::printf("vigil: joined cluster \"%s\" as node %s\n", id->cluster.c_str(), id->uuid.c_str());
   }
   if (!id) return id.error();
-  node->identity = std::move(*id);
+  auto node = std::unique_ptr<ClusterNode>(new ClusterNode{std::move(*id)});
   node->user_cas_path = cfg.data_dir + "/node/user_cas.pub";
 
   relay::OutboxOptions out;
   out.data_dir = cfg.data_dir;
-  out.server_id = p.server_id;
+  out.server_id = node->identity.uuid;  // what the auth service knows this node by
   out.server_hostname = cfg.nodename;
   auto outbox = relay::Outbox::open(out);
   if (!outbox) return Error::of(outbox.error().kind(), "the event spool: " + outbox.error().message);

@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "api/client.hpp"
+#include "api/router.hpp"
+#include "api/server.hpp"
 #include "ca/key_file.hpp"
 #include "client/admin.hpp"
 #include "common/log.hpp"
@@ -230,34 +232,34 @@ int main(int argc, char** argv) {
   auto* nodes = app.add_subcommand("nodes", "nodes of the cluster");
   nodes->require_subcommand(1);
   std::string node_ttl = "30m", node_roles = "node";
-  auto* nodes_add = nodes->add_subcommand("add", "a join token for a new node, and its config");
-  nodes_add->add_option("--ttl", node_ttl, "how long the token is valid (1s to 48h)");
-  nodes_add->add_option("--roles", node_roles, "node or proxy");
-  auto* nodes_ls = nodes->add_subcommand("ls", "the nodes that heartbeat");
+  auto* nodes_add_cmd = nodes->add_subcommand("add", "a join token for a new node, and its config");
+  nodes_add_cmd->add_option("--ttl", node_ttl, "how long the token is valid (1s to 48h)");
+  nodes_add_cmd->add_option("--roles", node_roles, "node or proxy");
+  auto* nodes_ls_cmd = nodes->add_subcommand("ls", "the nodes that heartbeat");
 
   auto* tokens = app.add_subcommand("tokens", "join tokens");
   tokens->require_subcommand(1);
   std::string token_type = "node", token_ttl = "30m", token_id;
-  auto* tokens_add = tokens->add_subcommand("add", "a join token");
-  tokens_add->add_option("--type", token_type, "node or proxy (comma-separated)");
-  tokens_add->add_option("--ttl", token_ttl, "how long it is valid (1s to 48h)");
-  auto* tokens_ls = tokens->add_subcommand("ls", "the tokens: Token, Type, Expiry Time");
-  auto* tokens_rm = tokens->add_subcommand("rm", "revoke a token");
-  tokens_rm->add_option("TOKEN", token_id, "the token's id (as tokens ls shows it)")->required();
+  auto* tokens_add_cmd = tokens->add_subcommand("add", "a join token");
+  tokens_add_cmd->add_option("--type", token_type, "node or proxy (comma-separated)");
+  tokens_add_cmd->add_option("--ttl", token_ttl, "how long it is valid (1s to 48h)");
+  auto* tokens_ls_cmd = tokens->add_subcommand("ls", "the tokens: Token, Type, Expiry Time");
+  auto* tokens_rm_cmd = tokens->add_subcommand("rm", "revoke a token");
+  tokens_rm_cmd->add_option("TOKEN", token_id, "the token's id (as tokens ls shows it)")->required();
 
   auto* users = app.add_subcommand("users", "users of the cluster");
   users->require_subcommand(1);
   std::string user_name, user_roles, user_logins, user_ttl;
-  auto* users_add = users->add_subcommand("add", "a user, and the sign-up link to share");
-  users_add->add_option("NAME", user_name)->required();
-  users_add->add_option("--roles", user_roles, "roles, comma-separated")->required();
-  users_add->add_option("--logins", user_logins, "logins on nodes, comma-separated");
-  users_add->add_option("--ttl", user_ttl, "how long the sign-up link is valid");
-  auto* users_ls = users->add_subcommand("ls", "the users and their roles");
-  auto* users_rm = users->add_subcommand("rm", "delete a user");
-  users_rm->add_option("NAME", user_name)->required();
-  auto* users_reset = users->add_subcommand("reset", "clear a user's password and second factor");
-  users_reset->add_option("NAME", user_name)->required();
+  auto* users_add_cmd = users->add_subcommand("add", "a user, and the sign-up link to share");
+  users_add_cmd->add_option("NAME", user_name)->required();
+  users_add_cmd->add_option("--roles", user_roles, "roles, comma-separated")->required();
+  users_add_cmd->add_option("--logins", user_logins, "logins on nodes, comma-separated");
+  users_add_cmd->add_option("--ttl", user_ttl, "how long the sign-up link is valid");
+  auto* users_ls_cmd = users->add_subcommand("ls", "the users and their roles");
+  auto* users_rm_cmd = users->add_subcommand("rm", "delete a user");
+  users_rm_cmd->add_option("NAME", user_name)->required();
+  auto* users_reset_cmd = users->add_subcommand("reset", "clear a user's password and second factor");
+  users_reset_cmd->add_option("NAME", user_name)->required();
 
   std::string file, format = "yaml", ref;
   bool force = false;
@@ -281,19 +283,19 @@ int main(int argc, char** argv) {
   vigil::log::set_level(vigil::log::Level::warn);
 
   if (st->parsed()) return status(g);
-  if (nodes_add->parsed()) return tokens_add(g, node_roles, node_ttl, true);
-  if (nodes_ls->parsed()) return get_text(g, "node", "", "text");
-  if (tokens_add->parsed()) return tokens_add(g, token_type, token_ttl, false);
-  if (tokens_ls->parsed()) return get_text(g, "token", "", "text");
-  if (tokens_rm->parsed())
+  if (nodes_add_cmd->parsed()) return tokens_add(g, node_roles, node_ttl, true);
+  if (nodes_ls_cmd->parsed()) return get_text(g, "node", "", "text");
+  if (tokens_add_cmd->parsed()) return tokens_add(g, token_type, token_ttl, false);
+  if (tokens_ls_cmd->parsed()) return get_text(g, "token", "", "text");
+  if (tokens_rm_cmd->parsed())
     return remove(g, "/v1/tokens/" + vigil::api::percent_encode(token_id),
                   "Token " + token_id);
-  if (users_add->parsed()) return users_add(g, user_name, user_roles, user_logins, user_ttl);
-  if (users_ls->parsed()) return get_text(g, "user", "", "text");
-  if (users_rm->parsed())
+  if (users_add_cmd->parsed()) return users_add(g, user_name, user_roles, user_logins, user_ttl);
+  if (users_ls_cmd->parsed()) return get_text(g, "user", "", "text");
+  if (users_rm_cmd->parsed())
     return remove(g, "/v1/users/" + vigil::api::percent_encode(user_name),
                   "User \"" + user_name + "\"");
-  if (users_reset->parsed()) return users_reset(g, user_name);
+  if (users_reset_cmd->parsed()) return users_reset(g, user_name);
   if (create_cmd->parsed()) return create(g, file, force);
   if (get_cmd->parsed() || rm_cmd->parsed()) {
     auto r = resource_ref(ref);

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/client.hpp"
+#include "api/server.hpp"
 #include "audit/base64.hpp"
 #include "ca/key.hpp"
 #include "ca/key_file.hpp"
@@ -158,6 +159,9 @@ Result<LoggedIn> logged_in(bool need_api) {
   return out;
 }
 
+struct NodeRow;
+Result<std::vector<NodeRow>> refresh_known_hosts(LoggedIn& li);
+
 void print_profile(const client::Profile& p) {
   int64_t left = p.valid_until - now_seconds();
   std::printf("> Profile URL:        https://%s\n", p.proxy.c_str());
@@ -253,6 +257,12 @@ int login(const std::string& proxy_flag, const std::string& user, const Trust& t
   auto where = store->paths(p);
   std::string cfg = client::ssh_config_for_vsh(p, where, client::ssh_target(p));
   if (auto r = ca::write_file_atomic(where.dir + "/ssh_config", cfg, 0644); !r) return fail(r.error());
+  // The hosts' keys, through the identity just issued.
+  if (auto li = logged_in(true); li) {
+    if (auto r = refresh_known_hosts(*li); !r)
+      std::fprintf(stderr, "vsh: the nodes' host keys could not be fetched yet: %s\n",
+                   r.error().message.c_str());
+  }
   print_profile(p);
   return 0;
 }
@@ -283,30 +293,83 @@ int logout() {
   return 0;
 }
 
+struct NodeRow {
+  std::string uuid, name, address, labels, host_key;
+  bool tunnel = false;
+};
+
+// The nodes as GET /v1/nodes answers them (tctl's resource form).
+std::vector<NodeRow> node_rows(const json& reply) {
+  std::vector<NodeRow> out;
+  if (!reply.contains("nodes") || !reply["nodes"].is_array()) return out;
+  for (const auto& n : reply["nodes"]) {
+    if (!n.is_object()) continue;
+    NodeRow r;
+    const json meta = n.value("metadata", json::object());
+    const json spec = n.value("spec", json::object());
+    r.uuid = meta.value("name", "");
+    r.name = spec.value("hostname", "");
+    r.address = spec.value("addr", "");
+    r.tunnel = spec.value("tunnel", false);
+    r.host_key = spec.value("host_key", "");
+    if (meta.contains("labels") && meta["labels"].is_object())
+      for (const auto& [k, v] : meta["labels"].items())
+        r.labels += (r.labels.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : "");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// A known_hosts name: "[host]:port" unless the port is 22.
+std::string known_name(const std::string& host, uint16_t port) {
+  return port == 22 ? host : "[" + host + "]:" + std::to_string(port);
+}
+
+// Rewrites the profile's known_hosts from what the cluster says now: the
+// proxy's host key and each node's, under every name ssh may be given
+// (name, uuid, name.<cluster>) and, for ssh -J, at the node port. Nodes'
+// SSH servers present plain host keys (libssh 0.10 has no host
+// certificates), so this list, fetched over the TLS connection the login
+// trusts, is what StrictHostKeyChecking checks against.
+Result<std::vector<NodeRow>> refresh_known_hosts(LoggedIn& li) {
+  auto nodes = li.api->call_json("GET", "/v1/nodes");
+  if (!nodes) return nodes.error();
+  auto rows = node_rows(*nodes);
+  std::string text;
+  auto proxy = li.api->call_json("GET", "/v1/proxy/host_key");
+  auto target = client::ssh_target(li.profile);
+  if (proxy && proxy->contains("host_key"))
+    text += known_name(target.proxy_host, target.proxy_ssh_port) + " " +
+            proxy->value("host_key", "") + "\n";
+  for (const auto& r : rows) {
+    if (r.host_key.empty()) continue;
+    std::string names;
+    for (const std::string& n : {r.name, r.uuid, r.name + "." + li.profile.cluster})
+      if (!n.empty()) names += (names.empty() ? "" : ",") + known_name(n, target.node_port);
+    text += names + " " + r.host_key + "\n";
+  }
+  auto where = li.store.paths(li.profile);
+  if (auto w = ca::write_file_atomic(where.known_hosts, text, 0644); !w) return w.error();
+  return rows;
+}
+
 int ls() {
   auto li = logged_in(true);
   if (!li) return fail(li.error());
-  auto nodes = li->api->call_json("GET", "/v1/nodes");
-  if (!nodes) return fail(nodes.error());
-  std::vector<std::array<std::string, 3>> rows = {{"Node Name", "Address", "Labels"}};
-  for (const auto& n : (*nodes)["nodes"]) {
-    std::string labels;
-    if (n.contains("labels") && n["labels"].is_object())
-      for (const auto& [k, v] : n["labels"].items())
-        labels += (labels.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : "");
-    std::string addr = n.value("tunnel", false) ? "⟵ Tunnel" : n.value("address", "");
-    rows.push_back({n.value("name", ""), addr, labels});
-  }
+  auto rows = refresh_known_hosts(*li);
+  if (!rows) return fail(rows.error());
+  std::vector<std::array<std::string, 3>> table = {{"Node Name", "Address", "Labels"}};
+  for (const auto& r : *rows) table.push_back({r.name, r.tunnel ? "⟵ Tunnel" : r.address, r.labels});
   std::array<size_t, 3> width{};
-  for (const auto& r : rows)
+  for (const auto& r : table)
     for (size_t i = 0; i < 3; ++i) width[i] = std::max(width[i], r[i].size());
   auto line = [&](const std::array<std::string, 3>& r) {
     std::printf("%-*s %-*s %s\n", static_cast<int>(width[0]), r[0].c_str(),
                 static_cast<int>(width[1]), r[1].c_str(), r[2].c_str());
   };
-  line(rows[0]);
+  line(table[0]);
   line({std::string(width[0], '-'), std::string(width[1], '-'), std::string(width[2], '-')});
-  for (size_t i = 1; i < rows.size(); ++i) line(rows[i]);
+  for (size_t i = 1; i < table.size(); ++i) line(table[i]);
   return 0;
 }
 
@@ -326,8 +389,9 @@ int exec_openssh(const char* program, std::vector<std::string> args) {
 }
 
 int ssh(const std::string& target, const std::vector<std::string>& command, bool tty) {
-  auto li = logged_in(false);
+  auto li = logged_in(true);
   if (!li) return fail(li.error());
+  if (auto r = refresh_known_hosts(*li); !r) return fail(r.error());
   std::string login, node = target;
   if (auto at = target.rfind('@'); at != std::string::npos) {
     login = target.substr(0, at);
@@ -439,7 +503,12 @@ int main(int argc, char** argv) {
   if (logout_cmd->parsed()) return logout();
   if (ls_cmd->parsed()) return ls();
   if (ssh_cmd->parsed()) return ssh(target, command, tty);
-  if (scp_cmd->parsed()) return exec_openssh("scp", scp_args);
+  if (scp_cmd->parsed()) {
+    auto li = logged_in(true);
+    if (!li) return fail(li.error());
+    if (auto r = refresh_known_hosts(*li); !r) return fail(r.error());
+    return exec_openssh("scp", scp_args);
+  }
   if (config_cmd->parsed()) return config();
   if (signup_cmd->parsed()) return signup(proxy, token, trust, password_stdin);
   return kFailed;

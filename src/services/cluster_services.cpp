@@ -198,9 +198,9 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   std::string proxy_host_key_line;
   if (cfg.proxy_enabled) {
     if (auto r = ssh::ensure_host_key(proxy_host_key); !r) return fail(r.error().message);
-    auto key = ca::load_private_key(proxy_host_key);
-    if (!key) return fail(key.error().message);
-    proxy_host_key_line = key->ssh_public_key_line();
+    auto line = ssh::host_public_key_line(proxy_host_key);
+    if (!line) return fail(line.error().message);
+    proxy_host_key_line = *line;
   }
   // How a client checks the proxy's SSH host key (libssh servers present no
   // host certificate): the line, over the TLS connection it already trusts.

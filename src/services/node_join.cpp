@@ -13,6 +13,7 @@
 #include "audit/base64.hpp"
 #include "ca/key_file.hpp"
 #include "cluster/parse.hpp"
+#include "ssh/host_key.hpp"
 #include "common/log.hpp"
 
 namespace vigil::services {
@@ -148,7 +149,7 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
     return Error::of(Errc::invalid_argument,
                      "this node has not joined a cluster and has no join token: set "
                      "teleport.auth_token (vigilctl nodes add prints one)");
-  auto host_key = ca::load_private_key(p.host_key_path);
+  auto host_key = ssh::host_public_key_line(p.host_key_path);
   if (!host_key) return host_key.error();
   auto tls_key = ca::PrivateKey::generate(ca::KeyAlgorithm::ecdsa_p256);
   if (!tls_key) return tls_key.error();
@@ -176,7 +177,7 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
                {"addresses", p.addresses},
                {"tunnel", p.tunnel},
                {"labels", labels},
-               {"ssh_public_key", host_key->ssh_public_key_line()},
+               {"ssh_public_key", *host_key},
                {"tls_public_key", base64(tls_key->spki_der())}};
   auto reply = (*client)->call_json("POST", "/v1/join", body);
   if (!reply) return Error::of(reply.error().kind(), "joining the cluster: " + reply.error().message);

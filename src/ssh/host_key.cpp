@@ -38,3 +38,21 @@ Result<void> ensure_host_key(const std::string& path) {
 }
 
 }  // namespace vigil::ssh
+
+namespace vigil::ssh {
+
+Result<std::string> host_public_key_line(const std::string& path) {
+  ssh_key key = nullptr;
+  if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK)
+    return Error{path + ": cannot read the host key (not an OpenSSH private key?)"};
+  char* b64 = nullptr;
+  int rc = ssh_pki_export_pubkey_base64(key, &b64);
+  std::string type = ssh_key_type_to_char(ssh_key_type(key));
+  ssh_key_free(key);
+  if (rc != SSH_OK || !b64) return Error{path + ": cannot write out the host key's public half"};
+  std::string line = type + " " + b64;
+  ssh_string_free_char(b64);
+  return line;
+}
+
+}  // namespace vigil::ssh

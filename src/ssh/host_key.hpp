@@ -13,4 +13,7 @@ namespace vigil::ssh {
 // can impersonate the node.
 Result<void> ensure_host_key(const std::string& path);
 
+// "ssh-ed25519 AAAA..." of the host key at path (what known_hosts lists).
+Result<std::string> host_public_key_line(const std::string& path);
+
 }  // namespace vigil::ssh
