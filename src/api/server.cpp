@@ -366,6 +366,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ++server_.handshake_failures;
       return close_now();
     }
+    beast::get_lowest_layer(stream_).expires_never();
     check_client_certificate();
     state_ = State::reading;
     read_head();
