@@ -300,6 +300,7 @@ struct Server::Impl {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer grace_timer{io};
+  asio::steady_timer accept_retry{io};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   WorkerPool pool;
   std::atomic<bool> stopping{false};
@@ -309,7 +310,7 @@ struct Server::Impl {
   std::mutex run_mu;
 
   std::atomic<uint64_t> accepted{0}, refused{0}, open{0}, handshake_failures{0}, cert_refusals{0},
-      read_timeouts{0}, idle_closes{0}, queue_full{0}, s2{0}, s3{0}, s4{0}, s5{0}, s_other{0};
+      read_timeouts{0}, idle_closes{0}, accept_errors{0}, queue_full{0}, s2{0}, s3{0}, s4{0}, s5{0}, s_other{0};
 
   Impl(ServerOptions o, const Router& r)
       : options(std::move(o)), router(r), pool(options.workers, options.queue_depth) {}
@@ -638,8 +639,17 @@ void Server::Impl::do_accept() {
         c->start();
       }
     }
-    // Out of descriptors: keep accepting; the pending connection waits in
-    // the backlog until one is freed.
+    if (ec) {
+      // Out of descriptors (or another failure of accept): wait a moment
+      // instead of spinning on the same error; the pending connection waits
+      // in the backlog until a descriptor is freed.
+      ++accept_errors;
+      accept_retry.expires_after(std::chrono::milliseconds(100));
+      accept_retry.async_wait([this](beast::error_code e) {
+        if (!e && acceptor.is_open()) do_accept();
+      });
+      return;
+    }
     do_accept();
   });
 }
@@ -649,6 +659,7 @@ void Server::Impl::begin_stop() {
   stop_begun = true;
   beast::error_code ec;
   acceptor.close(ec);
+  accept_retry.cancel();
   std::vector<std::shared_ptr<Connection>> live;
   for (auto& [ptr, weak] : connections)
     if (auto c = weak.lock()) live.push_back(std::move(c));
@@ -750,6 +761,7 @@ ServerCounters Server::counters() const {
   c.read_timeouts = i.read_timeouts;
   c.idle_closes = i.idle_closes;
   c.queue_full = i.queue_full;
+  c.accept_errors = i.accept_errors;
   c.queue_waiting = impl_->pool.waiting();
   c.requests_2xx = i.s2;
   c.requests_3xx = i.s3;

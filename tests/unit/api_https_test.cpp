@@ -662,6 +662,9 @@ TEST_F(HttpsTest, RequestTargetTricksAreRefused) {
   EXPECT_EQ(status("PATCH /v1/whoami HTTP/1.1"), 501);
   EXPECT_EQ(status("BREW /v1/whoami HTTP/1.1"), 501);
   EXPECT_EQ(status("GET /v1/whoami HTTP/1.0"), 505);
+  // Framing a proxy in front could read otherwise (request smuggling): refused.
+  EXPECT_EQ(status("POST /v1/echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked"), 400);
+  EXPECT_EQ(status("POST /v1/echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4"), 400);
 
   // Through the client: names and values are encoded, and come back decoded.
   auto c = connect(trusting());
