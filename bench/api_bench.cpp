@@ -228,6 +228,9 @@ int main(int argc, char** argv) {
   }
   std::fputs(out.str().c_str(), stdout);
   if (!markdown.empty()) {
+    std::ifstream loadavg("/proc/loadavg");
+    std::string load1, load5;
+    loadavg >> load1 >> load5;
     std::ofstream md(markdown);
     md << "# The cluster API's HTTPS transport (bench/api_bench.cpp)\n\n"
        << "A small JSON call (`POST /v1/heartbeat`, ~100 bytes each way) over N keep-alive mutual-TLS\n"
@@ -235,7 +238,10 @@ int main(int argc, char** argv) {
        << "the server: one I/O thread and two workers (defaults). CPU and RSS are the server process's\n"
        << "(from /proc). Ratios are against N = 1 of the same run. Written by `bench/run.sh`; the\n"
        << "machine's load at the time shows in the numbers.\n\n"
-       << out.str();
+       << out.str()
+       << "\nThe host's load average at the end: " << load1 << " (1 min), " << load5
+       << " (5 min); with other work running, the rates and p99 are noisy, the server's CPU per\n"
+       << "request and its RSS per connection are the figures to compare.\n";
   }
   for (const auto& r : runs)
     if (r.failures) return 1;
