@@ -532,6 +532,24 @@ TEST_F(HttpsTest, SlowlorisIsCutAndDoesNotDelayOthers) {
   EXPECT_TRUE(c->call_json("GET", "/v1/whoami"));
 }
 
+TEST_F(HttpsTest, AClientThatNeverHandshakesIsCut) {
+  ServerOptions o = server_options();
+  o.handshake_timeout = 300ms;
+  serve(o);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(server_->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  char c;
+  EXPECT_EQ(recv(fd, &c, 1, 0), 0);  // closed by the server (-1 would be the 10 s bound)
+  close(fd);
+  EXPECT_TRUE(eventually([&] { return server_->counters().handshake_failures == 1; }));
+}
+
 TEST_F(HttpsTest, HundredsOfKeepAliveConnectionsOnOneIoThread) {
   ServerOptions o = server_options();
   serve(o);
