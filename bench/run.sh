@@ -12,6 +12,8 @@
 #   ssh_bench.sh     the SSH node against sshd    (docs/benchmarks-ssh.md)
 #   proxy_bench.sh   ssh -J through the proxy against ssh -J through sshd
 #                    (docs/benchmarks-proxy.md)
+#   api_bench        the cluster API over HTTPS: requests/s, latency, server CPU
+#                    and RSS at 1, 100, 1000 connections (docs/benchmarks-api.md)
 #
 #   BENCH_REPEAT=7 bench/run.sh build     more runs per storm and mode (default 5)
 #   BENCH_ARGS='--exec 500 --open 100000' bench/run.sh build
@@ -34,7 +36,7 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "bench: needs root (it loads BPF programs and creates cgroups): run 'sudo make bench'" >&2
   exit 1
 fi
-for bin in bin/engine_bench bin/storm bench/auditlog_bench bench/recording_bench; do
+for bin in bin/engine_bench bin/storm bench/auditlog_bench bench/recording_bench bench/api_bench; do
   if [[ ! -x $build/$bin ]]; then
     echo "bench: $build/$bin is missing: build first (make build)" >&2
     exit 1
@@ -81,3 +83,6 @@ nice -n -10 "$build/bin/engine_bench" --repeat 3 --storm "$build/bin/storm" \
 
 bench/ssh_bench.sh "$build"
 bench/proxy_bench.sh "$build"
+
+# The cluster API's HTTPS transport (about 15 s).
+nice -n -10 "$build/bench/api_bench" --markdown docs/benchmarks-api.md

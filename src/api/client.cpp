@@ -78,7 +78,7 @@ struct Client::Impl {
     io.restart();
     while (!done && io.run_one() > 0) {
     }
-    return result;
+    return done ? result : beast::error_code(asio::error::operation_aborted);
   }
 
   int check_server(X509_STORE_CTX* store) {

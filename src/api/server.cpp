@@ -300,6 +300,7 @@ struct Server::Impl {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   asio::steady_timer grace_timer{io};
+  asio::steady_timer accept_retry{io};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   WorkerPool pool;
   std::atomic<bool> stopping{false};
@@ -309,7 +310,7 @@ struct Server::Impl {
   std::mutex run_mu;
 
   std::atomic<uint64_t> accepted{0}, refused{0}, open{0}, handshake_failures{0}, cert_refusals{0},
-      read_timeouts{0}, idle_closes{0}, queue_full{0}, s2{0}, s3{0}, s4{0}, s5{0}, s_other{0};
+      read_timeouts{0}, idle_closes{0}, accept_errors{0}, queue_full{0}, s2{0}, s3{0}, s4{0}, s5{0}, s_other{0};
 
   Impl(ServerOptions o, const Router& r)
       : options(std::move(o)), router(r), pool(options.workers, options.queue_depth) {}
@@ -366,6 +367,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ++server_.handshake_failures;
       return close_now();
     }
+    beast::get_lowest_layer(stream_).expires_never();
     check_client_certificate();
     state_ = State::reading;
     read_head();
@@ -400,6 +402,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Waits (idle_timeout) for the first byte of the next request.
   void wait_next() {
     if (server_.stopping) return close_gracefully();
+    if (buffer_.size() == 0) buffer_.shrink_to_fit();
     if (buffer_.size() > 0) {  // pipelined: already here
       state_ = State::reading;
       return read_head();
@@ -532,7 +535,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return send(error_reply(400, Errc::invalid_argument, "the body is not valid JSON"), false);
     }
     q.peer = peer_;
-    q.params = match_.params;
+    q.params = std::move(match_.params);
+    parser_.reset();  // its header fields are copied out; an idle connection keeps none
 
     state_ = State::busy;
     auto work = asio::make_work_guard(server_.io);
@@ -637,8 +641,17 @@ void Server::Impl::do_accept() {
         c->start();
       }
     }
-    // Out of descriptors: keep accepting; the pending connection waits in
-    // the backlog until one is freed.
+    if (ec) {
+      // Out of descriptors (or another failure of accept): wait a moment
+      // instead of spinning on the same error; the pending connection waits
+      // in the backlog until a descriptor is freed.
+      ++accept_errors;
+      accept_retry.expires_after(std::chrono::milliseconds(100));
+      accept_retry.async_wait([this](beast::error_code e) {
+        if (!e && acceptor.is_open()) do_accept();
+      });
+      return;
+    }
     do_accept();
   });
 }
@@ -648,6 +661,7 @@ void Server::Impl::begin_stop() {
   stop_begun = true;
   beast::error_code ec;
   acceptor.close(ec);
+  accept_retry.cancel();
   std::vector<std::shared_ptr<Connection>> live;
   for (auto& [ptr, weak] : connections)
     if (auto c = weak.lock()) live.push_back(std::move(c));
@@ -689,6 +703,9 @@ Result<std::unique_ptr<Server>> Server::listen(ServerOptions options, const Rout
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_cert_verify_callback(ctx, verify_accept_any, nullptr);
   SSL_CTX_set_num_tickets(ctx, 0);
+  // An idle keep-alive connection holds no TLS record buffers (thousands of
+  // nodes keep one open each).
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 
   beast::error_code ec;
@@ -749,6 +766,7 @@ ServerCounters Server::counters() const {
   c.read_timeouts = i.read_timeouts;
   c.idle_closes = i.idle_closes;
   c.queue_full = i.queue_full;
+  c.accept_errors = i.accept_errors;
   c.queue_waiting = impl_->pool.waiting();
   c.requests_2xx = i.s2;
   c.requests_3xx = i.s3;

@@ -82,6 +82,7 @@ struct ServerCounters {
   uint64_t connections_refused = 0;  // beyond max_connections
   uint64_t connections_open = 0;
   uint64_t handshake_failures = 0;   // TLS failed or timed out
+  uint64_t accept_errors = 0;        // accept() failed (out of descriptors): retried after 100 ms
   uint64_t certificate_refusals = 0; // connections whose client certificate failed the check
   uint64_t read_timeouts = 0;        // connections cut for a request read too slowly
   uint64_t idle_closes = 0;          // keep-alive connections closed for idleness

@@ -466,7 +466,9 @@ TEST_F(HttpsTest, OversizeHeadIs431AndTheServerGoesOn) {
 }
 
 TEST_F(HttpsTest, OversizeBodyIs413AndTheServerGoesOn) {
-  serve(server_options());
+  ServerOptions o = server_options();
+  o.read_timeout = 60s;  // a body waited for would outlast the test client's 10 s
+  serve(o);
   auto c = connect(trusting());
   ASSERT_TRUE(c);
   auto r = c->call("POST", "/v1/small", {}, std::string(2000, 'x'), "text/plain");
@@ -481,6 +483,17 @@ TEST_F(HttpsTest, OversizeBodyIs413AndTheServerGoesOn) {
   chunked += "0\r\n\r\n";
   ASSERT_TRUE(raw.send(chunked));
   EXPECT_EQ(status_of(raw.response()), 413);
+  // Refused from the head: a body announced too large is never waited for.
+  RawTls announced(server_->port());
+  ASSERT_TRUE(announced.ok());
+  ASSERT_TRUE(announced.send("POST /v1/small HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n"));
+  EXPECT_EQ(status_of(announced.response()), 413);
+  // Nor a chunk announced too large.
+  RawTls big_chunk(server_->port());
+  ASSERT_TRUE(big_chunk.ok());
+  ASSERT_TRUE(big_chunk.send("POST /v1/small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "40000000\r\nzz"));
+  EXPECT_EQ(status_of(big_chunk.response()), 413);
   // The server goes on: a body within the bound, then another client.
   auto ok = c->call("POST", "/v1/small", {}, std::string(1000, 'x'), "text/plain");
   ASSERT_TRUE(ok) << ok.error().message;
@@ -493,6 +506,7 @@ TEST_F(HttpsTest, OversizeBodyIs413AndTheServerGoesOn) {
 TEST_F(HttpsTest, SlowlorisIsCutAndDoesNotDelayOthers) {
   ServerOptions o = server_options();
   o.read_timeout = 3s;  // test-short; the request below would take 20 s to drip
+  o.handshake_timeout = o.idle_timeout = 60s;  // only the read timeout may cut it
   serve(o);
   RawTls slow(server_->port());
   ASSERT_TRUE(slow.ok());
@@ -516,6 +530,24 @@ TEST_F(HttpsTest, SlowlorisIsCutAndDoesNotDelayOthers) {
   EXPECT_EQ(server_->counters().read_timeouts, 1u);
   EXPECT_EQ(whoami_calls_, 1);  // the dripped request never reached the handler
   EXPECT_TRUE(c->call_json("GET", "/v1/whoami"));
+}
+
+TEST_F(HttpsTest, AClientThatNeverHandshakesIsCut) {
+  ServerOptions o = server_options();
+  o.handshake_timeout = 300ms;
+  serve(o);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(server_->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  char c;
+  EXPECT_EQ(recv(fd, &c, 1, 0), 0);  // closed by the server (-1 would be the 10 s bound)
+  close(fd);
+  EXPECT_TRUE(eventually([&] { return server_->counters().handshake_failures == 1; }));
 }
 
 TEST_F(HttpsTest, HundredsOfKeepAliveConnectionsOnOneIoThread) {
@@ -648,6 +680,9 @@ TEST_F(HttpsTest, RequestTargetTricksAreRefused) {
   EXPECT_EQ(status("PATCH /v1/whoami HTTP/1.1"), 501);
   EXPECT_EQ(status("BREW /v1/whoami HTTP/1.1"), 501);
   EXPECT_EQ(status("GET /v1/whoami HTTP/1.0"), 505);
+  // Framing a proxy in front could read otherwise (request smuggling): refused.
+  EXPECT_EQ(status("POST /v1/echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked"), 400);
+  EXPECT_EQ(status("POST /v1/echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4"), 400);
 
   // Through the client: names and values are encoded, and come back decoded.
   auto c = connect(trusting());
