@@ -209,7 +209,7 @@ int start(const DataDirOptions& where) {
   // A node of a cluster is known by the uuid it joined with.
   monitor.identity.server_id = node ? node->identity.uuid : *server_id;
   if (node) {
-    const services::NodeAgent* agent = node->agent.get();
+    services::NodeAgent* agent = node->agent.get();
     monitor.authorize_login = [agent](const sshcert::Certificate& cert, const std::string& login) {
       return authorize_cluster_login(*agent, cert, login);
     };
@@ -227,6 +227,12 @@ int start(const DataDirOptions& where) {
     server_options.front_end_argv.insert(server_options.front_end_argv.end(), {"--ca", ca});
   auto server = ssh::Server::listen(server_options, monitor);
   if (!server) return fail(server.error().message);
+  if (node) {
+    // Listed (and the roles fetched) only now that users can reach it.
+    if (auto r = node->agent->start(); !r)
+      return fail("the first heartbeat to the auth service at " + node->identity.auth_server +
+                  ": " + r.error().message);
+  }
 
   std::printf("vigil: SSH node listening on %s (port %u), server_id %s%s\n",
               cfg->ssh.listen_addr.c_str(), (*server)->port(),

@@ -268,7 +268,7 @@ ClusterNode::~ClusterNode() {
   outbox.reset();
 }
 
-Result<void> authorize_cluster_login(const services::NodeAgent& agent,
+Result<void> authorize_cluster_login(services::NodeAgent& agent,
                                      const sshcert::Certificate& cert, const std::string& login) {
   auto roles = sshcert::extension_text(cert, authsvc::kRolesExtension);
   if (!roles)
@@ -344,10 +344,9 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
   services::NodeInfo info;
   info.name = cfg.nodename;
   info.address = advertised_address(cfg, p.ssh_port);
+  // Started by the caller once the node listens: a node is not listed
+  // before users can reach it.
   node->agent = std::make_unique<services::NodeAgent>(node->identity, info);
-  if (auto r = node->agent->start(); !r)
-    return Error::of(r.error().kind(), "the first heartbeat to the auth service at " +
-                                           node->identity.auth_server + ": " + r.error().message);
   return node;
 }
 

@@ -40,7 +40,7 @@ void stop_cluster_services(ServicesChild& child);
 // A node of a cluster: its identity (joined now when it has none), the
 // spool its events go to and the thread delivering it, its local
 // recordings and their upload, its heartbeats and the roles logins are
-// decided with.
+// decided with (agent: the caller starts it once the node listens).
 struct ClusterNode {
   services::NodeIdentity identity;
   std::unique_ptr<relay::Outbox> outbox;
@@ -67,7 +67,7 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
                                                         const ClusterNodeParams& params);
 
 // The roles' decision on a login, for the monitor (privsep::MonitorContext::authorize_login).
-Result<void> authorize_cluster_login(const services::NodeAgent& agent,
+Result<void> authorize_cluster_login(services::NodeAgent& agent,
                                      const sshcert::Certificate& cert, const std::string& login);
 
 Subcommand add_cluster_services(CLI::App& app);

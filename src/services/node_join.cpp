@@ -265,7 +265,12 @@ Result<void> NodeAgent::beat() {
 }
 
 Result<void> NodeAgent::start() {
-  if (auto r = beat(); !r) return r;
+  Result<void> first;
+  {
+    std::lock_guard beat_lock(beat_mu_);
+    first = beat();
+  }
+  if (!first) return first;
   thread_ = std::thread([this] { run(); });
   return {};
 }
@@ -282,7 +287,12 @@ void NodeAgent::run() {
       std::unique_lock lock(mu_);
       if (wake_.wait_for(lock, std::chrono::seconds(wait), [&] { return stopping_; })) return;
     }
-    if (auto r = beat(); !r) {
+    Result<void> r;
+    {
+      std::lock_guard beat_lock(beat_mu_);
+      r = beat();
+    }
+    if (!r) {
       if (failures++ == 0)
         log::warn("node: heartbeat to " + identity_.auth_server + " failed (" + r.error().message +
                   "); retrying, logins are decided with the roles already fetched");
@@ -302,9 +312,35 @@ void NodeAgent::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool NodeAgent::knows_all(const std::vector<std::string>& roles) const {
+  for (const auto& name : roles)
+    if (std::none_of(roles_.begin(), roles_.end(),
+                     [&](const cluster::Role& r) { return r.name == name; }))
+      return false;
+  return true;
+}
+
 Result<void> NodeAgent::check_login(const std::vector<std::string>& roles,
                                     const std::vector<std::string>& trait_logins,
-                                    const std::string& login) const {
+                                    const std::string& login) {
+  bool known;
+  {
+    std::lock_guard lock(mu_);
+    known = have_roles_ && knows_all(roles);
+  }
+  if (!known) {
+    std::lock_guard beat_lock(beat_mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_refetch_ > std::chrono::seconds(1)) {
+      last_refetch_ = now;
+      {
+        std::lock_guard lock(mu_);
+        roles_revision_.clear();  // makes beat() fetch the roles
+      }
+      if (auto r = beat(); !r)
+        log::warn("node: fetching the roles for a login failed: " + r.error().message);
+    }
+  }
   std::vector<cluster::Role> named;
   {
     std::lock_guard lock(mu_);

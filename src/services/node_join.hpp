@@ -92,15 +92,20 @@ class NodeAgent {
   // May the user (key id) with these roles and login traits log in as
   // login here? permission_denied saying why; unavailable when the node has
   // never had the roles.
+  // A role the node has not heard of (created since the last heartbeat)
+  // makes it fetch the roles again at once (at most once a second).
   Result<void> check_login(const std::vector<std::string>& roles,
                            const std::vector<std::string>& trait_logins,
-                           const std::string& login) const;
+                           const std::string& login);
   const cluster::Labels& labels() const { return info_.labels; }
   uint64_t heartbeats() const { return heartbeats_; }
 
  private:
-  Result<void> beat();
+  Result<void> beat();  // under beat_mu_
   void run();
+  bool knows_all(const std::vector<std::string>& roles) const;  // under mu_
+  std::mutex beat_mu_;  // one heartbeat at a time (the thread's, a login's)
+  std::chrono::steady_clock::time_point last_refetch_{};
   const NodeIdentity& identity_;
   NodeInfo info_;
   mutable std::mutex mu_;

@@ -1,0 +1,374 @@
+// End-to-end tier for the cluster (issue 10): one `vigil start` running the
+// auth service, the proxy and a node on loopback, started once for the
+// whole suite; vigilctl, vsh and OpenSSH's ssh driven as users drive them;
+// judged by their output and by the auth service's audit log.
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "../e2e/harness.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using e2e::Outcome;
+using e2e::Spawn;
+
+const std::string kVigilctl = VIGILCTL_BIN;
+const std::string kVsh = VSH_BIN;
+constexpr const char* kPassword = "correct horse battery staple";
+// The guide's obfuscated command: runs `curl http://www.example.com`.
+constexpr const char* kObfuscated =
+    "echo Y3VybCBodHRwOi8vd3d3LmV4YW1wbGUuY29tCg== | base64 --decode | sh; true";
+
+std::string g_dir;      // the suite's directory: config, data_dir, vsh homes
+std::string g_config;   // its config file
+pid_t g_vigil = -1;     // vigil start
+constexpr int kAuth = 23025, kWeb = 23080, kJump = 23023, kTunnel = 23024, kNode = 23022;
+
+std::string proxy_flag() {
+  return "127.0.0.1:" + std::to_string(kWeb) + "," + std::to_string(kJump);
+}
+
+bool wait_until(const std::function<bool()>& done, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return done();
+}
+
+Outcome ctl(std::vector<std::string> args, std::optional<std::string> in = std::nullopt) {
+  Spawn s;
+  s.argv = {kVigilctl, "-c", g_config};
+  s.argv.insert(s.argv.end(), args.begin(), args.end());
+  s.stdin_data = std::move(in);
+  return e2e::run(s, 60000);
+}
+
+// vsh as a user whose ~/.vsh is <dir>/home-<who>.
+Outcome vsh(const std::string& who, std::vector<std::string> args,
+            std::optional<std::string> in = std::nullopt) {
+  Spawn s;
+  s.argv = {kVsh};
+  s.argv.insert(s.argv.end(), args.begin(), args.end());
+  s.env.push_back("VSH_HOME=" + g_dir + "/home-" + who);
+  s.env.push_back("HOME=" + g_dir);
+  s.stdin_data = std::move(in);
+  return e2e::run(s, 60000);
+}
+
+std::string auth_log_text() {
+  std::ifstream in(g_dir + "/data/log/events.log");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<nlohmann::json> auth_events(const std::string& name) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(auth_log_text());
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("event", "") == name) out.push_back(j);
+  }
+  return out;
+}
+
+// The token `vigilctl users add` printed (the last word of its vsh line).
+std::string signup_token(const std::string& out) {
+  std::istringstream lines(out);
+  std::string line, token;
+  while (std::getline(lines, line))
+    if (line.find("vsh signup") != std::string::npos) token = line.substr(line.rfind(' ') + 1);
+  return token;
+}
+
+// A user made with vigilctl, signed up and logged in with vsh.
+void make_user(const std::string& name, const std::string& roles, const std::string& logins) {
+  auto add = ctl({"users", "add", name, "--roles=" + roles, "--logins=" + logins});
+  ASSERT_EQ(add.status, 0) << add.err;
+  std::string token = signup_token(add.out);
+  ASSERT_EQ(token.size(), 32u) << add.out;
+  auto signup = vsh(name, {"signup", "--proxy=" + proxy_flag(), "--insecure", "--password-stdin", token},
+                    std::string(kPassword) + "\n");
+  ASSERT_EQ(signup.status, 0) << signup.err;
+  auto login = vsh(name, {"login", "--proxy=" + proxy_flag(), "--user=" + name, "--insecure",
+                          "--password-stdin"},
+                   std::string(kPassword) + "\n");
+  ASSERT_EQ(login.status, 0) << login.err;
+}
+
+class Cluster : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/vigil-cluster-XXXXXX";
+    g_dir = mkdtemp(tmpl);
+    chmod(g_dir.c_str(), 0755);  // the service user passes through to data_dir
+    g_config = g_dir + "/vigil.yaml";
+    std::ofstream(g_config) << "version: v3\n"
+                               "teleport:\n"
+                               "  nodename: node1\n"
+                               "  data_dir: " << g_dir << "/data\n"
+                               "auth_service:\n"
+                               "  enabled: true\n"
+                               "  cluster_name: purple\n"
+                               "  listen_addr: 127.0.0.1:" << kAuth << "\n"
+                               "proxy_service:\n"
+                               "  enabled: true\n"
+                               "  web_listen_addr: 127.0.0.1:" << kWeb << "\n"
+                               "  listen_addr: 127.0.0.1:" << kJump << "\n"
+                               "  tunnel_listen_addr: 127.0.0.1:" << kTunnel << "\n"
+                               "  public_addr: 127.0.0.1:" << kWeb << "\n"
+                               "ssh_service:\n"
+                               "  enabled: true\n"
+                               "  listen_addr: 127.0.0.1:" << kNode << "\n"
+                               "  enhanced_recording:\n"
+                               "    enabled: true\n"
+                               "    root_path: /vigil-cluster-test\n";
+    g_vigil = fork();
+    if (g_vigil == 0) {
+      int log = open((g_dir + "/vigil.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(log, 1);
+      dup2(log, 2);
+      execl(e2e::kVigil.c_str(), e2e::kVigil.c_str(), "start", "-c", g_config.c_str(), nullptr);
+      _exit(127);
+    }
+    // Up when the node is listed and its SSH port answers.
+    bool up = wait_until(
+        [] {
+          auto nodes = ctl({"nodes", "ls"});
+          if (nodes.status != 0 || nodes.out.find("node1") == std::string::npos) return false;
+          Spawn s;
+          s.argv = {"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(kNode)};
+          return e2e::run(s).status == 0;
+        },
+        90);
+    if (!up) {
+      std::ifstream log(g_dir + "/vigil.log");
+      std::stringstream s;
+      s << log.rdbuf();
+      FAIL() << "the cluster did not come up; vigil start said:\n" << s.str();
+    }
+  }
+  static void TearDownTestSuite() {
+    if (g_vigil > 0) {
+      kill(g_vigil, SIGTERM);
+      int status = 0;
+      waitpid(g_vigil, &status, 0);
+    }
+    if (!getenv("VIGIL_KEEP")) fs::remove_all(g_dir);
+  }
+  void SetUp() override {
+    if (g_vigil <= 0 || waitpid(g_vigil, nullptr, WNOHANG) != 0) GTEST_FAIL() << "vigil start is not running";
+  }
+};
+
+TEST_F(Cluster, StatusPrintsClusterVersionAndCaPin) {
+  auto st = ctl({"status"});
+  ASSERT_EQ(st.status, 0) << st.err;
+  EXPECT_NE(st.out.find("Cluster  purple"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("Version  "), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("CA pin   sha256:"), std::string::npos) << st.out;
+}
+
+TEST_F(Cluster, TheNodeJoinedAndHeartbeats) {
+  auto nodes = ctl({"nodes", "ls"});
+  ASSERT_EQ(nodes.status, 0) << nodes.err;
+  EXPECT_NE(nodes.out.find("127.0.0.1:" + std::to_string(kNode)), std::string::npos) << nodes.out;
+  // Its identity is kept: a restart needs no token.
+  EXPECT_TRUE(fs::exists(g_dir + "/data/node/uuid"));
+  EXPECT_EQ(fs::status(g_dir + "/data/node/tls.key").permissions() & fs::perms::group_all,
+            fs::perms::none);
+}
+
+TEST_F(Cluster, TheNetworkFacingServicesDoNotRunAsRoot) {
+  // Whoever listens on the auth and proxy ports.
+  for (int port : {kAuth, kWeb, kJump}) {
+    Spawn s;
+    s.argv = {"/bin/sh", "-c", "ss -Htlnp 'sport = :" + std::to_string(port) + "' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2"};
+    auto pid = e2e::run(s);
+    ASSERT_EQ(pid.status, 0);
+    std::string p = pid.out.substr(0, pid.out.find('\n'));
+    ASSERT_FALSE(p.empty()) << "nothing listens on " << port;
+    std::ifstream status("/proc/" + p + "/status");
+    std::string line, uid;
+    while (std::getline(status, line))
+      if (line.rfind("Uid:", 0) == 0) uid = line;
+    EXPECT_EQ(uid.find("\t0\t"), std::string::npos) << port << ": " << uid;
+  }
+}
+
+TEST_F(Cluster, AUserSignsUpLogsInAndTheObfuscatedCommandIsRecordedInTheClusterLog) {
+  make_user("alice", "access", "root");
+  auto st = vsh("alice", {"status"});
+  EXPECT_EQ(st.status, 0) << st.err;
+  EXPECT_NE(st.out.find("Logged in as:       alice"), std::string::npos) << st.out;
+  auto ls = vsh("alice", {"ls"});
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  EXPECT_NE(ls.out.find("node1"), std::string::npos) << ls.out;
+
+  auto run = vsh("alice", {"ssh", "root@node1", kObfuscated});
+  ASSERT_EQ(run.status, 0) << run.err;
+  // The curl that base64 hid, in the auth service's log, with who and where.
+  bool seen = wait_until(
+      [] {
+        for (const auto& e : auth_events("session.command"))
+          if (e.value("program", "") == "curl") return true;
+        return false;
+      },
+      30);
+  ASSERT_TRUE(seen) << auth_log_text();
+  for (const auto& e : auth_events("session.command")) {
+    if (e.value("program", "") != "curl") continue;
+    EXPECT_EQ(e.value("user", ""), "alice");
+    EXPECT_EQ(e.value("login", ""), "root");
+    EXPECT_EQ(e.value("server_hostname", ""), "node1");
+    EXPECT_EQ(e.value("server_id", ""), [] {
+      std::ifstream in(g_dir + "/data/node/uuid");
+      std::string u;
+      in >> u;
+      return u;
+    }());
+  }
+  EXPECT_FALSE(auth_events("user.create").empty());
+  bool login_ok = false;
+  for (const auto& e : auth_events("user.login"))
+    if (e.value("user", "") == "alice" && e.value("success", false)) login_ok = true;
+  EXPECT_TRUE(login_ok);
+}
+
+TEST_F(Cluster, PlainOpenSshWorksWithTheLinesVshConfigPrints) {
+  make_user("carol", "access", "root");
+  auto cfg = vsh("carol", {"config"});
+  ASSERT_EQ(cfg.status, 0) << cfg.err;
+  std::string file = g_dir + "/carol-ssh-config";
+  std::ofstream(file) << cfg.out;
+  // The known_hosts the login wrote names the node as node1.purple too.
+  Spawn s;
+  s.argv = {"/usr/bin/ssh", "-F", file, "-o", "BatchMode=yes", "root@node1.purple", "echo plain-openssh-$((6*7))"};
+  auto out = e2e::run(s, 60000);
+  EXPECT_EQ(out.status, 0) << out.err;
+  EXPECT_NE(out.out.find("plain-openssh-42"), std::string::npos) << out.out << out.err;
+}
+
+TEST_F(Cluster, AWrongPasswordIsRefusedAndAudited) {
+  make_user("dave", "access", "root");
+  auto bad = vsh("dave", {"login", "--proxy=" + proxy_flag(), "--user=dave", "--insecure",
+                          "--password-stdin"},
+                 std::string("not the password at all\n"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("invalid user name or password"), std::string::npos) << bad.err;
+  bool audited = false;
+  for (const auto& e : auth_events("user.login"))
+    if (e.value("user", "") == "dave" && !e.value("success", true)) audited = true;
+  EXPECT_TRUE(audited) << auth_log_text();
+}
+
+TEST_F(Cluster, APlainUserCannotCreateARoleAndTheRefusalIsAudited) {
+  make_user("erin", "access", "root");
+  std::string keys = g_dir + "/home-erin/keys/127.0.0.1_" + std::to_string(kWeb);
+  Spawn s;
+  s.argv = {"/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", keys + "/cas.pem",
+            "--cert", keys + "/erin-x509.pem", "--key", keys + "/erin-tls.key",
+            "-H", "Content-Type: application/json", "--data",
+            R"({"text":"kind: role\nversion: v8\nmetadata:\n  name: sneaky\nspec:\n  allow:\n    logins: [root]\n"})",
+            "https://127.0.0.1:" + std::to_string(kWeb) + "/v1/resources"};
+  auto out = e2e::run(s, 30000);
+  EXPECT_EQ(out.out, "403") << out.err;
+  auto get = ctl({"get", "role/sneaky"});
+  EXPECT_NE(get.status, 0) << "the role was created";
+  bool audited = false;
+  for (const auto& e : auth_events("access.denied"))
+    if (e.value("user", "") == "erin") audited = true;
+  EXPECT_TRUE(audited) << auth_log_text();
+}
+
+TEST_F(Cluster, ARoleRecordingDiskOnlyRecordsDiskOnly) {
+  std::string role = g_dir + "/disk-only.yaml";
+  std::ofstream(role) << "kind: role\nversion: v8\nmetadata:\n  name: disk-only\nspec:\n"
+                         "  allow:\n    logins: ['{{internal.logins}}']\n    node_labels:\n"
+                         "      '*': '*'\n  options:\n    enhanced_recording:\n    - disk\n";
+  auto created = ctl({"create", role});
+  ASSERT_EQ(created.status, 0) << created.err;
+  make_user("frank", "disk-only", "root");
+  auto st = vsh("frank", {"status"});
+  EXPECT_NE(st.out.find("Enhanced recording: disk"), std::string::npos) << st.out;
+  auto run = vsh("frank", {"ssh", "root@node1", "cat /etc/hostname >/dev/null; echo done"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  std::string sid;
+  bool ended = wait_until(
+      [&] {
+        for (const auto& e : auth_events("session.end"))
+          if (e.value("user", "") == "frank") {
+            sid = e.value("sid", "");
+            return true;
+          }
+        return false;
+      },
+      30);
+  ASSERT_TRUE(ended) << auth_log_text();
+  size_t disk = 0, command = 0, network = 0;
+  for (const auto& e : auth_events("session.disk")) disk += e.value("sid", "") == sid;
+  for (const auto& e : auth_events("session.command")) command += e.value("sid", "") == sid;
+  for (const auto& e : auth_events("session.network")) network += e.value("sid", "") == sid;
+  EXPECT_GT(disk, 0u);
+  EXPECT_EQ(command, 0u);
+  EXPECT_EQ(network, 0u);
+}
+
+TEST_F(Cluster, ALoginTheRolesDoNotAllowOnThisNodeIsRefusedByTheNode) {
+  // The role lets grace log in as root only on nodes labelled env=prod;
+  // node1 has no labels: the certificate says root, the node says no.
+  std::string role = g_dir + "/prod-only.yaml";
+  std::ofstream(role) << "kind: role\nversion: v8\nmetadata:\n  name: prod-only\nspec:\n"
+                         "  allow:\n    logins: [root]\n    node_labels:\n      env: prod\n";
+  ASSERT_EQ(ctl({"create", role}).status, 0);
+  make_user("grace", "prod-only", "root");
+  auto run = vsh("grace", {"ssh", "root@node1", "echo should-not-run"});
+  EXPECT_NE(run.status, 0);
+  EXPECT_EQ(run.out.find("should-not-run"), std::string::npos);
+}
+
+TEST_F(Cluster, AnExpiredJoinTokenIsRefusedToASecondNode) {
+  auto add = ctl({"nodes", "add", "--ttl=1s"});
+  ASSERT_EQ(add.status, 0) << add.err;
+  std::string token, pin;
+  std::istringstream lines(add.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("The invite token: ", 0) == 0) token = line.substr(18);
+    if (line.rfind("  ca_pin: ", 0) == 0) pin = line.substr(10);
+  }
+  ASSERT_FALSE(token.empty()) << add.out;
+  ASSERT_FALSE(pin.empty()) << add.out;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  std::string cfg = g_dir + "/node2.yaml";
+  std::ofstream(cfg) << "version: v3\nteleport:\n  nodename: node2\n  data_dir: " << g_dir
+                     << "/node2\n  auth_token: " << token << "\n  auth_server: 127.0.0.1:" << kAuth
+                     << "\n  ca_pin: " << pin << "\nauth_service:\n  enabled: false\n"
+                     << "proxy_service:\n  enabled: false\nssh_service:\n  enabled: true\n"
+                     << "  listen_addr: 127.0.0.1:23122\n";
+  Spawn s;
+  s.argv = {e2e::kVigil, "start", "-c", cfg};
+  auto out = e2e::run(s, 60000);
+  EXPECT_NE(out.status, 0);
+  EXPECT_NE(out.err.find("expired"), std::string::npos) << out.err;
+  EXPECT_FALSE(fs::exists(g_dir + "/node2/node/uuid"));
+}
+
+}  // namespace
