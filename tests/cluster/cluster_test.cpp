@@ -339,9 +339,34 @@ TEST_F(Cluster, ALoginTheRolesDoNotAllowOnThisNodeIsRefusedByTheNode) {
                          "  allow:\n    logins: [root]\n    node_labels:\n      env: prod\n";
   ASSERT_EQ(ctl({"create", role}).status, 0);
   make_user("grace", "prod-only", "root");
-  auto run = vsh("grace", {"ssh", "root@node1", "echo should-not-run"});
+  // vsh ls hides node1 from grace (so her known_hosts lacks it): use plain
+  // ssh with a known_hosts that has it, so that only the node can say no.
+  make_user("heidi", "access", "root");
+  std::string keys = "/keys/127.0.0.1_" + std::to_string(kWeb);
+  auto ls = vsh("grace", {"ls"});
+  EXPECT_EQ(ls.out.find("node1"), std::string::npos) << ls.out;
+  std::string cfg = vsh("grace", {"config"}).out;
+  std::string file = g_dir + "/grace-ssh-config";
+  std::ofstream(file) << cfg;
+  fs::copy_file(g_dir + "/home-heidi" + keys + "/known_hosts", g_dir + "/home-grace" + keys + "/known_hosts",
+                fs::copy_options::overwrite_existing);
+  Spawn s;
+  s.argv = {"/usr/bin/ssh", "-F", file, "-o", "BatchMode=yes", "root@node1.purple", "echo should-not-run"};
+  auto run = e2e::run(s, 60000);
   EXPECT_NE(run.status, 0);
   EXPECT_EQ(run.out.find("should-not-run"), std::string::npos);
+  EXPECT_NE(run.err.find("Permission denied"), std::string::npos) << run.err;
+  // The node's refusal reaches the cluster log (through the node's spool).
+  bool audited = wait_until(
+      [] {
+        for (const auto& e : auth_events("auth"))
+          if (e.value("user", "") == "grace" && !e.value("success", true) &&
+              e.value("reason", "") == "access_denied")
+            return true;
+        return false;
+      },
+      30);
+  EXPECT_TRUE(audited) << "the node's refusal is not in the cluster log";
 }
 
 TEST_F(Cluster, AnExpiredJoinTokenIsRefusedToASecondNode) {
