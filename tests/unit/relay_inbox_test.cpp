@@ -105,7 +105,8 @@ TEST_F(InboxTest, RefusesAGapAndSaysWhereToResend) {
 TEST_F(InboxTest, SetsTheCallersIdentityAndTheSequenceNumber) {
   auto in = open();
   Batch b = batch_of(1, 1);
-  b.events[0] = R"({"event":"session.start","server_hostname":"forged-host","time":"2026-11-28T03:00:00Z"})";
+  b.events[0] =
+      R"({"event":"session.start","relay_seq":999,"server_hostname":"forged-host","time":"2026-11-28T03:00:00Z"})";
   ASSERT_TRUE(in->accept(node1_, b).ok());
   auto lines = all_lines(*store_);
   ASSERT_EQ(lines.size(), 1u);
