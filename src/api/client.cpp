@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "api/client.hpp"
 
 #include <openssl/ssl.h>
@@ -321,5 +322,17 @@ Result<nlohmann::json> Client::call_json(std::string_view method, std::string_vi
 const std::optional<ca::TlsIdentity>& Client::server_identity() const { return impl_->identity; }
 const std::vector<ca::TlsCertificate>& Client::chain() const { return impl_->chain; }
 const std::optional<ca::TlsCertificate>& Client::ca() const { return impl_->pinned_ca; }
+
+Result<void> require_server_role(const Client& client, std::string_view address,
+                                 std::string_view role) {
+  const auto& id = client.server_identity();
+  if (id && std::find(id->roles.begin(), id->roles.end(), role) != id->roles.end()) return {};
+  return Error::of(Errc::unauthenticated,
+                   "the server at " + std::string(address) + " is not the cluster's " +
+                       std::string(role) + " service (its certificate " +
+                       (id ? "is " + id->name + "'s, without the role " + std::string(role)
+                           : std::string("was not checked")) +
+                       "): check the address");
+}
 
 }  // namespace vigil::api

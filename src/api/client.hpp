@@ -94,4 +94,11 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+// Refuses a server whose verified identity lacks `role` (e.g. "auth": a
+// joined node's certificate is valid for servers too, and must not pass for
+// the auth service). unauthenticated, naming the address; insecure
+// connections (no verified identity) are refused as well.
+Result<void> require_server_role(const Client& client, std::string_view address,
+                                 std::string_view role);
+
 }  // namespace vigil::api

@@ -974,7 +974,10 @@ Result<ca::TlsCertificate> AuthService::issue_server_certificate(
   tr.identity.kind = ca::TlsIdentityKind::node;
   tr.identity.cluster = options_.cluster_name;
   tr.identity.name = std::string(host_uuid);
-  tr.identity.roles = {std::string(ca::kNodeRole)};
+  // "auth" tells the service from a node: clients require it of the server
+  // they call (a joined node's certificate, also valid for servers, has
+  // only "node": it cannot pass for the auth service).
+  tr.identity.roles = {std::string(ca::kNodeRole), std::string(kAuthServerRole)};
   tr.identity.node_name = std::string(host_name);
   tr.identity.addresses = addresses;
   tr.subject_public_key = std::string(spki_der);

@@ -48,6 +48,8 @@ using cluster::Time;
 // The local admin's user name: no user may take it (names starting with '@'
 // are refused for users).
 inline constexpr std::string_view kAdminName = "@admin";
+// The role of the auth service's own TLS identity (never given at a join).
+inline constexpr std::string_view kAuthServerRole = ca::kAuthRole;
 // The SSH certificate extension naming the user's roles (comma-separated),
 // so that a node can evaluate node_labels with the roles it fetched.
 inline constexpr std::string_view kRolesExtension = "vigil-roles@vigil.dev";

@@ -230,8 +230,12 @@ TlsVerification read_identity(X509* leaf, std::string_view cluster) {
   const bool has_node_role =
       std::find(id.roles.begin(), id.roles.end(), kNodeRole) != id.roles.end();
   if (id.kind == TlsIdentityKind::node) {
-    if (id.roles != std::vector<std::string>{std::string(kNodeRole)} || !id.logins.empty())
-      return refuse(TlsRefusalReason::bad_identity, "a node certificate holds the role node only");
+    bool roles_ok = !id.roles.empty() && id.roles.front() == kNodeRole;
+    for (size_t i = 1; roles_ok && i < id.roles.size(); ++i)
+      roles_ok = id.roles[i] == kAuthRole || id.roles[i] == kProxyRole;
+    if (!roles_ok || !id.logins.empty())
+      return refuse(TlsRefusalReason::bad_identity,
+                    "a node certificate holds the role node (and auth or proxy) only");
     // Issued with the node's name first among the DNS names, then its uuid.
     for (const auto& a : id.addresses)
       if (a != id.name) {
@@ -369,9 +373,17 @@ Result<TlsCertificate> issue_tls_certificate(const PrivateKey& ca_key, const Tls
   NamePtr name(X509_NAME_new());
   if (!cert.get() || !name) return ssl_error(Errc::resource_exhausted, "out of memory");
   if (auto r = add_name_entry(name.get(), "O", id.cluster); !r) return r.error();
-  std::vector<std::string> roles = id.kind == TlsIdentityKind::node
-                                       ? std::vector<std::string>{std::string(kNodeRole)}
-                                       : id.roles;
+  // A node: "node" first, then the service roles it was given (auth, proxy).
+  std::vector<std::string> roles = id.roles;
+  if (id.kind == TlsIdentityKind::node) {
+    roles = {std::string(kNodeRole)};
+    for (const auto& r : id.roles) {
+      if (r == kNodeRole) continue;
+      if (r != kAuthRole && r != kProxyRole)
+        return bad("a node identity holds the roles node, auth and proxy only, not '" + r + "'");
+      if (std::find(roles.begin(), roles.end(), r) == roles.end()) roles.push_back(r);
+    }
+  }
   for (const auto& role : roles)
     if (auto r = add_name_entry(name.get(), "OU", role); !r) return r.error();
   if (auto r = add_name_entry(name.get(), "CN", id.name); !r) return r.error();

@@ -33,6 +33,11 @@
 namespace vigil::ca {
 
 inline constexpr std::string_view kNodeRole = "node";
+// Roles a node identity may hold beside "node": the auth service's own
+// server certificate carries "auth" (clients require it of the server they
+// call, so a joined node cannot pose as the auth service), a proxy's "proxy".
+inline constexpr std::string_view kAuthRole = "auth";
+inline constexpr std::string_view kProxyRole = "proxy";
 
 // An X.509 certificate (reference-counted by OpenSSL: copies are cheap).
 class TlsCertificate {

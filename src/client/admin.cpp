@@ -107,6 +107,8 @@ Result<std::unique_ptr<api::Client>> connect_as_admin(const AdminTarget& target)
   if (!c)
     return Error::of(c.error().kind(), "cannot reach the auth service at " + target.auth_address +
                                            " (is vigil start running?): " + c.error().message);
+  // "auth": authsvc::kAuthServerRole (a node's certificate lacks it).
+  if (auto r = api::require_server_role(**c, target.auth_address, "auth"); !r) return r.error();
   return c;
 }
 

@@ -221,6 +221,8 @@ class NodeCaller {
       o.request_timeout = std::chrono::seconds(30);
       auto c = api::Client::connect(std::move(o));
       if (!c) return c.error();
+      if (auto r = api::require_server_role(**c, id_.auth_server, authsvc::kAuthServerRole); !r)
+        return r.error();
       client_ = std::move(*c);
     }
     auto r = client_->call(method, path, query, body, type);

@@ -155,6 +155,9 @@ Result<LoggedIn> logged_in(bool need_api) {
   o.certificate = std::move(*cert);
   auto c = api::Client::connect(std::move(o));
   if (!c) return c.error();
+  // The proxy's web API is served with the auth service's identity
+  // ("auth": authsvc::kAuthServerRole); a node's certificate cannot pass.
+  if (auto r = api::require_server_role(**c, out.profile.proxy, "auth"); !r) return r.error();
   out.api = std::move(*c);
   return out;
 }

@@ -12,6 +12,7 @@
 #include "api/client.hpp"
 #include "audit/base64.hpp"
 #include "ca/key_file.hpp"
+#include "authsvc/service.hpp"
 #include "cluster/parse.hpp"
 #include "ssh/host_key.hpp"
 #include "common/log.hpp"
@@ -101,6 +102,10 @@ std::unique_ptr<api::Client> connect_as(const NodeIdentity& id, Error* error) {
     *error = c.error();
     return nullptr;
   }
+  if (auto r = api::require_server_role(**c, id.auth_server, authsvc::kAuthServerRole); !r) {
+    *error = r.error();
+    return nullptr;
+  }
   return std::move(*c);
 }
 
@@ -170,6 +175,9 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
   if (!client)
     return Error::of(client.error().kind(), "cannot reach the auth service at " + p.auth_server +
                                                 ": " + client.error().message);
+  // The token goes only to the auth service, never to a node posing as it.
+  if (auto r = api::require_server_role(**client, p.auth_server, authsvc::kAuthServerRole); !r)
+    return r.error();
   json labels = json::object();
   for (const auto& [k, v] : p.labels) labels[k] = v;
   json body = {{"token", p.token},

@@ -776,3 +776,51 @@ TEST_F(HttpsTest, StopClosesWhatOutlastsTheGrace) {
 
 }  // namespace
 }  // namespace vigil::api
+
+namespace vigil::api {
+namespace {
+
+// A joined node's certificate is valid for servers too: a client of the auth
+// service requires the "auth" role, which only the service's own identity has.
+TEST_F(HttpsTest, ANodeCertificateCannotPassForTheAuthService) {
+  serve(server_options());  // server_cert_ is a plain node identity
+  auto as_node = connect(trusting());
+  ASSERT_TRUE(as_node);
+  auto refused = require_server_role(*as_node, "127.0.0.1", ca::kAuthRole);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind(), Errc::unauthenticated);
+  EXPECT_NE(refused.error().message.find("not the cluster's auth service"), std::string::npos);
+  server_->join();
+  server_.reset();
+
+  ca::TlsIssueRequest auth;
+  auth.identity.kind = ca::TlsIdentityKind::node;
+  auth.identity.cluster = "purple";
+  auth.identity.name = "5e0c4b2a-8d7e-4f0e-9b1a-3c2d1e0f9a8b";
+  auth.identity.node_name = "auth";
+  auth.identity.roles = {std::string(ca::kNodeRole), std::string(ca::kAuthRole)};
+  auth.subject_public_key = server_key_->spki_der();
+  auth.now = now();
+  auth.ttl = 3600;
+  auto auth_cert = ca_->issue_tls(auth);
+  ASSERT_TRUE(auth_cert) << auth_cert.error().message;
+  ServerOptions o = server_options();
+  o.certificate = *auth_cert;
+  serve(std::move(o));
+  auto as_auth = connect(trusting());
+  ASSERT_TRUE(as_auth);
+  EXPECT_TRUE(require_server_role(*as_auth, "127.0.0.1", ca::kAuthRole));
+  // An insecure connection has no verified identity: refused too.
+  ClientOptions insecure;
+  insecure.address = "127.0.0.1:" + std::to_string(server_->port());
+  insecure.insecure = true;
+  auto unchecked = connect(std::move(insecure));
+  ASSERT_TRUE(unchecked);
+  EXPECT_FALSE(require_server_role(*unchecked, "127.0.0.1", ca::kAuthRole));
+  // A node identity cannot be issued other roles.
+  auth.identity.roles = {std::string(ca::kNodeRole), "root"};
+  EXPECT_FALSE(ca_->issue_tls(auth));
+}
+
+}  // namespace
+}  // namespace vigil::api
