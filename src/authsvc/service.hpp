@@ -274,6 +274,8 @@ class AuthService {
   // Removes expired tokens, nodes and sessions, and forgets old login
   // failures; call it periodically (every minute).
   Result<size_t> purge_expired();
+  // How many user names and sources have failed logins remembered.
+  size_t login_failure_keys() const { return limiter_.keys(); }
 
  private:
   Time now() const { return options_.clock(); }

@@ -42,6 +42,7 @@ TEST_F(Start, PurgeRemovesExpiredTokensAndNodesAndForgetsOldFailures) {
                   .status,
               401);
   EXPECT_EQ(service_->purge_expired().value(), 0u);
+  EXPECT_EQ(service_->login_failure_keys(), 2u);  // user:ghost, source:198.51.100.7
   now_ += 90;
   EXPECT_EQ(service_->purge_expired().value(), 2u);  // the token and the node
   EXPECT_TRUE(store_->list_tokens().value().empty());
@@ -53,6 +54,8 @@ TEST_F(Start, PurgeRemovesExpiredTokensAndNodesAndForgetsOldFailures) {
                 .status,
             429);
   now_ += 900;
+  ASSERT_TRUE(service_->purge_expired().ok());
+  EXPECT_EQ(service_->login_failure_keys(), 0u);  // forgotten, memory back
   EXPECT_EQ(call("POST", "/v1/login", anonymous(),
                  {{"user", "ghost"}, {"password", "whatever-password"}, {"ssh_public_key", "x"},
                   {"tls_public_key", ""}})
