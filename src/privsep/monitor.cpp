@@ -426,6 +426,7 @@ std::optional<std::string> Service::handle(Request request) {
                           m->counted == Counted::probe ? sshcert::Proof::probe
                                                        : sshcert::Proof::signature);
     refuse_auth(m->login, m->claimed_user, m->reason, m->message, m->method);
+    if (auto r = reply(Audited{}); !r) return r.error().message;
     return std::nullopt;
   }
   if (auto* m = std::get_if<RateCheck>(&request)) {
@@ -440,6 +441,7 @@ std::optional<std::string> Service::handle(Request request) {
     return std::string(type_name(static_cast<Type>(encode(request)[0]))) + " before a login";
   if (auto* m = std::get_if<Rejected>(&request)) {
     reject(m->reason, m->request, m->message, m->max);
+    if (auto r = reply(Audited{}); !r) return r.error().message;
     return std::nullopt;
   }
   if (auto* m = std::get_if<OpenSession>(&request)) return on_open(*m);
