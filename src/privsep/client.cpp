@@ -48,6 +48,15 @@ Result<void> MonitorClient::read_pending() {
   }
 }
 
+Result<void> MonitorClient::audited(const Request& request) {
+  if (auto r = send(request); !r) return r.error();
+  auto got = answer();
+  if (!got) return got.error();
+  if (!std::holds_alternative<Audited>(got->first))
+    return Error::of(Errc::internal, "the monitor answered an audit request out of turn");
+  return {};
+}
+
 Result<bool> MonitorClient::rate_check(Counted proof) {
   if (auto r = send(RateCheck{proof}); !r) return r.error();
   auto got = answer();

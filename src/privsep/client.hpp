@@ -31,9 +31,10 @@ class MonitorClient {
   int fd() const { return fd_.get(); }
 
   Result<bool> rate_check(Counted proof);
-  Result<void> auth_refused(const AuthRefused& refusal) { return send(refusal); }
+  // Both return once the monitor has the event on stable storage.
+  Result<void> auth_refused(const AuthRefused& refusal) { return audited(refusal); }
   Result<std::variant<LoginOk, Refused>> login(const std::string& cert_blob, const std::string& login);
-  Result<void> rejected(const Rejected& rejection) { return send(rejection); }
+  Result<void> rejected(const Rejected& rejection) { return audited(rejection); }
   Result<std::variant<OpenedSession, Refused>> open(const OpenSession& request);
   Result<void> resize(uint32_t channel, uint16_t cols, uint16_t rows) {
     return send(Resize{channel, cols, rows});
@@ -48,6 +49,7 @@ class MonitorClient {
 
  private:
   Result<void> send(const Request& request);
+  Result<void> audited(const Request& request);
   // The answer to the request just sent: exited notes before it are kept.
   Result<std::pair<Reply, std::vector<Fd>>> answer();
   Result<std::pair<Reply, std::vector<Fd>>> receive();

@@ -60,6 +60,7 @@ struct Opened {
   std::string to_front;  // pty output not yet taken by the front end
   std::string to_pty;    // front end input the pty has not taken yet
   bool front_eof = false;
+  bool master_hup = false;  // the terminal's other side is gone: nothing more to read
 };
 
 class Service {
@@ -438,6 +439,7 @@ std::optional<std::string> Service::handle(Request request) {
                           m->counted == Counted::probe ? sshcert::Proof::probe
                                                        : sshcert::Proof::signature);
     refuse_auth(m->login, m->claimed_user, m->reason, m->message, m->method);
+    if (auto r = reply(Audited{}); !r) return r.error().message;
     return std::nullopt;
   }
   if (auto* m = std::get_if<RateCheck>(&request)) {
@@ -452,6 +454,7 @@ std::optional<std::string> Service::handle(Request request) {
     return std::string(type_name(static_cast<Type>(encode(request)[0]))) + " before a login";
   if (auto* m = std::get_if<Rejected>(&request)) {
     reject(m->reason, m->request, m->message, m->max);
+    if (auto r = reply(Audited{}); !r) return r.error().message;
     return std::nullopt;
   }
   if (auto* m = std::get_if<OpenSession>(&request)) return on_open(*m);
@@ -518,6 +521,8 @@ void Service::pump_relay(Opened& s, short master_events, short relay_events) {
     if (n > 0) {
       s.recorded->output(std::string_view(buf, n));  // the recording, by the monitor
       s.to_front.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      s.master_hup = true;  // EIO: no slave left open; not polled again (it would not block)
     }
   }
   if (relay_events & (POLLIN | POLLHUP)) {
@@ -552,14 +557,15 @@ Served Service::run(const std::atomic<bool>& stop) {
         owner.emplace_back(id, 0);
       }
       if (!s.interactive) continue;
-      if (s.recorded) {
+      if (s.recorded && !s.master_hup) {
         short ev = 0;
         if (s.to_front.size() < kRelayBuffer) ev |= POLLIN;
         if (!s.to_pty.empty()) ev |= POLLOUT;
         fds.push_back({s.recorded->pty()->master(), ev, 0});
         owner.emplace_back(id, 1);
       }
-      if (s.relay) {
+      // A closed stream reports POLLHUP at every poll: it is left out then.
+      if (s.relay && !(s.front_eof && s.to_front.empty())) {
         short ev = 0;
         if (!s.front_eof && s.to_pty.size() < kRelayBuffer) ev |= POLLIN;
         if (!s.to_front.empty()) ev |= POLLOUT;

@@ -134,6 +134,7 @@ std::string_view type_name(Type type) {
     case Type::opened: return "opened";
     case Type::exited: return "exited";
     case Type::allowed: return "allowed";
+    case Type::audited: return "audited";
   }
   return "unknown";
 }
@@ -210,6 +211,7 @@ std::string encode(const Reply& reply) {
                 .take();
           },
           [](const Allowed& m) { return Writer(Type::allowed).u8(m.yes ? 1 : 0).take(); },
+          [](const Audited&) { return Writer(Type::audited).take(); },
       },
       reply);
 }
@@ -360,6 +362,9 @@ Result<Reply> decode_reply(std::string_view packet) {
       out = Allowed{r.flag("yes")};
       break;
     }
+    case Type::audited:
+      out = Audited{};
+      break;
     default:
       return Error::of(Errc::invalid_argument, "malformed monitor reply: type " +
                        std::to_string(static_cast<unsigned char>(packet[0])) + " is not a reply");

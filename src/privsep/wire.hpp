@@ -25,6 +25,8 @@
 //   opened         channel:u32 sid:str + fds: 1 (pty) or 3 (stdin, stdout, stderr)
 //   exited         channel:u32 wait_status:i32     (after session.end is written)
 //   allowed        yes:u8                          (the answer to rate_check)
+//   audited        (no fields)                     (auth_refused and rejected are on stable
+//                                                   storage: only then does the client hear no)
 #pragma once
 
 #include <cstdint>
@@ -62,6 +64,7 @@ enum class Type : uint8_t {
   opened = 102,
   exited = 103,
   allowed = 104,
+  audited = 105,
 };
 
 std::string_view type_name(Type type);
@@ -126,10 +129,11 @@ struct Exited {
 struct Allowed {
   bool yes = false;
 };
+struct Audited {};
 
 using Request =
     std::variant<Login, AuthRefused, Rejected, OpenSession, Resize, Signal, EndSession, RateCheck>;
-using Reply = std::variant<LoginOk, Refused, Opened, Exited, Allowed>;
+using Reply = std::variant<LoginOk, Refused, Opened, Exited, Allowed, Audited>;
 
 std::string encode(const Request& request);
 std::string encode(const Reply& reply);

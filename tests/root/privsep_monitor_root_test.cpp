@@ -102,7 +102,10 @@ class FrontEnd {
   }
   // How the monitor ended this front end (it must end by itself).
   Served ended() {
-    EXPECT_EQ(served_.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    if (served_.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      ADD_FAILURE() << "the monitor still serves the front end";
+      return {false, "(still served)"};  // the destructor stops it
+    }
     return served_.get();
   }
   bool closed_by_monitor() {
@@ -220,6 +223,21 @@ TEST_F(MonitorRoot, LoginOutsidePrincipalsAndExpiredAreRefused) {
   EXPECT_EQ(events[2]["reason"], "principal_mismatch");
   EXPECT_EQ(events[2]["count"], 1);
   EXPECT_EQ(events[2]["login"], "root");
+}
+
+// A refusal the front end reports is on the log before the front end hears
+// back (and only then tells its client no), with the monitor's address.
+TEST_F(MonitorRoot, RefusalsAreOnTheLogBeforeTheyAreAcknowledged) {
+  FrontEnd f(*ctx_);
+  f.send(AuthRefused{kLogin, "", "method_not_allowed", "password", "password logins are not accepted",
+                     Counted::no});
+  f.expect<Audited>();
+  auto events = auths(false);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["reason"], "method_not_allowed");
+  EXPECT_EQ(events[0]["method"], "password");
+  EXPECT_EQ(events[0]["addr.remote"], "127.0.0.1:5555");
+  EXPECT_EQ(log_.lines()[0].durability, auditlog::Durability::sync);
 }
 
 TEST_F(MonitorRoot, RequestsBeforeLoginEndTheFrontEndAndOthersGoOn) {

@@ -75,6 +75,8 @@ TEST(PrivsepWire, RepliesReadBack) {
   auto exited = std::get<Exited>(decode_reply(encode(Reply{Exited{4, 9}})).value());
   EXPECT_EQ(exited.wait_status, 9);
   EXPECT_EQ(std::get<Opened>(decode_reply(encode(Reply{Opened{4, "sid"}})).value()).sid, "sid");
+  EXPECT_TRUE(std::get<Allowed>(decode_reply(encode(Reply{Allowed{true}})).value()).yes);
+  EXPECT_TRUE(std::holds_alternative<Audited>(decode_reply(encode(Reply{Audited{}})).value()));
 }
 
 TEST(PrivsepWire, RequestsAndRepliesAreNotInterchangeable) {
