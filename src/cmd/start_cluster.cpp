@@ -211,18 +211,8 @@ class NodeCaller {
                              std::string_view type) {
     std::lock_guard lock(mu_);
     if (!client_) {
-      api::ClientOptions o;
-      o.address = id_.auth_server;
-      o.trusted = id_.tls_cas;
-      o.cluster = id_.cluster;
-      o.key = &id_.tls_key;
-      o.certificate = id_.tls_certificate;
-      o.connect_timeout = std::chrono::seconds(5);
-      o.request_timeout = std::chrono::seconds(30);
-      auto c = api::Client::connect(std::move(o));
+      auto c = services::connect_to_auth(id_);
       if (!c) return c.error();
-      if (auto r = api::require_server_role(**c, id_.auth_server, authsvc::kAuthServerRole); !r)
-        return r.error();
       client_ = std::move(*c);
     }
     auto r = client_->call(method, path, query, body, type);

@@ -13,6 +13,7 @@
 #include "audit/base64.hpp"
 #include "ca/key_file.hpp"
 #include "authsvc/service.hpp"
+#include "client/pem.hpp"
 #include "cluster/parse.hpp"
 #include "ssh/host_key.hpp"
 #include "common/log.hpp"
@@ -56,26 +57,6 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-Result<std::vector<ca::TlsCertificate>> pem_list(std::string_view text) {
-  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
-  std::vector<ca::TlsCertificate> out;
-  size_t at = 0;
-  while (true) {
-    size_t begin = text.find("-----BEGIN CERTIFICATE-----", at);
-    if (begin == std::string_view::npos) break;
-    size_t end = text.find(kEnd, begin);
-    if (end == std::string_view::npos) break;
-    end += kEnd.size();
-    auto c = ca::TlsCertificate::from_pem(text.substr(begin, end - begin));
-    if (!c) return c.error();
-    out.push_back(std::move(*c));
-    at = end;
-    if (out.size() > 16) break;
-  }
-  if (out.empty()) return Error::of(Errc::data_loss, "no CA certificate");
-  return out;
-}
-
 std::string base64(std::string_view bytes) {
   std::string out;
   audit::append_base64(out, bytes);
@@ -86,27 +67,6 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::unique_ptr<api::Client> connect_as(const NodeIdentity& id, Error* error) {
-  api::ClientOptions o;
-  o.address = id.auth_server;
-  o.trusted = id.tls_cas;
-  o.cluster = id.cluster;
-  o.key = &id.tls_key;
-  o.certificate = id.tls_certificate;
-  o.connect_timeout = std::chrono::seconds(5);
-  o.request_timeout = std::chrono::seconds(15);
-  auto c = api::Client::connect(std::move(o));
-  if (!c) {
-    *error = c.error();
-    return nullptr;
-  }
-  if (auto r = api::require_server_role(**c, id.auth_server, authsvc::kAuthServerRole); !r) {
-    *error = r.error();
-    return nullptr;
-  }
-  return std::move(*c);
 }
 
 }  // namespace
@@ -135,7 +95,7 @@ Result<NodeIdentity> load_node_identity(const std::string& data_dir) {
   if (!key) return damaged(key.error());
   auto tls = ca::TlsCertificate::from_pem(*cert);
   if (!tls) return damaged(tls.error());
-  auto ca_list = pem_list(*cas);
+  auto ca_list = client::split_pem_certificates(*cas);
   if (!ca_list) return damaged(ca_list.error());
   NodeIdentity id{trimmed(*uuid), trimmed(*cluster), trimmed(*auth), std::move(*key),
                   std::move(*tls), std::move(*ca_list), *user_cas, trimmed(*host_cert)};
@@ -147,6 +107,22 @@ Result<NodeIdentity> load_node_identity(const std::string& data_dir) {
                      "the node's cluster identity is no longer valid (" + check.refusal().message +
                          "): remove " + dir + " and join again with a new token (vigilctl nodes add)");
   return id;
+}
+
+Result<std::unique_ptr<api::Client>> connect_to_auth(const NodeIdentity& id) {
+  api::ClientOptions o;
+  o.address = id.auth_server;
+  o.trusted = id.tls_cas;
+  o.cluster = id.cluster;
+  o.key = &id.tls_key;
+  o.certificate = id.tls_certificate;
+  o.connect_timeout = std::chrono::seconds(5);
+  o.request_timeout = std::chrono::seconds(30);
+  auto c = api::Client::connect(std::move(o));
+  if (!c) return c.error();
+  if (auto r = api::require_server_role(**c, id.auth_server, authsvc::kAuthServerRole); !r)
+    return r.error();
+  return c;
 }
 
 Result<NodeIdentity> join_cluster(const JoinParams& p) {
@@ -197,7 +173,7 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
   for (const auto& pem : (*reply)["tls_ca_certificates"])
     if (pem.is_string()) cas_text += pem.get<std::string>();
   auto cert = ca::TlsCertificate::from_pem(reply->value("tls_certificate", ""));
-  auto cas = pem_list(cas_text);
+  auto cas = client::split_pem_certificates(cas_text);
   if (!cert || !cas || id.uuid.empty())
     return Error::of(Errc::data_loss, "the auth service's answer to the join is incomplete");
   id.tls_certificate = std::move(*cert);
@@ -232,9 +208,9 @@ NodeAgent::~NodeAgent() { stop(); }
 
 Result<void> NodeAgent::beat() {
   if (!conn_->client) {
-    Error e;
-    conn_->client = connect_as(identity_, &e);
-    if (!conn_->client) return e;
+    auto c = connect_to_auth(identity_);
+    if (!c) return c.error();
+    conn_->client = std::move(*c);
   }
   json labels = json::object();
   for (const auto& [k, v] : info_.labels) labels[k] = v;

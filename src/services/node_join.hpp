@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/client.hpp"
 #include "ca/key.hpp"
 #include "ca/tls_ca.hpp"
 #include "cluster/resources.hpp"
@@ -60,6 +61,10 @@ struct JoinParams {
 
 // The identity kept in data_dir, or not_found when the node never joined.
 Result<NodeIdentity> load_node_identity(const std::string& data_dir);
+
+// An HTTPS connection to the auth service the node joined, with its
+// identity; the server must be the auth service (role auth), not a node.
+Result<std::unique_ptr<api::Client>> connect_to_auth(const NodeIdentity& identity);
 
 // Joins with the token and keeps the identity. Errors say what to do (an
 // expired token: make a new one with vigilctl nodes add).
