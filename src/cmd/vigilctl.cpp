@@ -14,7 +14,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <map>
+
 #include "api/client.hpp"
+#include "audit/timefmt.hpp"
+#include "auditlog/event_text.hpp"
+#include "auditlog/timeparse.hpp"
 #include "api/router.hpp"
 #include "api/server.hpp"
 #include "ca/key_file.hpp"
@@ -216,6 +222,47 @@ int create(const Global& g, const std::string& file, bool force) {
   return 0;
 }
 
+struct EventsArgs {
+  std::string from, to, types, sid, user, login, order = "asc", format = "text", after;
+  size_t limit = 100;
+};
+
+int events(const Global& g, const EventsArgs& a) {
+  auto c = connect(g);
+  if (!c) return fail(c.error());
+  std::map<std::string, std::string> query;
+  auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  for (auto [name, value] : {std::pair{"from", a.from}, std::pair{"to", a.to}}) {
+    if (value.empty()) continue;
+    auto t = auditlog::parse_time_arg(value, now_ns);
+    if (!t) return fail(std::string("--") + name + ": " + t.error().message);
+    query[name] = audit::format_time(*t);
+  }
+  for (auto [name, value] : {std::pair{"type", a.types}, std::pair{"sid", a.sid},
+                             std::pair{"user", a.user}, std::pair{"login", a.login},
+                             std::pair{"after", a.after}})
+    if (!value.empty()) query[name] = value;
+  query["limit"] = std::to_string(a.limit);
+  query["order"] = a.order;
+  auto r = (*c)->call("GET", "/v1/events", query);
+  if (!r) return fail(r.error());
+  if (r->status / 100 != 2) return fail(api::error_from_response(r->status, r->body));
+  auto page = json::parse(r->body, nullptr, false);
+  if (!page.is_object() || !page.contains("events")) return fail("the auth service's answer does not read");
+  for (const auto& e : page["events"]) {
+    std::string line = e.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string out;
+    if (a.format == "json" || !auditlog::append_event_text(line, out)) out = line + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  std::string next = page.value("next", "");
+  if (!next.empty())
+    std::fprintf(stderr, "vigilctl: more events: add --after %s\n", next.c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace vigil::ctl
 
@@ -274,6 +321,19 @@ int main(int argc, char** argv) {
   auto* rm_cmd = app.add_subcommand("rm", "delete a resource: role/NAME, user/NAME, token/ID");
   rm_cmd->add_option("KIND/NAME", ref)->required();
 
+  EventsArgs ev;
+  auto* events_cmd = app.add_subcommand("events", "search the cluster's audit log");
+  events_cmd->add_option("--from", ev.from, "events at or after T (RFC 3339, a date, -15m, -2h, -7d)");
+  events_cmd->add_option("--to", ev.to, "events at or before T");
+  events_cmd->add_option("--type", ev.types, "event types, comma-separated (session.command,...)");
+  events_cmd->add_option("--sid", ev.sid, "only this session");
+  events_cmd->add_option("--user", ev.user, "only this cluster user");
+  events_cmd->add_option("--login", ev.login, "only this OS login");
+  events_cmd->add_option("--limit", ev.limit, "events per page (1 to 1000)")->check(CLI::Range(1, 1000));
+  events_cmd->add_option("--order", ev.order, "asc or desc")->check(CLI::IsMember({"asc", "desc"}));
+  events_cmd->add_option("--format", ev.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  events_cmd->add_option("--after", ev.after, "the continuation key of the previous page");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -283,6 +343,7 @@ int main(int argc, char** argv) {
   vigil::log::set_level(vigil::log::Level::warn);
 
   if (st->parsed()) return status(g);
+  if (events_cmd->parsed()) return events(g, ev);
   if (nodes_add_cmd->parsed()) return tokens_add(g, node_roles, node_ttl, true);
   if (nodes_ls_cmd->parsed()) return get_text(g, "node", "", "text");
   if (tokens_add_cmd->parsed()) return tokens_add(g, token_type, token_ttl, false);

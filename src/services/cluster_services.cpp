@@ -12,6 +12,9 @@
 #include "api/router.hpp"
 #include "api/server.hpp"
 #include "auditlog/file_log.hpp"
+#include "auditlog/search.hpp"
+#include "auditlog/timeparse.hpp"
+#include <sstream>
 #include "authsvc/routes.hpp"
 #include "authsvc/service.hpp"
 #include "ca/authority.hpp"
@@ -192,6 +195,63 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
         return api::Reply::bytes(relay::to_json(*state), "application/json");
       },
       api::RouteOptions{relay::kMaxChunkBytes + 4096});
+
+  // The cluster's audit log, searched (vigilctl events): an admin or an
+  // auditor (rules: event list) sees every event, any other user only
+  // their own.
+  router.add("GET", "/v1/events", [&](const api::Request& q) -> Result<api::Reply> {
+    auto c = service.caller(q.peer);
+    if (!c) return c.error();
+    auditlog::Query query;
+    if (auto v = q.query_value("from")) {
+      auto t = auditlog::parse_rfc3339(*v);
+      if (!t) return Error::of(Errc::invalid_argument, "from: give an RFC 3339 time");
+      query.from_ns = *t;
+    }
+    if (auto v = q.query_value("to")) {
+      auto t = auditlog::parse_rfc3339(*v);
+      if (!t) return Error::of(Errc::invalid_argument, "to: give an RFC 3339 time");
+      query.to_ns = *t;
+    }
+    if (auto v = q.query_value("type")) {
+      std::string item;
+      std::istringstream in(*v);
+      while (std::getline(in, item, ','))
+        if (!item.empty()) query.types.insert(item);
+    }
+    query.sid = q.query_value("sid").value_or("");
+    query.user = q.query_value("user").value_or("");
+    query.login = q.query_value("login").value_or("");
+    query.after = q.query_value("after").value_or("");
+    query.descending = q.query_value("order").value_or("asc") == "desc";
+    if (auto v = q.query_value("limit")) {
+      char* end = nullptr;
+      unsigned long n = std::strtoul(v->c_str(), &end, 10);
+      if (v->empty() || *end || n < 1 || n > 1000)
+        return Error::of(Errc::invalid_argument, "limit: give a number from 1 to 1000");
+      query.limit = n;
+    }
+    const bool everyone =
+        c->kind == authsvc::CallerKind::admin ||
+        (c->kind == authsvc::CallerKind::user && c->access && c->checker().can("event", "list"));
+    if (!everyone) {
+      if (c->kind != authsvc::CallerKind::user)
+        return Error::of(Errc::permission_denied, "only users and admins search the audit log");
+      if (!query.user.empty() && query.user != c->name)
+        return Error::of(Errc::permission_denied,
+                         "you may search only your own events (user=" + c->name +
+                             "); others' need a role that allows event list, like auditor");
+      query.user = c->name;
+    }
+    auto page = (*audit_log)->search(query);
+    if (!page) return page.error();
+    nlohmann::json events = nlohmann::json::array();
+    for (const auto& line : page->lines) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded()) events.push_back(std::move(j));
+    }
+    return api::Reply::json({{"events", events}, {"next", page->next}, {"skipped", page->skipped}});
+  });
 
   // The proxy's SSH side: the jump port for users, the tunnel port for nodes.
   std::string proxy_host_key = dir + "/proxy/host_key";

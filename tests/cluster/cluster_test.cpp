@@ -397,3 +397,46 @@ TEST_F(Cluster, AnExpiredJoinTokenIsRefusedToASecondNode) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Cluster, VigilctlEventsSearchesTheClusterLogAndUsersSeeOnlyTheirOwn) {
+  make_user("ivan", "access", "root");
+  auto run = vsh("ivan", {"ssh", "root@node1", "id -un"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  // The admin sees ivan's session (and everyone's) in the text form.
+  bool listed = wait_until(
+      [] {
+        auto ev = ctl({"events", "--type", "session.command", "--user", "ivan", "--limit", "1000"});
+        return ev.status == 0 && ev.out.find("user=ivan login=root session.command") != std::string::npos &&
+               ev.out.find("/usr/bin/id -un") != std::string::npos;
+      },
+      30);
+  EXPECT_TRUE(listed) << ctl({"events", "--user", "ivan"}).out;
+  auto json = ctl({"events", "--type", "user.create", "--format", "json", "--limit", "1000"});
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_NE(json.out.find("\"name\":\"ivan\""), std::string::npos) << json.out;
+
+  // A plain user (role access: no event rule) sees only their own events,
+  // and asking for another user's is refused.
+  std::string keys = g_dir + "/home-ivan/keys/127.0.0.1_" + std::to_string(kWeb);
+  auto get = [&](const std::string& query) {
+    Spawn s;
+    s.argv = {"/usr/bin/curl", "-sS", "-w", "\n%{http_code}", "--cacert", keys + "/cas.pem",
+              "--cert", keys + "/ivan-x509.pem", "--key", keys + "/ivan-tls.key",
+              "https://127.0.0.1:" + std::to_string(kWeb) + "/v1/events?limit=1000" + query};
+    return e2e::run(s, 30000);
+  };
+  auto own = get("");
+  ASSERT_EQ(own.status, 0) << own.err;
+  std::string code = own.out.substr(own.out.rfind('\n') + 1);
+  EXPECT_EQ(code, "200");
+  auto page = nlohmann::json::parse(own.out.substr(0, own.out.rfind('\n')), nullptr, false);
+  ASSERT_TRUE(page.is_object()) << own.out;
+  ASSERT_FALSE(page["events"].empty());
+  for (const auto& e : page["events"]) EXPECT_EQ(e.value("user", ""), "ivan") << e.dump();
+  auto others = get("&user=alice");
+  EXPECT_EQ(others.out.substr(others.out.rfind('\n') + 1), "403") << others.out;
+}
+
+}  // namespace
