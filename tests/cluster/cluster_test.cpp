@@ -440,3 +440,16 @@ TEST_F(Cluster, VigilctlEventsSearchesTheClusterLogAndUsersSeeOnlyTheirOwn) {
 }
 
 }  // namespace
+
+namespace {
+
+// A node of a cluster holds more than a standalone one (its spool, its
+// connections to the auth service): none of it reaches a user's shell.
+TEST_F(Cluster, OnlyStdioReachesAUsersCommandOnAClusterNode) {
+  make_user("judy", "access", "root");
+  auto run = vsh("judy", {"ssh", "root@node1", "ls /proc/$$/fd; true"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "0\n1\n2\n");
+}
+
+}  // namespace
