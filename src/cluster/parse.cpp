@@ -1,6 +1,5 @@
 #include "cluster/parse.hpp"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,144 +11,27 @@
 #include "audit/utf8.hpp"
 #include "cluster/roles.hpp"
 #include "config/values.hpp"
+#include "config/yaml_reader.hpp"
 
 namespace vigil::cluster {
 
 namespace {
 
-struct Place {
-  std::string path;
-  int line = 0;
-};
+using yaml::child_path;
+using yaml::comma_list;
+using yaml::Field;
+using yaml::FieldReader;
+using yaml::line_of;
+using yaml::Place;
+using yaml::Reader;
 
-int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+constexpr size_t kShown = 60;  // bytes of a value quoted in a message
+std::string quoted(std::string_view text) { return yaml::quoted(text, kShown); }
+std::string describe(const YAML::Node& node) { return yaml::describe(node, kShown); }
 
-std::string child_path(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+Reader resource_reader(std::string_view source) {
+  return Reader(source, yaml::ReaderStyle{kShown, kMaxListItems, /*always_list_fields=*/true});
 }
-
-std::string quoted(std::string_view text) {
-  constexpr size_t kShown = 60;
-  if (text.size() <= kShown) return '"' + std::string(text) + '"';
-  size_t cut = kShown;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return '"' + std::string(text.substr(0, cut)) + "...\" (" + std::to_string(text.size()) +
-         " bytes)";
-}
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: return quoted(node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "nothing";
-  }
-}
-
-std::string comma_list(const std::vector<std::string_view>& words) {
-  std::string out;
-  for (std::string_view w : words) {
-    if (!out.empty()) out += ", ";
-    out += w;
-  }
-  return out;
-}
-
-using FieldReader = std::function<Result<void>(const YAML::Node&, const Place&)>;
-struct Field {
-  std::string_view key;
-  FieldReader read;
-  bool required = false;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view source) : source_(source) {}
-
-  Error fail(const Place& at, std::string_view what) const {
-    std::string message = source_ + ":" + std::to_string(at.line) + ": ";
-    if (!at.path.empty()) message += at.path + ": ";
-    return Error::of(Errc::invalid_argument, message + std::string(what));
-  }
-
-  Result<void> section(const YAML::Node& node, const Place& at,
-                       const std::vector<Field>& fields) const {
-    if (!node.IsMap() && !node.IsNull())
-      return fail(at, "expected a map of fields, got " + describe(node));
-    std::map<std::string, int> seen;
-    if (node.IsMap()) {
-      for (const auto& entry : node) {
-        const YAML::Node& key = entry.first;
-        Place key_at{at.path, line_of(key)};
-        if (!key.IsScalar()) return fail(key_at, "expected a field name, got " + describe(key));
-        const std::string& name = key.Scalar();
-        key_at.path = child_path(at.path, name);
-        auto [first, is_new] = seen.emplace(name, key_at.line);
-        if (!is_new)
-          return fail(key_at, "given twice (first on line " + std::to_string(first->second) +
-                                  "); keep one");
-        auto field = std::find_if(fields.begin(), fields.end(),
-                                  [&](const Field& f) { return f.key == name; });
-        if (field == fields.end()) return unknown(key_at, name, fields);
-        if (auto read = field->read(entry.second, key_at); !read) return read;
-      }
-    }
-    for (const Field& f : fields)
-      if (f.required && !seen.contains(std::string(f.key)))
-        return fail(at, "missing field " + child_path(at.path, f.key));
-    return {};
-  }
-
-  Result<void> list(const YAML::Node& node, const Place& at, std::string_view expected,
-                    const FieldReader& read_item) const {
-    if (node.IsNull()) return {};
-    if (!node.IsSequence())
-      return fail(at, "expected " + std::string(expected) + ", got " + describe(node));
-    if (node.size() > kMaxListItems)
-      return fail(at, "a list of " + std::to_string(node.size()) + " items; at most " +
-                          std::to_string(kMaxListItems));
-    size_t index = 0;
-    for (const YAML::Node& item : node) {
-      Place item_at{at.path + "[" + std::to_string(index++) + "]", line_of(item)};
-      if (auto read = read_item(item, item_at); !read) return read;
-    }
-    return {};
-  }
-
-  Result<void> text(const YAML::Node& node, const Place& at, std::string_view expected,
-                    std::string& out, bool (*is_valid)(std::string_view) = nullptr) const {
-    if (!node.IsScalar() || node.Scalar().empty() || (is_valid && !is_valid(node.Scalar())))
-      return fail(at, "expected " + std::string(expected) + ", got " + describe(node));
-    out = node.Scalar();
-    return {};
-  }
-
-  // A scalar that must be one of choices.
-  Result<void> choice(const YAML::Node& node, const Place& at, std::string_view what,
-                      const std::vector<std::string_view>& choices, std::string& out) const {
-    if (!node.IsScalar()) return fail(at, "expected " + std::string(what) + ", got " + describe(node));
-    const std::string& v = node.Scalar();
-    if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
-      std::string msg = "unknown " + std::string(what) + " " + quoted(v);
-      if (auto s = config::closest(v, choices)) msg += "; did you mean " + std::string(*s) + "?";
-      return fail(at, msg + " (valid: " + comma_list(choices) + ")");
-    }
-    out = v;
-    return {};
-  }
-
-  Error unknown(const Place& at, std::string_view name, const std::vector<Field>& fields) const {
-    std::vector<std::string_view> keys;
-    for (const Field& f : fields) keys.push_back(f.key);
-    std::string what = "unknown field " + at.path;
-    if (auto s = config::closest(name, keys)) what += "; did you mean " + std::string(*s) + "?";
-    what += " (valid fields here: " + comma_list(keys) + ")";
-    return fail(Place{"", at.line}, what);
-  }
-
- private:
-  std::string source_;
-};
 
 bool is_trait_name(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
@@ -428,103 +310,35 @@ Result<User> read_user(const Reader& r, const YAML::Node& doc, const Place& at) 
   return user;
 }
 
-struct LimitPassed {
-  int line;
-  std::string what;
-};
-
-// Walks the YAML events before any node is built: nesting depth, value
-// sizes, document count. Aliases are not expanded here.
-class LimitChecker : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    if (document_at_ == mark.pos)
-      throw LimitPassed{mark.line + 1, "YAML syntax error: the text cannot be read past here"};
-    document_at_ = mark.pos;
-    if (++documents_ > kMaxResourceDocuments)
-      throw LimitPassed{mark.line + 1, "more than " + std::to_string(kMaxResourceDocuments) +
-                                           " documents; split the file"};
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
-    throw LimitPassed{mark.line + 1, "YAML aliases (*name) are not accepted in resources; write "
-                                     "the value out"};
-  }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                const std::string& value) override {
-    if (value.size() > kMaxResourceValueBytes)
-      throw LimitPassed{mark.line + 1, "a value of " + std::to_string(value.size()) +
-                                           " bytes; values are at most " +
-                                           std::to_string(kMaxResourceValueBytes) +
-                                           ": is a quote missing its end?"};
+// The bounds of parse.hpp, as a resource file's reader words them.
+const yaml::Limits& resource_file_limits() {
+  static const yaml::Limits limits = [] {
+    yaml::Limits l;
+    l.max_file_bytes = kMaxResourceFileBytes;
+    l.file_hint = "; resource files are a few kilobytes: is this the right file?";
+    l.max_nesting = kMaxResourceNesting;
+    l.nesting_hint = "; a role needs 6: check the indentation and brackets";
+    l.max_value_bytes = kMaxResourceValueBytes;
+    l.value_hint = ": is a quote missing its end?";
+    l.max_documents = kMaxResourceDocuments;
+    l.refuse_aliases = true;
+    l.alias_hint = "YAML aliases (*name) are not accepted in resources; write the value out";
     // Resources are UTF-8 text: a byte that is not would not print back the
-    // same (JSON and YAML output replace or escape it), so it is refused here.
-    const auto* bytes = reinterpret_cast<const unsigned char*>(value.data());
-    for (size_t i = 0; i < value.size();) {
-      char32_t cp;
-      size_t len = audit::utf8_decode(bytes + i, value.size() - i, &cp);
-      if (len == 0)
-        throw LimitPassed{mark.line + 1, "a value that is not valid UTF-8 (byte " +
-                                             std::to_string(i + 1) +
-                                             " of it); resource files are UTF-8 text: save the "
-                                             "file as UTF-8"};
-      i += len;
-    }
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    open(mark);
-  }
-  void OnSequenceEnd() override { --depth_; }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    open(mark);
-  }
-  void OnMapEnd() override { --depth_; }
-
- private:
-  void open(const YAML::Mark& mark) {
-    if (++depth_ > kMaxResourceNesting)
-      throw LimitPassed{mark.line + 1, "maps and lists nest more than " +
-                                           std::to_string(kMaxResourceNesting) +
-                                           " levels deep here; a role needs 6: check the "
-                                           "indentation and brackets"};
-  }
-  int depth_ = 0;
-  size_t documents_ = 0;
-  std::optional<size_t> document_at_;
-};
-
-Result<std::vector<YAML::Node>> load_documents(std::string_view text, std::string_view source) {
-  Reader reader(source);
-  if (text.size() > kMaxResourceFileBytes) {
-    const auto line = std::count(text.begin(), text.begin() + kMaxResourceFileBytes, '\n') + 1;
-    return reader.fail(Place{"", static_cast<int>(line)},
-                       "the file goes past " + std::to_string(kMaxResourceFileBytes) +
-                           " bytes here; resource files are a few kilobytes: is this the right "
-                           "file?");
-  }
-  std::vector<YAML::Node> documents;
-  try {
-    {
-      std::istringstream in{std::string(text)};
-      YAML::Parser events(in);
-      LimitChecker limits;
-      while (events.HandleNextDocument(limits)) {
+    // same (JSON and YAML output replace or escape it), so it is refused.
+    l.bad_byte = [](std::string_view value) -> std::optional<size_t> {
+      const auto* bytes = reinterpret_cast<const unsigned char*>(value.data());
+      for (size_t i = 0; i < value.size();) {
+        char32_t cp;
+        size_t len = audit::utf8_decode(bytes + i, value.size() - i, &cp);
+        if (len == 0) return i;
+        i += len;
       }
-    }
-    documents = YAML::LoadAll(std::string(text));
-  } catch (const LimitPassed& e) {
-    return reader.fail(Place{"", e.line}, e.what);
-  } catch (const YAML::Exception& e) {
-    return Error::of(Errc::invalid_argument,
-                     std::string(source) + ":" + std::to_string(e.mark.line + 1) + ":" +
-                         std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg +
-                         "; check the indentation, quotes and brackets here");
-  }
-  std::erase_if(documents, [](const YAML::Node& d) { return d.IsNull(); });
-  return documents;
+      return std::nullopt;
+    };
+    l.bad_byte_hint = "; resource files are UTF-8 text: save the file as UTF-8";
+    return l;
+  }();
+  return limits;
 }
 
 Result<Resource> read_document(const Reader& r, const YAML::Node& doc) {
@@ -558,9 +372,9 @@ Result<Resource> read_document(const Reader& r, const YAML::Node& doc) {
 }  // namespace
 
 Result<std::vector<Resource>> parse_resources(std::string_view text, std::string_view source) {
-  auto documents = load_documents(text, source);
+  auto documents = yaml::load_bounded(text, source, resource_file_limits());
   if (!documents) return documents.error();
-  Reader reader(source);
+  Reader reader = resource_reader(source);
   if (documents->empty())
     return Error::of(Errc::invalid_argument,
                      std::string(source) + ": holds no resource; write one with kind, version, "

@@ -1,7 +1,6 @@
 #include "config/config.hpp"
 
 #include <unistd.h>
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,168 +18,25 @@
 #include <vector>
 
 #include "config/values.hpp"
+#include "config/yaml_reader.hpp"
 
 namespace vigil::config {
 
 namespace {
 
-// Where a value sits, as error messages show it: its dotted field path and
-// the 1-based line of its key (of the item itself, for list items). The key's
-// line rather than the value's, because yaml-cpp marks an empty value at the
-// next token and an alias at its anchor, both possibly far away.
-struct Place {
-  std::string path;
-  int line = 0;
-};
+using yaml::child_path;
+using yaml::comma_list;
+using yaml::Field;
+using yaml::FieldReader;
+using yaml::line_of;
+using yaml::Place;
+using yaml::Reader;
 
-int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+std::string describe(const YAML::Node& node) { return yaml::describe(node); }
 
-std::string child_path(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+Result<void> pages(const Reader& r, const YAML::Node& node, const Place& at, uint32_t& out) {
+  return r.whole_number(node, at, "pages", kMinBufferPages, kMaxBufferPages, out);
 }
-
-// A value as error messages quote it: whole when short, else its start,
-// so that a message stays readable whatever the file holds.
-std::string quoted(std::string_view text) {
-  constexpr size_t kShown = 80;
-  if (text.size() <= kShown) return '"' + std::string(text) + '"';
-  size_t cut = kShown;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
-  return '"' + std::string(text.substr(0, cut)) + "...\" (" + std::to_string(text.size()) +
-         " bytes)";
-}
-
-// What a value is, for "expected X, got Y".
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: return quoted(node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "nothing";
-  }
-}
-
-std::string comma_list(const std::vector<std::string_view>& words) {
-  std::string out;
-  for (std::string_view word : words) {
-    if (!out.empty()) out += ", ";
-    out += word;
-  }
-  return out;
-}
-
-using FieldReader = std::function<Result<void>(const YAML::Node& value, const Place& at)>;
-
-struct Field {
-  std::string_view key;
-  FieldReader read;
-};
-
-// The generic half of reading a document: sections, lists and scalars, each
-// mistake turned into an Error naming the source, the line and the field.
-// What the fields are is the schema's business, below.
-class Reader {
- public:
-  explicit Reader(std::string_view source) : source_(source) {}
-
-  Error fail(const Place& at, std::string_view what) const {
-    std::string message = source_ + ":" + std::to_string(at.line) + ": ";
-    if (!at.path.empty()) message += at.path + ": ";
-    return Error{message + std::string(what), 0, Errc::invalid_argument};
-  }
-
-  // A map whose keys must be among fields, each given at most once.
-  Result<void> section(const YAML::Node& node, const Place& at,
-                       const std::vector<Field>& fields) const {
-    if (node.IsNull()) return {};  // every field keeps its default
-    if (!node.IsMap()) return fail(at, "expected a map of fields, got " + describe(node));
-    std::map<std::string, int> line_of_key;
-    for (const auto& entry : node) {
-      const YAML::Node& key = entry.first;
-      Place key_at{at.path, line_of(key)};
-      if (!key.IsScalar()) return fail(key_at, "expected a field name, got " + describe(key));
-      const std::string& name = key.Scalar();
-      key_at.path = child_path(at.path, name);
-      auto [first, is_new] = line_of_key.emplace(name, key_at.line);
-      if (!is_new)
-        return fail(key_at,
-                    "given twice (first on line " + std::to_string(first->second) + "); keep one");
-      auto field =
-          std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == name; });
-      if (field == fields.end()) return unknown_field(key_at, name, fields);
-      if (auto read = field->read(entry.second, key_at); !read) return read;
-    }
-    return {};
-  }
-
-  // A list, each item read with its own path ("field[2]") and line. An empty
-  // value is an empty list.
-  Result<void> list(const YAML::Node& node, const Place& at, std::string_view expected,
-                    const FieldReader& read_item) const {
-    if (node.IsNull()) return {};
-    if (!node.IsSequence())
-      return fail(at, "expected " + std::string(expected) + ", got " + describe(node));
-    size_t index = 0;
-    for (const YAML::Node& item : node) {
-      Place item_at{at.path + "[" + std::to_string(index++) + "]", line_of(item)};
-      if (auto read = read_item(item, item_at); !read) return read;
-    }
-    return {};
-  }
-
-  // A non-empty scalar that is_valid accepts (any, without is_valid).
-  Result<void> text(const YAML::Node& node, const Place& at, std::string_view expected,
-                    std::string& out, bool (*is_valid)(std::string_view) = nullptr) const {
-    if (!node.IsScalar() || node.Scalar().empty() || (is_valid && !is_valid(node.Scalar())))
-      return fail(at, "expected " + std::string(expected) + ", got " + describe(node));
-    out = node.Scalar();
-    return {};
-  }
-
-  Result<void> boolean(const YAML::Node& node, const Place& at, bool& out) const {
-    std::optional<bool> value = node.IsScalar() ? parse_bool(node.Scalar()) : std::nullopt;
-    if (!value) return fail(at, "expected true or false, got " + describe(node));
-    out = *value;
-    return {};
-  }
-
-  Result<void> seconds(const YAML::Node& node, const Place& at, uint32_t min, uint32_t max,
-                       uint32_t& out) const {
-    std::optional<uint32_t> value =
-        node.IsScalar() ? parse_whole_number(node.Scalar(), min, max) : std::nullopt;
-    if (!value)
-      return fail(at, "expected a whole number of seconds from " + std::to_string(min) + " to " +
-                          std::to_string(max) + ", got " + describe(node));
-    out = *value;
-    return {};
-  }
-
-  Result<void> pages(const YAML::Node& node, const Place& at, uint32_t& out) const {
-    std::optional<uint32_t> value =
-        node.IsScalar() ? parse_whole_number(node.Scalar(), kMinBufferPages, kMaxBufferPages)
-                        : std::nullopt;
-    if (!value)
-      return fail(at, "expected a whole number of pages from " + std::to_string(kMinBufferPages) +
-                          " to " + std::to_string(kMaxBufferPages) + ", got " + describe(node));
-    out = *value;
-    return {};
-  }
-
- private:
-  Error unknown_field(const Place& at, std::string_view name,
-                      const std::vector<Field>& fields) const {
-    std::vector<std::string_view> keys;
-    for (const Field& field : fields) keys.push_back(field.key);
-    std::string what = "unknown field " + at.path;
-    if (auto suggestion = closest(name, keys))
-      what += "; did you mean " + std::string(*suggestion) + "?";
-    else
-      what += "; expected one of: " + comma_list(keys);
-    return fail(Place{"", at.line}, what);
-  }
-
-  std::string source_;
-};
 
 // The schema: which fields each section has and what each accepts.
 
@@ -293,11 +149,11 @@ Result<void> read_enhanced_recording(const Reader& r, const YAML::Node& node, co
                           return r.boolean(v, p, out.enabled);
                         }},
                        {"command_buffer_size",
-                        [&](auto& v, auto& p) { return r.pages(v, p, out.command_buffer_size); }},
+                        [&](auto& v, auto& p) { return pages(r, v, p, out.command_buffer_size); }},
                        {"disk_buffer_size",
-                        [&](auto& v, auto& p) { return r.pages(v, p, out.disk_buffer_size); }},
+                        [&](auto& v, auto& p) { return pages(r, v, p, out.disk_buffer_size); }},
                        {"network_buffer_size",
-                        [&](auto& v, auto& p) { return r.pages(v, p, out.network_buffer_size); }},
+                        [&](auto& v, auto& p) { return pages(r, v, p, out.network_buffer_size); }},
                        {"failed_execs",
                         [&](auto& v, auto& p) { return r.boolean(v, p, out.failed_execs); }},
                        {"leftover_processes",
@@ -379,7 +235,7 @@ Result<void> read_ssh_service(const Reader& r, const YAML::Node& node, const Pla
           {"default_recording_kinds",
            [&](auto& v, auto& p) { return read_kinds(r, v, p, out.default_kinds); }},
           {"login_grace_time",
-           [&](auto& v, auto& p) { return r.seconds(v, p, 1, 600, out.login_grace_time); }},
+           [&](auto& v, auto& p) { return r.whole_number(v, p, "seconds", 1, 600, out.login_grace_time); }},
       });
 }
 
@@ -470,82 +326,25 @@ std::string host_name() {
   return name;
 }
 
-// A bound of kMaxNesting, kMaxNameBytes or kMaxValueBytes passed at a line.
-struct LimitPassed {
-  int line;
-  std::string what;
-};
-
-// Walks the YAML events before any node is built, checking the bounds in
-// config.hpp: how deep maps and lists nest, how long names and values are.
-// Aliases are events of their own, never expanded here, so a file cannot
-// multiply its size through them.
-class LimitChecker : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    // yaml-cpp 0.7 can get stuck on some malformed text (a NUL after a
-    // '---', for one), starting empty documents at the same place forever.
-    if (document_at_ == mark.pos)
-      throw LimitPassed{mark.line + 1,
-                        "YAML syntax error: the text cannot be read past here; check the "
-                        "brackets, quotes and stray characters on this line"};
-    document_at_ = mark.pos;
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override { node(); }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node(); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                const std::string& value) override {
-    const bool is_name = node();
-    if (is_name && value.size() > kMaxNameBytes)
-      throw LimitPassed{mark.line + 1, "a field name of " + std::to_string(value.size()) +
-                                           " bytes; names are at most " +
-                                           std::to_string(kMaxNameBytes) +
-                                           " (is a value missing its key, or a quote its end?)"};
-    if (!is_name && value.size() > kMaxValueBytes)
-      throw LimitPassed{mark.line + 1,
-                        "a value of " + std::to_string(value.size()) + " bytes; values are at most " +
-                            std::to_string(kMaxValueBytes) +
-                            " (paths, names, addresses): is a quote missing its end?"};
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    open(mark, false);
-  }
-  void OnSequenceEnd() override { levels_.pop_back(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    open(mark, true);
-  }
-  void OnMapEnd() override { levels_.pop_back(); }
-
- private:
-  struct Level {
-    bool map;
-    bool name_next;  // in a map, names and values alternate
-  };
-
-  // A node starts in the current level; true when it is a map's key.
-  bool node() {
-    if (levels_.empty() || !levels_.back().map) return false;
-    const bool is_name = levels_.back().name_next;
-    levels_.back().name_next = !is_name;
-    return is_name;
-  }
-
-  void open(const YAML::Mark& mark, bool map) {
-    node();
-    if (levels_.size() >= static_cast<size_t>(kMaxNesting))
-      throw LimitPassed{mark.line + 1,
-                        "maps and lists nest more than " + std::to_string(kMaxNesting) +
-                            " levels deep here; a node file needs 3 (the file, a section, "
-                            "a subsection or list): check the indentation and brackets"};
-    levels_.push_back({map, true});
-  }
-
-  std::vector<Level> levels_;
-  std::optional<int> document_at_;  // where the last document started
-};
+// The bounds of config.hpp, as a node file's reader words them.
+const yaml::Limits& node_file_limits() {
+  static const yaml::Limits limits = [] {
+    yaml::Limits l;
+    l.max_file_bytes = kMaxFileBytes;
+    l.file_hint = ", and a node file is a few hundred: is this the right file?";
+    l.max_nesting = kMaxNesting;
+    l.nesting_hint =
+        "; a node file needs 3 (the file, a section, a subsection or list): check the "
+        "indentation and brackets";
+    l.max_name_bytes = kMaxNameBytes;
+    l.name_hint = " (is a value missing its key, or a quote its end?)";
+    l.max_value_bytes = kMaxValueBytes;
+    l.value_hint = " (paths, names, addresses): is a quote missing its end?";
+    l.stuck_hint = "; check the brackets, quotes and stray characters on this line";
+    return l;
+  }();
+  return limits;
+}
 
 Result<std::string> read_text_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "re"), &std::fclose);
@@ -577,32 +376,10 @@ Config defaults() {
 
 Result<Config> parse(std::string_view yaml_text, std::string_view source_name) {
   Reader reader(source_name);
-  if (yaml_text.size() > kMaxFileBytes) {
-    const auto line = std::count(yaml_text.begin(), yaml_text.begin() + kMaxFileBytes, '\n') + 1;
-    return reader.fail(Place{"", static_cast<int>(line)},
-                       "the file goes past " + std::to_string(kMaxFileBytes) +
-                           " bytes here, and a node file is a few hundred: is this the right "
-                           "file?");
-  }
-  std::vector<YAML::Node> documents;
-  try {
-    {
-      std::istringstream in{std::string(yaml_text)};
-      YAML::Parser events(in);
-      LimitChecker limits;
-      while (events.HandleNextDocument(limits)) {
-      }
-    }
-    documents = YAML::LoadAll(std::string(yaml_text));
-  } catch (const LimitPassed& e) {
-    return reader.fail(Place{"", e.line}, e.what);
-  } catch (const YAML::Exception& e) {
-    return Error{std::string(source_name) + ":" + std::to_string(e.mark.line + 1) + ":" +
-                 std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg +
-                 "; check the indentation, quotes and brackets here", 0, Errc::invalid_argument};
-  }
+  auto loaded = yaml::load_bounded(yaml_text, source_name, node_file_limits());
+  if (!loaded) return loaded.error();
   // Empty documents (an empty file, only comments, a stray ---) set nothing.
-  std::erase_if(documents, [](const YAML::Node& document) { return document.IsNull(); });
+  std::vector<YAML::Node>& documents = loaded.value();
   if (documents.size() > 1)
     return reader.fail(Place{"", line_of(documents[1])},
                        "a second YAML document starts here; keep the node settings in one "
