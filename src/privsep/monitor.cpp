@@ -17,6 +17,7 @@
 #include "audit/uuid.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "common/ssh_signals.hpp"
 #include "engine/account.hpp"
 #include "privsep/wire.hpp"
 #include "session/recorded_session.hpp"
@@ -24,20 +25,6 @@
 
 namespace vigil::privsep {
 namespace {
-
-constexpr struct {
-  const char* name;
-  int number;
-} kSignals[] = {{"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"FPE", SIGFPE},   {"HUP", SIGHUP},
-                {"ILL", SIGILL},   {"INT", SIGINT},   {"KILL", SIGKILL}, {"PIPE", SIGPIPE},
-                {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
-                {"USR2", SIGUSR2}};
-
-int signal_number(const std::string& name) {
-  for (const auto& s : kSignals)
-    if (name == s.name) return s.number;
-  return 0;
-}
 
 // PATH as Debian's login.defs gives it (ENV_SUPATH / ENV_PATH).
 std::string login_path(uid_t uid) {
@@ -477,7 +464,7 @@ std::optional<std::string> Service::handle(Request request) {
     if (m->cols == 0 || m->rows == 0) return "resize to 0 columns or rows";
     (void)s.recorded->resize({m->cols, m->rows});
   } else if (auto* m = std::get_if<Signal>(&request)) {
-    int sig = signal_number(m->name);
+    int sig = ssh_signal_number(m->name);
     if (!sig) return "signal " + m->name.substr(0, 16) + " is not one of RFC 4254's";
     s.recorded->signal(sig);
   } else if (std::holds_alternative<EndSession>(request)) {

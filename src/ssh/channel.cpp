@@ -14,32 +14,11 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "common/ssh_signals.hpp"
 #include "ssh/connection.hpp"
 
 namespace vigil::ssh {
 namespace {
-
-
-// The signals an SSH `signal` request and `exit-signal` name (RFC 4254 6.9).
-constexpr struct {
-  const char* name;
-  int number;
-} kSignals[] = {{"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"FPE", SIGFPE},   {"HUP", SIGHUP},
-                {"ILL", SIGILL},   {"INT", SIGINT},   {"KILL", SIGKILL}, {"PIPE", SIGPIPE},
-                {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
-                {"USR2", SIGUSR2}};
-
-int signal_number(const char* name) {
-  for (const auto& s : kSignals)
-    if (std::strcmp(s.name, name) == 0) return s.number;
-  return 0;
-}
-
-const char* signal_name(int number) {
-  for (const auto& s : kSignals)
-    if (s.number == number) return s.name;
-  return "KILL";  // RFC 4254 has no name for the others; the client still sees a signal death
-}
 
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -102,7 +81,7 @@ void SessionChannel::on_close(ssh_session, ssh_channel, void* self) {
 }
 
 void SessionChannel::on_signal(ssh_session, ssh_channel, const char* name, void* self) {
-  if (signal_number(name) && SELF->started_ && !SELF->exited_)
+  if (name && ssh_signal_number(name) && SELF->started_ && !SELF->exited_)
     (void)SELF->node_.monitor.signal(SELF->id_, name);
 }
 
@@ -490,7 +469,7 @@ void SessionChannel::close_channel() {
   if (!peer_closed_ && !ssh_channel_is_closed(channel_)) {
     int status = exit_status_;
     if (WIFSIGNALED(status))
-      ssh_channel_request_send_exit_signal(channel_, signal_name(WTERMSIG(status)),
+      ssh_channel_request_send_exit_signal(channel_, ssh_signal_name(WTERMSIG(status)).data(),
                                            WCOREDUMP(status), "", "");
     else
       ssh_channel_request_send_exit_status(channel_, WEXITSTATUS(status));
