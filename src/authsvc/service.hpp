@@ -39,6 +39,7 @@
 #include "cluster/secrets.hpp"
 #include "cluster/store.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace vigil::authsvc {
 
@@ -65,7 +66,7 @@ std::string_view second_factor_name(SecondFactor f);
 
 struct Options {
   std::string cluster_name;
-  std::string server_version = "0.1.0";
+  std::string server_version{kVersion};
   SecondFactor second_factor = SecondFactor::off;
   // What users and nodes reach the proxy at ("proxy.example.com:3080");
   // the first makes the sign-up links.

@@ -1,11 +1,13 @@
 // vigil: SSH access with enhanced session recording.
 #include <CLI/CLI.hpp>
 
+#include "common/version.hpp"
 #include "commands.hpp"
 #include "common/log.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Vigil: every command, file and connection of a session, recorded in the kernel"};
+  app.set_version_flag("--version", std::string(vigil::kVersion));
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log what the engine does (libbpf and verifier included)");

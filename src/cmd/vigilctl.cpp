@@ -17,6 +17,7 @@
 #include <chrono>
 #include <map>
 
+#include "common/version.hpp"
 #include "api/client.hpp"
 #include "audit/timefmt.hpp"
 #include "auditlog/event_text.hpp"
@@ -269,6 +270,7 @@ int events(const Global& g, const EventsArgs& a) {
 int main(int argc, char** argv) {
   using namespace vigil::ctl;
   CLI::App app{"vigilctl: administer a Vigil cluster from its auth host"};
+  app.set_version_flag("--version", std::string(vigil::kVersion));
   app.require_subcommand(1);
   Global g;
   app.add_option("-c,--config", g.config_file, "the config file of the auth service")

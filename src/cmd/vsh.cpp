@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/version.hpp"
 #include "api/client.hpp"
 #include "api/server.hpp"
 #include "audit/base64.hpp"
@@ -458,6 +459,7 @@ int config() {
 int main(int argc, char** argv) {
   using namespace vigil::vsh;
   CLI::App app{"vsh: log in to a Vigil cluster and reach its nodes"};
+  app.set_version_flag("--version", std::string(vigil::kVersion));
   app.require_subcommand(1);
   std::string proxy, user, ttl, token, target;
   Trust trust;
