@@ -18,84 +18,33 @@
 #include <sstream>
 #include <thread>
 
-#include "../e2e/harness.hpp"
+#include "cluster_harness.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using e2e::Outcome;
 using e2e::Spawn;
+using namespace cluster_test;
 
-const std::string kVigilctl = VIGILCTL_BIN;
-const std::string kVsh = VSH_BIN;
-constexpr const char* kPassword = "correct horse battery staple";
-// The guide's obfuscated command: runs `curl http://www.example.com`.
-constexpr const char* kObfuscated =
-    "echo Y3VybCBodHRwOi8vd3d3LmV4YW1wbGUuY29tCg== | base64 --decode | sh; true";
-
-std::string g_dir;      // the suite's directory: config, data_dir, vsh homes
-std::string g_config;   // its config file
-pid_t g_vigil = -1;     // vigil start
+std::unique_ptr<VigilProcess> g_cluster;  // the suite's vigil start
+std::string g_dir;      // its directory: config, data_dir, vsh homes
 constexpr int kAuth = 23025, kWeb = 23080, kJump = 23023, kTunnel = 23024, kNode = 23022;
 
 std::string proxy_flag() {
   return "127.0.0.1:" + std::to_string(kWeb) + "," + std::to_string(kJump);
 }
 
-bool wait_until(const std::function<bool()>& done, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
-}
-
 Outcome ctl(std::vector<std::string> args, std::optional<std::string> in = std::nullopt) {
-  Spawn s;
-  s.argv = {kVigilctl, "-c", g_config};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  s.stdin_data = std::move(in);
-  return e2e::run(s, 60000);
+  return g_cluster->ctl(std::move(args), std::move(in));
 }
-
-// vsh as a user whose ~/.vsh is <dir>/home-<who>.
 Outcome vsh(const std::string& who, std::vector<std::string> args,
             std::optional<std::string> in = std::nullopt) {
-  Spawn s;
-  s.argv = {kVsh};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  s.env.push_back("VSH_HOME=" + g_dir + "/home-" + who);
-  s.env.push_back("HOME=" + g_dir);
-  s.stdin_data = std::move(in);
-  return e2e::run(s, 60000);
+  return g_cluster->vsh(who, std::move(args), std::move(in));
 }
-
-std::string auth_log_text() {
-  std::ifstream in(g_dir + "/data/log/events.log");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
+std::string auth_log_text() { return g_cluster->auth_log_text(); }
 std::vector<nlohmann::json> auth_events(const std::string& name) {
-  std::vector<nlohmann::json> out;
-  std::istringstream lines(auth_log_text());
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == name) out.push_back(j);
-  }
-  return out;
-}
-
-// The token `vigilctl users add` printed (the last word of its vsh line).
-std::string signup_token(const std::string& out) {
-  std::istringstream lines(out);
-  std::string line, token;
-  while (std::getline(lines, line))
-    if (line.find("vsh signup") != std::string::npos) token = line.substr(line.rfind(' ') + 1);
-  return token;
+  return g_cluster->auth_events(name);
 }
 
 // A user made with vigilctl, signed up and logged in with vsh.
@@ -116,38 +65,31 @@ void make_user(const std::string& name, const std::string& roles, const std::str
 class Cluster : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/vigil-cluster-XXXXXX";
-    g_dir = mkdtemp(tmpl);
-    chmod(g_dir.c_str(), 0755);  // the service user passes through to data_dir
-    g_config = g_dir + "/vigil.yaml";
-    std::ofstream(g_config) << "version: v3\n"
-                               "teleport:\n"
-                               "  nodename: node1\n"
-                               "  data_dir: " << g_dir << "/data\n"
-                               "auth_service:\n"
-                               "  enabled: true\n"
-                               "  cluster_name: purple\n"
-                               "  listen_addr: 127.0.0.1:" << kAuth << "\n"
-                               "proxy_service:\n"
-                               "  enabled: true\n"
-                               "  web_listen_addr: 127.0.0.1:" << kWeb << "\n"
-                               "  listen_addr: 127.0.0.1:" << kJump << "\n"
-                               "  tunnel_listen_addr: 127.0.0.1:" << kTunnel << "\n"
-                               "  public_addr: 127.0.0.1:" << kWeb << "\n"
-                               "ssh_service:\n"
-                               "  enabled: true\n"
-                               "  listen_addr: 127.0.0.1:" << kNode << "\n"
-                               "  enhanced_recording:\n"
-                               "    enabled: true\n"
-                               "    root_path: /vigil-cluster-test\n";
-    g_vigil = fork();
-    if (g_vigil == 0) {
-      int log = open((g_dir + "/vigil.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(log, 1);
-      dup2(log, 2);
-      execl(e2e::kVigil.c_str(), e2e::kVigil.c_str(), "start", "-c", g_config.c_str(), nullptr);
-      _exit(127);
-    }
+    g_cluster = std::make_unique<VigilProcess>("vigil-cluster");
+    g_dir = g_cluster->dir();
+    std::ostringstream cfg;
+    cfg << "version: v3\n"
+           "teleport:\n"
+           "  nodename: node1\n"
+           "  data_dir: " << g_dir << "/data\n"
+           "auth_service:\n"
+           "  enabled: true\n"
+           "  cluster_name: purple\n"
+           "  listen_addr: 127.0.0.1:" << kAuth << "\n"
+           "proxy_service:\n"
+           "  enabled: true\n"
+           "  web_listen_addr: 127.0.0.1:" << kWeb << "\n"
+           "  listen_addr: 127.0.0.1:" << kJump << "\n"
+           "  tunnel_listen_addr: 127.0.0.1:" << kTunnel << "\n"
+           "  public_addr: 127.0.0.1:" << kWeb << "\n"
+           "ssh_service:\n"
+           "  enabled: true\n"
+           "  listen_addr: 127.0.0.1:" << kNode << "\n"
+           "  enhanced_recording:\n"
+           "    enabled: true\n"
+           "    root_path: /vigil-cluster-test\n";
+    g_cluster->write_config(cfg.str());
+    g_cluster->start();
     // Up when the node is listed and its SSH port answers.
     bool up = wait_until(
         [] {
@@ -158,23 +100,11 @@ class Cluster : public ::testing::Test {
           return e2e::run(s).status == 0;
         },
         90);
-    if (!up) {
-      std::ifstream log(g_dir + "/vigil.log");
-      std::stringstream s;
-      s << log.rdbuf();
-      FAIL() << "the cluster did not come up; vigil start said:\n" << s.str();
-    }
+    if (!up) FAIL() << "the cluster did not come up; vigil start said:\n" << g_cluster->log_text();
   }
-  static void TearDownTestSuite() {
-    if (g_vigil > 0) {
-      kill(g_vigil, SIGTERM);
-      int status = 0;
-      waitpid(g_vigil, &status, 0);
-    }
-    if (!getenv("VIGIL_KEEP")) fs::remove_all(g_dir);
-  }
+  static void TearDownTestSuite() { g_cluster.reset(); }
   void SetUp() override {
-    if (g_vigil <= 0 || waitpid(g_vigil, nullptr, WNOHANG) != 0) GTEST_FAIL() << "vigil start is not running";
+    if (!g_cluster || !g_cluster->running()) GTEST_FAIL() << "vigil start is not running";
   }
 };
 
@@ -184,6 +114,19 @@ TEST_F(Cluster, StatusPrintsClusterVersionAndCaPin) {
   EXPECT_NE(st.out.find("Cluster  purple"), std::string::npos) << st.out;
   EXPECT_NE(st.out.find("Version  "), std::string::npos) << st.out;
   EXPECT_NE(st.out.find("CA pin   sha256:"), std::string::npos) << st.out;
+  // The version the cluster reports is the binaries' own.
+  Spawn v;
+  v.argv = {e2e::kVigil, "--version"};
+  auto version = e2e::run(v);
+  ASSERT_EQ(version.status, 0) << version.err;
+  std::string number = version.out.substr(0, version.out.find('\n'));
+  ASSERT_FALSE(number.empty());
+  EXPECT_NE(st.out.find("Version  " + number), std::string::npos) << st.out << " vs " << number;
+  for (const auto& bin : {kVigilctl, kVsh}) {
+    Spawn b;
+    b.argv = {bin, "--version"};
+    EXPECT_EQ(e2e::run(b).out.substr(0, number.size()), number) << bin;
+  }
 }
 
 TEST_F(Cluster, TheNodeJoinedAndHeartbeats) {
@@ -264,6 +207,28 @@ TEST_F(Cluster, PlainOpenSshWorksWithTheLinesVshConfigPrints) {
   auto out = e2e::run(s, 60000);
   EXPECT_EQ(out.status, 0) << out.err;
   EXPECT_NE(out.out.find("plain-openssh-42"), std::string::npos) << out.out << out.err;
+
+  // scp and sftp with the same lines: a file there and back, byte for byte.
+  std::string local = g_dir + "/carol-upload.bin", back = g_dir + "/carol-back.bin";
+  std::string remote = "/tmp/vigil-cluster-carol-" + std::to_string(getpid()) + ".bin";
+  {
+    std::ofstream f(local, std::ios::binary);
+    for (int i = 0; i < 100000; ++i) f.put(static_cast<char>(i * 7));
+  }
+  Spawn scp;
+  scp.argv = {"/usr/bin/scp", "-F", file, "-o", "BatchMode=yes", local, "root@node1.purple:" + remote};
+  auto copied = e2e::run(scp, 60000);
+  ASSERT_EQ(copied.status, 0) << copied.err;
+  Spawn sftp;
+  sftp.argv = {"/usr/bin/sftp", "-F", file, "-o", "BatchMode=yes", "-b", "-", "root@node1.purple"};
+  sftp.stdin_data = "get " + remote + " " + back + "\nrm " + remote + "\n";
+  auto fetched = e2e::run(sftp, 60000);
+  ASSERT_EQ(fetched.status, 0) << fetched.err;
+  std::ifstream a(local, std::ios::binary), b(back, std::ios::binary);
+  std::string sent((std::istreambuf_iterator<char>(a)), {}), got((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(got.size(), 100000u);
+  EXPECT_TRUE(got == sent) << "the file came back changed";
+  EXPECT_FALSE(fs::exists(remote)) << "sftp's rm did not reach the node";
 }
 
 TEST_F(Cluster, AWrongPasswordIsRefusedAndAudited) {
@@ -329,6 +294,44 @@ TEST_F(Cluster, ARoleRecordingDiskOnlyRecordsDiskOnly) {
   EXPECT_GT(disk, 0u);
   EXPECT_EQ(command, 0u);
   EXPECT_EQ(network, 0u);
+}
+
+TEST_F(Cluster, TwoRolesRecordTheUnionOfTheirKinds) {
+  for (const char* kind : {"command", "network"}) {
+    std::string role = g_dir + "/only-" + kind + ".yaml";
+    std::ofstream(role) << "kind: role\nversion: v8\nmetadata:\n  name: only-" << kind
+                        << "\nspec:\n  allow:\n    logins: ['{{internal.logins}}']\n"
+                           "    node_labels:\n      '*': '*'\n  options:\n    enhanced_recording:\n"
+                           "    - " << kind << "\n";
+    auto created = ctl({"create", role});
+    ASSERT_EQ(created.status, 0) << created.err;
+  }
+  make_user("uma", "only-command,only-network", "root");
+  auto st = vsh("uma", {"status"});
+  EXPECT_NE(st.out.find("Enhanced recording: command, network"), std::string::npos) << st.out;
+  auto run = vsh("uma", {"ssh", "root@node1",
+                         "cat /etc/hostname >/dev/null; bash -c 'exec 3<>/dev/tcp/127.0.0.1/9' 2>/dev/null; "
+                         "echo done"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  std::string sid;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& e : auth_events("session.end"))
+          if (e.value("user", "") == "uma") {
+            sid = e.value("sid", "");
+            return true;
+          }
+        return false;
+      },
+      30))
+      << auth_log_text();
+  size_t disk = 0, command = 0, network = 0;
+  for (const auto& e : auth_events("session.disk")) disk += e.value("sid", "") == sid;
+  for (const auto& e : auth_events("session.command")) command += e.value("sid", "") == sid;
+  for (const auto& e : auth_events("session.network")) network += e.value("sid", "") == sid;
+  EXPECT_GT(command, 0u) << "the first role's kind";
+  EXPECT_GT(network, 0u) << "the second role's kind";
+  EXPECT_EQ(disk, 0u) << "neither role records disk";
 }
 
 TEST_F(Cluster, ALoginTheRolesDoNotAllowOnThisNodeIsRefusedByTheNode) {
