@@ -277,6 +277,12 @@ class AuthService {
   Result<size_t> purge_expired();
   // How many user names and sources have failed logins remembered.
   size_t login_failure_keys() const { return limiter_.keys(); }
+  // For routes served beside these (cluster_services): audits the refusal
+  // of `action` to c as access.denied, as every refusal here is, and
+  // returns `why` to answer with.
+  Error refuse(const Caller& c, std::string_view action, Error why) {
+    return deny(c, action, std::move(why));
+  }
 
  private:
   Time now() const { return options_.clock(); }

@@ -26,8 +26,12 @@
 #include "client/password.hpp"
 #include "client/pem.hpp"
 #include "client/profile.hpp"
+#include "client/recordings.hpp"
 #include "client/ssh_config.hpp"
 #include "common/log.hpp"
+#include "player/player.hpp"
+#include "recording/listing.hpp"
+#include "recording/reader.hpp"
 
 namespace vigil::vsh {
 namespace {
@@ -444,6 +448,56 @@ int signup(const std::string& proxy_flag, const std::string& token, const Trust&
   return 0;
 }
 
+// The recordings the user may see (their own; an auditor's: all), newest
+// first, as `vigil recordings` shows a node's: the same table and JSON
+// fields (and the cluster's: server_hostname, end, bytes).
+int recordings_ls(const std::string& format) {
+  constexpr size_t kPage = 200;
+  constexpr size_t kMaxRows = 100'000;  // a table is rendered whole: bounded
+  auto li = logged_in(true);
+  if (!li) return fail(li.error());
+  std::vector<nlohmann::ordered_json> rows;
+  std::string after;
+  for (;;) {
+    auto page = vigil::client::list_recordings(*li->api, after, kPage);
+    if (!page) return fail(page.error());
+    for (auto& row : page->rows) {
+      if (format == "json")
+        // ASCII only: what a node wrote (a user name) cannot reach the
+        // terminal as a control sequence.
+        std::printf("%s\n", row.dump(-1, ' ', true, json::error_handler_t::replace).c_str());
+      else if (rows.size() < kMaxRows)
+        rows.push_back(std::move(row));
+    }
+    if (page->next.empty()) break;
+    if (page->next == after) return fail("the auth service repeated a page of recordings");
+    after = page->next;
+  }
+  if (format == "json") return 0;
+  if (rows.empty())
+    std::printf("no recordings you may see in cluster %s\n", li->profile.cluster.c_str());
+  else
+    std::fputs(vigil::recording::listing_table(rows).c_str(), stdout);
+  if (rows.size() == kMaxRows)
+    std::fprintf(stderr, "vsh: only the newest %zu recordings shown (--format json lists all)\n",
+                 kMaxRows);
+  return 0;
+}
+
+// A recording of the cluster, shown as `vigil play` shows a node's: its
+// bytes are fetched from the auth service a window at a time as the
+// player reads them.
+int play(const std::string& sid, vigil::player::PlayOptions options) {
+  options.program = "vsh play";
+  auto li = logged_in(true);
+  if (!li) return fail(li.error());
+  auto source = vigil::client::open_remote_recording(*li->api, sid);
+  if (!source) return fail(source.error());
+  auto reader = vigil::recording::RecordingReader::open(std::move(*source));
+  if (!reader) return fail(reader.error());
+  return vigil::player::play(*reader, "session " + sid, options);
+}
+
 int config() {
   auto li = logged_in(false);
   if (!li) return fail(li.error());
@@ -490,6 +544,26 @@ int main(int argc, char** argv) {
   scp_cmd->add_option("ARGS", scp_args)->required();
   scp_cmd->prefix_command();
   auto* config_cmd = app.add_subcommand("config", "ssh_config lines for plain OpenSSH");
+  std::string format = "text", sid;
+  vigil::player::PlayOptions play_options;
+  auto* recordings_cmd = app.add_subcommand("recordings", "the session recordings you may see");
+  recordings_cmd->require_subcommand(1);
+  auto* recordings_ls_cmd =
+      recordings_cmd->add_subcommand("ls", "list them, newest first (yours; an auditor's: all)");
+  recordings_ls_cmd->add_option("--format", format, "text (a table) or json (one object a line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  auto* play_cmd = app.add_subcommand("play", "show a session's recording");
+  play_cmd->add_option("SID", sid, "the session id, as vsh recordings ls lists it")->required();
+  play_cmd->add_option("--speed", play_options.speed,
+                       "replay speed factor (terminal format), 0.01 to 1000")
+      ->check(CLI::Validator([](std::string& text) { return vigil::player::check_speed(text); },
+                             "FACTOR", "speed"));
+  play_cmd->add_flag("--skip-idle", play_options.skip_idle, "shorten pauses to 1 s (terminal format)");
+  play_cmd->add_option("--format", play_options.format,
+                       "terminal: replay (keys: space pauses, q quits; plain bytes when stdout is "
+                       "not a terminal); json: the audit events; asciicast: asciicast v2 for "
+                       "asciinema; text: the output as text with the commands marked")
+      ->check(CLI::IsMember({"terminal", "json", "asciicast", "text"}));
   auto* signup_cmd = app.add_subcommand("signup", "set your password with a sign-up token");
   signup_cmd->add_option("--proxy", proxy, "the proxy, HOST:3080")->required();
   signup_cmd->add_option("TOKEN", token, "the sign-up token vigilctl users add printed")->required();
@@ -515,6 +589,8 @@ int main(int argc, char** argv) {
     return exec_openssh("scp", scp_args);
   }
   if (config_cmd->parsed()) return config();
+  if (recordings_ls_cmd->parsed()) return recordings_ls(format);
+  if (play_cmd->parsed()) return play(sid, play_options);
   if (signup_cmd->parsed()) return signup(proxy, token, trust, password_stdin);
   return kFailed;
 }

@@ -1,5 +1,6 @@
 #include "relay/recording_inbox.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 
 #include "common/fd.hpp"
 #include "common/log.hpp"
+#include "recording/file_store.hpp"
 
 namespace vigil::relay {
 namespace {
@@ -273,6 +275,65 @@ Result<RecordingState> RecordingInbox::put(const Caller& caller, const ChunkMeta
   }
   if (auto r = move_into_store(sid, now); !r) return r.error();
   return RecordingState{now, true};
+}
+
+namespace {
+
+// A staged recording as its readers see it: the data file, in progress.
+class StagedSource final : public recording::RecordingSource {
+ public:
+  StagedSource(std::unique_ptr<recording::RecordingSource> inner, recording::RecordingInfo info)
+      : inner_(std::move(inner)), info_(std::move(info)) {}
+  Result<size_t> read_at(uint64_t offset, void* buf, size_t n) override {
+    return inner_->read_at(offset, buf, n);
+  }
+  const recording::RecordingInfo& info() const override { return info_; }
+
+ private:
+  std::unique_ptr<recording::RecordingSource> inner_;
+  recording::RecordingInfo info_;
+};
+
+}  // namespace
+
+Result<std::vector<std::string>> RecordingInbox::in_progress() {
+  std::vector<std::string> sids;
+  DIR* d = ::opendir(opt_.staging_dir.c_str());
+  if (!d) return Error::sys("recording inbox: cannot list " + opt_.staging_dir);
+  while (dirent* e = ::readdir(d)) {
+    std::string sid = e->d_name;
+    if (!recording::is_valid_sid(sid)) continue;
+    const std::string dir = opt_.staging_dir + "/" + sid;
+    struct stat st {};
+    if (::stat((dir + "/complete").c_str(), &st) == 0) continue;
+    if (::stat((dir + "/data").c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    sids.push_back(std::move(sid));
+  }
+  ::closedir(d);
+  std::sort(sids.begin(), sids.end());
+  return sids;
+}
+
+Result<std::unique_ptr<recording::RecordingSource>> RecordingInbox::open_in_progress(
+    const std::string& sid) {
+  if (!recording::is_valid_sid(sid))
+    return Error::of(Errc::invalid_argument, "recording inbox: \"" + sid.substr(0, 64) +
+                                                 "\" is not a session id");
+  const std::string dir = opt_.staging_dir + "/" + sid;
+  struct stat st {};
+  if (::stat((dir + "/complete").c_str(), &st) == 0)
+    return Error::of(Errc::not_found, "recording inbox: session " + sid + " is in the store");
+  auto source = recording::FileRecordingStore::open_file(dir + "/data", sid);
+  if (!source) {
+    if (source.error().err == ENOENT)
+      return Error::of(Errc::not_found, "recording inbox: no recording of session " + sid +
+                                            " is arriving");
+    return source.error();
+  }
+  recording::RecordingInfo info = (*source)->info();
+  info.status = recording::Status::in_progress;
+  return std::unique_ptr<recording::RecordingSource>(
+      new StagedSource(std::move(*source), std::move(info)));
 }
 
 }  // namespace vigil::relay

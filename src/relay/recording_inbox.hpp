@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.hpp"
 #include "recording/recording_store.hpp"
@@ -49,6 +50,15 @@ class RecordingInbox {
   Result<RecordingState> state(const Caller& caller, const std::string& sid);
   // Takes a chunk; answers what is held afterwards.
   Result<RecordingState> put(const Caller& caller, const ChunkMeta& chunk, std::string_view bytes);
+
+  // For readers (GET /v1/recordings): the sessions whose recording is still
+  // arriving (staged, not yet in the store), and one of them as a source
+  // with status in_progress over the bytes held when it is opened (what
+  // has arrived; it may end inside a chunk, which a RecordingReader takes
+  // as the end of a recording in progress). not_found when sid is not
+  // staged (never sent, or moved into the store meanwhile: look there).
+  Result<std::vector<std::string>> in_progress();
+  Result<std::unique_ptr<recording::RecordingSource>> open_in_progress(const std::string& sid);
 
  private:
   RecordingInbox(recording::RecordingStore& store, RecordingInboxOptions options)

@@ -1,4 +1,5 @@
 #include "services/cluster_services.hpp"
+#include "services/recording_routes.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -195,6 +196,9 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
         return api::Reply::bytes(relay::to_json(*state), "application/json");
       },
       api::RouteOptions{relay::kMaxChunkBytes + 4096});
+
+  // The recordings, read back (vsh recordings ls, vsh play).
+  add_recording_routes(router, service, recordings, **recording_inbox);
 
   // The cluster's audit log, searched (vigilctl events): an admin or an
   // auditor (rules: event list) sees every event, any other user only

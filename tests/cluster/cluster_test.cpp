@@ -10,11 +10,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -453,6 +455,288 @@ TEST_F(Cluster, OnlyStdioReachesAUsersCommandOnAClusterNode) {
   auto run = vsh("judy", {"ssh", "root@node1", "ls /proc/$$/fd; true"});
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_EQ(run.out, "0\n1\n2\n");
+}
+
+}  // namespace
+
+namespace {
+
+// ---- Recordings read back: vsh recordings ls, vsh play (issue 10 §4) ----
+
+// A shell word for `script -c`.
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// `vsh ssh -t root@node1 COMMAND` as `who`, on a terminal that script(1)
+// gives it: a session's output is recorded when it has a terminal.
+Spawn vsh_ssh_on_a_terminal(const std::string& who, const std::string& command) {
+  Spawn s;
+  s.argv = {"/usr/bin/script", "-qec",
+            quoted(kVsh) + " ssh -t root@node1 " + quoted(command), "/dev/null"};
+  s.env.push_back("VSH_HOME=" + g_dir + "/home-" + who);
+  s.env.push_back("HOME=" + g_dir);
+  return s;
+}
+
+// The rows `vsh recordings ls --format json` printed.
+std::vector<nlohmann::json> recording_rows(const std::string& who) {
+  auto ls = vsh(who, {"recordings", "ls", "--format", "json"});
+  std::vector<nlohmann::json> rows;
+  if (ls.status != 0) return rows;
+  std::istringstream lines(ls.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object()) rows.push_back(std::move(j));
+  }
+  return rows;
+}
+
+// The sid of the recording `who` lists with that status and command count
+// of at least one, waiting for the node's upload; "" when none came.
+std::string wait_for_recording(const std::string& who, const std::string& status,
+                               const std::set<std::string>& besides = {}) {
+  std::string sid;
+  wait_until(
+      [&] {
+        for (const auto& row : recording_rows(who))
+          if (row.value("status", "") == status && !besides.count(row.value("sid", ""))) {
+            sid = row.value("sid", "");
+            return true;
+          }
+        return false;
+      },
+      40);
+  return sid;
+}
+
+// kate's session (a terminal, a marker printed by /bin/echo), once for the
+// tests that read it.
+const std::string& kate_session() {
+  static std::string sid;
+  if (!sid.empty()) return sid;
+  make_user("kate", "access", "root");
+  auto run = e2e::run(vsh_ssh_on_a_terminal("kate", "/bin/echo recorded-by-kate-$((6*7))"), 60000);
+  EXPECT_EQ(run.status, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("recorded-by-kate-42"), std::string::npos) << run.out;
+  sid = wait_for_recording("kate", "ended");
+  return sid;
+}
+
+// curl GET path on the web port with the given identity (cert, key; both
+// empty: none). Returns {HTTP status, body}.
+std::pair<std::string, std::string> curl_get(const std::string& path, const std::string& cert,
+                                             const std::string& key, const std::string& cacert) {
+  Spawn s;
+  s.argv = {"/usr/bin/curl", "-sS", "--path-as-is", "-w", "\n%{http_code}", "--cacert", cacert};
+  if (!cert.empty()) s.argv.insert(s.argv.end(), {"--cert", cert, "--key", key});
+  s.argv.push_back("https://127.0.0.1:" + std::to_string(kWeb) + path);
+  auto out = e2e::run(s, 30000);
+  auto nl = out.out.rfind('\n');
+  if (nl == std::string::npos) return {"", out.out + out.err};
+  return {out.out.substr(nl + 1), out.out.substr(0, nl)};
+}
+
+std::pair<std::string, std::string> curl_as(const std::string& who, const std::string& path) {
+  std::string keys = g_dir + "/home-" + who + "/keys/127.0.0.1_" + std::to_string(kWeb);
+  return curl_get(path, keys + "/" + who + "-x509.pem", keys + "/" + who + "-tls.key",
+                  keys + "/cas.pem");
+}
+
+bool denied(const std::string& user, const std::string& action) {
+  for (const auto& e : auth_events("access.denied"))
+    if (e.value("user", "") == user && e.value("action", "") == action) return true;
+  return false;
+}
+
+TEST_F(Cluster, VshRecordingsLsListsTheUsersSessionAndVshPlayShowsItsOutputAndEvents) {
+  const std::string sid = kate_session();
+  ASSERT_FALSE(sid.empty()) << "kate's recording was never listed: " << auth_log_text();
+  nlohmann::json row;
+  for (const auto& r : recording_rows("kate"))
+    if (r.value("sid", "") == sid) row = r;
+  ASSERT_TRUE(row.is_object());
+  EXPECT_EQ(row.value("user", ""), "kate");
+  EXPECT_EQ(row.value("login", ""), "root");
+  EXPECT_EQ(row.value("server_hostname", ""), "node1");
+  EXPECT_TRUE(row.value("interactive", false));
+  EXPECT_GE(row["events"].value("command", 0), 1) << row.dump();
+  EXPECT_GT(row.value("bytes", 0), 0) << row.dump();
+  EXPECT_GT(row.value("output_bytes", 0), 0) << row.dump();
+
+  // The table `vigil recordings` prints, with kate's session in it.
+  auto table = vsh("kate", {"recordings", "ls"});
+  ASSERT_EQ(table.status, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("START (UTC)", 0), 0u) << table.out;
+  bool in_table = false;
+  for (const auto& l : e2e::split_lines(table.out))
+    if (l.rfind(sid) != std::string::npos && l.find(" kate ") != std::string::npos &&
+        l.find(" root ") != std::string::npos && l.find(" interactive ") != std::string::npos &&
+        l.size() >= 5 && l.substr(l.size() - 5) == "ended")
+      in_table = true;
+  EXPECT_TRUE(in_table) << table.out;
+
+  // The output, as the session's terminal showed it.
+  auto play = vsh("kate", {"play", sid});
+  ASSERT_EQ(play.status, 0) << play.err;
+  EXPECT_NE(play.out.find("recorded-by-kate-42"), std::string::npos) << play.out;
+  EXPECT_EQ(play.err, "");
+  // Its events: the command the echo ran, with its arguments.
+  auto events = vsh("kate", {"play", sid, "--format", "json"});
+  ASSERT_EQ(events.status, 0) << events.err;
+  bool command = false, end = false;
+  std::istringstream lines(events.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto e = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(e.is_object()) << line;
+    EXPECT_EQ(e.value("sid", ""), sid) << line;
+    if (e.value("event", "") == "session.command" && e.value("path", "") == "/bin/echo" &&
+        e.dump().find("recorded-by-kate-42") != std::string::npos)
+      command = true;
+    if (e.value("event", "") == "session.end") end = true;
+  }
+  EXPECT_TRUE(command) << events.out;
+  EXPECT_TRUE(end) << events.out;
+  // Text with the commands marked.
+  auto text = vsh("kate", {"play", sid, "--format", "text"});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("/bin/echo"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("recorded-by-kate-42"), std::string::npos) << text.out;
+}
+
+TEST_F(Cluster, AnotherUserNeitherListsNorPlaysTheSessionAndIsAudited) {
+  const std::string sid = kate_session();
+  ASSERT_FALSE(sid.empty());
+  make_user("leo", "access", "root");
+  // leo's own session is listed to leo: the list is not empty by accident.
+  auto run = e2e::run(vsh_ssh_on_a_terminal("leo", "/bin/echo leo-was-here"), 60000);
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  std::string own = wait_for_recording("leo", "ended");
+  ASSERT_FALSE(own.empty());
+  for (const auto& r : recording_rows("leo")) {
+    EXPECT_EQ(r.value("user", ""), "leo") << r.dump();
+    EXPECT_NE(r.value("sid", ""), sid);
+  }
+  auto table = vsh("leo", {"recordings", "ls"});
+  EXPECT_EQ(table.out.find(sid), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(own), std::string::npos) << table.out;
+
+  auto play = vsh("leo", {"play", sid, "--format", "json"});
+  EXPECT_NE(play.status, 0);
+  EXPECT_EQ(play.out, "");
+  EXPECT_NE(play.err.find("is not one of yours"), std::string::npos) << play.err;
+  EXPECT_TRUE(denied("leo", "play recording")) << auth_log_text();
+  // Each window of bytes is checked, not only the first.
+  auto window = curl_as("leo", "/v1/recordings/" + sid + "?offset=4096&length=16");
+  EXPECT_EQ(window.first, "403") << window.second;
+  // Asking for kate's list by name.
+  auto others = curl_as("leo", "/v1/recordings?user=kate");
+  EXPECT_EQ(others.first, "403") << others.second;
+  EXPECT_TRUE(denied("leo", "list recordings")) << auth_log_text();
+}
+
+TEST_F(Cluster, AnAuditorListsAndPlaysEveryonesSessions) {
+  const std::string sid = kate_session();
+  ASSERT_FALSE(sid.empty());
+  make_user("mia", "auditor", "root");
+  bool listed = false;
+  for (const auto& r : recording_rows("mia"))
+    if (r.value("sid", "") == sid && r.value("user", "") == "kate") listed = true;
+  EXPECT_TRUE(listed);
+  auto play = vsh("mia", {"play", sid});
+  ASSERT_EQ(play.status, 0) << play.err;
+  EXPECT_NE(play.out.find("recorded-by-kate-42"), std::string::npos) << play.out;
+  // And a page at a time: limit 1 gives one row and a continuation.
+  auto page = curl_as("mia", "/v1/recordings?limit=1");
+  ASSERT_EQ(page.first, "200") << page.second;
+  auto j = nlohmann::json::parse(page.second, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << page.second;
+  EXPECT_EQ(j["recordings"].size(), 1u);
+  ASSERT_TRUE(j["next"].is_string());
+  EXPECT_NE(j["next"].get<std::string>(), "") << "kate's and leo's (or others') are two at least";
+  auto second = curl_as("mia", "/v1/recordings?limit=1&after=" + j["next"].get<std::string>());
+  ASSERT_EQ(second.first, "200") << second.second;
+  auto k = nlohmann::json::parse(second.second, nullptr, false);
+  ASSERT_TRUE(k.is_object() && k["recordings"].size() == 1u) << second.second;
+  EXPECT_NE(k["recordings"][0].value("sid", ""), j["recordings"][0].value("sid", ""));
+  EXPECT_EQ(curl_as("mia", "/v1/recordings?limit=100000").first, "400");
+}
+
+TEST_F(Cluster, ForgedSidsNodesAndAnonymousCallersReadNoRecording) {
+  const std::string sid = kate_session();
+  ASSERT_FALSE(sid.empty());
+  // Not a uuid, through vsh: refused with what to give.
+  for (const std::string& bad : std::vector<std::string>{"not-a-uuid", "../../../etc/passwd", sid.substr(0, 8)}) {
+    auto play = vsh("kate", {"play", bad});
+    EXPECT_NE(play.status, 0) << bad;
+    EXPECT_EQ(play.out, "") << bad;
+    EXPECT_NE(play.err.find("vsh:"), std::string::npos) << play.err;
+  }
+  auto upper = vsh("kate", {"play", [&] {
+                      std::string u = sid;
+                      for (auto& c : u) c = static_cast<char>(std::toupper(c));
+                      return u;
+                    }()});
+  EXPECT_NE(upper.err.find("is not a session id"), std::string::npos) << upper.err;
+  // Paths that try to leave the recordings, as they are sent.
+  for (const std::string& path : std::vector<std::string>{
+           "/v1/recordings/..%2F..%2F..%2Fetc%2Fpasswd", "/v1/recordings/%2E%2E",
+                           "/v1/recordings/" + sid + "%00", "/v1/recordings/" + sid + "%2F..",
+                           "/v1/recordings/..%252F..%252Fetc%252Fpasswd",
+                           "/v1/recordings/not-a-uuid"}) {
+    auto r = curl_as("kate", path);
+    EXPECT_EQ(r.first, "400") << path << ": " << r.second;
+    EXPECT_EQ(r.second.find("root:"), std::string::npos);
+  }
+  EXPECT_NE(curl_as("kate", "/v1/recordings/not-a-uuid").second.find("is not a session id"),
+            std::string::npos);
+  auto dotdot = curl_as("kate", "/v1/recordings/../../etc/passwd");
+  EXPECT_NE(dotdot.first, "200") << dotdot.second;
+  // A uuid that names no recording.
+  EXPECT_EQ(curl_as("kate", "/v1/recordings/00000000-0000-4000-8000-000000000000").first, "404");
+
+  // The node's identity reads nothing, and is audited.
+  const std::string node = g_dir + "/data/node";
+  auto by_node = curl_get("/v1/recordings/" + sid, node + "/tls.crt", node + "/tls.key",
+                          node + "/cas.pem");
+  EXPECT_EQ(by_node.first, "403") << by_node.second;
+  EXPECT_EQ(curl_get("/v1/recordings", node + "/tls.crt", node + "/tls.key", node + "/cas.pem").first,
+            "403");
+  bool node_audited = false;
+  for (const auto& e : auth_events("access.denied"))
+    if (e.value("caller", "") == "node" && e.value("action", "") == "play recording")
+      node_audited = true;
+  EXPECT_TRUE(node_audited) << auth_log_text();
+  // No certificate: 401, audited.
+  auto anonymous = curl_get("/v1/recordings/" + sid, "", "", node + "/cas.pem");
+  EXPECT_EQ(anonymous.first, "401") << anonymous.second;
+  EXPECT_TRUE(denied("anonymous", "play recording")) << auth_log_text();
+}
+
+TEST_F(Cluster, ASessionInProgressPlaysWhatHasArrivedAndSaysSo) {
+  make_user("nora", "access", "root");
+  e2e::Process session(vsh_ssh_on_a_terminal("nora", "echo started-$((6*7)); sleep 25"));
+  std::string sid = wait_for_recording("nora", "in progress");
+  ASSERT_FALSE(sid.empty()) << "no recording of nora's session was in progress";
+  bool shown = false;
+  e2e::Outcome play;
+  wait_until(
+      [&] {
+        play = vsh("nora", {"play", sid});
+        shown = play.status == 0 && play.out.find("started-42") != std::string::npos;
+        return shown;
+      },
+      20);
+  EXPECT_TRUE(shown) << play.out << play.err;
+  EXPECT_NE(play.err.find("session in progress, shown up to offset"), std::string::npos) << play.err;
+  auto done = session.wait(60000);
+  EXPECT_EQ(done.status, 0) << done.out << done.err;
+  // Then it ends, and plays whole.
+  EXPECT_EQ(wait_for_recording("nora", "ended"), sid);
 }
 
 }  // namespace

@@ -233,3 +233,40 @@ TEST_F(RecordingInboxTest, InterruptedRecordingIsUploadedToItsEnd) {
 
 }  // namespace
 }  // namespace vigil::relay
+
+namespace vigil::relay {
+namespace {
+
+// Readers (GET /v1/recordings) see a recording while it arrives: what has
+// arrived, status in_progress; once complete it is the store's, not staged.
+TEST_F(RecordingInboxTest, ARecordingArrivingIsReadableInProgressThenLeavesTheStaging) {
+  auto none = inbox_->in_progress();
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());
+  ASSERT_TRUE(put("s1", 0, std::string_view(data_).substr(0, 4000)).ok());
+  auto listed = inbox_->in_progress();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, std::vector<std::string>{"s1"});
+  auto source = inbox_->open_in_progress("s1");
+  ASSERT_TRUE(source.ok()) << source.error().message;
+  EXPECT_EQ((*source)->info().status, recording::Status::in_progress);
+  EXPECT_EQ((*source)->info().bytes, 4000u);
+  std::string got(5000, '\0');
+  auto n = (*source)->read_at(0, got.data(), got.size());
+  ASSERT_TRUE(n.ok());
+  got.resize(*n);
+  EXPECT_EQ(got, data_.substr(0, 4000));
+
+  ASSERT_TRUE(put("s1", 4000, std::string_view(data_).substr(4000), true).ok());
+  listed = inbox_->in_progress();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+  auto gone = inbox_->open_in_progress("s1");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().kind(), Errc::not_found) << gone.error().message;
+  EXPECT_EQ(inbox_->open_in_progress("never-sent").error().kind(), Errc::not_found);
+  EXPECT_EQ(inbox_->open_in_progress("../s1").error().kind(), Errc::invalid_argument);
+}
+
+}  // namespace
+}  // namespace vigil::relay
