@@ -3,6 +3,7 @@
 
 #include "common/version.hpp"
 #include "commands.hpp"
+#include "tunnel.hpp"
 #include "common/log.hpp"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
       vigil::cmd::add_start(app),
       vigil::cmd::add_ssh_frontend(app),
       vigil::cmd::add_cluster_services(app),
+      vigil::cmd::add_tunnel_agent(app),
       vigil::cmd::add_events(app),
       vigil::cmd::add_play(app),
       vigil::cmd::add_recordings(app),

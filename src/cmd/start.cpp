@@ -26,6 +26,7 @@
 #include "client/pem.hpp"
 #include "services/cluster_services.hpp"
 #include "start_cluster.hpp"
+#include "tunnel.hpp"
 #include <sys/wait.h>
 
 namespace vigil::cmd {
@@ -156,6 +157,9 @@ int start(const DataDirOptions& where) {
       if (auto token = read_small_file(local_token)) params.token = *token;
     } else {
       params.auth_server = !cfg->auth_server.empty() ? cfg->auth_server : cfg->proxy_server;
+      // Only proxy_server: everything goes to the proxy's web port, and
+      // users reach the node through its reverse tunnel.
+      params.tunnel = cfg->auth_server.empty();
       params.token = cfg->auth_token;
       params.ca_pin = cfg->ca_pin;
     }
@@ -227,6 +231,20 @@ int start(const DataDirOptions& where) {
     server_options.front_end_argv.insert(server_options.front_end_argv.end(), {"--ca", ca});
   auto server = ssh::Server::listen(server_options, monitor);
   if (!server) return fail(server.error().message);
+  // The reverse tunnel, held by a helper process as the service user (it
+  // parses what the proxy sends); its channels come to the port above.
+  std::unique_ptr<TunnelAgentProcess> tunnel_agent;
+  if (node && node->tunnel) {
+    TunnelAgentParams t;
+    t.proxy_addr = node->tunnel->tunnel_addr;
+    t.proxy_host_key = node->tunnel->proxy_host_key;
+    t.host_key_path = host_key;
+    t.host_cert_path = cfg->data_dir + "/node/host-cert.pub";
+    t.local_ssh_addr = local_ssh_address(cfg->ssh.listen_addr, (*server)->port());
+    t.user = *service_user;
+    tunnel_agent = std::make_unique<TunnelAgentProcess>(std::move(t));
+    if (auto r = tunnel_agent->start(); !r) return fail(r.error().message);
+  }
   if (node) {
     // Listed (and the roles fetched) only now that users can reach it.
     if (auto r = node->agent->start(); !r)
@@ -234,10 +252,11 @@ int start(const DataDirOptions& where) {
                   ": " + r.error().message);
   }
 
-  std::printf("vigil: SSH node listening on %s (port %u), server_id %s%s\n",
+  std::printf("vigil: SSH node listening on %s (port %u), server_id %s%s%s\n",
               cfg->ssh.listen_addr.c_str(), (*server)->port(),
               (node ? node->identity.uuid : *server_id).c_str(),
-              node ? (", node of cluster \"" + node->identity.cluster + "\"").c_str() : "");
+              node ? (", node of cluster \"" + node->identity.cluster + "\"").c_str() : "",
+              tunnel_agent ? (", reached through the proxy's tunnel at " + node->tunnel->tunnel_addr).c_str() : "");
   std::fflush(stdout);
   bool all_ended = (*server)->run(g_stop);
   if (!all_ended) {

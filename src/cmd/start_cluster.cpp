@@ -285,7 +285,10 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
     j.trusted = p.trusted;
     j.trusted_cluster = cfg.cluster_name;
     j.node_name = cfg.nodename;
-    j.addresses = {advertised_address(cfg, p.ssh_port)};
+    if (p.tunnel)
+      j.tunnel = true;
+    else
+      j.addresses = {advertised_address(cfg, p.ssh_port)};
     j.host_key_path = p.host_key_path;
     id = services::join_cluster(j);
     if (id)
@@ -294,6 +297,13 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
   if (!id) return id.error();
   auto node = std::unique_ptr<ClusterNode>(new ClusterNode{std::move(*id)});
   node->user_cas_path = cfg.data_dir + "/node/user_cas.pub";
+  if (p.tunnel) {
+    auto tunnel = services::find_proxy_tunnel(node->identity);
+    if (!tunnel)
+      return Error::of(tunnel.error().kind(), "the proxy at " + node->identity.auth_server + ": " +
+                                                  tunnel.error().message);
+    node->tunnel = std::move(*tunnel);
+  }
 
   relay::OutboxOptions out;
   out.data_dir = cfg.data_dir;
@@ -335,7 +345,8 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
 
   services::NodeInfo info;
   info.name = cfg.nodename;
-  info.address = advertised_address(cfg, p.ssh_port);
+  info.tunnel = p.tunnel;
+  if (!p.tunnel) info.address = advertised_address(cfg, p.ssh_port);
   // Started by the caller once the node listens: a node is not listed
   // before users can reach it.
   node->agent = std::make_unique<services::NodeAgent>(node->identity, info);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "commands.hpp"
@@ -50,6 +51,9 @@ struct ClusterNode {
   std::unique_ptr<relay::RecordingUploader> uploader;
   std::unique_ptr<services::NodeAgent> agent;
   std::string user_cas_path;  // the user CA keys the front ends trust
+  // A node that names only proxy_server: its tunnel's address and the
+  // proxy's host key (asked at every start, over the checked TLS connection).
+  std::optional<services::ProxyTunnel> tunnel;
   ~ClusterNode();
 };
 
@@ -61,6 +65,9 @@ struct ClusterNodeParams {
   std::string ca_pin;        // how to trust the auth service when joining...
   std::vector<ca::TlsCertificate> trusted;  // ...or its CA (a node on the auth host)
   uint16_t ssh_port = 3022;  // the port it listens on
+  // Reached only through the proxy's reverse tunnel: auth_server is then the
+  // proxy's web port, and the node lists no address.
+  bool tunnel = false;
 };
 
 Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cfg,

@@ -140,16 +140,26 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   if (auto r = service.write_admin_identity(dir); !r)
     return fail("vigilctl's identity: " + r.error().message);
 
+  // The port the proxy's tunnel listener got (0 until it listens, or none).
+  std::atomic<uint16_t> tunnel_port{0};
   api::Router router;
   authsvc::add_routes(router, service);
   // The guide's discovery call, on the proxy's web port (and here: one router).
-  router.add("GET", "/v1/webapi/find", [&service](const api::Request&) -> Result<api::Reply> {
+  // proxy.ssh.tunnel_listen_addr tells a node that names only proxy_server
+  // which port its reverse tunnel goes to (it keeps the host it reached).
+  router.add("GET", "/v1/webapi/find", [&service, &cfg, &tunnel_port](const api::Request&) -> Result<api::Reply> {
     auto f = service.find();
+    nlohmann::json proxy = {{"public_addrs", f.proxy_public_addrs}};
+    if (uint16_t port = tunnel_port.load(); port != 0) {
+      std::string host = host_of(cfg.proxy.tunnel_listen_addr);
+      if (host.find(':') != std::string::npos) host = "[" + host + "]";
+      proxy["ssh"] = {{"tunnel_listen_addr", host + ":" + std::to_string(port)}};
+    }
     return api::Reply::json({{"server_version", f.server_version},
                              {"cluster_name", f.cluster_name},
                              {"auth", {{"second_factor", authsvc::second_factor_name(f.second_factor)},
                                        {"type", "local"}}},
-                             {"proxy", {{"public_addrs", f.proxy_public_addrs}}},
+                             {"proxy", proxy},
                              {"ca_pin", f.ca_pin}});
   });
 
@@ -321,6 +331,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     auto s = proxy::ProxyServer::listen(o, proxy);
     if (!s) return fail("proxy_service.listen_addr: " + s.error().message);
     proxy_server = std::move(*s);
+    tunnel_port = proxy_server->tunnel_port();
     proxy_thread = std::thread([&] { proxy_server->run(stop); });
   }
 

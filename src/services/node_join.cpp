@@ -17,6 +17,7 @@
 #include "cluster/parse.hpp"
 #include "ssh/host_key.hpp"
 #include "common/log.hpp"
+#include "services/cluster_services.hpp"
 
 namespace vigil::services {
 
@@ -195,6 +196,44 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
   // Last: a node whose uuid file exists has joined.
   if (auto r = ca::write_file_atomic(dir + "/uuid", id.uuid + "\n", 0644); !r) return r.error();
   return id;
+}
+
+Result<std::string> tunnel_address(const std::string& proxy_server,
+                                   const std::string& tunnel_listen_addr) {
+  auto proxy = split_listen_addr(proxy_server);
+  if (!proxy)
+    return Error::of(Errc::invalid_argument, "teleport.proxy_server: " + proxy.error().message);
+  auto tunnel = split_listen_addr(tunnel_listen_addr);
+  if (!tunnel || tunnel->second == 0)
+    return Error::of(Errc::failed_precondition,
+                     "the proxy at " + proxy_server + " names no tunnel port ('" +
+                         tunnel_listen_addr +
+                         "'): enable proxy_service and its tunnel_listen_addr there");
+  std::string host = proxy->first;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return host + ":" + std::to_string(tunnel->second);
+}
+
+Result<ProxyTunnel> find_proxy_tunnel(const NodeIdentity& identity) {
+  auto client = connect_to_auth(identity);
+  if (!client) return client.error();
+  auto find = (*client)->call_json("GET", "/v1/webapi/find");
+  if (!find) return Error::of(find.error().kind(), "asking the proxy for its tunnel: " + find.error().message);
+  std::string listen;
+  if (find->contains("proxy") && (*find)["proxy"].is_object() && (*find)["proxy"].contains("ssh") &&
+      (*find)["proxy"]["ssh"].is_object())
+    listen = (*find)["proxy"]["ssh"].value("tunnel_listen_addr", "");
+  auto addr = tunnel_address(identity.auth_server, listen);
+  if (!addr) return addr.error();
+  auto key = (*client)->call_json("GET", "/v1/proxy/host_key");
+  if (!key)
+    return Error::of(key.error().kind(), "asking the proxy for its host key: " + key.error().message);
+  std::string line = key->value("host_key", "");
+  // One public key line, bounded; TunnelAgent::create parses it.
+  if (line.empty() || line.size() > 16 * 1024 || line.find('\n') != std::string::npos ||
+      (line.rfind("ssh-", 0) != 0 && line.rfind("ecdsa-", 0) != 0))
+    return Error::of(Errc::data_loss, "the proxy's host key is not one OpenSSH public key line");
+  return ProxyTunnel{*addr, line};
 }
 
 struct NodeAgent::Conn {

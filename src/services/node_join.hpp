@@ -70,6 +70,26 @@ Result<std::unique_ptr<api::Client>> connect_to_auth(const NodeIdentity& identit
 // expired token: make a new one with vigilctl nodes add).
 Result<NodeIdentity> join_cluster(const JoinParams& params);
 
+// A node that names only proxy_server: where its reverse tunnel goes and the
+// proxy's SSH host key it pins, both learned from the proxy's web API over
+// the TLS connection checked with the cluster CA (connect_to_auth).
+struct ProxyTunnel {
+  std::string tunnel_addr;     // "host:port": proxy_server's host, the tunnel port
+  std::string proxy_host_key;  // "ssh-ed25519 AAAA..." (one line)
+};
+
+// The tunnel address from GET /v1/webapi/find's proxy.ssh.tunnel_listen_addr:
+// the proxy's listen host (often 0.0.0.0, or an address behind NAT) is not
+// what the node reaches, so it takes the host it reached the web port at
+// (proxy_server) and the tunnel's port, as Teleport's agents do without a
+// tunnel_public_addr. Pure.
+Result<std::string> tunnel_address(const std::string& proxy_server,
+                                   const std::string& tunnel_listen_addr);
+
+// Asks the proxy (the identity's auth_server: the proxy's web port) for
+// its tunnel port and host key.
+Result<ProxyTunnel> find_proxy_tunnel(const NodeIdentity& identity);
+
 // What the node says of itself in each heartbeat.
 struct NodeInfo {
   std::string name;
