@@ -229,7 +229,9 @@ Result<Caller> AuthService::caller(const api::Peer& peer) {
     return refuse(Errc::permission_denied,
                   "the local admin identity is not taken through the proxy: run vigilctl on the "
                   "auth host");
-  return identify(checked.value(), for_addr);
+  auto forwarded = identify(checked.value(), for_addr);
+  if (forwarded) forwarded->forwarded = true;
+  return forwarded;
 }
 
 Result<Caller> AuthService::identify(const ca::TlsIdentity& id, std::string address) {

@@ -138,7 +138,7 @@ Result<api::Reply> AuthForwarder::forward(const api::Request& q) {
                            "the auth service at " + identity_.auth_server +
                                " did not answer in time: " + r.error().message);
     return gateway_error(502, Errc::unavailable,
-                         "the proxy lost the auth service at " + identity_.auth_server + ": " +
+                         "the proxy cannot reach the auth service at " + identity_.auth_server + ": " +
                              r.error().message + "; check that it runs");
   }
   release(std::move(*client));
