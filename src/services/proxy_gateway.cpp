@@ -271,12 +271,16 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
     if (find_cache.is_null()) {
       auto f = auth.call_json("GET", "/v1/find");
       if (!f) return gateway_error(502, Errc::unavailable, f.error().message);
+      // This proxy's own public_addr, when set, is where users reach it.
+      json addrs = cfg.proxy.public_addr.empty()
+                       ? (f->contains("proxy") && (*f)["proxy"].is_object()
+                              ? (*f)["proxy"].value("public_addrs", json::array())
+                              : json::array())
+                       : json(cfg.proxy.public_addr);
       find_cache = {{"server_version", f->value("server_version", "")},
                     {"cluster_name", f->value("cluster_name", "")},
                     {"auth", f->contains("auth") ? (*f)["auth"] : json::object()},
-                    {"proxy", {{"public_addrs", f->contains("proxy") && (*f)["proxy"].is_object()
-                                                    ? (*f)["proxy"].value("public_addrs", json::array())
-                                                    : json::array()}}},
+                    {"proxy", {{"public_addrs", addrs}}},
                     {"ca_pin", f->value("ca_pin", "")}};
     }
     return api::Reply::json(find_cache);

@@ -201,7 +201,7 @@ class ThreeProcess : public ::testing::Test {
                                         "  listen_addr: 127.0.0.1:" << kAuth << "\n"
                                         "proxy_service:\n"
                                         "  enabled: false\n"
-                                        "  public_addr: 127.0.0.1:" << kWeb << "\n"
+                                        "  public_addr: proxy.teal.test:3080\n"
                                         "ssh_service:\n"
                                         "  enabled: false\n";
     g_auth = start_vigil("auth");
@@ -405,6 +405,9 @@ TEST_F(ThreeProcess, WhileTheAuthServiceIsDownTheProxyAnswers502SayingSo) {
   s.argv = {"/usr/bin/curl", "-sk", "https://127.0.0.1:" + std::to_string(kWeb) + "/v1/webapi/find"};
   auto find = e2e::run(s);
   EXPECT_NE(find.out.find("\"cluster_name\":\"teal\""), std::string::npos) << find.out << find.err;
+  EXPECT_NE(find.out.find("\"public_addrs\":[\"127.0.0.1:" + std::to_string(kWeb) + "\"]"),
+            std::string::npos)
+      << find.out;
   // Back again: the same proxy forwards again, with no restart.
   g_auth = start_vigil("auth");
   ASSERT_TRUE(wait_until([] { return ctl({"status"}).status == 0; }, 60)) << log_of("auth");
