@@ -239,7 +239,8 @@ Result<std::unique_ptr<Client>> Client::connect(ClientOptions options) {
 
 Result<Response> Client::call(std::string_view method, std::string_view path,
                               const std::map<std::string, std::string>& query, std::string_view body,
-                              std::string_view content_type) {
+                              std::string_view content_type,
+                              const std::map<std::string, std::string>& headers) {
   Impl& c = *impl_;
   std::string target(path);
   char sep = '?';
@@ -254,6 +255,7 @@ Result<Response> Client::call(std::string_view method, std::string_view path,
   req.version(11);
   req.set(http::field::host, c.host);
   req.set(http::field::user_agent, "vigil");
+  for (const auto& [name, value] : headers) req.set(name, value);
   if (!body.empty() || method == "POST" || method == "PUT") {
     req.set(http::field::content_type, content_type);
     req.body() = std::string(body);

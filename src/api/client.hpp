@@ -73,7 +73,8 @@ class Client {
   // closed while idle is reopened once, for GET, PUT and DELETE only.
   Result<Response> call(std::string_view method, std::string_view path,
                         const std::map<std::string, std::string>& query = {}, std::string_view body = {},
-                        std::string_view content_type = "application/json");
+                        std::string_view content_type = "application/json",
+                        const std::map<std::string, std::string>& headers = {});
   // call() with a JSON body; a 2xx answer parsed (null when empty), any other
   // turned into its Error by api::error_from_response.
   Result<nlohmann::json> call_json(std::string_view method, std::string_view path,

@@ -147,6 +147,11 @@ void Router::add(std::string method, std::string pattern, Handler handler, Route
   routes_.push_back(Route{std::move(method), std::move(*segments), std::move(handler), options});
 }
 
+void Router::set_fallback(Handler handler, RouteOptions options) {
+  fallback_ = std::move(handler);
+  fallback_options_ = options;
+}
+
 namespace {
 
 bool segments_match(const std::vector<std::string>& pattern, const std::vector<std::string>& path,
@@ -197,6 +202,12 @@ std::variant<Router::Match, Reply> Router::match(std::string_view method,
     m.handler = &best->handler;
     m.options = best->options;
     segments_match(best->segments, *segments, &m.params);
+    return m;
+  }
+  if (fallback_) {
+    Match m;
+    m.handler = &*fallback_;
+    m.options = fallback_options_;
     return m;
   }
   auto allowed = methods(path);

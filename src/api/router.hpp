@@ -36,6 +36,11 @@ struct Peer {
   std::string address;                      // "ip:port" of the TCP peer
   std::optional<ca::TlsIdentity> identity;  // the verified client certificate, if one was sent
   std::string certificate_der;              // that certificate (DER); empty when none
+  // What a proxy says it forwards (the headers X-Forwarded-For and
+  // X-Vigil-Forwarded-Certificate, as received, unchecked): only the auth
+  // service decides whether to believe them (authsvc::AuthService::caller).
+  std::optional<std::string> forwarded_for;
+  std::optional<std::string> forwarded_certificate;
 };
 
 struct Request {
@@ -101,6 +106,10 @@ class Router {
   // that is not canonical) or 405 with Allow (the path exists, not for
   // this method).
   std::variant<Match, Reply> match(std::string_view method, std::string_view path) const;
+  // The handler for every request no route matches (instead of 404/405):
+  // the proxy's web port forwards them to the auth service.
+  void set_fallback(Handler handler, RouteOptions options = {});
+
   // The methods a path takes (for 405's Allow header); empty when none.
   std::vector<std::string> methods(std::string_view path) const;
 
@@ -117,6 +126,8 @@ class Router {
     RouteOptions options;
   };
   std::vector<Route> routes_;
+  std::optional<Handler> fallback_;
+  RouteOptions fallback_options_;
 };
 
 // Splits "/a/b/c" into {"a","b","c"}; nullopt for a path that does not

@@ -535,6 +535,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return send(error_reply(400, Errc::invalid_argument, "the body is not valid JSON"), false);
     }
     q.peer = peer_;
+    if (auto it = q.headers.find("x-forwarded-for"); it != q.headers.end())
+      q.peer.forwarded_for = it->second;
+    if (auto it = q.headers.find("x-vigil-forwarded-certificate"); it != q.headers.end())
+      q.peer.forwarded_certificate = it->second;
     q.params = std::move(match_.params);
     parser_.reset();  // its header fields are copied out; an idle connection keeps none
 

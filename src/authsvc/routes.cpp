@@ -290,7 +290,8 @@ void add_routes(api::Router& r, AuthService& s) {
     VIGIL_TRY(cas, s.cas(c.value()));
     return Reply::json({{"tls_ca_certificates", cas->tls_ca_pems},
                         {"trusted_user_ca_keys", cas->trusted_user_ca_keys},
-                        {"host_ca_known_hosts", cas->host_ca_known_hosts}});
+                        {"host_ca_known_hosts", cas->host_ca_known_hosts},
+                        {"trusted_host_ca_keys", cas->trusted_host_ca_keys}});
   });
   r.add("GET", "/v1/nodes", [&s](const Request& q) -> Result<Reply> {
     VIGIL_TRY(c, who(s, q));
@@ -373,8 +374,6 @@ void add_routes(api::Router& r, AuthService& s) {
       return bad("tls_public_key must be the SubjectPublicKeyInfo DER in standard base64");
     req.tls_public_key = *der;
     req.ttl = ttl.value();
-    if (auto it = q.headers.find("x-forwarded-for"); it != q.headers.end())
-      req.forwarded_for = it->second.substr(0, 64);
     VIGIL_TRY(out, s.login(c.value(), req));
     return Reply::json({{"ssh_certificate", out->ssh_certificate},
                         {"tls_certificate", out->tls_certificate_pem},

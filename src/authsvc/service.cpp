@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/base64.hpp"
 #include "audit/timefmt.hpp"
 #include "audit/uuid.hpp"
 #include "ca/key_file.hpp"
@@ -181,10 +182,61 @@ Result<bool> AuthService::is_proxy(std::string_view uuid) {
 }
 
 Result<Caller> AuthService::caller(const api::Peer& peer) {
+  Caller direct;
+  direct.address = peer.address;
+  if (peer.identity) {
+    auto c = identify(*peer.identity, peer.address);
+    if (!c) return c.error();
+    direct = std::move(c.value());
+  }
+  if (!peer.forwarded_for && !peer.forwarded_certificate) return direct;
+  // Forwarded headers: believed from a proxy of this cluster only.
+  if (direct.kind != CallerKind::proxy)
+    return deny(direct, "forward",
+                Error::of(Errc::permission_denied,
+                          "X-Forwarded-For and X-Vigil-Forwarded-Certificate are honoured only from "
+                          "the cluster's proxy; send the request without them, or through the "
+                          "proxy (its web port)"));
+  auto refuse = [&](Errc code, std::string why) -> Error {
+    return deny(direct, "forward", Error::of(code, std::move(why)));
+  };
+  // One client address, "ip" or "ip:port", as the proxy saw it.
+  const std::string& for_addr = peer.forwarded_for.value_or("");
+  if (for_addr.empty() || for_addr.size() > 64 ||
+      for_addr.find_first_not_of("0123456789abcdefABCDEF.:[]") != std::string::npos)
+    return refuse(Errc::invalid_argument,
+                  "the proxy forwarded no single client address in X-Forwarded-For (\"" +
+                      for_addr.substr(0, 64) + "\"); it must send the client's ip:port");
   Caller c;
-  c.address = peer.address;
-  if (!peer.identity) return c;
-  const ca::TlsIdentity& id = *peer.identity;
+  c.address = for_addr;
+  c.forwarded = true;
+  if (!peer.forwarded_certificate || peer.forwarded_certificate->empty()) return c;  // anonymous
+  if (peer.forwarded_certificate->size() > 16 * 1024)
+    return refuse(Errc::invalid_argument, "the forwarded certificate is larger than 16 KiB");
+  auto der = audit::decode_base64(*peer.forwarded_certificate);
+  if (!der)
+    return refuse(Errc::invalid_argument,
+                  "X-Vigil-Forwarded-Certificate is not a certificate's DER in standard base64");
+  auto cert = ca::TlsCertificate::from_der(*der);
+  if (!cert) return refuse(Errc::unauthenticated, "the forwarded certificate does not parse");
+  // Verified here again: the proxy's word is not enough.
+  auto checked = ca::verify_tls_peer(cert->get(), cas_.tls.trusted_tls_certificates(),
+                                     options_.cluster_name, ca::TlsUsage::client, secs(now()));
+  if (!checked)
+    return refuse(Errc::unauthenticated,
+                  "the forwarded client certificate is refused: " + checked.refusal().message);
+  if (checked.value().kind == ca::TlsIdentityKind::user && checked.value().name == kAdminName)
+    return refuse(Errc::permission_denied,
+                  "the local admin identity is not taken through the proxy: run vigilctl on the "
+                  "auth host");
+  auto forwarded = identify(checked.value(), for_addr);
+  if (forwarded) forwarded->forwarded = true;
+  return forwarded;
+}
+
+Result<Caller> AuthService::identify(const ca::TlsIdentity& id, std::string address) {
+  Caller c;
+  c.address = std::move(address);
   c.name = id.name;
   auto refuse = [&](std::string why) -> Error {
     return deny(c, "authenticate", Error::of(Errc::unauthenticated, std::move(why)));
@@ -198,6 +250,7 @@ Result<Caller> AuthService::caller(const api::Peer& peer) {
     auto proxy = is_proxy(id.name);
     if (!proxy) return proxy.error();
     c.kind = proxy.value() ? CallerKind::proxy : CallerKind::node;
+    c.node_name = id.node_name;
     return c;
   }
   if (id.name == kAdminName) {
@@ -337,6 +390,9 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
   tr.identity.cluster = options_.cluster_name;
   tr.identity.name = uuid;
   tr.identity.roles = {std::string(ca::kNodeRole)};
+  // A proxy's certificate says so: clients require "proxy" (or "auth") of
+  // the web port they log in through, so a plain node cannot pose as it.
+  if (r.role == SystemRole::proxy) tr.identity.roles.emplace_back(ca::kProxyRole);
   tr.identity.node_name = r.node_name;
   tr.identity.addresses = hosts;
   tr.subject_public_key = r.tls_public_key;
@@ -445,6 +501,7 @@ Result<CasReply> AuthService::cas(const Caller& c) {
     out.tls_ca_pems.push_back(ca_cert.pem());
   out.trusted_user_ca_keys = cas_.ssh_user.trusted_keys_text();
   out.host_ca_known_hosts = cas_.ssh_host.known_hosts_text("*");
+  out.trusted_host_ca_keys = cas_.ssh_host.trusted_keys_text();
   return out;
 }
 
@@ -656,12 +713,9 @@ Error AuthService::login_failure(const LoginRequest& r, const std::string& sourc
 
 Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
   const Time t = now();
-  // Behind the proxy every login comes from the proxy's address: the
-  // client's is the one the proxy forwards (believed from a proxy only).
-  const std::string source = c.kind == CallerKind::proxy && !r.forwarded_for.empty()
-                                 ? source_of(std::string_view(r.forwarded_for)
-                                                 .substr(0, r.forwarded_for.find(',')))
-                                 : source_of(c.address);
+  // Behind the proxy the caller's address is the client's (caller()
+  // believes X-Forwarded-For from a proxy only).
+  const std::string source = source_of(c.address);
   const Error invalid = Error::of(
       Errc::unauthenticated, options_.second_factor == SecondFactor::otp
                                  ? "invalid user name, password or second-factor code"

@@ -92,7 +92,9 @@ std::string_view caller_kind_name(CallerKind k);
 struct Caller {
   CallerKind kind = CallerKind::anonymous;
   std::string name;      // user name, node uuid, kAdminName; empty when anonymous
-  std::string address;   // the peer's "ip:port"
+  std::string address;   // the peer's "ip:port" (the client's, behind the proxy)
+  std::string node_name; // nodes and proxies: the host name of the certificate
+  bool forwarded = false;  // the proxy forwarded the request (address and identity are the client's)
   std::optional<cluster::AccessChecker> access;  // users
   const cluster::AccessChecker& checker() const { return *access; }
 };
@@ -191,9 +193,6 @@ struct LoginRequest {
   std::string ssh_public_key;           // "ssh-ed25519 AAAA..."
   std::string tls_public_key;           // SubjectPublicKeyInfo, DER (raw bytes)
   std::optional<Seconds> ttl;
-  // The client's address as a proxy forwarding the login saw it; taken
-  // only from a proxy caller (failed logins are counted per source).
-  std::string forwarded_for;
 };
 struct LoginReply {
   std::string ssh_certificate;          // certificate line
@@ -220,6 +219,7 @@ struct CasReply {
   std::vector<std::string> tls_ca_pems;
   std::string trusted_user_ca_keys;
   std::string host_ca_known_hosts;
+  std::string trusted_host_ca_keys;     // the host CA's public key lines (the proxy's tunnel port)
 };
 
 class AuthService {
@@ -232,6 +232,13 @@ class AuthService {
 
   // Who the peer is. unauthenticated (audited) for a certificate of another
   // cluster, or a user that no longer exists.
+  // Behind the proxy: when the peer carries forwarded headers
+  // (X-Forwarded-For, X-Vigil-Forwarded-Certificate), they are honoured only
+  // when the direct peer is a proxy of this cluster; the forwarded
+  // certificate is then verified here again (CA, cluster, validity) and the
+  // caller is its holder, at the forwarded address. From any other peer the
+  // headers are refused (permission_denied, audited as access.denied).
+  // The local admin identity is never taken through the proxy.
   Result<Caller> caller(const api::Peer& peer);
 
   FindReply find() const;
@@ -297,6 +304,7 @@ class AuthService {
                       Error shown);
   Result<void> check_user_roles(const std::vector<std::string>& roles);
   Result<bool> is_proxy(std::string_view uuid);
+  Result<Caller> identify(const ca::TlsIdentity& id, std::string address);
 
   cluster::ClusterStore& store_;
   ca::ClusterCAs& cas_;

@@ -46,7 +46,8 @@ int chown_entry(const char* path, const struct stat* st, int, struct FTW*) {
 
 }  // namespace
 
-Result<void> prepare_service_dirs(const std::string& data_dir, const privsep::ServiceUser& who) {
+Result<void> prepare_service_dirs(const std::string& data_dir, const privsep::ServiceUser& who,
+                                  bool auth) {
   if (mkdir(data_dir.c_str(), 0711) != 0 && errno != EEXIST) return Error::sys("create " + data_dir);
   struct stat st{};
   if (stat(data_dir.c_str(), &st) != 0) return Error::sys("stat " + data_dir);
@@ -56,7 +57,11 @@ Result<void> prepare_service_dirs(const std::string& data_dir, const privsep::Se
     return Error::sys("chmod " + data_dir);
   g_chown_uid = who.uid;
   g_chown_gid = who.gid;
-  for (const char* sub : {"/cluster", "/ca", "/admin", "/log", "/relay", "/proxy"}) {
+  // A proxy alone keeps only its identity and host key (proxy/).
+  const std::vector<std::string> subs =
+      auth ? std::vector<std::string>{"/cluster", "/ca", "/admin", "/log", "/relay", "/proxy"}
+           : std::vector<std::string>{"/proxy"};
+  for (const auto& sub : subs) {
     std::string path = data_dir + sub;
     if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Error::sys("create " + path);
     if (lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -71,7 +76,7 @@ Result<ServicesChild> spawn_cluster_services(const DataDirOptions& where, const 
                                              const privsep::ServiceUser& who,
                                              const std::string& server_id,
                                              const std::string& local_token_path) {
-  if (auto r = prepare_service_dirs(cfg.data_dir, who); !r) return r.error();
+  if (auto r = prepare_service_dirs(cfg.data_dir, who, cfg.auth_enabled); !r) return r.error();
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) return Error::sys("pipe");
   std::vector<std::string> args = {"/proc/self/exe", "cluster-services",  "--server-id", server_id,

@@ -27,7 +27,9 @@ struct ServicesChild {
 
 // The service user's directories under data_dir (created, and chowned when
 // an earlier run left them root's); data_dir itself becomes traversable.
-Result<void> prepare_service_dirs(const std::string& data_dir, const privsep::ServiceUser& who);
+// auth false (a proxy alone): only proxy/.
+Result<void> prepare_service_dirs(const std::string& data_dir, const privsep::ServiceUser& who,
+                                  bool auth = true);
 
 // Starts `vigil cluster-services` (it drops to `who` first) and waits until
 // it listens. local_token_path: where it writes a join token for this

@@ -161,8 +161,10 @@ Result<LoggedIn> logged_in(bool need_api) {
   auto c = api::Client::connect(std::move(o));
   if (!c) return c.error();
   // The proxy's web API is served with the auth service's identity
-  // ("auth": authsvc::kAuthServerRole); a node's certificate cannot pass.
-  if (auto r = api::require_server_role(**c, out.profile.proxy, "auth"); !r) return r.error();
+  // ("auth": authsvc::kAuthServerRole) or, by a proxy on a host of its own,
+  // with the proxy's ("proxy"); a node's certificate cannot pass.
+  if (!api::require_server_role(**c, out.profile.proxy, "proxy"))
+    if (auto r = api::require_server_role(**c, out.profile.proxy, "auth"); !r) return r.error();
   out.api = std::move(*c);
   return out;
 }

@@ -1,5 +1,6 @@
 #include "services/cluster_services.hpp"
 #include "services/recording_routes.hpp"
+#include "services/proxy_gateway.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,6 +85,9 @@ Result<std::pair<std::string, uint16_t>> split_listen_addr(const std::string& ad
 
 int run_cluster_services(const ClusterServicesOptions& options, const std::atomic<bool>& stop) {
   const config::Config& cfg = options.config;
+  // A proxy on a host of its own: everything it needs comes from the auth
+  // service's API (proxy_gateway.hpp).
+  if (cfg.proxy_enabled && !cfg.auth_enabled) return run_proxy_only(options, stop);
   const std::string& dir = cfg.data_dir;
   for (const char* sub : {"/cluster", "/ca", "/admin", "/relay", "/proxy"})
     if (auto r = private_dir(dir + sub); !r) return fail(r.error().message);
@@ -164,14 +168,15 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   });
 
   // A node's caller identity for the relay: its uuid and name from its
-  // certificate, nothing from the body.
+  // certificate (the one the proxy forwarded, when it came through the
+  // proxy), nothing from the body.
   auto node_caller = [&service](const api::Request& q) -> Result<relay::Caller> {
     auto c = service.caller(q.peer);
     if (!c) return c.error();
-    if (c->kind != authsvc::CallerKind::node || !q.peer.identity)
+    if (c->kind != authsvc::CallerKind::node)
       return Error::of(Errc::permission_denied,
                        "only a node of the cluster sends events and recordings");
-    return relay::Caller{q.peer.identity->name, q.peer.identity->node_name};
+    return relay::Caller{c->name, c->node_name};
   };
   router.add(
       "POST", "/v1/events",

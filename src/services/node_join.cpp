@@ -164,6 +164,7 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
                {"labels", labels},
                {"ssh_public_key", *host_key},
                {"tls_public_key", base64(tls_key->spki_der())}};
+  if (!p.role.empty()) body["role"] = p.role;
   auto reply = (*client)->call_json("POST", "/v1/join", body);
   if (!reply) return Error::of(reply.error().kind(), "joining the cluster: " + reply.error().message);
 

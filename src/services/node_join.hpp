@@ -57,6 +57,7 @@ struct JoinParams {
   bool tunnel = false;
   cluster::Labels labels;
   std::string host_key_path;  // its SSH host key (the public half is certified)
+  std::string role;           // "" (a node) or "proxy" (the token must allow it)
 };
 
 // The identity kept in data_dir, or not_found when the node never joined.

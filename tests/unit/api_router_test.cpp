@@ -45,6 +45,25 @@ TEST(ApiRouter, UnknownPathsAre404AndWrongMethods405WithAllow) {
   EXPECT_EQ(wrong.headers[0].second, "GET, POST");
 }
 
+TEST(ApiRouter, AFallbackTakesWhatNoRouteMatchesWithinItsBodyLimitButNoNonCanonicalPath) {
+  Router router;
+  router.add("GET", "/v1/webapi/find", [](const Request&) -> Result<Reply> {
+    return Reply::json({{"local", true}});
+  });
+  router.set_fallback([](const Request& q) -> Result<Reply> {
+    return Reply::json({{"forwarded", q.method + " " + q.path}});
+  }, RouteOptions{16});
+  EXPECT_EQ(parsed(router.dispatch(req("GET", "/v1/webapi/find")))["local"], true);
+  EXPECT_EQ(parsed(router.dispatch(req("GET", "/v1/users/a b")))["forwarded"], "GET /v1/users/a b");
+  // A method the local route does not take goes on too (the auth service answers 405).
+  EXPECT_EQ(parsed(router.dispatch(req("POST", "/v1/webapi/find")))["forwarded"],
+            "POST /v1/webapi/find");
+  EXPECT_EQ(router.dispatch(req("POST", "/v1/x", std::string(17, 'a'))).status, 413);
+  // What the table refuses as a path is never handed on.
+  EXPECT_EQ(router.dispatch(req("GET", "/v1/../admin")).status, 404);
+  EXPECT_EQ(router.dispatch(req("GET", "/v1//users")).status, 404);
+}
+
 TEST(ApiRouter, NonCanonicalPathsMatchNothing) {
   Router router;
   router.add("GET", "/v1/users/:name", [](const Request& q) -> Result<Reply> {

@@ -174,7 +174,7 @@ TEST_F(Login, BehindAProxyFailuresCountPerForwardedClientAndOnlyAProxyMayForward
     q.method = "POST";
     q.path = "/v1/login";
     q.peer = peer;
-    q.headers["x-forwarded-for"] = client;
+    q.peer.forwarded_for = client;  // as the HTTPS server reads X-Forwarded-For
     q.json = login_body(user, password, keys_);
     q.body = q.json.dump();
     q.content_type = "application/json";
@@ -186,13 +186,10 @@ TEST_F(Login, BehindAProxyFailuresCountPerForwardedClientAndOnlyAProxyMayForward
   // That client is limited; another one behind the same proxy is not.
   EXPECT_EQ(via(proxy, "203.0.113.50", "rex", kPassword).status, 429);
   EXPECT_EQ(via(proxy, "203.0.113.51", "rex", kPassword).status, 200);
-  // A client that is not a proxy cannot pick its own address.
-  for (int i = 0; i < 5; ++i)
-    EXPECT_EQ(via(anonymous("198.51.100.99:1"), "192.0.2." + std::to_string(i), "x" + std::to_string(i),
-                  "bad password!!").status,
-              401);
-  EXPECT_EQ(audit_.last("user.login")["addr.remote"], "198.51.100.99");
-  EXPECT_EQ(via(anonymous("198.51.100.99:2"), "192.0.2.200", "rex", kPassword).status, 429);
+  // A client that is not a proxy cannot pick its own address: refused.
+  auto forged = via(anonymous("198.51.100.99:1"), "192.0.2.1", "rex", kPassword);
+  EXPECT_EQ(forged.status, 403) << forged.body;
+  EXPECT_EQ(audit_.last("access.denied")["action"], "forward");
 }
 
 TEST_F(Login, ASignupTokenWorksOnceEvenWhenTwoRaceForIt) {
