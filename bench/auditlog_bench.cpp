@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "audit/encode.hpp"
 #include "auditlog/file_log.hpp"
+#include "bench_events.hpp"
 
 namespace {
 
@@ -22,37 +22,6 @@ using namespace vigil;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kRunFor = std::chrono::seconds(2);
-constexpr size_t kDistinctLines = 4096;
-
-// What a busy session's file opens look like in the log.
-std::vector<std::string> make_lines() {
-  static const char* kPaths[] = {
-      "/etc/ld.so.cache", "/lib/x86_64-linux-gnu/libc.so.6",  "/usr/share/locale/locale.alias",
-      "/etc/passwd",      "/home/alice/project/src/main.cpp", "/proc/self/status"};
-  audit::SessionMeta meta;
-  meta.cluster_name = "purple";
-  meta.server_hostname = "ip-172-31-34-128.us-east-2.compute.internal";
-  meta.server_id = "531dc1de-c2c9-49bd-a0e3-4f4f3a523f5f";
-  meta.sid = "86aca627-971d-4883-854d-d309ba04c658";
-  meta.login = "ec2-user";
-  meta.user = "alice@goteleport.com";
-  std::vector<std::string> lines;
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  for (size_t i = 0; i < kDistinctLines; ++i) {
-    Event ev;
-    ev.time_ns = int64_t{now.tv_sec} * 1'000'000'000 + static_cast<int64_t>(i) * 1000;
-    ev.process.pid = 5007;
-    ev.process.ppid = 4985;
-    ev.process.cgroup_id = 2360;
-    ev.process.program = "make";
-    ev.body = DiskEvent{kPaths[i % std::size(kPaths)], 0x80000, 0, i % 7 == 0 ? -2 : 3};
-    std::string line;
-    audit::encode_event(ev, meta, i, "9b825e22-744d-4130-94c5-dea49198ae3d", line);
-    lines.push_back(std::move(line));
-  }
-  return lines;
-}
 
 }  // namespace
 
@@ -69,9 +38,8 @@ int main(int argc, char** argv) {
   } else {
     dir = argv[1];
   }
-  const auto lines = make_lines();
-  size_t line_bytes = 0;
-  for (const auto& l : lines) line_bytes += l.size();
+  const auto lines = bench::disk_event_lines();
+  using bench::kDistinctLines;
 
   auditlog::FileLogOptions options;
   options.data_dir = dir;
@@ -106,7 +74,7 @@ int main(int argc, char** argv) {
   std::printf(
       "auditlog_bench: FileLog append, 1 thread, buffered, session.disk lines of %zu bytes on "
       "average\n",
-      line_bytes / lines.size());
+      bench::average_bytes(lines));
   std::printf("  %llu events in %.2f s (%.2f s to emit, %.3f s final write+fsync)\n",
               static_cast<unsigned long long>(events), total_s, emit_s, total_s - emit_s);
   std::printf("  %.0f events/s, %.1f MB/s (written and fsync'ed)\n", events / total_s,

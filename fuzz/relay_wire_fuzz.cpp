@@ -33,6 +33,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
                    again->server_id == batch->server_id,
                "printed and read back, the batch changed");
   }
+  // The same input as a batch in lines.
+  auto lines = relay::batch_from_lines(text);
+  if (!lines) {
+    FUZZ_CHECK(lines.error().kind() == Errc::invalid_argument, "refusals are invalid_argument");
+  } else {
+    auto again = relay::batch_from_lines(relay::to_lines(*lines));
+    FUZZ_CHECK(again && again->first_seq == lines->first_seq && again->events == lines->events,
+               "a batch in lines printed and read back changed");
+  }
   // The input as one event, and each event of a batch.
   const relay::Caller caller{"node-1", "host-1"};
   auto check_event = [&](std::string_view json) {
@@ -49,9 +58,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     FUZZ_CHECK(j.is_object() && j["server_id"] == "node-1" && j["server_hostname"] == "host-1" &&
                    j["relay_seq"] == 7,
                "the stored event carries the caller's identity and the sequence number");
+    // Stamping changes nothing else: the node's members mean the same.
+    auto sent = nlohmann::json::parse(json, nullptr, false);
+    if (sent.is_object()) {
+      sent["server_id"] = "node-1";
+      sent["server_hostname"] = "host-1";
+      sent["relay_seq"] = 7;
+      FUZZ_CHECK(sent == j, "the stored event is the node's with the three fields set");
+    }
   };
   check_event(text);
   if (batch)
     for (const auto& e : batch->events) check_event(e);
+  if (lines)
+    for (const auto& e : lines->events) check_event(e);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "audit/base64.hpp"
 #include "audit/timefmt.hpp"
 #include "audit/uuid.hpp"
+#include "common/log.hpp"
 #include "ca/key_file.hpp"
 #include "ca/ssh_ca.hpp"
 #include "cluster/parse.hpp"
@@ -110,15 +112,44 @@ struct AuditEvent {
 }  // namespace
 
 namespace {
-void emit(auditlog::Emitter& audit, const std::string& cluster, Time now, AuditEvent e) {
+// Writes one event, durable before the answer goes out. A failure is logged
+// (every time: each is an event missing from the log) and counted; the
+// caller decides what it means for the request.
+Result<void> emit_line(auditlog::Emitter& audit, std::atomic<uint64_t>& failures,
+                       const std::string& cluster, Time now, AuditEvent e) {
   e.fields["cluster_name"] = cluster;
   e.fields["time"] = audit::format_time(secs(now) * 1'000'000'000);
   e.fields["uid"] = audit::new_uuid();
   std::string line = e.fields.dump(-1, ' ', false, json::error_handler_t::replace);
   line += '\n';
-  // Security events are written before the answer goes out; a failure to
-  // audit is logged by the emitter's owner, and never turns into a success.
-  (void)audit.emit(line, auditlog::Durability::sync);
+  auto r = audit.emit(line, auditlog::Durability::sync);
+  if (!r) {
+    failures.fetch_add(1, std::memory_order_relaxed);
+    log::error("auth service: the audit log could not record " + line.substr(0, line.size() - 1) +
+               ": " + r.error().message);
+  }
+  return r;
+}
+
+// An event after the fact (a refusal, a change already made): the request's
+// answer stands; the missing event is logged and counted (audit_failures()).
+void emit(auditlog::Emitter& audit, std::atomic<uint64_t>& failures, const std::string& cluster,
+          Time now, AuditEvent e) {
+  (void)emit_line(audit, failures, cluster, now, std::move(e));
+}
+
+// An event that guards what the request hands out (a certificate, a
+// token's secret): not recorded, the request fails and nothing is handed out.
+[[nodiscard]] Result<void> emit_or_refuse(auditlog::Emitter& audit,
+                                          std::atomic<uint64_t>& failures,
+                                          const std::string& cluster, Time now, AuditEvent e) {
+  const std::string event = e.fields["event"].get<std::string>();
+  if (auto r = emit_line(audit, failures, cluster, now, std::move(e)); !r)
+    return Error::of(Errc::unavailable,
+                     "the auth service cannot write its audit log (" + r.error().message +
+                         "), so it hands out nothing it could not record as " + event +
+                         "; an administrator must repair the audit log's storage, then retry");
+  return {};
 }
 }  // namespace
 
@@ -136,7 +167,7 @@ Error AuthService::deny(const Caller& c, std::string_view action, Error why) {
       .set("action", action)
       .set("error", why.message)
       .set("addr.remote", c.address);
-  emit(audit_, options_.cluster_name, now(), std::move(e));
+  emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
   return why;
 }
 
@@ -296,7 +327,8 @@ Result<CreatedToken> AuthService::create_token(const Caller& c, const CreateToke
   AuditEvent e("join_token.create", "T9003I");
   e.set("user", c.name).set("name", t->token.id()).set("roles", roles)
       .set("join_method", "token").set("expires", rfc3339(t->token.expires));
-  emit(audit_, options_.cluster_name, now(), std::move(e));
+  if (auto ok = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, now(), std::move(e)); !ok)
+    return ok.error();
   return CreatedToken{t->secret, t->token.id(), r.roles, t->token.expires};
 }
 
@@ -327,7 +359,7 @@ Result<void> AuthService::remove_token(const Caller& c, std::string_view id) {
   AuditEvent e("join_token.delete", "V9004I");
   e.set("user", c.name).set("name", found->id())
       .set("kind", found->kind == TokenKind::join ? "join" : "signup");
-  emit(audit_, options_.cluster_name, now(), std::move(e));
+  emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
   return {};
 }
 
@@ -342,10 +374,12 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
         .set("role", system_role_name(r.role)).set("method", "token")
         .set("token_name", token_id).set("addr.remote", c.address);
     if (!error.empty()) e.set("error", error);
-    emit(audit_, options_.cluster_name, t, std::move(e));
+    if (ok) return emit_or_refuse(audit_, audit_failures_, options_.cluster_name, t, std::move(e));
+    emit(audit_, audit_failures_, options_.cluster_name, t, std::move(e));  // a refusal: it stands
+    return Result<void>{};
   };
   auto refuse = [&](Error err) -> Error {
-    audit_join(false, "", "", err.message);
+    (void)audit_join(false, "", "", err.message);
     return err;
   };
   auto token = check_join_token(store_, r.token, r.role, t);
@@ -417,13 +451,14 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
     n.expires = t + options_.heartbeat_ttl;
     if (auto up = store_.upsert_node(n); !up) return up.error();
   }
-  audit_join(true, uuid, token->id(), "");
+  if (auto ok = audit_join(true, uuid, token->id(), ""); !ok) return ok.error();
   AuditEvent cert("cert.create", "TC000I");
   cert.set("cert_type", "host").set("serial", std::to_string(spec->serial))
       .set("identity", {{"user", uuid}, {"principals", spec->principals},
                         {"expires", rfc3339(t + options_.node_certificate_ttl)}})
       .set("ttl", options_.node_certificate_ttl.count());
-  emit(audit_, options_.cluster_name, t, std::move(cert));
+  if (auto ok = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, t, std::move(cert)); !ok)
+    return ok.error();
 
   JoinReply out;
   out.uuid = uuid;
@@ -595,7 +630,8 @@ Result<SignupLink> AuthService::add_user(const Caller& c, const AddUserRequest& 
   AuditEvent e("user.create", "T1002I");
   e.set("user", c.name).set("name", r.name).set("roles", r.roles).set("connector", "local")
       .set("expires", rfc3339(token->token.expires));
-  emit(audit_, options_.cluster_name, now(), std::move(e));
+  if (auto ok = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, now(), std::move(e)); !ok)
+    return ok.error();
   return SignupLink{created.value(), token->secret, signup_url(token->secret),
                     token->token.expires};
 }
@@ -626,7 +662,7 @@ Result<void> AuthService::remove_user(const Caller& c, std::string_view name) {
       if (t.kind == TokenKind::signup && t.user == name) (void)store_.delete_token(t.hash);
   AuditEvent e("user.delete", "T1004I");
   e.set("user", c.name).set("name", name);
-  emit(audit_, options_.cluster_name, now(), std::move(e));
+  emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
   return {};
 }
 
@@ -647,7 +683,8 @@ Result<SignupLink> AuthService::reset_user(const Caller& c, std::string_view nam
     AuditEvent e("user.update", "T1003I");
     e.set("user", c.name).set("name", name).set("reset", true)
         .set("expires", rfc3339(token->token.expires));
-    emit(audit_, options_.cluster_name, now(), std::move(e));
+    if (auto ok = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, now(), std::move(e)); !ok)
+      return ok.error();
     return SignupLink{updated.value(), token->secret, signup_url(token->secret),
                       token->token.expires};
   }
@@ -685,7 +722,7 @@ Result<SignupReply> AuthService::signup(const Caller& c, const SignupRequest& r)
     AuditEvent e("user.update", "T1003I");
     e.set("user", token->user).set("name", token->user).set("signup", true)
         .set("second_factor", second_factor_name(options_.second_factor));
-    emit(audit_, options_.cluster_name, now(), std::move(e));
+    emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
     SignupReply out;
     out.user = token->user;
     if (totp_secret) {
@@ -707,7 +744,7 @@ Error AuthService::login_failure(const LoginRequest& r, const std::string& sourc
   AuditEvent e("user.login", "T1000W");
   e.set("user", r.user).set("method", "local").set("success", false).set("error", reason)
       .set("addr.remote", source);
-  emit(audit_, options_.cluster_name, t, std::move(e));
+  emit(audit_, audit_failures_, options_.cluster_name, t, std::move(e));
   return shown;
 }
 
@@ -815,13 +852,15 @@ Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
   limiter_.clear("user:" + r.user);
   AuditEvent ok("user.login", "T1000I");
   ok.set("user", r.user).set("method", "local").set("success", true).set("addr.remote", source);
-  emit(audit_, options_.cluster_name, t, std::move(ok));
+  if (auto r = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, t, std::move(ok)); !r)
+    return r.error();
   const std::string expires = rfc3339(t + ttl);
   AuditEvent ce("cert.create", "TC000I");
   ce.set("cert_type", "user").set("serial", std::to_string(spec->serial)).set("ttl", ttl.count())
       .set("identity", {{"user", r.user}, {"roles", role_names}, {"logins", principals},
                         {"expires", expires}});
-  emit(audit_, options_.cluster_name, t, std::move(ce));
+  if (auto r = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, t, std::move(ce)); !r)
+    return r.error();
   AuditEvent te("cert.create", "TC000I");
   te.set("cert_type", "tls_user").set("serial", tls->der().empty() ? "" : [&] {
       // The serial as verify_tls_peer reads it back.
@@ -832,7 +871,8 @@ Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
       .set("ttl", ttl.count())
       .set("identity", {{"user", r.user}, {"roles", role_names}, {"logins", logins},
                         {"expires", expires}});
-  emit(audit_, options_.cluster_name, t, std::move(te));
+  if (auto r = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, t, std::move(te)); !r)
+    return r.error();
 
   LoginReply out;
   out.ssh_certificate = ca::certificate_line(ssh_cert.value(), r.user);
@@ -896,7 +936,7 @@ Result<std::vector<CreatedResource>> AuthService::create_resources(
       }
       AuditEvent e(replaced ? "role.updated" : "role.created", replaced ? "T9002I" : "T9000I");
       e.set("user", c.name).set("name", role.name);
-      emit(audit_, options_.cluster_name, now(), std::move(e));
+      emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
       out.push_back({"role", role.name, replaced});
     } else {
       User u = std::get<User>(res);
@@ -923,7 +963,7 @@ Result<std::vector<CreatedResource>> AuthService::create_resources(
       }
       AuditEvent e(replaced ? "user.update" : "user.create", replaced ? "T1003I" : "T1002I");
       e.set("user", c.name).set("name", u.name).set("roles", u.roles).set("connector", "local");
-      emit(audit_, options_.cluster_name, now(), std::move(e));
+      emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
       out.push_back({"user", u.name, replaced});
     }
   }
@@ -991,7 +1031,7 @@ Result<void> AuthService::remove_resource(const Caller& c, std::string_view kind
     if (auto gone = store_.delete_node(name); !gone) return gone.error();
     AuditEvent e("node.delete", "V9005I");
     e.set("user", c.name).set("name", name);
-    emit(audit_, options_.cluster_name, now(), std::move(e));
+    emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
     return {};
   }
   for (const auto& b : builtin_roles())
@@ -1015,7 +1055,7 @@ Result<void> AuthService::remove_resource(const Caller& c, std::string_view kind
   }
   AuditEvent e("role.deleted", "T9001I");
   e.set("user", c.name).set("name", name);
-  emit(audit_, options_.cluster_name, now(), std::move(e));
+  emit(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
   return {};
 }
 
@@ -1072,8 +1112,7 @@ Result<void> AuthService::write_admin_identity(const std::string& data_dir) {
   AuditEvent e("cert.create", "TC000I");
   e.set("cert_type", "tls_user").set("ttl", options_.admin_identity_ttl.count())
       .set("identity", {{"user", kAdminName}, {"expires", rfc3339(now() + options_.admin_identity_ttl)}});
-  emit(audit_, options_.cluster_name, now(), std::move(e));
-  return {};
+  return emit_or_refuse(audit_, audit_failures_, options_.cluster_name, now(), std::move(e));
 }
 
 Result<size_t> AuthService::purge_expired() {

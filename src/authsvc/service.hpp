@@ -20,6 +20,7 @@
 // (403) with a message that says what to do.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -290,6 +291,11 @@ class AuthService {
   Error refuse(const Caller& c, std::string_view action, Error why) {
     return deny(c, action, std::move(why));
   }
+  // Audit events the audit log refused (each also logged as an error): a
+  // request whose event guards what it hands out (a certificate, a token's
+  // secret) failed with unavailable; a refusal or a change already made
+  // kept its answer.
+  uint64_t audit_failures() const { return audit_failures_.load(); }
 
  private:
   Time now() const { return options_.clock(); }
@@ -311,6 +317,7 @@ class AuthService {
   auditlog::Emitter& audit_;
   Options options_;
   RateLimit limiter_;
+  std::atomic<uint64_t> audit_failures_{0};
 };
 
 }  // namespace vigil::authsvc

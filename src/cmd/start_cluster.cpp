@@ -321,7 +321,7 @@ Result<std::unique_ptr<ClusterNode>> start_cluster_node(const config::Config& cf
   auto events = std::make_shared<NodeCaller>(node->identity);
   node->forwarder = std::make_unique<relay::Forwarder>(
       *node->outbox, [events](const relay::Batch& batch) -> Result<uint64_t> {
-        auto r = events->call("POST", "/v1/events", {}, relay::to_json(batch), "application/json");
+        auto r = events->call("POST", "/v1/events", {}, relay::to_lines(batch), relay::kBatchLinesType);
         if (!r) return r.error();
         auto ack = relay::ack_from_json(r->body);
         if (!ack) return ack.error();

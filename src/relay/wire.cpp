@@ -132,6 +132,51 @@ Result<Batch> batch_from_value(const Json& j) {
   return b;
 }
 
+std::string to_lines(const Batch& batch) {
+  Json head = Json::object();
+  head["server_id"] = batch.server_id;
+  head["server_hostname"] = batch.server_hostname;
+  head["first_seq"] = batch.first_seq;
+  std::string out = head.dump(-1, ' ', false, Json::error_handler_t::replace);
+  out += '\n';
+  out.reserve(out.size() + batch.event_bytes() + batch.events.size());
+  for (const auto& e : batch.events) {
+    out += e;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<Batch> batch_from_lines(std::string_view text) {
+  if (text.size() > kMaxBatchBytes + 4096)
+    return bad("batch of " + std::to_string(text.size()) + " bytes, more than the " +
+               std::to_string(kMaxBatchBytes + 4096) + " allowed (send fewer events at a time)");
+  const size_t head_end = text.find('\n');
+  if (head_end == std::string_view::npos || head_end > 4096)
+    return bad("batch: the first line must be the header object (at most 4096 bytes), '\\n' ended");
+  auto head = parse_object(text.substr(0, head_end), 4096, "batch header");
+  if (!head) return head.error();
+  if (head->contains("events")) return bad("batch header: \"events\" are the lines after it");
+  (*head)["events"] = Json::array({""});  // checked below, line by line
+  auto b = batch_from_value(*head);
+  if (!b) return b.error();
+  b->events.clear();
+  size_t at = head_end + 1;
+  while (at < text.size()) {
+    const size_t nl = text.find('\n', at);
+    if (nl == std::string_view::npos) return bad("batch: the last event has no '\\n' (cut short?)");
+    if (nl == at) return bad("batch: event " + std::to_string(b->events.size()) + " is an empty line");
+    if (b->events.size() == kMaxBatchEvents)
+      return bad("batch: more than the " + std::to_string(kMaxBatchEvents) +
+                 " events a batch may carry");
+    b->events.emplace_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  if (b->events.empty()) return bad("batch: no events after the header (send at least one event)");
+  if (b->first_seq > UINT64_MAX - b->events.size()) return bad("batch: \"first_seq\" is too large");
+  return std::move(*b);
+}
+
 Result<Ack> ack_from_json(std::string_view text) {
   auto j = parse_object(text, 4096, "ack");
   if (!j) return j.error();

@@ -71,6 +71,16 @@ struct ChunkMeta {
 };
 
 std::string to_json(const Batch& batch);
+// The same batch as lines (Content-Type kBatchLinesType): the header object
+// first, then each event as its own line, as the node's spool holds it, so
+// neither side escapes or unescapes the events (the auth service checks
+// each when it stores it):
+//   {"first_seq":17,"server_hostname":"node-1","server_id":"<uuid>"}\n
+//   {"event":"session.start",...}\n ...
+// Same limits as the JSON form; at most kMaxBatchBytes + 4096 bytes in all.
+inline constexpr std::string_view kBatchLinesType = "application/x-ndjson";
+std::string to_lines(const Batch& batch);
+Result<Batch> batch_from_lines(std::string_view text);
 std::string to_json(const Ack& ack);
 std::string to_json(const RecordingState& state);
 

@@ -183,7 +183,9 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
       [&, node_caller](const api::Request& q) -> Result<api::Reply> {
         auto caller = node_caller(q);
         if (!caller) return caller.error();
-        auto batch = q.json.is_null() ? relay::batch_from_json(q.body) : relay::batch_from_value(q.json);
+        auto batch = q.content_type == relay::kBatchLinesType ? relay::batch_from_lines(q.body)
+                     : q.json.is_null()                        ? relay::batch_from_json(q.body)
+                                                               : relay::batch_from_value(q.json);
         if (!batch) return batch.error();
         auto acked = (*inbox)->accept(*caller, *batch);
         if (!acked) return acked.error();

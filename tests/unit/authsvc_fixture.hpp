@@ -33,6 +33,8 @@ class CapturingEmitter : public auditlog::Emitter {
  public:
   Result<void> emit(std::string_view line, auditlog::Durability) override {
     if (auto ok = auditlog::check_event_line(line); !ok) return ok;
+    if (failing)  // as a FileLog whose disk is full answers a sync emit
+      return Error::of(Errc::resource_exhausted, "audit log: no space left on device");
     std::lock_guard lock(mu_);
     lines_.emplace_back(line);
     return {};
@@ -56,6 +58,7 @@ class CapturingEmitter : public auditlog::Emitter {
     std::lock_guard lock(mu_);
     return lines_.size();
   }
+  std::atomic<bool> failing{false};  // every emit refused
 
  private:
   std::mutex mu_;

@@ -74,6 +74,53 @@ TEST(RelayWire, BatchBounds) {
   EXPECT_NE(r.error().message.find("allowed"), std::string::npos) << r.error().message;
 }
 
+// The batch as lines (what a node sends): the events travel as the spool
+// holds them, not escaped; the same strict header and bounds.
+TEST(RelayWire, BatchAsLines) {
+  Batch b;
+  b.server_id = "node-1";
+  b.server_hostname = "host-1";
+  b.first_seq = 42;
+  b.events = {R"({"event":"a","time":"2026-11-28T03:00:00Z"})", R"({"event":"b","x":"\u00e9\\n"})"};
+  const std::string text = to_lines(b);
+  EXPECT_NE(text.find("\n" + b.events[0] + "\n" + b.events[1] + "\n"), std::string::npos) << text;
+  auto back = batch_from_lines(text);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->server_id, b.server_id);
+  EXPECT_EQ(back->server_hostname, b.server_hostname);
+  EXPECT_EQ(back->first_seq, 42u);
+  EXPECT_EQ(back->events, b.events);
+
+  const std::string head = R"({"first_seq":1})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "first line"},
+      {head, "first line"},
+      {head + "\n", "no events"},
+      {head + "\n{\"event\":\"a\"}", "no '\\n'"},
+      {head + "\n\n", "empty line"},
+      {"[]\n{}\n", "JSON object"},
+      {R"({"first_seq":1,"extra":1})" "\n{}\n", "unknown field \"extra\""},
+      {R"({"first_seq":1,"events":[]})" "\n{}\n", "lines after it"},
+      {R"({"first_seq":0})" "\n{}\n", "starts at 1"},
+      {R"({"first_seq":18446744073709551615})" "\n{}\n", "too large"},
+      {std::string(5000, ' ') + head + "\n{}\n", "4096"},
+  };
+  for (const auto& [t, why] : cases) {
+    auto r = batch_from_lines(t);
+    ASSERT_FALSE(r.ok()) << t;
+    EXPECT_EQ(r.error().kind(), Errc::invalid_argument) << t;
+    EXPECT_NE(r.error().message.find(why), std::string::npos) << t << " -> " << r.error().message;
+  }
+  std::string many = head + "\n";
+  for (size_t i = 0; i <= kMaxBatchEvents; ++i) many += "{}\n";
+  auto r = batch_from_lines(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("more than"), std::string::npos) << r.error().message;
+  r = batch_from_lines(head + "\n" + std::string(kMaxBatchBytes + 4096, 'x') + "\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("allowed"), std::string::npos) << r.error().message;
+}
+
 TEST(RelayWire, ChunkMeta) {
   auto m = chunk_meta_from("sess-1", "1024", "true");
   ASSERT_TRUE(m.ok());

@@ -1,0 +1,325 @@
+// End-to-end, issue 10 §5: "the auth service is stopped during a session and
+// restarted: no event lost, none doubled". Two `vigil start` processes on
+// loopback: the auth service with the proxy, and a node joined to it with a
+// join token (auth_server). A user logged in with vsh opens a session
+// straight to the node with plain OpenSSH (its certificate from vsh login),
+// running a loop of numbered execs. While it runs the auth process is
+// stopped (SIGTERM, and SIGKILL in the second test), stays down a while and
+// is started again on the same data_dir. Judged by the auth service's log
+// and recording store: each numbered exec exactly once and in order, one
+// session.start and one session.end for the sid, the recording complete
+// and equal to the node's copy.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "../e2e/harness.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using e2e::Outcome;
+using e2e::Spawn;
+
+const std::string kVigilctl = VIGILCTL_BIN;
+const std::string kVsh = VSH_BIN;
+constexpr const char* kPassword = "correct horse battery staple";
+constexpr int kCommands = 300;
+
+bool wait_until(const std::function<bool()>& done, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return done();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// One cluster of two processes in its own directory, on the ports given.
+class TwoProcesses {
+ public:
+  TwoProcesses(std::string name, int base) : base_(base) {
+    char tmpl[] = "/tmp/vigil-auth-restart-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    chmod(dir_.c_str(), 0755);  // the service user passes through to data_dir
+    auth_config_ = dir_ + "/auth.yaml";
+    std::ofstream(auth_config_) << "version: v3\n"
+                                   "teleport:\n"
+                                   "  nodename: authhost\n"
+                                   "  data_dir: " << dir_ << "/auth\n"
+                                   "auth_service:\n"
+                                   "  enabled: true\n"
+                                   "  cluster_name: " << name << "\n"
+                                   "  listen_addr: 127.0.0.1:" << auth_port() << "\n"
+                                   "proxy_service:\n"
+                                   "  enabled: true\n"
+                                   "  web_listen_addr: 127.0.0.1:" << web_port() << "\n"
+                                   "  listen_addr: 127.0.0.1:" << base_ + 3 << "\n"
+                                   "  tunnel_listen_addr: 127.0.0.1:" << base_ + 4 << "\n"
+                                   "  public_addr: 127.0.0.1:" << web_port() << "\n"
+                                   "ssh_service:\n"
+                                   "  enabled: false\n";
+  }
+  ~TwoProcesses() {
+    stop(auth_, SIGTERM);
+    stop(node_, SIGTERM);
+    if (!getenv("VIGIL_KEEP")) fs::remove_all(dir_);
+  }
+  int auth_port() const { return base_ + 25; }
+  int web_port() const { return base_ + 80; }
+  int node_port() const { return base_ + 22; }
+  const std::string& dir() const { return dir_; }
+  std::string proxy_flag() const {
+    return "127.0.0.1:" + std::to_string(web_port()) + "," + std::to_string(base_ + 3);
+  }
+
+  pid_t start_process(const std::string& config, const std::string& log) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);  // its own group: SIGKILL reaches the auth service it forks too
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      execl(e2e::kVigil.c_str(), e2e::kVigil.c_str(), "start", "-c", config.c_str(), nullptr);
+      _exit(127);
+    }
+    return pid;
+  }
+  // SIGTERM to `vigil start`, which stops what it started; SIGKILL to its
+  // whole group (a killed `vigil start` leaves its cluster-services child
+  // running: that child is the auth service to kill).
+  static void stop(pid_t& pid, int sig) {
+    if (pid <= 0) return;
+    kill(sig == SIGKILL ? -pid : pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+  }
+
+  // The auth service (and proxy) up: vigilctl answers.
+  ::testing::AssertionResult start_auth() {
+    auth_ = start_process(auth_config_, dir_ + "/auth.log");
+    if (wait_until([&] { return ctl({"status"}).status == 0; }, 90))
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the auth service did not come up:\n"
+                                         << slurp(dir_ + "/auth.log");
+  }
+  void stop_auth(int sig) { stop(auth_, sig); }
+
+  // A node joined with a token from `vigilctl nodes add`, up when listed and listening.
+  ::testing::AssertionResult start_node() {
+    auto add = ctl({"nodes", "add", "--ttl=5m"});
+    if (add.status != 0) return ::testing::AssertionFailure() << add.err;
+    std::string token, pin, line;
+    std::istringstream lines(add.out);
+    while (std::getline(lines, line)) {
+      if (line.rfind("The invite token: ", 0) == 0) token = line.substr(18);
+      if (line.rfind("  ca_pin: ", 0) == 0) pin = line.substr(10);
+    }
+    if (token.empty() || pin.empty()) return ::testing::AssertionFailure() << add.out;
+    const std::string config = dir_ + "/node.yaml";
+    std::ofstream(config) << "version: v3\nteleport:\n  nodename: node1\n  data_dir: " << dir_
+                          << "/node\n  auth_token: " << token << "\n  auth_server: 127.0.0.1:"
+                          << auth_port() << "\n  ca_pin: " << pin
+                          << "\nauth_service:\n  enabled: false\nproxy_service:\n  enabled: false\n"
+                          << "ssh_service:\n  enabled: true\n  listen_addr: 127.0.0.1:" << node_port()
+                          << "\n  enhanced_recording:\n    enabled: true\n    root_path: /vigil-auth-restart-"
+                          << base_ << "\n";
+    node_ = start_process(config, dir_ + "/node.log");
+    const bool up = wait_until(
+        [&] {
+          auto nodes = ctl({"nodes", "ls"});
+          if (nodes.status != 0 || nodes.out.find("node1") == std::string::npos) return false;
+          Spawn s;
+          s.argv = {"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(node_port())};
+          return e2e::run(s).status == 0;
+        },
+        90);
+    if (up) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the node did not come up:\n" << slurp(dir_ + "/node.log");
+  }
+
+  Outcome ctl(std::vector<std::string> args, std::optional<std::string> in = std::nullopt) {
+    Spawn s;
+    s.argv = {kVigilctl, "-c", auth_config_};
+    s.argv.insert(s.argv.end(), args.begin(), args.end());
+    s.stdin_data = std::move(in);
+    return e2e::run(s, 60000);
+  }
+  Outcome vsh(std::vector<std::string> args, std::optional<std::string> in = std::nullopt) {
+    Spawn s;
+    s.argv = {kVsh};
+    s.argv.insert(s.argv.end(), args.begin(), args.end());
+    s.env.push_back("VSH_HOME=" + dir_ + "/vsh");
+    s.env.push_back("HOME=" + dir_);
+    s.stdin_data = std::move(in);
+    return e2e::run(s, 60000);
+  }
+
+  // A user signed up and logged in; the path of the private key vsh keeps
+  // (its certificate is <key>-cert.pub).
+  std::string login(const std::string& user) {
+    auto add = ctl({"users", "add", user, "--roles=access", "--logins=root"});
+    EXPECT_EQ(add.status, 0) << add.err;
+    std::string token, line;
+    std::istringstream lines(add.out);
+    while (std::getline(lines, line))
+      if (line.find("vsh signup") != std::string::npos) token = line.substr(line.rfind(' ') + 1);
+    auto signup = vsh({"signup", "--proxy=" + proxy_flag(), "--insecure", "--password-stdin", token},
+                      std::string(kPassword) + "\n");
+    EXPECT_EQ(signup.status, 0) << signup.err;
+    auto in = vsh({"login", "--proxy=" + proxy_flag(), "--user=" + user, "--insecure",
+                   "--password-stdin"},
+                  std::string(kPassword) + "\n");
+    EXPECT_EQ(in.status, 0) << in.err;
+    for (const auto& e : fs::recursive_directory_iterator(dir_ + "/vsh/keys"))
+      if (e.path().filename() == user) return e.path().string();
+    ADD_FAILURE() << "vsh login kept no key for " << user;
+    return {};
+  }
+
+  // The auth service's events, parsed, in file order.
+  std::vector<nlohmann::json> auth_events() {
+    std::vector<nlohmann::json> out;
+    std::istringstream lines(slurp(dir_ + "/auth/log/events.log"));
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object()) out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+ private:
+  int base_;
+  std::string dir_, auth_config_;
+  pid_t auth_ = -1, node_ = -1;
+};
+
+// The numbers of the loop's `/bin/true N` execs in the log, in order.
+std::vector<int> numbered_execs(const std::vector<nlohmann::json>& events, const std::string& sid) {
+  std::vector<int> out;
+  for (const auto& e : events) {
+    if (e.value("event", "") != "session.command" || e.value("sid", "") != sid) continue;
+    // Teleport's form: path, and argv without argv[0].
+    if (e.value("path", "") != "/bin/true" || !e.contains("argv") || !e["argv"].is_array() ||
+        e["argv"].size() != 1)
+      continue;
+    out.push_back(std::stoi(e["argv"][0].get<std::string>()));
+  }
+  return out;
+}
+
+size_t count_of(const std::vector<nlohmann::json>& events, const std::string& name,
+                const std::string& sid) {
+  size_t n = 0;
+  for (const auto& e : events) n += e.value("event", "") == name && e.value("sid", "") == sid;
+  return n;
+}
+
+void stop_and_restart_during_a_session(int base, int sig) {
+  TwoProcesses c("restart" + std::to_string(base), base);
+  ASSERT_TRUE(c.start_auth());
+  ASSERT_TRUE(c.start_node());
+  const std::string key = c.login("alice");
+  ASSERT_FALSE(key.empty());
+
+  Spawn s;
+  s.argv = {"/usr/bin/ssh", "-i", key, "-o", "CertificateFile=" + key + "-cert.pub",
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-p", std::to_string(c.node_port()),
+            "root@127.0.0.1",
+            "for i in $(seq 1 " + std::to_string(kCommands) +
+                "); do /bin/true $i; sleep 0.01; done; echo loop-finished"};
+  e2e::Process session(s);
+
+  // Mid-session: some of the loop's execs have reached the auth service.
+  std::string sid;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& e : c.auth_events())
+          if (e.value("event", "") == "session.command" && e.value("path", "") == "/bin/true") {
+            sid = e.value("sid", "");
+            return true;
+          }
+        return false;
+      },
+      60))
+      << "no exec of the loop reached the auth service";
+  const size_t before = numbered_execs(c.auth_events(), sid).size();
+  c.stop_auth(sig);
+  std::printf("the auth service stopped (signal %d) with %zu of the %d numbered execs in its log\n",
+              sig, before, kCommands);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // the session goes on, the node spools
+  ASSERT_TRUE(c.start_auth());
+
+  auto done = session.wait(180000);
+  ASSERT_EQ(done.status, 0) << done.err;
+  EXPECT_NE(done.out.find("loop-finished"), std::string::npos) << done.out;
+
+  // Everything delivered: session.end, and the recording complete.
+  const std::string records = c.dir() + "/auth/log/records/";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto ev = c.auth_events();
+        return count_of(ev, "session.end", sid) >= 1 &&
+               slurp(records + sid + ".vrec.status").find("\"complete\"") != std::string::npos;
+      },
+      120))
+      << "the node did not deliver the session's end and recording; node log:\n"
+      << slurp(c.dir() + "/node.log");
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // anything doubled would arrive by now
+  const auto events = c.auth_events();
+  std::vector<int> expected;
+  for (int i = 1; i <= kCommands; ++i) expected.push_back(i);
+  const auto got = numbered_execs(events, sid);
+  EXPECT_LT(before, static_cast<size_t>(kCommands)) << "the auth service was stopped after the loop";
+  EXPECT_EQ(got, expected) << "each numbered exec exactly once, in order";
+  EXPECT_EQ(count_of(events, "session.start", sid), 1u);
+  EXPECT_EQ(count_of(events, "session.end", sid), 1u);
+  // Every event of this node once: its relay_seq values have no repeat and no gap.
+  std::vector<uint64_t> seqs;
+  for (const auto& e : events)
+    if (e.contains("relay_seq")) seqs.push_back(e["relay_seq"].get<uint64_t>());
+  ASSERT_FALSE(seqs.empty());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    ASSERT_EQ(seqs[i], seqs[0] + i) << "relay_seq " << seqs[i] << " at position " << i;
+  // The recording: complete, the same bytes as the node's.
+  const std::string node_copy = c.dir() + "/node/node/log/records/" + sid + ".vrec";
+  ASSERT_TRUE(fs::exists(node_copy)) << node_copy;
+  const std::string theirs = slurp(records + sid + ".vrec");
+  EXPECT_FALSE(theirs.empty());
+  EXPECT_TRUE(theirs == slurp(node_copy)) << "the auth service's recording differs from the node's ("
+                                          << theirs.size() << " bytes, the node's "
+                                          << fs::file_size(node_copy) << ")";
+}
+
+// Fixed ports of this suite, 26000-26099: base + 3, 4, 22, 25, 80 with bases 26000 and 26010.
+TEST(AuthRestart, StoppedWithSigtermDuringASessionAndRestartedNothingLostNothingDoubled) {
+  stop_and_restart_during_a_session(26000, SIGTERM);
+}
+
+TEST(AuthRestart, KilledWithSigkillDuringASessionAndRestartedNothingLostNothingDoubled) {
+  stop_and_restart_during_a_session(26010, SIGKILL);
+}
+
+}  // namespace
