@@ -122,7 +122,8 @@ med_ratio() {  # ARRAY SIDE_X SIDE_Y KIND
 }
 rows=''
 for kind in read write; do
-  what=$([[ $kind == read ]] && echo "1 GiB from the node (head -c)" || echo "1 GiB to the node (cat > /dev/null)")
+  size="$((bytes / 1048576)) MiB"
+  what=$([[ $kind == read ]] && echo "$size from the node (head -c)" || echo "$size to the node (cat > /dev/null)")
   rows+="| $what, MB/s | $(med_of mbs a $kind) | $(med_of mbs b $kind) | $(med_of mbs s $kind) | $(med_ratio mbs a b $kind)x | $(med_ratio mbs a s $kind)x | $(med_ratio mbs b s $kind)x |
 | $what, server CPU ms per GiB | $(med_of cpu a $kind) | $(med_of cpu b $kind) | $(med_of cpu s $kind) | $(med_ratio cpu a b $kind)x | $(med_ratio cpu a s $kind)x | $(med_ratio cpu b s $kind)x |
 "
