@@ -7,7 +7,12 @@
 #       CPU time per GiB (its process and reaped children: the session's
 #       processes, front ends, sshd's per-connection processes);
 #   (b) 1 GiB written to `cat > /dev/null`, likewise;
-#   (c) session set-up of `true`, median of N.
+#   (c) AB_PTY_BYTES (64 MiB) read from `head -c` on a terminal (ssh -tt):
+#       the path where privilege separation adds a hop (the pty master stays
+#       with the monitor, which relays it to the front end and records it);
+#   (d) session set-up of `true`, median of N.
+# The server CPU time is of Vigil's two builds only: an sshd listener's
+# counters do not include its connections' processes (they read ~0).
 # Reports each round's ratio A/B and their median: the A/B comparison that a
 # loaded machine disturbs least. Same client, user certificate and node
 # config for all. Root (BPF, cgroups, a private sshd).
@@ -23,6 +28,7 @@ vigil_b=$(realpath "${2:?give two vigil binaries: bench/ab_bench.sh VIGIL_A VIGI
 rounds=${AB_ROUNDS:-5}
 runs=${AB_RUNS:-30}
 bytes=${AB_BYTES:-1073741824}
+pty_bytes=${AB_PTY_BYTES:-67108864}
 login=${AB_LOGIN:-vigiltest}
 label_a=${AB_LABEL_A:-A}
 label_b=${AB_LABEL_B:-B}
@@ -84,18 +90,28 @@ transfer() {  # SIDE KIND(read|write) ROUND
   local side=$1 kind=$2 pid c0 c1 v
   pid=pid_$side
   c0=$(bench_cpu_ms "${!pid}")
-  v=$("bench_${kind}_mbs" "$bytes" "to_$side")
+  if [[ $kind == pty ]]; then
+    v=$(bench_read_mbs "$pty_bytes" "to_$side" -tt)
+  else
+    v=$("bench_${kind}_mbs" "$bytes" "to_$side")
+  fi
   sleep 0.3
   c1=$(bench_cpu_ms "${!pid}")
   mbs[$side,$kind,$3]=$v
-  cpu[$side,$kind,$3]=$(((c1 - c0) * 1073741824 / bytes))
+  local n=$bytes
+  [[ $kind == pty ]] && n=$pty_bytes
+  cpu[$side,$kind,$3]=$(((c1 - c0) * 1073741824 / n))
 }
 sides=(a b s)
 for ((r = 0; r < rounds; r++)); do
-  for kind in read write; do
+  for kind in read write pty; do
     for ((i = 0; i < 3; i++)); do transfer "${sides[(r + i) % 3]}" "$kind" "$r"; done
   done
-  echo "round $((r + 1))/$rounds: read a ${mbs[a,read,$r]} b ${mbs[b,read,$r]} sshd ${mbs[s,read,$r]}; write a ${mbs[a,write,$r]} b ${mbs[b,write,$r]} sshd ${mbs[s,write,$r]} MB/s" >&2
+  line="round $((r + 1))/$rounds (MB/s, CPU ms/GiB):"
+  for kind in read write pty; do
+    line+=" $kind a ${mbs[a,$kind,$r]} ${cpu[a,$kind,$r]}, b ${mbs[b,$kind,$r]} ${cpu[b,$kind,$r]}, sshd ${mbs[s,$kind,$r]};"
+  done
+  echo "$line" >&2
 done
 setup_a() { bench_session_us to_a; }
 setup_b() { bench_session_us to_b; }
@@ -121,11 +137,15 @@ med_ratio() {  # ARRAY SIDE_X SIDE_Y KIND
   printf "%.2f" "$(median <<<"$list")"
 }
 rows=''
-for kind in read write; do
+for kind in read write pty; do
   size="$((bytes / 1048576)) MiB"
-  what=$([[ $kind == read ]] && echo "$size from the node (head -c)" || echo "$size to the node (cat > /dev/null)")
+  case $kind in
+    read) what="$size from the node (head -c)" ;;
+    write) what="$size to the node (cat > /dev/null)" ;;
+    pty) what="$((pty_bytes / 1048576)) MiB from the node on a terminal (ssh -tt, head -c)" ;;
+  esac
   rows+="| $what, MB/s | $(med_of mbs a $kind) | $(med_of mbs b $kind) | $(med_of mbs s $kind) | $(med_ratio mbs a b $kind)x | $(med_ratio mbs a s $kind)x | $(med_ratio mbs b s $kind)x |
-| $what, server CPU ms per GiB | $(med_of cpu a $kind) | $(med_of cpu b $kind) | $(med_of cpu s $kind) | $(med_ratio cpu a b $kind)x | $(med_ratio cpu a s $kind)x | $(med_ratio cpu b s $kind)x |
+| $what, server CPU ms per GiB | $(med_of cpu a $kind) | $(med_of cpu b $kind) | — | $(med_ratio cpu a b $kind)x | — | — |
 "
 done
 rows+="| set-up of \`true\`, ms (median of $runs) | $sa | $sb | $ss | $(ratio "$sa" "$sb")x | $(ratio "$sa" "$ss")x | $(ratio "$sb" "$ss")x |"
