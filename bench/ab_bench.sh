@@ -103,6 +103,8 @@ transfer() {  # SIDE KIND(read|write) ROUND
   cpu[$side,$kind,$3]=$(((c1 - c0) * 1073741824 / n))
 }
 sides=(a b s)
+load0=$(bench_load)
+rounds_log=''
 for ((r = 0; r < rounds; r++)); do
   for kind in read write pty; do
     for ((i = 0; i < 3; i++)); do transfer "${sides[(r + i) % 3]}" "$kind" "$r"; done
@@ -112,6 +114,7 @@ for ((r = 0; r < rounds; r++)); do
     line+=" $kind a ${mbs[a,$kind,$r]} ${cpu[a,$kind,$r]}, b ${mbs[b,$kind,$r]} ${cpu[b,$kind,$r]}, sshd ${mbs[s,$kind,$r]};"
   done
   echo "$line" >&2
+  rounds_log+="    $line"$'\n'
 done
 setup_a() { bench_session_us to_a; }
 setup_b() { bench_session_us to_b; }
@@ -151,7 +154,8 @@ done
 rows+="| set-up of \`true\`, ms (median of $runs) | $sa | $sb | $ss | $(ratio "$sa" "$sb")x | $(ratio "$sa" "$ss")x | $(ratio "$sb" "$ss")x |"
 
 report=$(cat <<EOF
-- Date: $(date -u +%Y-%m-%dT%H:%M:%SZ); load average at the end: $(bench_load)
+- Date: $(date -u +%Y-%m-%dT%H:%M:%SZ); load average before: $load0, at the end: $(bench_load)
+- Command: \`AB_ROUNDS=$rounds AB_RUNS=$runs AB_BYTES=$bytes AB_PTY_BYTES=$pty_bytes bench/ab_bench.sh $vigil_a $vigil_b\`
 - Machine: $(bench_machine)
 - A ($label_a): \`$vigil_a\`
 - B ($label_b): \`$vigil_b\`
@@ -162,6 +166,10 @@ report=$(cat <<EOF
 | measure | A ($label_a) | B ($label_b) | sshd | A/B | A/sshd | B/sshd |
 |---|---|---|---|---|---|---|
 $rows
+
+Each round (A, B, sshd: MB/s and for Vigil's builds the server's CPU ms per GiB):
+
+$rounds_log
 EOF
 )
 echo "$report"

@@ -136,6 +136,14 @@ read_sshd() { bench_read_mbs "$bytes" via_sshd; }
 setup_vigil() { bench_session_us via_vigil; }
 setup_sshd() { bench_session_us via_sshd; }
 
+# What each path negotiates (both connections of each: to the jump host and,
+# through it, to the destination).
+negotiated() { "$@" 2>&1 >/dev/null | sed -n 's/.*kex: algorithm: \(.*\)/\1/p; s/.*server->client cipher: \([^ ]*\).*/\1/p' | sort | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}' || true; }
+vsh_config=$(find "$VSH_HOME" -name ssh_config | head -1)
+[[ -n $vsh_config ]] || die "vsh wrote no ssh_config under $VSH_HOME"
+algs_vigil=$(negotiated ssh -v -F "$vsh_config" -l "$login" "$node" true)
+algs_sshd=$(negotiated ssh -v -F "$work/ssh_config" -J "$login@127.0.0.1:$jump_port" -p "$dest_port" "$login@127.0.0.1" true)
+
 load0=$(bench_load)
 bench_best 2 write_vigil write_sshd
 vw=${bench_result[0]} sw=${bench_result[1]}
@@ -150,7 +158,7 @@ s_ratio=$(ratio "$vs" "$ss")
 # What the node recorded: every session of the run reached the audit log.
 for _ in $(seq 50); do
   ends=$(grep -c '"event":"session.end"' "$work/data/log/events.log" || true)
-  ((ends >= 2 * runs + 6)) && break
+  ((ends >= runs + 6)) && break  # id -un, kex, 2 writes, 2 reads, the set-ups
   sleep 0.2
 done
 cats=$(grep '"event":"session.command"' "$work/data/log/events.log" | grep -c '"program":"cat"' || true)
@@ -170,6 +178,7 @@ first benchmark: a session's set-up latency and 1 GiB through proxy and node.
 - OpenSSH: $(bench_sshd_version), two private instances on loopback (jump host with
   \`AllowTcpForwarding yes\`; destination), \`UsePAM no\`, user and host certificates
 - Client, both ways: $(ssh -V 2>&1) (\`vsh ssh\` runs it with vsh's ssh_config, ProxyJump through the proxy)
+- Negotiated (key exchange, cipher; each hop): Vigil $algs_vigil; OpenSSH $algs_sshd
 - Alternating: each round runs Vigil then OpenSSH, so a disturbance of the shared host hurts neither alone
 
 Commands:
