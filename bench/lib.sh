@@ -126,7 +126,7 @@ bench_read_mbs() {  # BYTES COMMAND...
   local bytes=$1 t0 t1 got
   shift
   t0=$(now_ns)
-  got=$("$@" "head -c $bytes /dev/zero" | wc -c)
+  got=$("$@" "head -c $bytes /dev/zero" | wc -c) || die "$*: the session failed"
   t1=$(now_ns)
   [[ $got -eq $bytes ]] || die "$*: received $got of $bytes bytes"
   echo "scale=1; $bytes * 1000 / ($t1 - $t0)" | bc
@@ -168,9 +168,10 @@ bench_best() {
   for ((r = 0; r < rounds; r++)); do
     for i in "${!fns[@]}"; do
       v=$("${fns[i]}") || exit 1
-      (($(echo "$v > ${bench_result[i]}" | bc))) && bench_result[i]=$v
+      if (($(echo "$v > ${bench_result[i]}" | bc))); then bench_result[i]=$v; fi
     done
   done
+  return 0
 }
 # bench_median RUNS FN...: the median (ms) of RUNS values (µs) printed by
 #   each FN, called in turn per run; sets bench_result[i].
@@ -183,6 +184,7 @@ bench_median() {
   done
   bench_result=()
   for i in "${!fns[@]}"; do bench_result[i]=$(tr ' ' '\n' <<<"${lists[i]}" | grep . | median_ms); done
+  return 0
 }
 
 ratio() { printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; }
