@@ -12,6 +12,10 @@
 #   ssh_bench.sh     the SSH node against sshd    (docs/benchmarks-ssh.md)
 #   proxy_bench.sh   ssh -J through the proxy against ssh -J through sshd
 #                    (docs/benchmarks-proxy.md)
+#   path_bench.sh    the whole path: vsh ssh through vigil start's proxy to its
+#                    node against ssh -J through two sshd (docs/benchmarks-path.md)
+#   (these three share bench/lib.sh; bench/ab_bench.sh, on demand, compares two
+#   builds of the node in one alternating run)
 #   api_bench        the cluster API over HTTPS: requests/s, latency, server CPU
 #                    and RSS at 1, 100, 1000 connections (docs/benchmarks-api.md)
 #
@@ -96,6 +100,7 @@ nice -n -10 "$build/bin/engine_bench" --repeat 3 --storm "$build/bin/storm" \
 
 bench/ssh_bench.sh "$build"
 bench/proxy_bench.sh "$build"
+bench/path_bench.sh "$build"
 
 # The cluster API's HTTPS transport (about 15 s).
 nice -n -10 "$build/bench/api_bench" --markdown docs/benchmarks-api.md
