@@ -51,7 +51,7 @@ enum class LeftoverPolicy {
 struct EngineOptions {
   std::string cgroup_path = "/cgroup2";   // where cgroup2 is (or gets) mounted
   std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
-  std::array<uint32_t, kKindCount> ring_pages = {8, 128, 32};  // rounded up to 2^n
+  std::array<uint32_t, kKindCount> ring_pages = {8, 2048, 32};  // rounded up to 2^n
   int poll_interval_ms = 50;               // longest a quiet event waits to be read
   // Records read from the rings wait here for decoding and the sinks; a
   // storm faster than the sinks fills it instead of the small kernel rings.
