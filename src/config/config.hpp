@@ -35,7 +35,7 @@
 //     enhanced_recording:
 //       enabled: true
 //       command_buffer_size: 8   # pages
-//       disk_buffer_size: 128    # pages
+//       disk_buffer_size: 2048   # pages (the guide: 128)
 //       network_buffer_size: 32  # pages (the guide: 8)
 //       failed_execs: true       # Vigil's own: also record failed execs
 //       leftover_processes: record   # Vigil's own: or kill
@@ -85,7 +85,10 @@ struct EnhancedRecording {
   bool enabled = false;
   bool enabled_given = false;  // the file set it (else the guide's default applies)
   uint32_t command_buffer_size = 8;      // pages
-  uint32_t disk_buffer_size = 128;       // pages
+  // A storm of opens fills 128 pages (the guide's) in 3 ms, less than a busy
+  // host keeps the reader off a CPU: 2048 pages (8 MiB) hold ~50 ms of it
+  // (docs/architecture.md, "Delivery and loss").
+  uint32_t disk_buffer_size = 2048;      // pages
   // Vigil records 2 events per TCP connect (its result too) and more kinds of
   // network events than the guide: 32 pages where the guide says 8.
   uint32_t network_buffer_size = 32;     // pages

@@ -62,6 +62,10 @@ ExecArgs exec_args_view(const vigil_exec_args& args);
 // nullptr when they could not be fetched.
 Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time);
 Result<Event> open(std::span<const std::byte> record, const TimeBase& time);
+// The same into `ev`, whose strings (and body, when it is already a disk
+// event) are reused: the engine's worker decodes a storm without allocating.
+// Every field of `ev` is set.
+Result<void> open_into(std::span<const std::byte> record, const TimeBase& time, Event& ev);
 // A network record of any operation (connect, send, accept, connect result).
 Result<Event> network(std::span<const std::byte> record, const TimeBase& time);
 

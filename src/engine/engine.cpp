@@ -808,21 +808,24 @@ void Engine::reader_loop() {
     }
     {
       std::lock_guard lock(mu_);
+      {
+        // The queue's room for this pass, taken once: the worker only
+        // empties the inbox meanwhile, so it never grows past the bound, and
+        // the reader takes no lock per record.
+        std::lock_guard queue(queue_mu_);
+        size_t queued = inbox_.bytes.size();
+        reading_budget_ = options_.max_queued_bytes > queued ? options_.max_queued_bytes - queued : 0;
+      }
       reading_.read_boot_ns = static_cast<uint64_t>(clock::ns(CLOCK_BOOTTIME));
       int r = ring_buffer__consume(rings_);
       if (r < 0) log::error("reading the rings failed: " + std::string(strerror(-r)));
       std::lock_guard queue(queue_mu_);
       if (inbox_.items.empty()) {
+        // The inbox comes back empty with its capacity (the worker recycles
+        // batches it has delivered): the next pass allocates nothing.
         std::swap(inbox_, reading_);
       } else {
-        size_t base = inbox_.bytes.size();
-        inbox_.bytes.insert(inbox_.bytes.end(), reading_.bytes.begin(), reading_.bytes.end());
-        for (Queued q : reading_.items) {
-          q.offset += base;
-          if (q.args_offset != std::string::npos) q.args_offset += base;
-          inbox_.items.push_back(q);
-        }
-        inbox_.read_boot_ns = reading_.read_boot_ns;
+        inbox_.append(reading_);  // the worker is behind: one batch grows
       }
       reading_.clear();
       inbox_ticket_ = std::max(inbox_ticket_, target);
@@ -836,11 +839,12 @@ void Engine::worker_loop() {
   // The reader must win the CPU when a ring fills: it only copies, and a
   // full ring loses events, while a late worker only grows the queue.
   setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
-  Batch batch;
+  RecordBatch batch;
   uint64_t done_ticket = 0;
   for (;;) {
     uint64_t ticket;
     bool stopping;
+    order_.recycle(batch);  // an emptied batch with room goes back to the reader
     {
       std::unique_lock lock(queue_mu_);
       auto ready = [&] {
@@ -848,49 +852,20 @@ void Engine::worker_loop() {
       };
       // Events held back for ordering are delivered when their window ends,
       // even if nothing new arrives.
-      if (pending_.empty()) queue_cv_.wait(lock, ready);
+      if (order_.held() == 0) queue_cv_.wait(lock, ready);
       else queue_cv_.wait_for(lock, std::chrono::nanoseconds(kReorderWindowNs), ready);
       std::swap(batch, inbox_);
       ticket = inbox_ticket_;
       stopping = worker_stop_;
     }
     decode::TimeBase time = decode::TimeBase::now();
-    for (const Queued& q : batch.items) {
-      std::span<const std::byte> record(batch.bytes.data() + q.offset, q.size);
-      auto head = decode::head(record);
-      Result<Event> event = Error{""};
-      switch (head->kind) {
-        case Kind::command: {
-          decode::ExecArgs args, *have = nullptr;
-          if (q.args_offset != std::string::npos) {
-            const std::byte* p = batch.bytes.data() + q.args_offset;
-            uint32_t fields[4];  // flags, then the lengths of path, argv, kernel path
-            std::memcpy(fields, p, sizeof(fields));
-            const char* text = reinterpret_cast<const char*>(p + sizeof(fields));
-            args = {fields[0], std::string_view(text, fields[1]),
-                    std::string_view(text + fields[1], fields[2]),
-                    std::string_view(text + fields[1] + fields[2], fields[3])};
-            have = &args;
-          }
-          event = decode::exec(record, have, time);
-          break;
-        }
-        case Kind::disk: event = decode::open(record, time); break;
-        case Kind::network: event = decode::network(record, time); break;
-      }
-      if (!event) {
-        log::warn("session " + q.session->id_ + ": dropped a " +
-                  std::string(kind_name(head->kind)) + " record: " + event.error().message);
-        q.session->user_lost_[static_cast<int>(head->kind)].fetch_add(1, std::memory_order_relaxed);
-        continue;  // emitted but not delivered: lost
-      }
-      pending_.push_back({q.session, std::move(event.value())});
-    }
     uint64_t watermark_boot = batch.items.empty() ? static_cast<uint64_t>(clock::ns(CLOCK_BOOTTIME))
                                                   : batch.read_boot_ns;
-    batch.clear();
+    order_.take(std::move(batch));
+    batch = RecordBatch();
     bool flush_all = ticket > done_ticket || stopping;
-    deliver(flush_all ? INT64_MAX : time.to_realtime(watermark_boot - kReorderWindowNs));
+    uint64_t until = watermark_boot > kReorderWindowNs ? watermark_boot - kReorderWindowNs : 0;
+    deliver(flush_all ? UINT64_MAX : until, time);
     if (ticket > done_ticket) {
       done_ticket = ticket;
       {
@@ -932,74 +907,58 @@ int Engine::on_record(const void* data, size_t size) {
   }
   decode::ExecArgs view;
   if (args) view = decode::exec_args_view(*args);
-  size_t need =
-      size + (args ? 16 + view.path.size() + view.argv.size() + view.kernel_path.size() : 0);
-  {
-    std::lock_guard queue(queue_mu_);
-    if (inbox_.bytes.size() + reading_.bytes.size() + need > options_.max_queued_bytes) {
-      // Counted as lost (emitted, never delivered); said once a streak.
-      session->user_lost_[static_cast<int>(head->kind)].fetch_add(1, std::memory_order_relaxed);
-      if (queue_dropped_++ == 0)
-        log::warn("the engine's queue is full (" + std::to_string(options_.max_queued_bytes) +
-                  " bytes): records are being dropped and counted as lost");
-      return 0;
-    }
-    queue_dropped_ = 0;
+  size_t need = RecordBatch::bytes_needed(size, args ? &view : nullptr);
+  if (reading_.bytes.size() + need > reading_budget_) {
+    // Counted as lost (emitted, never delivered); said once a streak.
+    session->user_lost_[static_cast<int>(head->kind)].fetch_add(1, std::memory_order_relaxed);
+    if (queue_dropped_++ == 0)
+      log::warn("the engine's queue is full (" + std::to_string(options_.max_queued_bytes) +
+                " bytes): records are being dropped and counted as lost");
+    return 0;
   }
-  Queued q{session.get(), reading_.bytes.size(), size, std::string::npos};
-  auto* bytes = static_cast<const std::byte*>(data);
-  reading_.bytes.insert(reading_.bytes.end(), bytes, bytes + size);
-  if (args) {
-    q.args_offset = reading_.bytes.size();
-    uint32_t fields[4] = {view.flags, static_cast<uint32_t>(view.path.size()),
-                          static_cast<uint32_t>(view.argv.size()),
-                          static_cast<uint32_t>(view.kernel_path.size())};
-    auto* f = reinterpret_cast<const std::byte*>(fields);
-    reading_.bytes.insert(reading_.bytes.end(), f, f + sizeof(fields));
-    auto* p = reinterpret_cast<const std::byte*>(view.path.data());
-    reading_.bytes.insert(reading_.bytes.end(), p, p + view.path.size());
-    auto* a = reinterpret_cast<const std::byte*>(view.argv.data());
-    reading_.bytes.insert(reading_.bytes.end(), a, a + view.argv.size());
-    auto* k = reinterpret_cast<const std::byte*>(view.kernel_path.data());
-    reading_.bytes.insert(reading_.bytes.end(), k, k + view.kernel_path.size());
-  }
-  reading_.items.push_back(q);
+  queue_dropped_ = 0;
+  reading_.add(session.get(), record, args ? &view : nullptr);
   return 0;
 }
 
-void Engine::deliver(int64_t until_ns) {
-  // Each ring is in order; across rings, order by time. Events newer than
-  // the window may still have older peers on their way, so they wait for
-  // the next pass (a drain delivers everything).
-  // Sorted by index, not by moving Events (strings and vectors): a storm
-  // brings thousands per pass.
-  order_.clear();
-  for (uint32_t i = 0; i < pending_.size(); ++i) order_.push_back({pending_[i].event.time_ns, i});
-  std::stable_sort(order_.begin(), order_.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  size_t n = 0;
-  for (; n < order_.size() && order_[n].first <= until_ns; ++n) {
-    Session* session = pending_[order_[n].second].session;
-    const Event& event = pending_[order_[n].second].event;
+// The worker's deliveries into sessions: counts, sink, and which sessions
+// to tell that a pass ended.
+class Engine::Delivery final : public RecordOrder::Handler {
+ public:
+  explicit Delivery(std::vector<Session*>& touched) : touched_(touched) {}
+
+  void deliver(void* owner, const Event& event) override {
+    auto* session = static_cast<Session*>(owner);
     // A command without its arguments is passed on but counted as lost: the
     // kernel counted it so when its store was full, and an emitted record
     // that is not delivered whole shows as lost at close.
     bool whole = !(event.kind() == Kind::command && std::get<CommandEvent>(event.body).args_lost);
-    if (whole) session->delivered_[static_cast<int>(event.kind())].fetch_add(1, std::memory_order_relaxed);
+    if (whole)
+      session->delivered_[static_cast<int>(event.kind())].fetch_add(1, std::memory_order_relaxed);
     session->sink_(event);
     if (!session->touched_) {
       session->touched_ = true;
       touched_.push_back(session);
     }
   }
-  if (n == pending_.size()) {
-    pending_.clear();
-  } else {
-    std::vector<Pending> rest;  // what waits for the next pass, in time order
-    rest.reserve(pending_.size() - n);
-    for (size_t k = n; k < order_.size(); ++k) rest.push_back(std::move(pending_[order_[k].second]));
-    pending_.swap(rest);
+
+  void undecodable(void* owner, Kind kind, const std::string& why) override {
+    auto* session = static_cast<Session*>(owner);
+    log::warn("session " + session->id_ + ": dropped a " + std::string(kind_name(kind)) +
+              " record: " + why);
+    session->user_lost_[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
   }
+
+ private:
+  std::vector<Session*>& touched_;
+};
+
+void Engine::deliver(uint64_t until_boot_ns, const decode::TimeBase& time) {
+  // Each ring is in order; across rings, order by time. Events newer than
+  // the window may still have older peers on their way, so they wait for
+  // the next pass (a drain delivers everything).
+  Delivery delivery(touched_);
+  order_.release(until_boot_ns, time, delivery);
   for (Session* s : touched_) {
     s->touched_ = false;
     if (s->on_batch_) s->on_batch_();

@@ -14,8 +14,8 @@
 // guard process it forked at start kills its sessions' processes.
 //
 // Two threads: the reader empties the kernel rings into a queue as fast as
-// it can (the rings are small); the worker decodes, orders by time and
-// runs the sinks, one event at a time. A slow sink backs up into the queue
+// it can (the rings are small); the worker orders by time, decodes (into one
+// reused event) and runs the sinks, one event at a time (record_order.hpp). A slow sink backs up into the queue
 // (bounded by max_queued_bytes; beyond it records are counted as lost).
 #pragma once
 
@@ -33,6 +33,7 @@
 #include "common/fd.hpp"
 #include "common/result.hpp"
 #include "engine/decode.hpp"
+#include "engine/record_order.hpp"
 #include "event/event.hpp"
 
 struct ring_buffer;
@@ -50,7 +51,7 @@ enum class LeftoverPolicy {
 struct EngineOptions {
   std::string cgroup_path = "/cgroup2";   // where cgroup2 is (or gets) mounted
   std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
-  std::array<uint32_t, kKindCount> ring_pages = {8, 128, 32};  // rounded up to 2^n
+  std::array<uint32_t, kKindCount> ring_pages = {8, 2048, 32};  // rounded up to 2^n
   int poll_interval_ms = 50;               // longest a quiet event waits to be read
   // Records read from the rings wait here for decoding and the sinks; a
   // storm faster than the sinks fills it instead of the small kernel rings.
@@ -189,7 +190,8 @@ class Engine {
   void worker_loop();
   void drain();
   int on_record(const void* data, size_t size);
-  void deliver(int64_t until_ns);
+  void deliver(uint64_t until_boot_ns, const decode::TimeBase& time);
+  class Delivery;
   static int ring_callback(void* ctx, void* data, size_t size);
   Result<void> retain(KindSet kinds);
   // The session's kernel counters, summed over CPUs.
@@ -245,37 +247,18 @@ class Engine {
 
   // Records on their way from the reader to the worker: raw bytes, and for a
   // command its path and argv (fetched by the reader, which frees the map).
-  struct Queued {
-    Session* session;
-    size_t offset;       // of the record in bytes
-    size_t size;
-    size_t args_offset;  // of [flags, path_len, argv_len, path, argv], or npos
-  };
-  struct Batch {
-    std::vector<std::byte> bytes;
-    std::vector<Queued> items;
-    uint64_t read_boot_ns = 0;  // the rings held every older record when read
-    void clear() {
-      bytes.clear();
-      items.clear();
-    }
-  };
-  Batch reading_;               // filled by the reader during a pass (under mu_)
+  RecordBatch reading_;         // filled by the reader during a pass (under mu_)
+  size_t reading_budget_ = 0;   // bytes reading_ may take in this pass (the queue's room)
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  Batch inbox_;                 // handed to the worker
+  RecordBatch inbox_;           // handed to the worker
   uint64_t inbox_ticket_ = 0;   // drain ticket the inbox completes
-  uint64_t queue_dropped_ = 0;  // records refused past max_queued_bytes
+  uint64_t queue_dropped_ = 0;  // records refused past max_queued_bytes (reader only)
   bool worker_stop_ = false;
   std::thread worker_;
 
   // Worker side.
-  struct Pending {
-    Session* session;
-    Event event;
-  };
-  std::vector<Pending> pending_;   // decoded, waiting to be delivered in time order
-  std::vector<std::pair<int64_t, uint32_t>> order_;  // (time, index in pending_)
+  RecordOrder order_;              // records waiting to be delivered in time order
   std::vector<Session*> touched_;  // sessions that got events in this pass
 
   std::mutex drain_mu_;

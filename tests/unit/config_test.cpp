@@ -120,7 +120,7 @@ TEST(Config, Defaults) {
   EXPECT_EQ(config.ssh.enhanced_recording, recording_on);
   EXPECT_TRUE(config.ssh.enhanced_recording.enabled);
   EXPECT_EQ(config.ssh.enhanced_recording.command_buffer_size, 8u);
-  EXPECT_EQ(config.ssh.enhanced_recording.disk_buffer_size, 128u);
+  EXPECT_EQ(config.ssh.enhanced_recording.disk_buffer_size, 2048u);
   EXPECT_EQ(config.ssh.enhanced_recording.network_buffer_size, 32u);
   EXPECT_EQ(config.ssh.enhanced_recording.cgroup_path, "/cgroup2");
   EXPECT_EQ(config.ssh.enhanced_recording.root_path, "/vigil");
@@ -197,7 +197,7 @@ ssh_service:
   EXPECT_EQ(config->ssh.default_kinds, kinds({Kind::command, Kind::disk}));
   EXPECT_TRUE(config->ssh.enhanced_recording.enabled);
   EXPECT_EQ(config->ssh.enhanced_recording.command_buffer_size, 3u);
-  EXPECT_EQ(config->ssh.enhanced_recording.disk_buffer_size, 128u);
+  EXPECT_EQ(config->ssh.enhanced_recording.disk_buffer_size, 2048u);  // Vigil's default
   EXPECT_EQ(config->ssh.enhanced_recording.cgroup_path, "/");
   EXPECT_EQ(config->ssh.enhanced_recording.root_path, "/vigil/node-1");
 }
