@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -157,10 +158,19 @@ struct ServicesArgs {
 };
 
 int run_services(const ServicesArgs& a) {
+  const pid_t monitor = getppid();
   // Root until here: drop before anything reads from the network.
   privsep::ServiceUser who{a.user, a.uid, a.gid};
   if (auto r = privsep::drop_to(who, privsep::DropOptions{{1, 2, a.ready_fd}, ""}); !r) {
     std::fprintf(stderr, "vigil: cluster services: %s\n", r.error().message.c_str());
+    return kVigilFailed;
+  }
+  // Ends with vigil start, even a SIGKILLed one: an orphan would keep the
+  // ports and the data_dir, and the next start would fail on them. SIGTERM,
+  // so the audit log is flushed; set after the drop (changing ids clears it).
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != monitor) {
+    std::fprintf(stderr, "vigil: cluster services: vigil start is gone; stopping\n");
     return kVigilFailed;
   }
   auto cfg = a.where.resolve();

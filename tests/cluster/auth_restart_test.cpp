@@ -9,11 +9,8 @@
 // and recording store: each numbered exec exactly once and in order, one
 // session.start and one session.end for the sid, the recording complete
 // and equal to the node's copy.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -21,31 +18,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <thread>
 
-#include "../e2e/harness.hpp"
+#include "cluster_harness.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using e2e::Outcome;
 using e2e::Spawn;
+using namespace cluster_test;
 
-const std::string kVigilctl = VIGILCTL_BIN;
-const std::string kVsh = VSH_BIN;
-constexpr const char* kPassword = "correct horse battery staple";
 constexpr int kCommands = 300;
-
-bool wait_until(const std::function<bool()>& done, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -54,80 +39,56 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-// One cluster of two processes in its own directory, on the ports given.
+// One cluster of two `vigil start` processes, each with its own directory,
+// on the ports given: the auth service (with the proxy), and a node.
 class TwoProcesses {
  public:
-  TwoProcesses(std::string name, int base) : base_(base) {
-    char tmpl[] = "/tmp/vigil-auth-restart-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    chmod(dir_.c_str(), 0755);  // the service user passes through to data_dir
-    auth_config_ = dir_ + "/auth.yaml";
-    std::ofstream(auth_config_) << "version: v3\n"
-                                   "teleport:\n"
-                                   "  nodename: authhost\n"
-                                   "  data_dir: " << dir_ << "/auth\n"
-                                   "auth_service:\n"
-                                   "  enabled: true\n"
-                                   "  cluster_name: " << name << "\n"
-                                   "  listen_addr: 127.0.0.1:" << auth_port() << "\n"
-                                   "proxy_service:\n"
-                                   "  enabled: true\n"
-                                   "  web_listen_addr: 127.0.0.1:" << web_port() << "\n"
-                                   "  listen_addr: 127.0.0.1:" << base_ + 3 << "\n"
-                                   "  tunnel_listen_addr: 127.0.0.1:" << base_ + 4 << "\n"
-                                   "  public_addr: 127.0.0.1:" << web_port() << "\n"
-                                   "ssh_service:\n"
-                                   "  enabled: false\n";
-  }
-  ~TwoProcesses() {
-    stop(auth_, SIGTERM);
-    stop(node_, SIGTERM);
-    if (!getenv("VIGIL_KEEP")) fs::remove_all(dir_);
+  TwoProcesses(const std::string& name, int base)
+      : base_(base), auth_("vigil-auth-restart"), node_("vigil-auth-restart-node") {
+    std::ostringstream cfg;
+    cfg << "version: v3\n"
+           "teleport:\n"
+           "  nodename: authhost\n"
+           "  data_dir: " << auth_.data_dir() << "\n"
+           "auth_service:\n"
+           "  enabled: true\n"
+           "  cluster_name: " << name << "\n"
+           "  listen_addr: 127.0.0.1:" << auth_port() << "\n"
+           "proxy_service:\n"
+           "  enabled: true\n"
+           "  web_listen_addr: 127.0.0.1:" << web_port() << "\n"
+           "  listen_addr: 127.0.0.1:" << base_ + 3 << "\n"
+           "  tunnel_listen_addr: 127.0.0.1:" << base_ + 4 << "\n"
+           "  public_addr: 127.0.0.1:" << web_port() << "\n"
+           "ssh_service:\n"
+           "  enabled: false\n";
+    auth_.write_config(cfg.str());
   }
   int auth_port() const { return base_ + 25; }
   int web_port() const { return base_ + 80; }
   int node_port() const { return base_ + 22; }
-  const std::string& dir() const { return dir_; }
+  const VigilProcess& auth() const { return auth_; }
+  const VigilProcess& node() const { return node_; }
+  VigilProcess& auth() { return auth_; }
   std::string proxy_flag() const {
     return "127.0.0.1:" + std::to_string(web_port()) + "," + std::to_string(base_ + 3);
   }
 
-  pid_t start_process(const std::string& config, const std::string& log) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      setpgid(0, 0);  // its own group: SIGKILL reaches the auth service it forks too
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(e2e::kVigil.c_str(), e2e::kVigil.c_str(), "start", "-c", config.c_str(), nullptr);
-      _exit(127);
-    }
-    return pid;
+  // The auth service (and proxy) up: vigilctl answers. In a process group of
+  // its own, so that SIGKILL reaches the cluster-services child too.
+  ::testing::AssertionResult start_auth() {
+    auth_.start(/*own_group=*/true);
+    if (wait_until([&] { return auth_.ctl({"status"}).status == 0; }, 90))
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the auth service did not come up:\n" << auth_.log_text();
   }
   // SIGTERM to `vigil start`, which stops what it started; SIGKILL to its
-  // whole group (a killed `vigil start` leaves its cluster-services child
-  // running: that child is the auth service to kill).
-  static void stop(pid_t& pid, int sig) {
-    if (pid <= 0) return;
-    kill(sig == SIGKILL ? -pid : pid, sig);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-  }
-
-  // The auth service (and proxy) up: vigilctl answers.
-  ::testing::AssertionResult start_auth() {
-    auth_ = start_process(auth_config_, dir_ + "/auth.log");
-    if (wait_until([&] { return ctl({"status"}).status == 0; }, 90))
-      return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "the auth service did not come up:\n"
-                                         << slurp(dir_ + "/auth.log");
-  }
-  void stop_auth(int sig) { stop(auth_, sig); }
+  // whole group, the auth service (its cluster-services child) included.
+  void stop_auth(int sig) { auth_.stop(sig, sig == SIGKILL); }
 
   // A node joined with a token from `vigilctl nodes add`, up when listed and listening.
   ::testing::AssertionResult start_node() {
-    auto add = ctl({"nodes", "add", "--ttl=5m"});
+    auto add = auth_.ctl({"nodes", "add", "--ttl=5m"});
     if (add.status != 0) return ::testing::AssertionFailure() << add.err;
     std::string token, pin, line;
     std::istringstream lines(add.out);
@@ -136,18 +97,19 @@ class TwoProcesses {
       if (line.rfind("  ca_pin: ", 0) == 0) pin = line.substr(10);
     }
     if (token.empty() || pin.empty()) return ::testing::AssertionFailure() << add.out;
-    const std::string config = dir_ + "/node.yaml";
-    std::ofstream(config) << "version: v3\nteleport:\n  nodename: node1\n  data_dir: " << dir_
-                          << "/node\n  auth_token: " << token << "\n  auth_server: 127.0.0.1:"
-                          << auth_port() << "\n  ca_pin: " << pin
-                          << "\nauth_service:\n  enabled: false\nproxy_service:\n  enabled: false\n"
-                          << "ssh_service:\n  enabled: true\n  listen_addr: 127.0.0.1:" << node_port()
-                          << "\n  enhanced_recording:\n    enabled: true\n    root_path: /vigil-auth-restart-"
-                          << base_ << "\n";
-    node_ = start_process(config, dir_ + "/node.log");
+    std::ostringstream cfg;
+    cfg << "version: v3\nteleport:\n  nodename: node1\n  data_dir: " << node_.data_dir()
+        << "\n  auth_token: " << token << "\n  auth_server: 127.0.0.1:" << auth_port()
+        << "\n  ca_pin: " << pin
+        << "\nauth_service:\n  enabled: false\nproxy_service:\n  enabled: false\n"
+        << "ssh_service:\n  enabled: true\n  listen_addr: 127.0.0.1:" << node_port()
+        << "\n  enhanced_recording:\n    enabled: true\n    root_path: /vigil-auth-restart-" << base_
+        << "\n";
+    node_.write_config(cfg.str());
+    node_.start();
     const bool up = wait_until(
         [&] {
-          auto nodes = ctl({"nodes", "ls"});
+          auto nodes = auth_.ctl({"nodes", "ls"});
           if (nodes.status != 0 || nodes.out.find("node1") == std::string::npos) return false;
           Spawn s;
           s.argv = {"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(node_port())};
@@ -155,52 +117,32 @@ class TwoProcesses {
         },
         90);
     if (up) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "the node did not come up:\n" << slurp(dir_ + "/node.log");
-  }
-
-  Outcome ctl(std::vector<std::string> args, std::optional<std::string> in = std::nullopt) {
-    Spawn s;
-    s.argv = {kVigilctl, "-c", auth_config_};
-    s.argv.insert(s.argv.end(), args.begin(), args.end());
-    s.stdin_data = std::move(in);
-    return e2e::run(s, 60000);
-  }
-  Outcome vsh(std::vector<std::string> args, std::optional<std::string> in = std::nullopt) {
-    Spawn s;
-    s.argv = {kVsh};
-    s.argv.insert(s.argv.end(), args.begin(), args.end());
-    s.env.push_back("VSH_HOME=" + dir_ + "/vsh");
-    s.env.push_back("HOME=" + dir_);
-    s.stdin_data = std::move(in);
-    return e2e::run(s, 60000);
+    return ::testing::AssertionFailure() << "the node did not come up:\n" << node_.log_text();
   }
 
   // A user signed up and logged in; the path of the private key vsh keeps
   // (its certificate is <key>-cert.pub).
   std::string login(const std::string& user) {
-    auto add = ctl({"users", "add", user, "--roles=access", "--logins=root"});
+    auto add = auth_.ctl({"users", "add", user, "--roles=access", "--logins=root"});
     EXPECT_EQ(add.status, 0) << add.err;
-    std::string token, line;
-    std::istringstream lines(add.out);
-    while (std::getline(lines, line))
-      if (line.find("vsh signup") != std::string::npos) token = line.substr(line.rfind(' ') + 1);
-    auto signup = vsh({"signup", "--proxy=" + proxy_flag(), "--insecure", "--password-stdin", token},
-                      std::string(kPassword) + "\n");
+    auto signup = auth_.vsh(user, {"signup", "--proxy=" + proxy_flag(), "--insecure",
+                                   "--password-stdin", signup_token(add.out)},
+                            std::string(kPassword) + "\n");
     EXPECT_EQ(signup.status, 0) << signup.err;
-    auto in = vsh({"login", "--proxy=" + proxy_flag(), "--user=" + user, "--insecure",
-                   "--password-stdin"},
-                  std::string(kPassword) + "\n");
+    auto in = auth_.vsh(user, {"login", "--proxy=" + proxy_flag(), "--user=" + user, "--insecure",
+                               "--password-stdin"},
+                        std::string(kPassword) + "\n");
     EXPECT_EQ(in.status, 0) << in.err;
-    for (const auto& e : fs::recursive_directory_iterator(dir_ + "/vsh/keys"))
+    for (const auto& e : fs::recursive_directory_iterator(auth_.dir() + "/home-" + user + "/keys"))
       if (e.path().filename() == user) return e.path().string();
     ADD_FAILURE() << "vsh login kept no key for " << user;
     return {};
   }
 
   // The auth service's events, parsed, in file order.
-  std::vector<nlohmann::json> auth_events() {
+  std::vector<nlohmann::json> auth_events() const {
     std::vector<nlohmann::json> out;
-    std::istringstream lines(slurp(dir_ + "/auth/log/events.log"));
+    std::istringstream lines(auth_.auth_log_text());
     std::string line;
     while (std::getline(lines, line)) {
       auto j = nlohmann::json::parse(line, nullptr, false);
@@ -211,8 +153,7 @@ class TwoProcesses {
 
  private:
   int base_;
-  std::string dir_, auth_config_;
-  pid_t auth_ = -1, node_ = -1;
+  VigilProcess auth_, node_;  // destroyed node first: it stops before its auth service
 };
 
 // The numbers of the loop's `/bin/true N` execs in the log, in order.
@@ -277,7 +218,7 @@ void stop_and_restart_during_a_session(int base, int sig) {
   EXPECT_NE(done.out.find("loop-finished"), std::string::npos) << done.out;
 
   // Everything delivered: session.end, and the recording complete.
-  const std::string records = c.dir() + "/auth/log/records/";
+  const std::string records = c.auth().data_dir() + "/log/records/";
   ASSERT_TRUE(wait_until(
       [&] {
         auto ev = c.auth_events();
@@ -286,7 +227,7 @@ void stop_and_restart_during_a_session(int base, int sig) {
       },
       120))
       << "the node did not deliver the session's end and recording; node log:\n"
-      << slurp(c.dir() + "/node.log");
+      << c.node().log_text();
   std::this_thread::sleep_for(std::chrono::seconds(3));  // anything doubled would arrive by now
   const auto events = c.auth_events();
   std::vector<int> expected;
@@ -304,7 +245,7 @@ void stop_and_restart_during_a_session(int base, int sig) {
   for (size_t i = 0; i < seqs.size(); ++i)
     ASSERT_EQ(seqs[i], seqs[0] + i) << "relay_seq " << seqs[i] << " at position " << i;
   // The recording: complete, the same bytes as the node's.
-  const std::string node_copy = c.dir() + "/node/node/log/records/" + sid + ".vrec";
+  const std::string node_copy = c.node().data_dir() + "/node/log/records/" + sid + ".vrec";
   ASSERT_TRUE(fs::exists(node_copy)) << node_copy;
   const std::string theirs = slurp(records + sid + ".vrec");
   EXPECT_FALSE(theirs.empty());
@@ -313,7 +254,28 @@ void stop_and_restart_during_a_session(int base, int sig) {
                                           << fs::file_size(node_copy) << ")";
 }
 
-// Fixed ports of this suite, 26000-26099: base + 3, 4, 22, 25, 80 with bases 26000 and 26010.
+// Fixed ports of this suite, 26000-26099: base + 3, 4, 22, 25, 80 with bases 26000, 26005 and 26010.
+
+// `vigil start` SIGKILLed alone (not its group): the cluster-services child
+// it forked must not outlive it holding the ports and the data_dir, or the
+// next start fails on them.
+TEST(AuthRestart, AKilledVigilStartTakesItsServicesWithItAndStartsAgain) {
+  TwoProcesses c("orphan", 26005);
+  ASSERT_TRUE(c.start_auth());
+  pid_t start = c.auth().pid();
+  kill(start, SIGKILL);  // this process only
+  int status = 0;
+  waitpid(start, &status, 0);
+  c.auth().forget();
+  auto port_free = [&] {
+    Spawn probe;
+    probe.argv = {"/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(c.auth_port())};
+    return e2e::run(probe).status != 0;
+  };
+  EXPECT_TRUE(wait_until(port_free, 20)) << "the auth service outlived vigil start";
+  ASSERT_TRUE(c.start_auth()) << "a second start on the same data_dir";
+}
+
 TEST(AuthRestart, StoppedWithSigtermDuringASessionAndRestartedNothingLostNothingDoubled) {
   stop_and_restart_during_a_session(26000, SIGTERM);
 }

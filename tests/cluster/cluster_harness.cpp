@@ -85,9 +85,10 @@ VigilProcess::~VigilProcess() {
 
 void VigilProcess::write_config(const std::string& yaml) const { std::ofstream(config_) << yaml; }
 
-void VigilProcess::start() {
+void VigilProcess::start(bool own_group) {
   pid_ = fork();
   if (pid_ == 0) {
+    if (own_group) setpgid(0, 0);
     int log = open((dir_ + "/vigil.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(log, 1);
     dup2(log, 2);
@@ -96,9 +97,9 @@ void VigilProcess::start() {
   }
 }
 
-bool VigilProcess::stop(int sig) {
+bool VigilProcess::stop(int sig, bool group) {
   if (pid_ <= 0) return false;
-  kill(pid_, sig);
+  kill(group ? -pid_ : pid_, sig);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;

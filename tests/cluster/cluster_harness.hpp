@@ -55,10 +55,14 @@ class VigilProcess {
 
   void write_config(const std::string& yaml) const;
   // Forks `vigil start -c config` with stdout and stderr in <dir>/vigil.log
-  // (appended, so a restart keeps the first run's words).
-  void start();
-  // Sends `sig` and reaps; false when it was not running.
-  bool stop(int sig = SIGTERM);
+  // (appended, so a restart keeps the first run's words); with own_group, in
+  // a process group of its own, which stop(sig, true) signals whole.
+  void start(bool own_group = false);
+  // Sends `sig` (to the process group with group) and reaps; false when it
+  // was not running.
+  bool stop(int sig = SIGTERM, bool group = false);
+  // Forgets a process reaped elsewhere.
+  void forget() { pid_ = -1; }
   bool running() const;
   pid_t pid() const { return pid_; }
   std::string log_text() const;
