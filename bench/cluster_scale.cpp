@@ -32,6 +32,7 @@
 // auth service started from here inherits it).
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -78,7 +79,7 @@ struct Figures {
   size_t nodes = 0;
   double keygen_s = 0, join_s = 0, connect_s = 0, beat_s = 0;
   size_t join_errors = 0, connect_errors = 0;
-  size_t beats = 0, beat_errors = 0, workers = 0;
+  size_t beats = 0, beat_errors = 0, workers = 0, reconnects = 0, warmup_failures = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   size_t events = 0, event_errors = 0;
   double auth_cpu_join = 0, auth_cpu_beat = 0;  // CPU seconds per wall second
@@ -206,7 +207,7 @@ std::string rfc3339_now() {
 
 // What a worker process sends back, then `latencies` doubles.
 struct WorkerResult {
-  uint64_t connect_errors, beats, beat_errors, events, event_errors, latencies;
+  uint64_t connect_errors, beats, beat_errors, events, event_errors, latencies, reconnects, warmup_failures;
   double connect_s, cpu_s;
   char first_error[512];
 };
@@ -413,6 +414,17 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
         std::lock_guard lock(mu);
         if (first_error.empty()) first_error = e;
       };
+      auto connect_node = [&](Node& node) {
+        api::ClientOptions o;
+        o.address = addr;
+        o.trusted = cas;
+        o.cluster = "scale";
+        o.server_name = "scale-auth";
+        o.key = &*node.tls_key;
+        o.certificate = node.cert;
+        return api::Client::connect(o);
+      };
+      std::atomic<size_t> reconnects{0};
       auto c0 = Clock::now();
       {
         std::atomic<size_t> next{first}, errors{0};
@@ -422,14 +434,7 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
             for (size_t i; (i = next++) < last;) {
               Node& node = nodes[i];
               if (node.uuid.empty()) continue;
-              api::ClientOptions o;
-              o.address = addr;
-              o.trusted = cas;
-              o.cluster = "scale";
-              o.server_name = "scale-auth";
-              o.key = &*node.tls_key;
-              o.certificate = node.cert;
-              auto c = api::Client::connect(o);
+              auto c = connect_node(node);
               if (!c) {
                 ++errors;
                 note("connect: " + c.error().message);
@@ -444,8 +449,24 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
       out.connect_s = std::chrono::duration<double>(Clock::now() - c0).count();
       char byte = 1;
       int64_t start_ns = 0;
-      if (write(ready[1], &byte, 1) != 1 || read(go[0], &start_ns, sizeof start_ns) != sizeof start_ns)
-        _exit(1);
+      if (write(ready[1], &byte, 1) != 1) _exit(1);
+      // Until every worker has connected (minutes at 10,000 nodes), each
+      // node heartbeats every 20 s, unmeasured, as a real node would: the
+      // server closes a connection idle for 120 s (idle_timeout).
+      for (;;) {
+        pollfd p{go[0], POLLIN, 0};
+        if (poll(&p, 1, 20'000) > 0) break;
+        for (size_t i = first; i < last; ++i)
+          if (nodes[i].client &&
+              !nodes[i].client->call_json("POST", "/v1/nodes/heartbeat",
+                                          json{{"node_name", nodes[i].name},
+                                               {"address", "127.0.0.1:" + std::to_string(30000 + i % 30000)},
+                                               {"uuid", nodes[i].uuid}})) {
+            ++out.warmup_failures;
+            nodes[i].client.reset();
+          }
+      }
+      if (read(go[0], &start_ns, sizeof start_ns) != sizeof start_ns) _exit(1);
       const Clock::time_point start{std::chrono::nanoseconds(start_ns)};
       const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.seconds));
       std::vector<std::vector<double>> lat(s.drivers);
@@ -463,8 +484,16 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
               std::this_thread::sleep_until(due);
               Node& node = nodes[i];
               if (!node.client) {
-                ++beat_errors;
-                continue;
+                // As the node agent does: a heartbeat that failed drops the
+                // connection, the next one connects again.
+                auto c = connect_node(node);
+                ++reconnects;
+                if (!c) {
+                  ++beat_errors;
+                  note("reconnect: " + c.error().message);
+                  continue;
+                }
+                node.client = std::move(*c);
               }
               json body = {{"node_name", node.name},
                            {"address", "127.0.0.1:" + std::to_string(30000 + i % 30000)},
@@ -476,6 +505,8 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
               if (!r) {
                 ++beat_errors;
                 note("heartbeat: " + r.error().message);
+                node.client.reset();
+                continue;
               } else {
                 ++beats;
               }
@@ -506,6 +537,7 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
         });
       for (auto& t : ts) t.join();
       out.cpu_s = self_cpu() - cpu0;
+      out.reconnects = reconnects;
       out.beats = beats;
       out.beat_errors = beat_errors;
       out.events = events;
@@ -557,6 +589,8 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
     read_all(w.result, lat.data(), lat.size() * sizeof(double));
     all.insert(all.end(), lat.begin(), lat.end());
     f.connect_errors += r.connect_errors;
+    f.reconnects += r.reconnects;
+    f.warmup_failures += r.warmup_failures;
     f.beats += r.beats;
     f.beat_errors += r.beat_errors;
     f.events += r.events;
@@ -687,6 +721,11 @@ int main(int argc, char** argv) {
                                              static_cast<double>(f.nodes - base.nodes)
                                        : 0.0,
                   f.listed, f.nodes, f.logged_events, f.events, f.keygen_s);
+    ratios << line;
+    std::snprintf(line, sizeof line,
+                  "  - connections the server had closed: %zu heartbeats failed while every worker connected "
+                  "(unmeasured), %zu reconnects while beating\n",
+                  f.warmup_failures, f.reconnects);
     ratios << line;
     if (!f.first_error.empty()) ratios << "  - first error: " << f.first_error << "\n";
   }
