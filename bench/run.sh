@@ -18,6 +18,8 @@
 #   builds of the node in one alternating run)
 #   api_bench        the cluster API over HTTPS: requests/s, latency, server CPU
 #                    and RSS at 1, 100, 1000 connections (docs/benchmarks-api.md)
+# Not run here (minutes each, most of the machine; by hand, as root):
+#   bench/cluster_scale and bench/session_scale.py (docs/benchmarks-scale.md)
 #
 #   BENCH_REPEAT=7 bench/run.sh build     more runs per storm and mode (default 5)
 #   BENCH_ARGS='--exec 500 --open 100000' bench/run.sh build
@@ -73,6 +75,8 @@ nice -n -10 "$build/bin/engine_bench" --repeat 3 --storm "$build/bin/storm" \
   echo "Without failed-exec hooks (\`failed_execs: false\`), the engine tables are in"
   echo "[benchmarks-no-failed-execs.md](benchmarks-no-failed-execs.md); the SSH node against"
   echo "OpenSSH's sshd is in [benchmarks-ssh.md](benchmarks-ssh.md) (\`bench/ssh_bench.sh\`)."
+  echo "Scale (10,000 simulated nodes on one auth service, 1,000 concurrent sessions on one node),"
+  echo "run by hand, is in [benchmarks-scale.md](benchmarks-scale.md)."
   echo
   echo "\`$build/bench/auditlog_bench\` (target: at least 500,000 events/s):"
   echo

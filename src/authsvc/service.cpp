@@ -503,12 +503,24 @@ Result<HeartbeatReply> AuthService::heartbeat(const Caller& c, const HeartbeatRe
   n.address = r.tunnel ? "" : r.address;
   n.tunnel = r.tunnel;
   n.labels = r.labels;
-  // The host key certified at the join (a heartbeat does not change it).
-  if (auto known = store_.get_node(c.name)) n.host_key = known->host_key;
   n.last_heartbeat = t;
   n.expires = t + options_.heartbeat_ttl;
   if (c.kind == CallerKind::node) {
-    if (auto up = store_.upsert_node(n); !up) return up.error();
+    // The host key certified at the join (a heartbeat does not change it).
+    std::unique_lock lock(heartbeats_mu_);
+    if (auto held = pending_heartbeats_.find(c.name); held != pending_heartbeats_.end()) {
+      n.host_key = held->second.host_key;
+    } else {
+      lock.unlock();
+      if (auto known = store_.get_node(c.name)) n.host_key = known->host_key;
+      lock.lock();
+    }
+    if (options_.heartbeat_write_behind) {
+      pending_heartbeats_[c.name] = n;
+    } else {
+      lock.unlock();
+      if (auto up = store_.upsert_node(n); !up) return up.error();
+    }
   }
   auto rev = roles_revision();
   if (!rev) return rev.error();
@@ -549,6 +561,7 @@ Result<std::vector<Node>> AuthService::list_nodes(const Caller& c) {
                                                                    "nodes; "
                                                                  : "") +
                               "listing nodes needs a user's login (vsh login) or vigilctl"));
+  if (auto f = flush_heartbeats(); !f) return f.error();
   auto all = store_.list_nodes();
   if (!all) return all.error();
   const Time t = now();
@@ -1011,6 +1024,7 @@ Result<std::string> AuthService::get_resources(const Caller& c, std::string_view
     if (!name.empty() && v.empty()) return not_found();
     return cluster::format(v, format);
   }
+  if (auto f = flush_heartbeats(); !f) return f.error();
   auto all = store_.list_nodes();
   if (!all) return all.error();
   auto v = pick(all.value(), [](const Node& n) { return n.uuid; });
@@ -1028,6 +1042,13 @@ Result<void> AuthService::remove_resource(const Caller& c, std::string_view kind
                      "unknown kind '" + k.substr(0, 32) + "'; use role, user, token or node");
   if (auto ok = require(c, k, "delete", k + ".delete"); !ok) return ok.error();
   if (k == "node") {
+    // Not brought back by a heartbeat held before the removal (a flush
+    // under way finishes first).
+    std::lock_guard flushing(flush_mu_);
+    {
+      std::lock_guard lock(heartbeats_mu_);
+      pending_heartbeats_.erase(std::string(name));
+    }
     if (auto gone = store_.delete_node(name); !gone) return gone.error();
     AuditEvent e("node.delete", "V9005I");
     e.set("user", c.name).set("name", name);
@@ -1118,7 +1139,33 @@ Result<void> AuthService::write_admin_identity(const std::string& data_dir) {
 Result<size_t> AuthService::purge_expired() {
   const Time t = now();
   limiter_.prune(t);
+  if (auto f = flush_heartbeats(); !f) return f.error();
   return store_.purge_expired(t);
+}
+
+Result<size_t> AuthService::flush_heartbeats() {
+  std::lock_guard flushing(flush_mu_);
+  std::map<std::string, Node, std::less<>> batch;
+  {
+    std::lock_guard lock(heartbeats_mu_);
+    batch.swap(pending_heartbeats_);
+  }
+  if (batch.empty()) return size_t{0};
+  std::vector<Node> nodes;
+  nodes.reserve(batch.size());
+  for (auto& [uuid, n] : batch) nodes.push_back(n);
+  if (auto w = store_.upsert_nodes(nodes); !w) {
+    std::lock_guard lock(heartbeats_mu_);
+    // Held again for the next flush, unless a newer heartbeat came.
+    for (auto& [uuid, n] : batch) pending_heartbeats_.try_emplace(uuid, std::move(n));
+    return w.error();
+  }
+  return nodes.size();
+}
+
+size_t AuthService::pending_heartbeats() const {
+  std::lock_guard lock(heartbeats_mu_);
+  return pending_heartbeats_.size();
 }
 
 }  // namespace vigil::authsvc

@@ -74,6 +74,13 @@ struct Options {
   std::vector<std::string> proxy_public_addrs;
   Seconds heartbeat_ttl{90};        // a node is gone from lists after this without a heartbeat
   Seconds heartbeat_interval{30};   // what the heartbeat reply asks for
+  // Heartbeats kept in memory and written to the store together by
+  // flush_heartbeats() (one transaction: one sync to disk for all of them)
+  // instead of one synced write each. A node's last heartbeat then reaches
+  // the store within the flush period (vigil cluster-services: 1 s); reads
+  // through this service (node lists, rm node, purge) flush first. Lost in
+  // a crash: at most that period of heartbeats, which the nodes send again.
+  bool heartbeat_write_behind = false;
   Seconds signup_ttl{3600};         // a sign-up link's validity (`users add`, `users reset`)
   Seconds default_login_ttl{12 * 3600};
   Seconds node_certificate_ttl{365 * 24 * 3600};
@@ -283,6 +290,11 @@ class AuthService {
   // Removes expired tokens, nodes and sessions, and forgets old login
   // failures; call it periodically (every minute).
   Result<size_t> purge_expired();
+  // Writes the heartbeats held in memory (heartbeat_write_behind) in one
+  // transaction; returns how many. On a store error they stay held (unless
+  // a newer heartbeat of the node came meanwhile) for the next flush.
+  Result<size_t> flush_heartbeats();
+  size_t pending_heartbeats() const;
   // How many user names and sources have failed logins remembered.
   size_t login_failure_keys() const { return limiter_.keys(); }
   // For routes served beside these (cluster_services): audits the refusal
@@ -318,6 +330,9 @@ class AuthService {
   Options options_;
   RateLimit limiter_;
   std::atomic<uint64_t> audit_failures_{0};
+  std::mutex flush_mu_;  // a flush and a node's removal, one at a time
+  mutable std::mutex heartbeats_mu_;
+  std::map<std::string, cluster::Node, std::less<>> pending_heartbeats_;  // by uuid
 };
 
 }  // namespace vigil::authsvc

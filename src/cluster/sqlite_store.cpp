@@ -68,6 +68,7 @@ class SqliteBackend final : public Backend {
   Result<std::vector<Record>> list(std::string_view kind) override;
   Result<Record> update(const Record& r) override;
   Result<Record> put(const Record& r) override;
+  Result<void> put_many(const std::vector<Record>& records) override;
   Result<void> remove(std::string_view kind, std::string_view name,
                       std::optional<uint64_t> revision) override;
   Result<size_t> purge_expired(std::string_view kind, int64_t now) override;
@@ -81,6 +82,7 @@ class SqliteBackend final : public Backend {
   Result<void> exec(const char* sql);  // prepared, stepped to the end
   Result<void> migrate();
   Result<Record> get_locked(std::string_view kind, std::string_view name);
+  Result<Record> put_locked(const Record& r);
 
   std::string path_;
   sqlite3* db_;
@@ -348,6 +350,32 @@ Result<Record> SqliteBackend::update(const Record& r) {
 
 Result<Record> SqliteBackend::put(const Record& r) {
   std::lock_guard lock(mu_);
+  return put_locked(r);
+}
+
+Result<void> SqliteBackend::put_many(const std::vector<Record>& records) {
+  std::lock_guard lock(mu_);
+  auto step = [this](Id id, const char* doing) -> Result<void> {
+    Reset reset{s_[id]};
+    int rc = sqlite3_step(s_[id]);
+    if (rc != SQLITE_DONE) return fail(rc, doing);
+    return {};
+  };
+  if (auto b = step(kBegin, "starting a write of many records"); !b) return b;
+  for (const auto& r : records) {
+    if (auto p = put_locked(r); !p) {
+      (void)step(kRollback, "undoing a write of many records");
+      return p.error();
+    }
+  }
+  if (auto c = step(kCommit, "committing a write of many records"); !c) {
+    (void)step(kRollback, "undoing a write of many records");
+    return c;
+  }
+  return {};
+}
+
+Result<Record> SqliteBackend::put_locked(const Record& r) {
   sqlite3_stmt* s = s_[kPut];
   Reset reset{s};
   bind_key(s, r.kind, r.name);

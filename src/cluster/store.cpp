@@ -293,6 +293,16 @@ Result<Node> ClusterStore::upsert_node(const Node& n) {
     return Error::of(Errc::invalid_argument, "a node needs a uuid of 1-128 bytes");
   return decoded<Node>(backend_->put(Record{"node", n.uuid, 0, secs(n.expires), encode(n)}), decode_node);
 }
+Result<void> ClusterStore::upsert_nodes(const std::vector<Node>& nodes) {
+  std::vector<Record> records;
+  records.reserve(nodes.size());
+  for (const auto& n : nodes) {
+    if (n.uuid.empty() || n.uuid.size() > 128)
+      return Error::of(Errc::invalid_argument, "a node needs a uuid of 1-128 bytes");
+    records.push_back(Record{"node", n.uuid, 0, secs(n.expires), encode(n)});
+  }
+  return backend_->put_many(records);
+}
 Result<Node> ClusterStore::get_node(std::string_view uuid) {
   return decoded<Node>(backend_->get("node", uuid), decode_node);
 }

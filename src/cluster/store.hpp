@@ -44,6 +44,14 @@ class Backend {
   virtual Result<Record> update(const Record& r) = 0;
   // Create or replace whatever is there (heartbeats: the last one wins).
   virtual Result<Record> put(const Record& r) = 0;
+  // put() of each record, all or none (one transaction: a SQLite back end
+  // syncs to disk once for all of them). This default is for back ends
+  // whose put() is cheap: one put() after another, not atomic.
+  virtual Result<void> put_many(const std::vector<Record>& records) {
+    for (const auto& r : records)
+      if (auto p = put(r); !p) return p.error();
+    return {};
+  }
   // With a revision: only when it is still that one (a one-time token
   // consumed by exactly one caller). not_found when absent.
   virtual Result<void> remove(std::string_view kind, std::string_view name,
@@ -78,6 +86,8 @@ class ClusterStore {
 
   // Nodes are keyed by uuid; upsert_node is the heartbeat.
   Result<Node> upsert_node(const Node& n);
+  // Many heartbeats in one write (Backend::put_many).
+  Result<void> upsert_nodes(const std::vector<Node>& nodes);
   Result<Node> get_node(std::string_view uuid);
   Result<std::vector<Node>> list_nodes();
   Result<void> delete_node(std::string_view uuid);

@@ -124,6 +124,9 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     auto web = split_listen_addr(cfg.proxy.web_listen_addr);
     if (web) service_options.proxy_public_addrs.push_back(cfg.nodename + ":" + std::to_string(web->second));
   }
+  // Heartbeats: one transaction a second for all nodes, not one synced
+  // write each (docs/benchmarks-scale.md: 10,000 nodes).
+  service_options.heartbeat_write_behind = true;
   authsvc::AuthService service(store, *cas, **audit_log, service_options);
 
   // The service's own TLS identity: a fresh key at every start.
@@ -369,10 +372,17 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     ::close(options.ready_fd);
   }
 
-  // Expired tokens, nodes and sessions go once a minute.
+  // Expired tokens, nodes and sessions go once a minute; the heartbeats
+  // held in memory are written once a second.
   auto last_purge = std::chrono::steady_clock::now();
+  auto last_flush = last_purge;
   while (!stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (std::chrono::steady_clock::now() - last_flush >= std::chrono::seconds(1)) {
+      last_flush = std::chrono::steady_clock::now();
+      if (auto r = service.flush_heartbeats(); !r)
+        log::warn("cluster services: writing heartbeats: " + r.error().message);
+    }
     if (std::chrono::steady_clock::now() - last_purge > std::chrono::minutes(1)) {
       last_purge = std::chrono::steady_clock::now();
       if (auto r = service.purge_expired(); !r)
@@ -382,6 +392,8 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   if (proxy_thread.joinable()) proxy_thread.join();
   if (web_server) web_server->join();
   if (auth_server) auth_server->join();
+  if (auto r = service.flush_heartbeats(); !r)
+    log::warn("cluster services: writing heartbeats: " + r.error().message);
   if (auto r = (*audit_log)->flush(); !r) return fail("audit log: " + r.error().message);
   return 0;
 }
