@@ -83,6 +83,12 @@ Result<std::pair<std::string, uint16_t>> split_listen_addr(const std::string& ad
   return std::make_pair(host, static_cast<uint16_t>(p));
 }
 
+std::string advertised_tunnel_addr(const std::string& tunnel_listen_addr, uint16_t port) {
+  std::string host = host_of(tunnel_listen_addr);
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return host + ":" + std::to_string(port);
+}
+
 int run_cluster_services(const ClusterServicesOptions& options, const std::atomic<bool>& stop) {
   const config::Config& cfg = options.config;
   // A proxy on a host of its own: everything it needs comes from the auth
@@ -157,11 +163,8 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   router.add("GET", "/v1/webapi/find", [&service, &cfg, &tunnel_port](const api::Request&) -> Result<api::Reply> {
     auto f = service.find();
     nlohmann::json proxy = {{"public_addrs", f.proxy_public_addrs}};
-    if (uint16_t port = tunnel_port.load(); port != 0) {
-      std::string host = host_of(cfg.proxy.tunnel_listen_addr);
-      if (host.find(':') != std::string::npos) host = "[" + host + "]";
-      proxy["ssh"] = {{"tunnel_listen_addr", host + ":" + std::to_string(port)}};
-    }
+    if (uint16_t port = tunnel_port.load(); port != 0)
+      proxy["ssh"] = {{"tunnel_listen_addr", advertised_tunnel_addr(cfg.proxy.tunnel_listen_addr, port)}};
     return api::Reply::json({{"server_version", f.server_version},
                              {"cluster_name", f.cluster_name},
                              {"auth", {{"second_factor", authsvc::second_factor_name(f.second_factor)},
@@ -259,12 +262,17 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
         c->kind == authsvc::CallerKind::admin ||
         (c->kind == authsvc::CallerKind::user && c->access && c->checker().can("event", "list"));
     if (!everyone) {
+      // Refusals are audited (access.denied), as every refusal of the service is.
       if (c->kind != authsvc::CallerKind::user)
-        return Error::of(Errc::permission_denied, "only users and admins search the audit log");
+        return service.refuse(*c, "search events",
+                              Error::of(Errc::permission_denied,
+                                        "only users and admins search the audit log"));
       if (!query.user.empty() && query.user != c->name)
-        return Error::of(Errc::permission_denied,
-                         "you may search only your own events (user=" + c->name +
-                             "); others' need a role that allows event list, like auditor");
+        return service.refuse(
+            *c, "search events",
+            Error::of(Errc::permission_denied,
+                      "you may search only your own events (user=" + c->name +
+                          "); others' need a role that allows event list, like auditor"));
       query.user = c->name;
     }
     auto page = (*audit_log)->search(query);

@@ -44,4 +44,10 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
 // "0.0.0.0:3025" / "[::]:3025" into the address and port the listeners take.
 Result<std::pair<std::string, uint16_t>> split_listen_addr(const std::string& addr);
 
+// What find's proxy.ssh.tunnel_listen_addr says: the host of
+// proxy_service.tunnel_listen_addr (bracketed when IPv6) and the port its
+// listener got. A node that names only proxy_server keeps the host it
+// reached and takes the port.
+std::string advertised_tunnel_addr(const std::string& tunnel_listen_addr, uint16_t port);
+
 }  // namespace vigil::services

@@ -110,6 +110,15 @@ Result<NodeIdentity> load_node_identity(const std::string& data_dir) {
   return id;
 }
 
+// The server a node talks to must be the auth service, or a proxy of the
+// cluster forwarding to it (a node that names only proxy_server, when the
+// proxy runs on a host of its own: its certificate holds `proxy`, given only
+// with a proxy token). Never a node posing as either.
+static Result<void> require_cluster_service(const api::Client& client, const std::string& address) {
+  if (api::require_server_role(client, address, ca::kProxyRole)) return {};
+  return api::require_server_role(client, address, authsvc::kAuthServerRole);
+}
+
 Result<std::unique_ptr<api::Client>> connect_to_auth(const NodeIdentity& id) {
   api::ClientOptions o;
   o.address = id.auth_server;
@@ -121,8 +130,7 @@ Result<std::unique_ptr<api::Client>> connect_to_auth(const NodeIdentity& id) {
   o.request_timeout = std::chrono::seconds(30);
   auto c = api::Client::connect(std::move(o));
   if (!c) return c.error();
-  if (auto r = api::require_server_role(**c, id.auth_server, authsvc::kAuthServerRole); !r)
-    return r.error();
+  if (auto r = require_cluster_service(**c, id.auth_server); !r) return r.error();
   return c;
 }
 
@@ -152,9 +160,9 @@ Result<NodeIdentity> join_cluster(const JoinParams& p) {
   if (!client)
     return Error::of(client.error().kind(), "cannot reach the auth service at " + p.auth_server +
                                                 ": " + client.error().message);
-  // The token goes only to the auth service, never to a node posing as it.
-  if (auto r = api::require_server_role(**client, p.auth_server, authsvc::kAuthServerRole); !r)
-    return r.error();
+  // The token goes only to the auth service (or a proxy forwarding to it),
+  // never to a node posing as it.
+  if (auto r = require_cluster_service(**client, p.auth_server); !r) return r.error();
   json labels = json::object();
   for (const auto& [k, v] : p.labels) labels[k] = v;
   json body = {{"token", p.token},
@@ -354,9 +362,19 @@ Result<void> NodeAgent::check_login(const std::vector<std::string>& roles,
   }
   if (!known) {
     std::lock_guard beat_lock(beat_mu_);
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_refetch_ > std::chrono::seconds(1)) {
-      last_refetch_ = now;
+    // Another login may have fetched them while this one waited.
+    {
+      std::lock_guard lock(mu_);
+      known = have_roles_ && knows_all(roles);
+    }
+    if (!known) {
+      // At most one fetch a second: a login that comes sooner after the
+      // last waits for the rest of that second rather than being refused
+      // with a role created since (two roles made and used in one second).
+      constexpr auto kMinGap = std::chrono::seconds(1);
+      auto since = std::chrono::steady_clock::now() - last_refetch_;
+      if (since < kMinGap) std::this_thread::sleep_for(kMinGap - since);
+      last_refetch_ = std::chrono::steady_clock::now();
       {
         std::lock_guard lock(mu_);
         roles_revision_.clear();  // makes beat() fetch the roles

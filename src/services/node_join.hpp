@@ -119,7 +119,8 @@ class NodeAgent {
   // login here? permission_denied saying why; unavailable when the node has
   // never had the roles.
   // A role the node has not heard of (created since the last heartbeat)
-  // makes it fetch the roles again at once (at most once a second).
+  // makes it fetch the roles again at once (at most once a second: a login
+  // that comes sooner waits for the rest of that second).
   Result<void> check_login(const std::vector<std::string>& roles,
                            const std::vector<std::string>& trait_logins,
                            const std::string& login);

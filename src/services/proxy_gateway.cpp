@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -265,10 +267,11 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   // The guide's discovery call: asked of the auth service once, kept.
   std::mutex find_mu;
   json find_cache;
+  std::atomic<uint16_t> tunnel_port{0};  // the port the tunnel listener got, once it listens
   api::Router router;
   router.add("GET", "/v1/webapi/find", [&](const api::Request&) -> Result<api::Reply> {
     std::lock_guard lock(find_mu);
-    if (find_cache.is_null()) {
+    if (find_cache.is_null() || !find_cache["proxy"].contains("ssh")) {
       auto f = auth.call_json("GET", "/v1/find");
       if (!f) return gateway_error(502, Errc::unavailable, f.error().message);
       // This proxy's own public_addr, when set, is where users reach it.
@@ -282,6 +285,10 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
                     {"auth", f->contains("auth") ? (*f)["auth"] : json::object()},
                     {"proxy", {{"public_addrs", addrs}}},
                     {"ca_pin", f->value("ca_pin", "")}};
+      // Where a node that names only this proxy holds its reverse tunnel.
+      if (uint16_t port = tunnel_port.load(); port != 0)
+        find_cache["proxy"]["ssh"] = {
+            {"tunnel_listen_addr", advertised_tunnel_addr(cfg.proxy.tunnel_listen_addr, port)}};
     }
     return api::Reply::json(find_cache);
   });
@@ -325,6 +332,7 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   po.host_key_path = host_key;
   auto ssh = proxy::ProxyServer::listen(po, proxy);
   if (!ssh) return fail("proxy_service.listen_addr: " + ssh.error().message);
+  tunnel_port = (*ssh)->tunnel_port();
   std::thread ssh_thread([&] { (*ssh)->run(stop); });
 
   std::printf("vigil: proxy of cluster \"%s\" (auth service %s): web API on %s, SSH on %s\n",

@@ -442,6 +442,15 @@ TEST_F(Cluster, VigilctlEventsSearchesTheClusterLogAndUsersSeeOnlyTheirOwn) {
   for (const auto& e : page["events"]) EXPECT_EQ(e.value("user", ""), "ivan") << e.dump();
   auto others = get("&user=alice");
   EXPECT_EQ(others.out.substr(others.out.rfind('\n') + 1), "403") << others.out;
+  // ... and audited.
+  ASSERT_TRUE(wait_until(
+      [] {
+        for (const auto& e : auth_events("access.denied"))
+          if (e.value("user", "") == "ivan" && e.value("action", "") == "search events") return true;
+        return false;
+      },
+      10))
+      << auth_log_text();
 }
 
 }  // namespace

@@ -341,6 +341,49 @@ TEST_F(ThreeProcess, AUserSignsUpLogsInAndRunsTheObfuscatedCommandThroughTheProx
   for (const auto& e : auth_events("access.denied")) EXPECT_NE(e.value("action", ""), "forward") << e;
 }
 
+// A fourth process: a node that names only the proxy (proxy_server, no
+// auth_server) joins through the proxy on its own host, which forwards to the
+// auth service, and users reach it through its reverse tunnel.
+TEST_F(ThreeProcess, ANodeNamingOnlyTheProxyJoinsThroughItAndIsReachedThroughItsTunnel) {
+  constexpr int kTunnelNode = 25052;
+  const std::string pin = word_after(ctl({"status"}).out, "CA pin");
+  auto token = ctl({"nodes", "add", "--roles=node", "--ttl=5m"});
+  ASSERT_EQ(token.status, 0) << token.err;
+  std::ofstream(config_of("tunnel")) << "version: v3\n"
+                                        "teleport:\n"
+                                        "  nodename: tunnel3p\n"
+                                        "  data_dir: " << g_dir << "/tunnel\n"
+                                        "  proxy_server: 127.0.0.1:" << kWeb << "\n"
+                                        "  auth_token: " << word_after(token.out, "The invite token:") << "\n"
+                                        "  ca_pin: " << pin << "\n"
+                                        "auth_service:\n"
+                                        "  enabled: false\n"
+                                        "proxy_service:\n"
+                                        "  enabled: false\n"
+                                        "ssh_service:\n"
+                                        "  enabled: true\n"
+                                        "  listen_addr: 127.0.0.1:" << kTunnelNode << "\n";
+  pid_t tunnel = start_vigil("tunnel");
+  bool listed = wait_until(
+      [] {
+        auto nodes = ctl({"nodes", "ls"});
+        return nodes.status == 0 && nodes.out.find("tunnel3p") != std::string::npos;
+      },
+      60);
+  EXPECT_TRUE(listed) << log_of("tunnel");
+  if (listed) {
+    make_user("tess", "access", "root");
+    bool ran = wait_until(
+        [] {
+          auto run = vsh("tess", {"ssh", "root@tunnel3p", "echo", "through-the-tunnel"});
+          return run.status == 0 && run.out.find("through-the-tunnel") != std::string::npos;
+        },
+        30);
+    EXPECT_TRUE(ran) << log_of("tunnel") << log_of("proxy");
+  }
+  stop_vigil(tunnel);
+}
+
 TEST_F(ThreeProcess, AUserForgingTheAdminsForwardedIdentityIsRefusedAndAudited) {
   make_user("eve", "access", "root");
   vigil::ca::PrivateKey key = vigil::ca::PrivateKey::generate(vigil::ca::KeyAlgorithm::ed25519).value();
