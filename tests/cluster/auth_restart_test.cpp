@@ -123,16 +123,7 @@ class TwoProcesses {
   // A user signed up and logged in; the path of the private key vsh keeps
   // (its certificate is <key>-cert.pub).
   std::string login(const std::string& user) {
-    auto add = auth_.ctl({"users", "add", user, "--roles=access", "--logins=root"});
-    EXPECT_EQ(add.status, 0) << add.err;
-    auto signup = auth_.vsh(user, {"signup", "--proxy=" + proxy_flag(), "--insecure",
-                                   "--password-stdin", signup_token(add.out)},
-                            std::string(kPassword) + "\n");
-    EXPECT_EQ(signup.status, 0) << signup.err;
-    auto in = auth_.vsh(user, {"login", "--proxy=" + proxy_flag(), "--user=" + user, "--insecure",
-                               "--password-stdin"},
-                        std::string(kPassword) + "\n");
-    EXPECT_EQ(in.status, 0) << in.err;
+    EXPECT_TRUE(make_user(auth_.config(), auth_.dir(), proxy_flag(), user, "access", "root"));
     for (const auto& e : fs::recursive_directory_iterator(auth_.dir() + "/home-" + user + "/keys"))
       if (e.path().filename() == user) return e.path().string();
     ADD_FAILURE() << "vsh login kept no key for " << user;
@@ -140,16 +131,7 @@ class TwoProcesses {
   }
 
   // The auth service's events, parsed, in file order.
-  std::vector<nlohmann::json> auth_events() const {
-    std::vector<nlohmann::json> out;
-    std::istringstream lines(auth_.auth_log_text());
-    std::string line;
-    while (std::getline(lines, line)) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_object()) out.push_back(std::move(j));
-    }
-    return out;
-  }
+  std::vector<nlohmann::json> auth_events() const { return auth_.auth_events(""); }
 
  private:
   int base_;

@@ -70,6 +70,54 @@ std::string totp_code(const std::string& base32_secret, int64_t unix_time) {
   return code;
 }
 
+e2e::Outcome vigilctl(const std::string& config, std::vector<std::string> args,
+                      std::optional<std::string> in) {
+  e2e::Spawn s;
+  s.argv = {kVigilctl, "-c", config};
+  s.argv.insert(s.argv.end(), args.begin(), args.end());
+  s.stdin_data = std::move(in);
+  return e2e::run(s, 60000);
+}
+
+e2e::Outcome vsh_as(const std::string& dir, const std::string& who, std::vector<std::string> args,
+                    std::optional<std::string> in) {
+  e2e::Spawn s;
+  s.argv = {kVsh};
+  s.argv.insert(s.argv.end(), args.begin(), args.end());
+  s.env.push_back("VSH_HOME=" + dir + "/home-" + who);
+  s.env.push_back("HOME=" + dir);
+  s.stdin_data = std::move(in);
+  return e2e::run(s, 60000);
+}
+
+std::vector<nlohmann::json> events_in(const std::string& log_path, const std::string& name) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(read_text(log_path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && (name.empty() || j.value("event", "") == name)) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+::testing::AssertionResult make_user(const std::string& config, const std::string& dir,
+                                     const std::string& proxy_flag, const std::string& name,
+                                     const std::string& roles, const std::string& logins) {
+  auto add = vigilctl(config, {"users", "add", name, "--roles=" + roles, "--logins=" + logins});
+  if (add.status != 0) return ::testing::AssertionFailure() << "vigilctl users add: " << add.err;
+  std::string token = signup_token(add.out);
+  if (token.size() != 32u) return ::testing::AssertionFailure() << "no sign-up token in: " << add.out;
+  auto signup = vsh_as(dir, name, {"signup", "--proxy=" + proxy_flag, "--insecure", "--password-stdin", token},
+                       std::string(kPassword) + "\n");
+  if (signup.status != 0) return ::testing::AssertionFailure() << "vsh signup: " << signup.err;
+  auto login = vsh_as(dir, name, {"login", "--proxy=" + proxy_flag, "--user=" + name, "--insecure",
+                                  "--password-stdin"},
+                      std::string(kPassword) + "\n");
+  if (login.status != 0) return ::testing::AssertionFailure() << "vsh login: " << login.err;
+  return ::testing::AssertionSuccess();
+}
+
 VigilProcess::VigilProcess(const std::string& prefix) {
   std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp " + tmpl);
@@ -111,35 +159,18 @@ bool VigilProcess::running() const { return pid_ > 0 && waitpid(pid_, nullptr, W
 std::string VigilProcess::log_text() const { return read_text(dir_ + "/vigil.log"); }
 
 e2e::Outcome VigilProcess::ctl(std::vector<std::string> args, std::optional<std::string> in) const {
-  e2e::Spawn s;
-  s.argv = {kVigilctl, "-c", config_};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  s.stdin_data = std::move(in);
-  return e2e::run(s, 60000);
+  return vigilctl(config_, std::move(args), std::move(in));
 }
 
 e2e::Outcome VigilProcess::vsh(const std::string& who, std::vector<std::string> args,
                                std::optional<std::string> in) const {
-  e2e::Spawn s;
-  s.argv = {kVsh};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  s.env.push_back("VSH_HOME=" + dir_ + "/home-" + who);
-  s.env.push_back("HOME=" + dir_);
-  s.stdin_data = std::move(in);
-  return e2e::run(s, 60000);
+  return vsh_as(dir_, who, std::move(args), std::move(in));
 }
 
 std::string VigilProcess::auth_log_text() const { return read_text(data_dir() + "/log/events.log"); }
 
 std::vector<nlohmann::json> VigilProcess::auth_events(const std::string& name) const {
-  std::vector<nlohmann::json> out;
-  std::istringstream lines(auth_log_text());
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == name) out.push_back(j);
-  }
-  return out;
+  return events_in(data_dir() + "/log/events.log", name);
 }
 
 }  // namespace cluster_test

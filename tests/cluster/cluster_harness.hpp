@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "../e2e/harness.hpp"
@@ -38,6 +39,20 @@ std::string totp_secret(const std::string& vsh_signup_out);
 
 // The TOTP code of a base32 secret at `unix_time` (RFC 6238: SHA-1, 6 digits, 30 s).
 std::string totp_code(const std::string& base32_secret, int64_t unix_time);
+
+// vigilctl with a config file.
+e2e::Outcome vigilctl(const std::string& config, std::vector<std::string> args,
+                      std::optional<std::string> in = std::nullopt);
+// vsh as a user whose ~/.vsh is <dir>/home-<who> (HOME=dir).
+e2e::Outcome vsh_as(const std::string& dir, const std::string& who, std::vector<std::string> args,
+                    std::optional<std::string> in = std::nullopt);
+// The events named `name` (all with "") of an audit log file, parsed, in order.
+std::vector<nlohmann::json> events_in(const std::string& log_path, const std::string& name = "");
+// A user made with vigilctl (config), signed up and logged in with vsh
+// through the proxy (proxy_flag: "host:web,ssh"), with kPassword.
+::testing::AssertionResult make_user(const std::string& config, const std::string& dir,
+                                     const std::string& proxy_flag, const std::string& name,
+                                     const std::string& roles, const std::string& logins);
 
 // One `vigil start` and everything it writes under a private directory.
 class VigilProcess {

@@ -51,17 +51,7 @@ std::vector<nlohmann::json> auth_events(const std::string& name) {
 
 // A user made with vigilctl, signed up and logged in with vsh.
 void make_user(const std::string& name, const std::string& roles, const std::string& logins) {
-  auto add = ctl({"users", "add", name, "--roles=" + roles, "--logins=" + logins});
-  ASSERT_EQ(add.status, 0) << add.err;
-  std::string token = signup_token(add.out);
-  ASSERT_EQ(token.size(), 32u) << add.out;
-  auto signup = vsh(name, {"signup", "--proxy=" + proxy_flag(), "--insecure", "--password-stdin", token},
-                    std::string(kPassword) + "\n");
-  ASSERT_EQ(signup.status, 0) << signup.err;
-  auto login = vsh(name, {"login", "--proxy=" + proxy_flag(), "--user=" + name, "--insecure",
-                          "--password-stdin"},
-                   std::string(kPassword) + "\n");
-  ASSERT_EQ(login.status, 0) << login.err;
+  ASSERT_TRUE(cluster_test::make_user(g_cluster->config(), g_dir, proxy_flag(), name, roles, logins));
 }
 
 class Cluster : public ::testing::Test {

@@ -21,7 +21,7 @@
 #include <sstream>
 #include <thread>
 
-#include "../e2e/harness.hpp"
+#include "cluster_harness.hpp"
 #include "api/client.hpp"
 #include "audit/base64.hpp"
 #include "ca/key_file.hpp"
@@ -33,13 +33,7 @@ namespace fs = std::filesystem;
 using e2e::Outcome;
 using e2e::Spawn;
 using nlohmann::json;
-
-const std::string kVigilctl = VIGILCTL_BIN;
-const std::string kVsh = VSH_BIN;
-constexpr const char* kPassword = "correct horse battery staple";
-// The guide's obfuscated command: runs `curl http://www.example.com`.
-constexpr const char* kObfuscated =
-    "echo Y3VybCBodHRwOi8vd3d3LmV4YW1wbGUuY29tCg== | base64 --decode | sh; true";
+using namespace cluster_test;
 constexpr int kAuth = 25025, kWeb = 25080, kJump = 25023, kTunnel = 25024, kNode = 25022;
 
 std::string g_dir;
@@ -47,15 +41,6 @@ pid_t g_auth = -1, g_proxy = -1, g_node = -1;
 
 std::string proxy_flag() { return "127.0.0.1:" + std::to_string(kWeb) + "," + std::to_string(kJump); }
 std::string config_of(const std::string& who) { return g_dir + "/" + who + ".yaml"; }
-
-bool wait_until(const std::function<bool()>& done, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
-}
 
 bool port_answers(int port) {
   Spawn s;
@@ -84,33 +69,15 @@ void stop_vigil(pid_t& pid) {
 
 std::string log_of(const std::string& who) { return e2e::read_file(g_dir + "/" + who + ".log"); }
 
-Outcome ctl(std::vector<std::string> args) {
-  Spawn s;
-  s.argv = {kVigilctl, "-c", config_of("auth")};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  return e2e::run(s, 60000);
-}
+Outcome ctl(std::vector<std::string> args) { return vigilctl(config_of("auth"), std::move(args)); }
 
 Outcome vsh(const std::string& who, std::vector<std::string> args,
             std::optional<std::string> in = std::nullopt) {
-  Spawn s;
-  s.argv = {kVsh};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  s.env.push_back("VSH_HOME=" + g_dir + "/home-" + who);
-  s.env.push_back("HOME=" + g_dir);
-  s.stdin_data = std::move(in);
-  return e2e::run(s, 60000);
+  return vsh_as(g_dir, who, std::move(args), std::move(in));
 }
 
 std::vector<json> auth_events(const std::string& name) {
-  std::vector<json> out;
-  std::istringstream lines(e2e::read_file(g_dir + "/auth/log/events.log"));
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == name) out.push_back(j);
-  }
-  return out;
+  return events_in(g_dir + "/auth/log/events.log", name);
 }
 
 // The word after `label` in vigilctl's output.
@@ -123,26 +90,8 @@ std::string word_after(const std::string& out, const std::string& label) {
   return w;
 }
 
-std::string signup_token(const std::string& out) {
-  std::istringstream lines(out);
-  std::string line, token;
-  while (std::getline(lines, line))
-    if (line.find("vsh signup") != std::string::npos) token = line.substr(line.rfind(' ') + 1);
-  return token;
-}
-
 void make_user(const std::string& name, const std::string& roles, const std::string& logins) {
-  auto add = ctl({"users", "add", name, "--roles=" + roles, "--logins=" + logins});
-  ASSERT_EQ(add.status, 0) << add.err;
-  std::string token = signup_token(add.out);
-  ASSERT_EQ(token.size(), 32u) << add.out;
-  auto signup = vsh(name, {"signup", "--proxy=" + proxy_flag(), "--insecure", "--password-stdin", token},
-                    std::string(kPassword) + "\n");
-  ASSERT_EQ(signup.status, 0) << signup.err;
-  auto login = vsh(name, {"login", "--proxy=" + proxy_flag(), "--user=" + name, "--insecure",
-                          "--password-stdin"},
-                   std::string(kPassword) + "\n");
-  ASSERT_EQ(login.status, 0) << login.err;
+  ASSERT_TRUE(cluster_test::make_user(config_of("auth"), g_dir, proxy_flag(), name, roles, logins));
 }
 
 // An mTLS client of the auth service itself (not the proxy) with the key

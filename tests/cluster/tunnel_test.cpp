@@ -27,7 +27,7 @@
 #include <sstream>
 #include <thread>
 
-#include "../e2e/harness.hpp"
+#include "cluster_harness.hpp"
 
 namespace {
 
@@ -35,12 +35,10 @@ namespace fs = std::filesystem;
 using e2e::Outcome;
 using e2e::Spawn;
 
-const std::string kVigilctl = VIGILCTL_BIN;
-const std::string kVsh = VSH_BIN;
-constexpr const char* kPassword = "correct horse battery staple";
+using namespace cluster_test;
 // The guide's obfuscated command: `curl -s -m 2 http://127.0.0.1:9/` hidden
 // in base64 (port 9 of the namespace's loopback: refused, at once).
-constexpr const char* kObfuscated =
+constexpr const char* kObfuscatedLocalCurl =
     "echo Y3VybCAtcyAtbSAyIGh0dHA6Ly8xMjcuMC4wLjE6OS8= | base64 --decode | sh; true";
 
 constexpr const char* kNetns = "vigil-tunnel-e2e";
@@ -58,15 +56,6 @@ pid_t g_cluster = -1, g_node = -1;
 
 std::string web() { return std::string(kHostAddr) + ":" + std::to_string(kWeb); }
 std::string proxy_flag() { return web() + "," + std::to_string(kJump); }
-
-bool wait_until(const std::function<bool()>& done, int seconds) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
-}
 
 Outcome sh(const std::string& script, int timeout_ms = 30000) {
   Spawn s;
@@ -91,33 +80,15 @@ bool connects(const std::string& host, int port, bool from_netns = false) {
   return e2e::run(s, 15000).status == 0;
 }
 
-Outcome ctl(std::vector<std::string> args) {
-  Spawn s;
-  s.argv = {kVigilctl, "-c", g_config};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  return e2e::run(s, 60000);
-}
+Outcome ctl(std::vector<std::string> args) { return vigilctl(g_config, std::move(args)); }
 
 Outcome vsh(const std::string& who, std::vector<std::string> args,
             std::optional<std::string> in = std::nullopt) {
-  Spawn s;
-  s.argv = {kVsh};
-  s.argv.insert(s.argv.end(), args.begin(), args.end());
-  s.env.push_back("VSH_HOME=" + g_dir + "/home-" + who);
-  s.env.push_back("HOME=" + g_dir);
-  s.stdin_data = std::move(in);
-  return e2e::run(s, 60000);
+  return vsh_as(g_dir, who, std::move(args), std::move(in));
 }
 
 std::vector<nlohmann::json> auth_events(const std::string& name) {
-  std::vector<nlohmann::json> out;
-  std::istringstream lines(e2e::read_file(g_dir + "/data/log/events.log"));
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == name) out.push_back(j);
-  }
-  return out;
+  return events_in(g_dir + "/data/log/events.log", name);
 }
 
 std::string first_word(const std::string& path) {
@@ -136,20 +107,7 @@ size_t count_lines_with(const std::string& path, const std::string& needle) {
 }
 
 void make_user(const std::string& name) {
-  auto add = ctl({"users", "add", name, "--roles=access", "--logins=root"});
-  ASSERT_EQ(add.status, 0) << add.err;
-  std::istringstream lines(add.out);
-  std::string line, token;
-  while (std::getline(lines, line))
-    if (line.find("vsh signup") != std::string::npos) token = line.substr(line.rfind(' ') + 1);
-  ASSERT_EQ(token.size(), 32u) << add.out;
-  auto signup = vsh(name, {"signup", "--proxy=" + proxy_flag(), "--insecure", "--password-stdin", token},
-                    std::string(kPassword) + "\n");
-  ASSERT_EQ(signup.status, 0) << signup.err;
-  auto login = vsh(name, {"login", "--proxy=" + proxy_flag(), "--user=" + name, "--insecure",
-                          "--password-stdin"},
-                   std::string(kPassword) + "\n");
-  ASSERT_EQ(login.status, 0) << login.err;
+  ASSERT_TRUE(cluster_test::make_user(g_config, g_dir, proxy_flag(), name, "access", "root"));
 }
 
 // Idempotent: also what an earlier crashed run left.
@@ -366,7 +324,7 @@ TEST_F(Tunnel, VshSshReachesItThroughTheTunnelAndTheObfuscatedCommandIsRecorded)
   // It ran inside the node's namespace.
   EXPECT_NE(hello.out.find(kNodeAddr), std::string::npos) << hello.out;
 
-  auto run = vsh("alice", {"ssh", "root@tunnelnode", kObfuscated});
+  auto run = vsh("alice", {"ssh", "root@tunnelnode", kObfuscatedLocalCurl});
   ASSERT_EQ(run.status, 0) << run.err;
   const std::string uuid = first_word(g_dir + "/node2/node/uuid");
   std::string sid;
