@@ -429,9 +429,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_head(ec); });
   }
 
-  Reply error_reply(int status, Errc code, std::string message) {
+  static Reply error_reply(int status, Errc code, std::string message) {
     Reply r = Reply::json(error_body(Error::of(code, std::move(message))), status);
     return r;
+  }
+
+  // A JSON body checked (UTF-8, nesting) and parsed into q.json; the 400 to
+  // answer when it is not acceptable. On a worker thread.
+  std::optional<Reply> parse_json_body(Request& q) const {
+    if (q.content_type != "application/json" || q.body.empty()) return std::nullopt;
+    if (!valid_utf8(q.body))
+      return error_reply(400, Errc::invalid_argument, "the JSON body is not valid UTF-8");
+    size_t limit = server_.options.max_json_depth;
+    if (json_depth(q.body, limit) > limit)
+      return error_reply(400, Errc::invalid_argument,
+                         "the JSON body nests deeper than " + std::to_string(limit) + " levels");
+    q.json = nlohmann::json::parse(q.body, nullptr, /*allow_exceptions=*/false);
+    if (q.json.is_discarded()) return error_reply(400, Errc::invalid_argument, "the body is not valid JSON");
+    return std::nullopt;
   }
 
   bool read_error(beast::error_code ec) {
@@ -522,18 +537,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       q.content_type.pop_back();
     q.body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
-    if (q.content_type == "application/json" && !q.body.empty()) {
-      if (!valid_utf8(q.body))
-        return send(error_reply(400, Errc::invalid_argument, "the JSON body is not valid UTF-8"), false);
-      size_t limit = server_.options.max_json_depth;
-      if (json_depth(q.body, limit) > limit)
-        return send(error_reply(400, Errc::invalid_argument,
-                                "the JSON body nests deeper than " + std::to_string(limit) + " levels"),
-                    false);
-      q.json = nlohmann::json::parse(q.body, nullptr, /*allow_exceptions=*/false);
-      if (q.json.is_discarded())
-        return send(error_reply(400, Errc::invalid_argument, "the body is not valid JSON"), false);
-    }
     q.peer = peer_;
     if (auto it = q.headers.find("x-forwarded-for"); it != q.headers.end())
       q.peer.forwarded_for = it->second;
@@ -544,9 +547,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     state_ = State::busy;
     auto work = asio::make_work_guard(server_.io);
+    // The body is checked and parsed by the worker, not here: a large JSON
+    // body (a route may take megabytes) must not hold the one I/O thread
+    // every other connection is served by.
     bool queued = server_.pool.submit(
         [self = shared_from_this(), request = std::move(*request_), work = std::move(work)]() mutable {
-          Reply reply = self->server_.router.dispatch(std::move(request));
+          std::optional<Reply> bad = self->parse_json_body(request);
+          Reply reply = bad ? std::move(*bad) : self->server_.router.dispatch(std::move(request));
           auto& io = self->server_.io;
           // The last reference is dropped on the I/O thread, never here.
           asio::post(io, [self = std::move(self), reply = std::move(reply)]() mutable {

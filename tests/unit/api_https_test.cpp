@@ -657,6 +657,39 @@ TEST_F(HttpsTest, JsonBodiesAreBoundedAndChecked) {
   EXPECT_EQ(nlohmann::json::parse(typed->body)["json"]["a"], 1);
 }
 
+// A JSON body is judged by a worker, not by the one I/O thread every
+// connection shares (a route may take megabytes of it): with the worker
+// busy and the queue full, even a body that is not JSON gets the 503 of a
+// full queue, never a 400 the I/O thread would have given by parsing it.
+TEST_F(HttpsTest, JsonBodiesAreParsedByWorkersNotTheIoThread) {
+  ServerOptions o = server_options();
+  o.workers = 1;
+  o.queue_depth = 1;
+  serve(o);
+  auto first = std::async(std::launch::async, [&] {
+    auto c = connect(trusting());
+    return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
+  });
+  ASSERT_TRUE(gate_.wait_entered(1));
+  auto second = std::async(std::launch::async, [&] {
+    auto c = connect(trusting());
+    return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
+  });
+  ASSERT_TRUE(eventually([&] { return server_->counters().queue_waiting == 1; }));
+  auto c = connect(trusting());
+  ASSERT_TRUE(c);
+  auto not_json = c->call("POST", "/v1/echo", {}, "{\"a\":");
+  ASSERT_TRUE(not_json) << not_json.error().message;
+  EXPECT_EQ(not_json->status, 503) << not_json->body;
+  gate_.release();
+  ASSERT_TRUE(first.get());
+  ASSERT_TRUE(second.get());
+  // With a worker free, the same body is judged: 400.
+  auto judged = c->call("POST", "/v1/echo", {}, "{\"a\":");
+  ASSERT_TRUE(judged);
+  EXPECT_EQ(judged->status, 400);
+}
+
 TEST_F(HttpsTest, RequestTargetTricksAreRefused) {
   serve(server_options());
   auto status = [&](const std::string& request_line) {
