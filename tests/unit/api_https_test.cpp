@@ -275,6 +275,24 @@ class HttpsTest : public ::testing::Test {
   ca::TlsCertificate alice_{nullptr};
   Router router_;
   std::atomic<int> whoami_calls_{0};
+  // One worker, blocked on the gate by `first`, and `second` waiting in a
+  // queue of one: the next request finds the pool full.
+  void fill_the_pool(std::future<Result<nlohmann::json>>& first,
+                     std::future<Result<nlohmann::json>>& second) {
+    ServerOptions o = server_options();
+    o.workers = 1;
+    o.queue_depth = 1;
+    serve(o);
+    auto blocked = [this] {
+      auto c = connect(trusting());
+      return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
+    };
+    first = std::async(std::launch::async, blocked);
+    ASSERT_TRUE(gate_.wait_entered(1));  // the one worker is blocked
+    second = std::async(std::launch::async, blocked);
+    ASSERT_TRUE(eventually([&] { return server_->counters().queue_waiting == 1; }));
+  }
+
   Gate gate_;
   std::unique_ptr<Server> server_;
 };
@@ -571,20 +589,8 @@ TEST_F(HttpsTest, HundredsOfKeepAliveConnectionsOnOneIoThread) {
 }
 
 TEST_F(HttpsTest, QueueFullIs503AndTheIoThreadStillAnswers) {
-  ServerOptions o = server_options();
-  o.workers = 1;
-  o.queue_depth = 1;
-  serve(o);
-  auto first = std::async(std::launch::async, [&] {
-    auto c = connect(trusting());
-    return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
-  });
-  ASSERT_TRUE(gate_.wait_entered(1));  // the one worker is blocked
-  auto second = std::async(std::launch::async, [&] {
-    auto c = connect(trusting());
-    return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
-  });
-  ASSERT_TRUE(eventually([&] { return server_->counters().queue_waiting == 1; }));
+  std::future<Result<nlohmann::json>> first, second;
+  ASSERT_NO_FATAL_FAILURE(fill_the_pool(first, second));
   // The queue is full: answered 503 at once.
   auto c = connect(trusting());
   ASSERT_TRUE(c);
@@ -662,20 +668,8 @@ TEST_F(HttpsTest, JsonBodiesAreBoundedAndChecked) {
 // busy and the queue full, even a body that is not JSON gets the 503 of a
 // full queue, never a 400 the I/O thread would have given by parsing it.
 TEST_F(HttpsTest, JsonBodiesAreParsedByWorkersNotTheIoThread) {
-  ServerOptions o = server_options();
-  o.workers = 1;
-  o.queue_depth = 1;
-  serve(o);
-  auto first = std::async(std::launch::async, [&] {
-    auto c = connect(trusting());
-    return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
-  });
-  ASSERT_TRUE(gate_.wait_entered(1));
-  auto second = std::async(std::launch::async, [&] {
-    auto c = connect(trusting());
-    return c ? c->call_json("GET", "/v1/block") : Result<nlohmann::json>(Error{"no connection"});
-  });
-  ASSERT_TRUE(eventually([&] { return server_->counters().queue_waiting == 1; }));
+  std::future<Result<nlohmann::json>> first, second;
+  ASSERT_NO_FATAL_FAILURE(fill_the_pool(first, second));
   auto c = connect(trusting());
   ASSERT_TRUE(c);
   auto not_json = c->call("POST", "/v1/echo", {}, "{\"a\":");
