@@ -281,7 +281,11 @@ void SessionChannel::forward_output(int fd) {
   for (;;) {
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN, EOF or EIO (pty without a slave): the poll round ends
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      out_eof_[stream] = true;  // unwatched in flush_output, outside libssh's callback
+      return;
+    }
+    if (n < 0) return;  // EAGAIN: the poll round ends
     send_output(stream, buf, static_cast<size_t>(n));  // recorded by the monitor on a pty
     if (!out_pending_[stream].empty() || static_cast<size_t>(n) < sizeof(buf)) return;
   }
@@ -323,10 +327,11 @@ void SessionChannel::flush_output() {
       pending.erase(0, static_cast<size_t>(n));
     }
   }
-  // Read again what the client caught up with; stop reading what it did not.
+  // Read again what the client caught up with; stop reading what it did not
+  // take, and what has ended.
   if (!ended_) {
-    set_output_polled(0, out_pending_[0].empty());
-    set_output_polled(1, out_pending_[1].empty());
+    set_output_polled(0, out_pending_[0].empty() && !out_eof_[0]);
+    set_output_polled(1, out_pending_[1].empty() && !out_eof_[1]);
   }
 }
 

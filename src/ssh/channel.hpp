@@ -121,6 +121,9 @@ class SessionChannel {
   // output is not read, so the process blocks instead of the node buffering.
   std::string out_pending_[2];
   bool out_polled_[2] = {false, false};
+  // The stream reached its end (EOF, or an error other than EAGAIN): never
+  // polled again, or every poll round would return at once for it.
+  bool out_eof_[2] = {false, false};
   // Client input a full stdin holds back: libssh keeps `stdin_backlog_`
   // bytes for us (and does not open the window for them), `stdin_pending_`
   // was fetched but not yet written.

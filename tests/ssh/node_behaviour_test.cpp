@@ -384,6 +384,49 @@ TEST_F(NodeBehaviour, SigtermEndsLiveSessionsAndWritesTheirSessionEnd) {
       << "what the sessions ran outlived the node";
 }
 
+// A session whose process closed its stdout and stderr but runs on: the
+// front end saw both pipes end and must stop polling them. Before, each poll
+// round returned at once with POLLHUP and read 0 bytes again, a busy loop
+// until the monitor said the process exited: 300 such front ends took both
+// cores and the engine's reader starved (bench/session_scale.py lost events).
+TEST_F(NodeBehaviour, AFrontEndStopsReadingOutputThatHasEnded) {
+  start_node();
+  const std::string shared = dir_ + "/shared";  // where the login may write
+  ASSERT_EQ(mkdir(shared.c_str(), 0777), 0);
+  ASSERT_EQ(chmod(shared.c_str(), 0777), 0);
+  const std::string go = shared + "/go";
+  auto argv = ssh("user", "user-cert.pub");
+  argv.insert(argv.end(), {std::string(kLogin) + "@127.0.0.1",
+                           "exec >/dev/null 2>&1; : > " + go + ".closed; "
+                           "while [ ! -e " + go + " ]; do sleep 0.05; done"});
+  Process client{Spawn{argv}};
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(go + ".closed"); }))
+      << audit_log().text;
+  auto procs = node_processes();
+  ASSERT_EQ(procs.size(), 2u) << "the monitor and one front end";
+  const pid_t front_end = procs[1];
+  // read() calls the front end made (Linux counts them in /proc/PID/io).
+  auto reads = [&] {
+    std::string io = read_file("/proc/" + std::to_string(front_end) + "/io");
+    size_t at = io.find("syscr: ");
+    return at == std::string::npos ? -1L : std::atol(io.c_str() + at + 7);
+  };
+  const long before = reads();
+  ASSERT_GE(before, 0);
+  // While the process waits for `go` (it polls a file; no output): a front
+  // end that watches only live fds has nothing to read (0 reads; its poll
+  // times out every 100 ms), one that watches the ended pipes reads both of
+  // them at every round, and its rounds never wait (thousands in 2 s).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const long during = reads() - before;
+  write_file(go, "");
+  Outcome o = client.wait();
+  EXPECT_EQ(o.status, 0) << o.err;
+  EXPECT_LT(during, 40) << "the front end read its session's ended output " << during
+                        << " times in 2 s: it polls pipes that can never give more";
+  ASSERT_TRUE(eventually([&] { return audit_log().count("session.end") == 1; }));
+}
+
 TEST_F(NodeBehaviour, AProcessThatDoesNotReadStallsTheClientNotTheNodesMemory) {
   start_node();
   LibsshClient c(port_, kLogin);
