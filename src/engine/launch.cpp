@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <grp.h>
 #include <sys/stat.h>
@@ -152,10 +153,18 @@ Result<Launched> launch_in(Session* session, const LaunchSpec& spec) {
   if (pipe2(down, O_CLOEXEC)) return Error::sys("pipe");
   Fd down_r(down[0]), down_w(down[1]);
 
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return Error::sys("fork");
   if (pid == 0) {
     int out = up_w.get();
+    // Until its exec, the child holds copies of every fd the parent had:
+    // other launches' pipes, the engine guard's pipe (which tells the guard
+    // that the recorder died). It must not outlive the thread that started
+    // it: a child left waiting for `go` kept the guard from killing the
+    // sessions of a recorder that died, and two such children held each
+    // other's `go` pipe open for ever.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
     // A new loginuid gives this process (and all it starts) a fresh audit
     // session id that a non-root user cannot change. Done before joining
     // the cgroup, so Vigil's own set-up is not recorded as the session's.
@@ -179,6 +188,9 @@ Result<Launched> launch_in(Session* session, const LaunchSpec& spec) {
     }
     if (!spec.cwd.empty() && chdir(spec.cwd.c_str())) child_fail(out, change_dir);
     reset_for_exec();
+    // What the session runs may outlive the recorder's thread (leftovers
+    // are recorded, or killed by policy): not by a signal of its own.
+    prctl(PR_SET_PDEATHSIG, 0);
     execve(program.c_str(), argv.data(), envp.data());
     child_fail(out, exec_program);
   }
@@ -186,6 +198,9 @@ Result<Launched> launch_in(Session* session, const LaunchSpec& spec) {
   up_w.reset();
   down_r.reset();
   auto reap = [&](Error e) -> Result<Launched> {
+    // Killed, not told by EOF: another launch's child, forked meanwhile,
+    // may hold a copy of `down` until its own exec.
+    kill(pid, SIGKILL);
     down_w.reset();
     int status;
     waitpid(pid, &status, 0);
