@@ -179,10 +179,29 @@ bool Server::run(const std::atomic<bool>& stop) {
   log::info("ssh: stopping: " + std::to_string(live_connections_) +
             " connections still busy: killing their front ends");
   for (pid_t pid : front_ends_) kill(pid, SIGKILL);
-  if (all_done_.wait_for(lock, std::chrono::seconds(5), none_left)) return true;
-  log::error("ssh: stopping: " + std::to_string(live_connections_) +
-             " connections did not end; exiting without them");
-  return false;
+  // Hundreds of sessions end in seconds, not in the grace: wait while they
+  // make progress, and say how many are left.
+  const auto stall = std::chrono::milliseconds(options_.stop_stall_ms);
+  auto last_progress = std::chrono::steady_clock::now();
+  size_t left = live_connections_;
+  while (!none_left()) {
+    all_done_.wait_for(lock, std::chrono::seconds(1), none_left);
+    auto now = std::chrono::steady_clock::now();
+    if (live_connections_ < left) {
+      left = live_connections_;
+      last_progress = now;
+      if (left)
+        log::warn("ssh: stopping: ending the sessions of " + std::to_string(left) +
+                  (left == 1 ? " connection" : " connections"));
+    } else if (left && now - last_progress >= stall) {
+      log::error("ssh: stopping: " + std::to_string(left) + " connections did not end in " +
+                 std::to_string(options_.stop_stall_ms / 1000) +
+                 " s; exiting without them (their sessions' end is written, marked recovered, "
+                 "at the next start)");
+      return false;
+    }
+  }
+  return true;
 }
 
 int run_front_end(const FrontEndOptions& options) {

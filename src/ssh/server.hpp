@@ -48,9 +48,14 @@ struct ServerOptions {
   std::string listen_addr = "0.0.0.0:3022";  // "host:port", IPv6 as "[::]:3022"
   size_t max_connections = 1024;             // beyond: new connections are closed at once
   int listen_backlog = 128;                  // as sshd's
-  // A stop ends every connection within this: their front ends are told to
-  // go, their sessions ended (session.end written).
+  // A stop ends every connection: within this their sessions are ended
+  // (session.end written) and their front ends told to go; past it the
+  // front ends still there are killed.
   int stop_grace_ms = 2000;
+  // Then the stop waits as long as sessions go on ending: it gives up only
+  // when none has ended for this long (their journals let the next start
+  // write their ends, and the engine's guard kills what they ran).
+  int stop_stall_ms = 15000;
   // The front end's command line; it gets the connection as fd 3 and its
   // end of the monitor socketpair as fd 4.
   std::vector<std::string> front_end_argv;
@@ -67,9 +72,9 @@ class Server {
   uint16_t port() const { return port_; }
   // Accepts until `stop` becomes true, then ends every connection (their
   // front ends are killed, their sessions ended and logged) and returns
-  // true; false when some connection had still not ended 5 s after (the
-  // caller should then exit without waiting: the sessions' journals let the
-  // next start write their end).
+  // true; false when connections are left and none ended for
+  // stop_stall_ms (the caller should then exit without waiting: the
+  // sessions' journals let the next start write their end).
   bool run(const std::atomic<bool>& stop);
 
  private:
