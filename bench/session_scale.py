@@ -30,7 +30,12 @@ raise those (the report says which). Needs root (BPF, cgroups, switching users).
 
   bench/session_scale.py [--build build] [--sessions 10,1000] [--execs 20]
                          [--opens 20] [--parallel 50] [--port 28022]
-                         [--markdown docs/benchmarks-scale.md]
+                         [--stop-live] [--markdown docs/benchmarks-scale.md]
+
+With --stop-live the workload is not run: once every session is live the node
+gets SIGTERM, and every session must get its session.end with no session
+process or cgroup left (exit status 3 otherwise); the stop's duration is
+reported.
 """
 import argparse
 import json
@@ -233,6 +238,38 @@ ssh_service:
     fds = len(os.listdir(f"/proc/{node.pid}/fd"))
     setup_cpu = meter.total() - base_cpu
 
+    if args.stop_live:
+        # The node is stopped with every session live (waiting at the
+        # barrier): each must get its session.end, nothing may run on.
+        t1 = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        try:
+            status = node.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            die(f"the node did not stop in 600 s: see {work}/vigil-{n}.log")
+        stop_s = time.monotonic() - t1
+        os.close(go_fd)
+        tail.poll()
+        cgroups = f"/cgroup2{root_path}"
+        left = [d for d in os.listdir(cgroups)] if os.path.isdir(cgroups) else []
+        running = 0
+        for d in left:
+            try:
+                with open(os.path.join(cgroups, d, "cgroup.procs")) as f:
+                    running += len(f.read().split())
+            except OSError:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        return {
+            "n": n, "setup_s": setup_s, "rss": rss, "pss": pss, "stop_s": stop_s,
+            "status": status, "ends": tail.count("session.end"), "cgroups_left": len(left),
+            "running": running,
+        }
+
     # The workload, all sessions at once.
     cpu_before = meter.total()
     t1 = time.monotonic()
@@ -294,6 +331,10 @@ def main():
     p.add_argument("--opens", type=int, default=20)
     p.add_argument("--parallel", type=int, default=50)
     p.add_argument("--port", type=int, default=28022)
+    p.add_argument("--stop-live", action="store_true",
+                   help="stop the node (SIGTERM) with every session live instead of the "
+                        "workload: every session must get its session.end, and no session "
+                        "process or cgroup may be left")
     p.add_argument("--markdown")
     args = p.parse_args()
     if os.geteuid() != 0:
@@ -329,6 +370,22 @@ def main():
     finally:
         if not os.environ.get("VIGIL_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
+
+    if args.stop_live:
+        table = ("| sessions live | set-up s | node RSS MiB | node PSS MiB | stop s | exit status "
+                 "| session.end written | session cgroups left | session processes left |\n"
+                 "|---|---|---|---|---|---|---|---|---|\n")
+        failed = False
+        for r in runs:
+            table += (f"| {r['n']:,} | {r['setup_s']:.1f} | {r['rss'] / 1024:.0f} | {r['pss'] / 1024:.0f} "
+                      f"| {r['stop_s']:.1f} | {r['status']} | {r['ends']:,} | {r['cgroups_left']} "
+                      f"| {r['running']} |\n")
+            failed |= r["ends"] != r["n"] or r["cgroups_left"] or r["running"] or r["status"] != 0
+        print(table, end="")
+        if args.markdown:
+            with open(args.markdown, "a") as f:
+                f.write(table)
+        sys.exit(3 if failed else 0)
 
     head = ("| sessions | set-up s | sessions/s | node RSS MiB at peak | node PSS MiB, all live | PSS KiB per session | node fds | node processes "
             "| workload s | node CPU s (set-up + workload) | CPU ms per session | CPU s/s in workload "
