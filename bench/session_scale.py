@@ -237,6 +237,11 @@ ssh_service:
     pss = pss_kib(node_pids(node.pid))
     fds = len(os.listdir(f"/proc/{node.pid}/fd"))
     setup_cpu = meter.total() - base_cpu
+    # At rest: every session live and waiting, nothing to do but be there.
+    idle_before = meter.total()
+    time.sleep(5)
+    meter.sample()
+    idle_cpu_s = (meter.total() - idle_before) / 5
 
     if args.stop_live:
         # The node is stopped with every session live (waiting at the
@@ -265,7 +270,7 @@ ssh_service:
             except subprocess.TimeoutExpired:
                 p.kill()
         return {
-            "n": n, "setup_s": setup_s, "rss": rss, "pss": pss, "stop_s": stop_s,
+            "n": n, "setup_s": setup_s, "rss": rss, "pss": pss, "stop_s": stop_s, "idle": idle_cpu_s,
             "status": status, "ends": tail.count("session.end"), "cgroups_left": len(left),
             "running": running,
         }
@@ -316,7 +321,7 @@ ssh_service:
     short = sum(1 for s in sessions if s["commands"] != args.execs or s["opens"] != args.opens)
     found = sum(s["commands"] + s["opens"] for s in sessions)
     return {
-        "n": n, "setup_s": setup_s, "setup_cpu": setup_cpu, "peak_rss": peak_rss, "rss": rss, "pss": pss,
+        "n": n, "setup_s": setup_s, "setup_cpu": setup_cpu, "idle": idle_cpu_s, "peak_rss": peak_rss, "rss": rss, "pss": pss,
         "processes": processes, "fds": fds, "work_s": work_s, "work_cpu": work_cpu,
         "expected": n * (args.execs + args.opens), "found": found, "lost": lost, "ends": ends,
         "sessions_short": short + (n - len(sessions)), "ssh_failures": ssh_failures,
@@ -372,13 +377,13 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     if args.stop_live:
-        table = ("| sessions live | set-up s | node RSS MiB | node PSS MiB | stop s | exit status "
+        table = ("| sessions live | set-up s | node RSS MiB | node PSS MiB | node CPU s/s at rest | stop s | exit status "
                  "| session.end written | session cgroups left | session processes left |\n"
-                 "|---|---|---|---|---|---|---|---|---|\n")
+                 "|---|---|---|---|---|---|---|---|---|---|\n")
         failed = False
         for r in runs:
             table += (f"| {r['n']:,} | {r['setup_s']:.1f} | {r['rss'] / 1024:.0f} | {r['pss'] / 1024:.0f} "
-                      f"| {r['stop_s']:.1f} | {r['status']} | {r['ends']:,} | {r['cgroups_left']} "
+                      f"| {r['idle']:.3f} | {r['stop_s']:.1f} | {r['status']} | {r['ends']:,} | {r['cgroups_left']} "
                       f"| {r['running']} |\n")
             failed |= r["ends"] != r["n"] or r["cgroups_left"] or r["running"] or r["status"] != 0
         print(table, end="")
@@ -387,15 +392,15 @@ def main():
                 f.write(table)
         sys.exit(3 if failed else 0)
 
-    head = ("| sessions | set-up s | sessions/s | node RSS MiB at peak | node PSS MiB, all live | PSS KiB per session | node fds | node processes "
+    head = ("| sessions | set-up s | sessions/s | node RSS MiB at peak | node PSS MiB, all live | PSS KiB per session | node fds | node processes | node CPU s/s at rest, all live "
             "| workload s | node CPU s (set-up + workload) | CPU ms per session | CPU s/s in workload "
             "| events expected | found | lost (session.end) | sessions short | ssh failures |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     rows = ""
     for r in runs:
         cpu = r["setup_cpu"] + r["work_cpu"]
         rows += (f"| {r['n']:,} | {r['setup_s']:.1f} | {r['n'] / r['setup_s']:.1f} | {r['peak_rss'] / 1024:.0f} "
-                 f"| {r['pss'] / 1024:.0f} | {r['pss'] / r['n']:.0f} | {r['fds']} | {r['processes']} | {r['work_s']:.1f} | {cpu:.1f} "
+                 f"| {r['pss'] / 1024:.0f} | {r['pss'] / r['n']:.0f} | {r['fds']} | {r['processes']} | {r['idle']:.3f} | {r['work_s']:.1f} | {cpu:.1f} "
                  f"| {cpu * 1000 / r['n']:.1f} | {r['work_cpu'] / r['work_s']:.2f} | {r['expected']:,} | {r['found']:,} "
                  f"| {r['lost']} | {r['sessions_short']} | {r['ssh_failures']} |\n")
     b = runs[0]

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <thread>
 
 #include "common/log.hpp"
 
@@ -28,6 +30,81 @@ void free_deflate(z_stream* zs) {
 }
 
 }  // namespace
+
+// One thread flushes every open recording at its own interval: a thread per
+// recording made 1,000 threads of 1,000 live sessions (each fork of the
+// monitor, one per session launched, copies their stacks' mappings). A
+// flush takes only that writer's lock, so a writer being closed waits for
+// at most the flush in progress.
+class FlushClock {
+ public:
+  static FlushClock& instance() {
+    static FlushClock* clock = new FlushClock();  // never destroyed: its thread outlives main
+    return *clock;
+  }
+
+  void add(RecordingWriter* w, std::chrono::milliseconds interval) {
+    std::lock_guard lock(mu_);
+    writers_[w] = {interval, std::chrono::steady_clock::now() + interval};
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { run(); }).detach();
+    }
+    cv_.notify_all();
+  }
+
+  // After it returns, `w` is not being flushed and never will be.
+  void remove(RecordingWriter* w) {
+    std::unique_lock lock(mu_);
+    writers_.erase(w);
+    idle_.wait(lock, [&] { return busy_ != w; });
+  }
+
+ private:
+  struct Entry {
+    std::chrono::milliseconds interval;
+    std::chrono::steady_clock::time_point due;
+  };
+
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (writers_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      auto next = writers_.begin();
+      for (auto it = writers_.begin(); it != writers_.end(); ++it)
+        if (it->second.due < next->second.due) next = it;
+      if (cv_.wait_until(lock, next->second.due) == std::cv_status::no_timeout) continue;
+      auto now = std::chrono::steady_clock::now();
+      // The registry may have changed while waiting: take what is due now.
+      for (auto it = writers_.begin(); it != writers_.end(); ++it) {
+        if (it->second.due > now) continue;
+        it->second.due = now + it->second.interval;
+        busy_ = it->first;
+        lock.unlock();
+        busy_->flush_tick();
+        lock.lock();
+        busy_ = nullptr;
+        idle_.notify_all();
+        break;  // the registry may have changed meanwhile: look again
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;    // a writer added (an earlier due time)
+  std::condition_variable idle_;  // a flush ended
+  std::map<RecordingWriter*, Entry> writers_;
+  RecordingWriter* busy_ = nullptr;
+  bool started_ = false;
+};
+
+void RecordingWriter::flush_tick() {
+  std::lock_guard lock(mu_);
+  if (!stopping_) write_settled_locked(false);
+}
 
 Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(RecordingStore& store,
                                                                  const Header& header,
@@ -57,8 +134,10 @@ Result<std::unique_ptr<RecordingWriter>> RecordingWriter::start(
   if (deflateInit2(w->zs_.get(), std::clamp(w->options_.compression_level, 0, 9), Z_DEFLATED, -15,
                    8, Z_DEFAULT_STRATEGY) != Z_OK)
     return Error{"zlib: cannot initialise compression"};
-  if (w->options_.flush_interval.count() > 0)
-    w->flusher_ = std::thread([raw = w.get()] { raw->run_flusher(); });
+  if (w->options_.flush_interval.count() > 0) {
+    FlushClock::instance().add(w.get(), w->options_.flush_interval);
+    w->flushed_by_clock_ = true;
+  }
   return w;
 }
 
@@ -128,8 +207,7 @@ Result<void> RecordingWriter::close() {
     if (closed_ || stopping_) return status_locked();
     stopping_ = true;
   }
-  stop_cv_.notify_all();
-  if (flusher_.joinable()) flusher_.join();
+  if (flushed_by_clock_) FlushClock::instance().remove(this);
 
   std::lock_guard lock(mu_);
   write_settled_locked(true);
@@ -149,8 +227,7 @@ void RecordingWriter::abandon() {
     if (closed_ || stopping_) return;
     stopping_ = true;
   }
-  stop_cv_.notify_all();
-  if (flusher_.joinable()) flusher_.join();
+  if (flushed_by_clock_) FlushClock::instance().remove(this);
   std::lock_guard lock(mu_);
   pending_.clear();
   pending_bytes_ = 0;
@@ -162,14 +239,6 @@ void RecordingWriter::abandon() {
 WriterStats RecordingWriter::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
-}
-
-void RecordingWriter::run_flusher() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    stop_cv_.wait_for(lock, options_.flush_interval, [this] { return stopping_; });
-    if (!stopping_) write_settled_locked(false);
-  }
 }
 
 // Writes the records that can no longer be overtaken by a late one (all of

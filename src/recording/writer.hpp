@@ -118,7 +118,6 @@ class RecordingWriter {
   void write_chunk_locked(size_t count);
   std::string compress_locked(std::string& raw);
   void write_out_locked();
-  void run_flusher();
   Result<void> status_locked() const;
 
   const std::string path_;
@@ -138,9 +137,11 @@ class RecordingWriter {
   WriterStats stats_;
   bool closed_ = false;
 
-  std::condition_variable stop_cv_;
   bool stopping_ = false;
-  std::thread flusher_;
+  bool flushed_by_clock_ = false;  // registered with the process's one flush thread
+
+  friend class FlushClock;
+  void flush_tick();
 };
 
 }  // namespace vigil::recording

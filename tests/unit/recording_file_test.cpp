@@ -4,6 +4,8 @@
 // where it is; files that are not recordings are refused by name.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -445,6 +447,45 @@ TEST(RecordingFile, BackgroundFlushMakesALiveSessionReadable) {
   EXPECT_EQ(back.records.size(), 2u);
   EXPECT_TRUE(back.writer_active);
   EXPECT_FALSE(back.damage);
+}
+
+// Many live recordings (a node with hundreds of sessions) are all flushed in
+// the background by one thread, not a thread each; one closed meanwhile
+// leaves the others flushed.
+TEST(RecordingFile, ManyLiveRecordingsAreFlushedWithoutAThreadEach) {
+  TempDir dir;
+  auto threads = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+    return n;
+  };
+  WriterOptions o;
+  o.flush_interval = std::chrono::milliseconds(30);
+  o.reorder_window_ns = 0;
+  constexpr int kWriters = 64;
+  std::vector<std::unique_ptr<RecordingWriter>> writers;
+  const size_t before = threads();
+  for (int i = 0; i < kWriters; ++i) {
+    auto w = RecordingWriter::create(dir.file(std::to_string(i) + ".vrec"), test_header(), o);
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    (*w)->output(kStart + kMs, "session " + std::to_string(i));
+    writers.push_back(std::move(*w));
+  }
+  // At most the one flush thread (started by the first writer of the process).
+  EXPECT_LE(threads(), before + 1) << "a thread per live recording";
+  ASSERT_TRUE(writers[7]->close().ok());
+  writers[7].reset();
+  auto all_flushed = [&] {
+    for (int i = 0; i < kWriters; ++i)
+      if (read_all(dir.file(std::to_string(i) + ".vrec")).records.size() != 1) return false;
+    return true;
+  };
+  bool flushed = false;
+  for (int i = 0; i < 200 && !(flushed = all_flushed()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(flushed) << "a live recording was not flushed within 4 s";
+  for (auto& w : writers)
+    if (w) EXPECT_TRUE(w->close().ok());
 }
 
 TEST(RecordingFile, WriterThatDiedLeavesItsCompleteChunks) {
