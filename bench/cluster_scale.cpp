@@ -676,6 +676,9 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
   else if (parsed.is_object())
     for (const auto& [k, v] : parsed.items())
       if (v.is_array()) f.listed = v.size();
+  if (f.listed != f.nodes && f.first_error.empty())
+    f.first_error = "vigilctl get nodes: exit status " + std::to_string(listed.status) + ", " +
+                    std::to_string(listed.out.size()) + " bytes out: " + listed.err.substr(0, 400);
   kill(vigil, SIGTERM);
   waitpid(vigil, nullptr, 0);
   stop_vigil.pid = 0;
