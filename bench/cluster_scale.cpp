@@ -93,6 +93,7 @@ struct Figures {
   std::string first_error;
   // The auth API server's counters, from its last log line (at its stop).
   std::string counters_line;
+  std::string list_error;  // why vigilctl get nodes listed fewer
   std::map<std::string, uint64_t> counters;
 };
 
@@ -676,8 +677,8 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
   else if (parsed.is_object())
     for (const auto& [k, v] : parsed.items())
       if (v.is_array()) f.listed = v.size();
-  if (f.listed != f.nodes && f.first_error.empty())
-    f.first_error = "vigilctl get nodes: exit status " + std::to_string(listed.status) + ", " +
+  if (f.listed != f.nodes)
+    f.list_error = "vigilctl get nodes: exit status " + std::to_string(listed.status) + ", " +
                     std::to_string(listed.out.size()) + " bytes out: " + listed.err.substr(0, 400);
   kill(vigil, SIGTERM);
   waitpid(vigil, nullptr, 0);
@@ -791,6 +792,7 @@ int main(int argc, char** argv) {
                   f.warmup_failures, f.reconnects);
     ratios << line;
     if (!f.first_error.empty()) ratios << "  - first error: " << f.first_error << "\n";
+    if (!f.list_error.empty()) ratios << "  - " << f.list_error << "\n";
     std::string line_counters = f.counters_line;
     if (auto p = line_counters.find("auth API "); p != std::string::npos) line_counters = line_counters.substr(p);
     ratios << "  - the auth API server's counters at its stop: "
