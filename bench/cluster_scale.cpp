@@ -45,7 +45,9 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -89,7 +91,44 @@ struct Figures {
   double bench_cpu_beat = 0;  // this process (the simulated nodes)
   size_t listed = 0, logged_events = 0;
   std::string first_error;
+  // The auth API server's counters, from its last log line (at its stop).
+  std::string counters_line;
+  std::string list_error;  // why vigilctl get nodes listed fewer
+  std::map<std::string, uint64_t> counters;
 };
+
+// "auth API ...: connections accepted=1 open=0 ...; closed by the server:
+// handshake_failures=0 ...": the last such line of the log, and its pairs.
+void read_counters(const std::string& log_path, Figures& f) {
+  std::ifstream log(log_path);
+  for (std::string line; std::getline(log, line);)
+    if (line.find("auth API ") != std::string::npos && line.find(": connections accepted=") != std::string::npos)
+      f.counters_line = line;
+  std::istringstream words(f.counters_line);
+  for (std::string w; words >> w;) {
+    while (!w.empty() && w.back() == ';') w.pop_back();
+    auto eq = w.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    try {
+      f.counters[w.substr(0, eq)] = std::stoull(w.substr(eq + 1));
+    } catch (...) {
+    }
+  }
+}
+
+uint64_t counter(const Figures& f, const std::string& key) {
+  auto it = f.counters.find(key);
+  return it == f.counters.end() ? 0 : it->second;
+}
+
+// Connections the auth service closed without the client asking
+// (ServerCounters::closed_by_server).
+uint64_t cut_by_server(const Figures& f) {
+  uint64_t n = 0;
+  for (const char* k : {"refused", "handshake_failures", "read_timeouts", "idle_closes", "read_errors", "write_failures"})
+    n += counter(f, k);
+  return n;
+}
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "cluster_scale: %s\n", what.c_str());
@@ -266,7 +305,9 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
     int log = open((dir + "/vigil.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(log, 1);
     dup2(log, 2);
-    execl(s.vigil.c_str(), s.vigil.c_str(), "start", "-c", cfg.c_str(), nullptr);
+    // -v: the API server's counters are logged at info level too (and
+    // always at its stop), read back below.
+    execl(s.vigil.c_str(), s.vigil.c_str(), "-v", "start", "-c", cfg.c_str(), nullptr);
     _exit(127);
   }
   struct Stop {
@@ -424,13 +465,29 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
         o.certificate = node.cert;
         return api::Client::connect(o);
       };
-      std::atomic<size_t> reconnects{0};
+      std::atomic<size_t> reconnects{0}, warmup_failures{0};
+      // Unmeasured, as a node agent does: a heartbeat right after it
+      // connects, then one every 20 s until the measure starts. (Silent
+      // connections for the minutes 10,000 nodes take to connect were cut
+      // by the server's idle timeout, and before that its read timeout.)
+      auto warm_beat = [&](size_t i) {
+        if (nodes[i].client &&
+            !nodes[i].client->call_json("POST", "/v1/nodes/heartbeat",
+                                        json{{"node_name", nodes[i].name},
+                                             {"address", "127.0.0.1:" + std::to_string(30000 + i % 30000)},
+                                             {"uuid", nodes[i].uuid}})) {
+          ++warmup_failures;
+          note("heartbeat while connecting: failed");
+          nodes[i].client.reset();
+        }
+      };
       auto c0 = Clock::now();
       {
         std::atomic<size_t> next{first}, errors{0};
         std::vector<std::thread> ts;
         for (size_t t = 0; t < s.drivers; ++t)
           ts.emplace_back([&] {
+            std::deque<std::pair<size_t, Clock::time_point>> mine;  // connected here, oldest beat first
             for (size_t i; (i = next++) < last;) {
               Node& node = nodes[i];
               if (node.uuid.empty()) continue;
@@ -441,6 +498,14 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
                 continue;
               }
               node.client = std::move(*c);
+              warm_beat(i);
+              mine.emplace_back(i, Clock::now());
+              while (!mine.empty() && Clock::now() - mine.front().second > std::chrono::seconds(20)) {
+                size_t k = mine.front().first;
+                mine.pop_front();
+                warm_beat(k);
+                mine.emplace_back(k, Clock::now());
+              }
             }
           });
         for (auto& t : ts) t.join();
@@ -451,21 +516,14 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
       int64_t start_ns = 0;
       if (write(ready[1], &byte, 1) != 1) _exit(1);
       // Until every worker has connected (minutes at 10,000 nodes), each
-      // node heartbeats every 20 s, unmeasured, as a real node would: the
-      // server closes a connection idle for 120 s (idle_timeout).
+      // node goes on heartbeating every 10 to 20 s, unmeasured, as a real
+      // node would (the server closes a connection idle for 120 s).
       for (;;) {
         pollfd p{go[0], POLLIN, 0};
-        if (poll(&p, 1, 20'000) > 0) break;
-        for (size_t i = first; i < last; ++i)
-          if (nodes[i].client &&
-              !nodes[i].client->call_json("POST", "/v1/nodes/heartbeat",
-                                          json{{"node_name", nodes[i].name},
-                                               {"address", "127.0.0.1:" + std::to_string(30000 + i % 30000)},
-                                               {"uuid", nodes[i].uuid}})) {
-            ++out.warmup_failures;
-            nodes[i].client.reset();
-          }
+        if (poll(&p, 1, 10'000) > 0) break;
+        for (size_t i = first; i < last; ++i) warm_beat(i);
       }
+      out.warmup_failures = warmup_failures;
       if (read(go[0], &start_ns, sizeof start_ns) != sizeof start_ns) _exit(1);
       const Clock::time_point start{std::chrono::nanoseconds(start_ns)};
       const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.seconds));
@@ -619,9 +677,13 @@ Result<Figures> measure(const Settings& s, size_t n, const std::string& dir) {
   else if (parsed.is_object())
     for (const auto& [k, v] : parsed.items())
       if (v.is_array()) f.listed = v.size();
+  if (f.listed != f.nodes)
+    f.list_error = "vigilctl get nodes: exit status " + std::to_string(listed.status) + ", " +
+                    std::to_string(listed.out.size()) + " bytes out: " + listed.err.substr(0, 400);
   kill(vigil, SIGTERM);
   waitpid(vigil, nullptr, 0);
   stop_vigil.pid = 0;
+  read_counters(dir + "/vigil.log", f);
   std::ifstream log(dir + "/data/log/events.log");
   for (std::string line; std::getline(log, line);)
     if (line.find("scale-bench") != std::string::npos) ++f.logged_events;
@@ -692,19 +754,21 @@ int main(int argc, char** argv) {
   char line[1024];
   out << "| nodes | joins/s | connects/s | heartbeats/s scheduled | heartbeats/s done | p50 ms | p99 ms | max ms "
          "| errors | events/s | auth CPU (s/s) joining | auth CPU (s/s) beating | auth CPU us/call | auth RSS MiB (peak) "
-         "| auth fds | auth threads | nodes CPU (s/s), processes |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+         "| auth fds | auth threads | nodes CPU (s/s), processes | connections cut by the auth service | 503 busy |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& f : runs) {
     std::snprintf(line, sizeof line,
                   "| %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.1f | %zu | %.0f | %.2f | %.2f | %.0f | %.0f (%.0f) | %zu "
-                  "| %zu | %.2f, %zu |\n",
+                  "| %zu | %.2f, %zu | %s | %s |\n",
                   commas(static_cast<double>(f.nodes)).c_str(), static_cast<double>(f.nodes - f.join_errors) / f.join_s,
                   static_cast<double>(f.nodes - f.connect_errors) / f.connect_s,
                   static_cast<double>(f.nodes) / s.interval, static_cast<double>(f.beats) / f.beat_s, f.p50_ms,
                   f.p99_ms, f.max_ms, f.join_errors + f.connect_errors + f.beat_errors + f.event_errors,
                   static_cast<double>(f.events) / f.beat_s, f.auth_cpu_join, f.auth_cpu_beat,
                   f.auth_cpu_us_per_beat, static_cast<double>(f.rss_kib) / 1024, static_cast<double>(f.hwm_kib) / 1024,
-                  f.fds, f.threads, f.bench_cpu_beat, f.workers);
+                  f.fds, f.threads, f.bench_cpu_beat, f.workers,
+                  f.counters_line.empty() ? "?" : commas(static_cast<double>(cut_by_server(f))).c_str(),
+                  f.counters_line.empty() ? "?" : commas(static_cast<double>(counter(f, "queue_full"))).c_str());
     out << line;
   }
   const Figures& base = runs.front();
@@ -728,6 +792,11 @@ int main(int argc, char** argv) {
                   f.warmup_failures, f.reconnects);
     ratios << line;
     if (!f.first_error.empty()) ratios << "  - first error: " << f.first_error << "\n";
+    if (!f.list_error.empty()) ratios << "  - " << f.list_error << "\n";
+    std::string line_counters = f.counters_line;
+    if (auto p = line_counters.find("auth API "); p != std::string::npos) line_counters = line_counters.substr(p);
+    ratios << "  - the auth API server's counters at its stop: "
+           << (line_counters.empty() ? std::string("(no counters line in vigil.log)") : "`" + line_counters + "`") << "\n";
   }
   std::fputs(out.str().c_str(), stdout);
   std::fputs(ratios.str().c_str(), stdout);
@@ -746,7 +815,7 @@ int main(int argc, char** argv) {
   bool bad = false;
   for (const auto& f : runs)
     if (f.join_errors || f.connect_errors || f.beat_errors || f.event_errors || f.listed != f.nodes ||
-        f.logged_events != f.events)
+        f.logged_events != f.events || f.counters_line.empty() || cut_by_server(f) > 0)
       bad = true;
   return bad ? 3 : 0;
 }

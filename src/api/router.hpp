@@ -75,6 +75,10 @@ using Handler = std::function<Result<Reply>(const Request&)>;
 
 struct RouteOptions {
   size_t max_body = 1 << 20;  // bytes a request may carry (413 beyond)
+  // The handler waits on the disk (a synced write: an event batch, a
+  // recording chunk): it runs on the server's disk pool, so that requests
+  // that only compute (heartbeats, reads) never queue behind a sync.
+  bool waits_on_disk = false;
 };
 
 // The status an error of that kind is answered with.

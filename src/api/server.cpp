@@ -301,8 +301,11 @@ struct Server::Impl {
   tcp::acceptor acceptor{io};
   asio::steady_timer grace_timer{io};
   asio::steady_timer accept_retry{io};
+  asio::steady_timer counters_timer{io};
+  ServerCounters logged;  // what the last counters line said (I/O thread)
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   WorkerPool pool;
+  std::optional<WorkerPool> disk_pool;  // RouteOptions::waits_on_disk (none: on `pool`)
   std::atomic<bool> stopping{false};
   bool stop_begun = false;  // I/O thread
   uint16_t bound_port = 0;
@@ -310,14 +313,42 @@ struct Server::Impl {
   std::mutex run_mu;
 
   std::atomic<uint64_t> accepted{0}, refused{0}, open{0}, handshake_failures{0}, cert_refusals{0},
-      read_timeouts{0}, idle_closes{0}, accept_errors{0}, queue_full{0}, s2{0}, s3{0}, s4{0}, s5{0}, s_other{0};
+      read_timeouts{0}, idle_closes{0}, accept_errors{0}, queue_full{0}, s2{0}, s3{0}, s4{0}, s5{0}, s_other{0},
+      handshake_timeouts{0}, read_errors{0}, write_failures{0}, peer_closes{0};
 
   Impl(ServerOptions o, const Router& r)
-      : options(std::move(o)), router(r), pool(options.workers, options.queue_depth) {}
+      : options(std::move(o)), router(r), pool(options.workers, options.queue_depth) {
+    if (options.disk_workers > 0) disk_pool.emplace(options.disk_workers, options.disk_queue_depth);
+  }
   ~Impl() {
     destroying = true;
     pool.stop();
+    if (disk_pool) disk_pool->stop();
   }
+  void stop_pools() {
+    pool.stop();
+    if (disk_pool) disk_pool->stop();
+  }
+  bool submit(bool waits_on_disk, std::function<void()> job) {
+    if (waits_on_disk && disk_pool) return disk_pool->submit(std::move(job));
+    return pool.submit(std::move(job));
+  }
+  ServerCounters snapshot();
+  std::string name() const {
+    return options.name.empty() ? "api server " + options.address + ":" + std::to_string(bound_port)
+                                : options.name;
+  }
+  void log_counters(const ServerCounters& c) {
+    std::string line = format_counters(name(), c);
+    bool cut = c.closed_by_server() > logged.closed_by_server() || c.queue_full > logged.queue_full ||
+               c.accept_errors > logged.accept_errors;
+    log::Level level = cut ? log::Level::warn : log::Level::info;
+    if (options.log) options.log(level, line);
+    else log::write(level, line);
+    logged = c;
+  }
+  // Every counters_log_period: one line when a counter moved since the last.
+  void schedule_counters_log();
 
   int64_t now() const {
     return options.clock ? options.clock() : static_cast<int64_t>(std::time(nullptr));
@@ -365,12 +396,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_handshake(beast::error_code ec) {
     if (ec) {
       ++server_.handshake_failures;
+      if (ec == beast::error::timeout) ++server_.handshake_timeouts;
       return close_now();
     }
     beast::get_lowest_layer(stream_).expires_never();
     check_client_certificate();
-    state_ = State::reading;
-    read_head();
+    // The first request is waited for as every later one is: idle_timeout
+    // until its first byte, read_timeout from there. (read_head() here cut
+    // every new connection whose first request came read_timeout after the
+    // handshake: 6,870 nodes at 10,000, docs/benchmarks-scale.md.)
+    wait_next();
   }
 
   void check_client_certificate() {
@@ -413,6 +448,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       self->buffer_.commit(n);
       if (ec) {
         if (ec == beast::error::timeout) ++self->server_.idle_closes;
+        else self->count_read_end(ec);
         return self->close_now();
       }
       self->state_ = State::reading;
@@ -449,6 +485,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return std::nullopt;
   }
 
+  // A read that ended otherwise than by a timeout: the client's doing
+  // (it closed or reset), the server's stop, or a failure of the stream.
+  void count_read_end(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+        ec == asio::error::connection_reset)
+      ++server_.peer_closes;
+    else if (ec != asio::error::operation_aborted)
+      ++server_.read_errors;
+  }
+
   bool read_error(beast::error_code ec) {
     if (ec == beast::error::timeout) {
       ++server_.read_timeouts;
@@ -471,6 +517,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+      count_read_end(ec);
       close_now();
       return true;
     }
@@ -478,6 +525,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       send(error_reply(400, Errc::invalid_argument, "the request is not valid HTTP/1.1: " + ec.message()), true);
       return true;
     }
+    ++server_.read_errors;
     close_now();
     return true;
   }
@@ -550,7 +598,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // The body is checked and parsed by the worker, not here: a large JSON
     // body (a route may take megabytes) must not hold the one I/O thread
     // every other connection is served by.
-    bool queued = server_.pool.submit(
+    bool queued = server_.submit(match_.options.waits_on_disk,
         [self = shared_from_this(), request = std::move(*request_), work = std::move(work)]() mutable {
           std::optional<Reply> bad = self->parse_json_body(request);
           Reply reply = bad ? std::move(*bad) : self->server_.router.dispatch(std::move(request));
@@ -585,7 +633,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_.count_status(reply.status);
     beast::get_lowest_layer(stream_).expires_after(server_.options.write_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
-      if (ec) return self->close_now();
+      if (ec) {
+        ++self->server_.write_failures;
+        return self->close_now();
+      }
       if (!keep) return self->close_gracefully();
       self->wait_next();
     });
@@ -678,6 +729,7 @@ void Server::Impl::begin_stop() {
     if (auto c = weak.lock()) live.push_back(std::move(c));
   for (auto& c : live) c->on_stop();
   keep_running.reset();
+  counters_timer.cancel();
   if (connections.empty()) return;
   grace_timer.expires_after(options.grace);
   grace_timer.async_wait([this](beast::error_code e) {
@@ -736,6 +788,7 @@ Result<std::unique_ptr<Server>> Server::listen(ServerOptions options, const Rout
   impl->bound_port = impl->acceptor.local_endpoint().port();
   impl->keep_running.emplace(impl->io.get_executor());
   impl->do_accept();
+  impl->schedule_counters_log();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -744,11 +797,12 @@ uint16_t Server::port() const { return impl_->bound_port; }
 void Server::run() {
   std::lock_guard lock(impl_->run_mu);
   impl_->io.run();
-  impl_->pool.stop();
+  impl_->stop_pools();
   // Handlers the pool ran after the loop ended posted their replies;
   // dropping them here ends their connections.
   impl_->io.restart();
   impl_->io.poll();
+  impl_->log_counters(impl_->snapshot());  // the last word, changed or not
 }
 
 void Server::start() {
@@ -766,8 +820,62 @@ void Server::join() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-ServerCounters Server::counters() const {
-  const Impl& i = *impl_;
+void Server::Impl::schedule_counters_log() {
+  if (options.counters_log_period.count() <= 0) return;
+  counters_timer.expires_after(options.counters_log_period);
+  counters_timer.async_wait([this](beast::error_code e) {
+    if (e || stop_begun) return;
+    ServerCounters now = snapshot();
+    // The gauges (open, waiting) move with the cumulative counters; a line
+    // is written when one of those moved.
+    ServerCounters a = now, b = logged;
+    a.connections_open = b.connections_open = 0;
+    a.queue_waiting = b.queue_waiting = 0;
+    if (format_counters("", a) != format_counters("", b)) log_counters(now);
+    schedule_counters_log();
+  });
+}
+
+std::string format_counters(std::string_view name, const ServerCounters& c) {
+  std::string out(name);
+  auto add = [&](const char* key, uint64_t v) {
+    out += ' ';
+    out += key;
+    out += '=';
+    out += std::to_string(v);
+  };
+  out += ": connections";
+  add("accepted", c.connections_accepted);
+  add("open", c.connections_open);
+  add("refused", c.connections_refused);
+  add("accept_errors", c.accept_errors);
+  out += "; closed by the server:";
+  add("handshake_failures", c.handshake_failures);
+  add("handshake_timeouts", c.handshake_timeouts);
+  add("certificate_refusals", c.certificate_refusals);
+  add("read_timeouts", c.read_timeouts);
+  add("idle_closes", c.idle_closes);
+  add("read_errors", c.read_errors);
+  add("write_failures", c.write_failures);
+  out += "; closed by clients:";
+  add("peer_closes", c.peer_closes);
+  out += "; requests";
+  add("queue_full", c.queue_full);
+  add("waiting", c.queue_waiting);
+  add("2xx", c.requests_2xx);
+  add("3xx", c.requests_3xx);
+  add("4xx", c.requests_4xx);
+  add("5xx", c.requests_5xx);
+  add("1xx", c.requests_other);
+  return out;
+}
+
+std::string Server::counters_line() const { return format_counters(impl_->name(), counters()); }
+
+ServerCounters Server::counters() const { return impl_->snapshot(); }
+
+ServerCounters Server::Impl::snapshot() {
+  const Impl& i = *this;
   ServerCounters c;
   c.connections_accepted = i.accepted;
   c.connections_refused = i.refused;
@@ -778,7 +886,11 @@ ServerCounters Server::counters() const {
   c.idle_closes = i.idle_closes;
   c.queue_full = i.queue_full;
   c.accept_errors = i.accept_errors;
-  c.queue_waiting = impl_->pool.waiting();
+  c.queue_waiting = pool.waiting() + (disk_pool ? disk_pool->waiting() : 0);
+  c.handshake_timeouts = i.handshake_timeouts;
+  c.read_errors = i.read_errors;
+  c.write_failures = i.write_failures;
+  c.peer_closes = i.peer_closes;
   c.requests_2xx = i.s2;
   c.requests_3xx = i.s3;
   c.requests_4xx = i.s4;

@@ -6,7 +6,17 @@
 // keep a connection each). Handlers may block (argon2id, SQLite), so they
 // run on a fixed pool of worker threads; a handler's reply is posted back
 // to the I/O thread. Requests wait for a worker in a bounded queue; when it
-// is full the request is answered 503 at once, on the I/O thread.
+// is full the request is answered 503 at once, on the I/O thread. Routes
+// that wait on the disk (RouteOptions::waits_on_disk: a synced audit write
+// takes milliseconds and no CPU) run on a second pool of their own
+// (disk_workers), so they never hold the workers that answer heartbeats.
+//
+// What the server did is counted (ServerCounters: every reason it closes a
+// connection has its own counter) and logged, one line, at most once per
+// counters_log_period when something changed and once at the end of run():
+// at info level, or at warning level when the server cut connections or
+// refused requests (closed_by_server() or queue_full moved) since the
+// line before, so that `vigil start` (warnings by default) shows it.
 //
 // Per connection: TLS handshake (bounded in time), then requests one after
 // another (keep-alive). Each request head is read within read_timeout of
@@ -33,11 +43,13 @@
 #include <optional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/router.hpp"
 #include "ca/key.hpp"
 #include "ca/tls_ca.hpp"
+#include "common/log.hpp"
 #include "common/result.hpp"
 
 namespace vigil::api {
@@ -64,6 +76,18 @@ struct ServerOptions {
   // Threads and queue.
   size_t workers = 2;
   size_t queue_depth = 256;  // requests waiting for a worker; beyond: 503
+  // Routes that wait on the disk (RouteOptions::waits_on_disk). Their
+  // threads sleep in fdatasync, not on a core: four let four batches share
+  // the disk while the workers above go on; 0 runs them on the workers.
+  size_t disk_workers = 4;
+  size_t disk_queue_depth = 256;
+
+  // The counters' log line: its name ("auth API 0.0.0.0:3025"; default
+  // "api server ADDRESS:PORT"), how often at most (when they changed), and
+  // where it goes (default: log::write).
+  std::string name;
+  std::chrono::milliseconds counters_log_period{60'000};
+  std::function<void(log::Level, std::string_view)> log;
 
   // Bounds.
   size_t max_connections = 20000;  // beyond: closed at once, counted
@@ -81,15 +105,27 @@ struct ServerCounters {
   uint64_t connections_accepted = 0;
   uint64_t connections_refused = 0;  // beyond max_connections
   uint64_t connections_open = 0;
-  uint64_t handshake_failures = 0;   // TLS failed or timed out
+  uint64_t handshake_failures = 0;   // TLS failed or timed out (both: closed without an answer)
+  uint64_t handshake_timeouts = 0;   // of which: not done within handshake_timeout
   uint64_t accept_errors = 0;        // accept() failed (out of descriptors): retried after 100 ms
   uint64_t certificate_refusals = 0; // connections whose client certificate failed the check
   uint64_t read_timeouts = 0;        // connections cut for a request read too slowly
   uint64_t idle_closes = 0;          // keep-alive connections closed for idleness
+  uint64_t read_errors = 0;          // connections cut for a read that failed otherwise (TLS, HTTP framing)
+  uint64_t write_failures = 0;       // answers that could not be written (error or write_timeout)
+  uint64_t peer_closes = 0;          // connections the client closed (or reset) between requests
   uint64_t queue_full = 0;           // requests answered 503 because every worker was busy
   uint64_t queue_waiting = 0;        // requests waiting for a worker now
   uint64_t requests_2xx = 0, requests_3xx = 0, requests_4xx = 0, requests_5xx = 0;
   uint64_t requests_other = 0;       // 1xx
+
+  // Connections the server closed without an answer or before the client
+  // was done: handshakes, certificate refusals excluded (those get a 401),
+  // read timeouts and errors, idle closes, failed writes, refusals at the
+  // connection limit.
+  uint64_t closed_by_server() const {
+    return connections_refused + handshake_failures + read_timeouts + idle_closes + read_errors + write_failures;
+  }
 };
 
 class Server {
@@ -115,6 +151,8 @@ class Server {
   void join();
 
   ServerCounters counters() const;
+  // The counters as the server logs them: "NAME: connections accepted=..."
+  std::string counters_line() const;
 
   struct Impl;
 
@@ -122,6 +160,9 @@ class Server {
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// One line of counters, "name: connections accepted=N open=N ...".
+std::string format_counters(std::string_view name, const ServerCounters& c);
 
 // Request-target helpers (exposed for tests and the client).
 // Percent-decodes a path segment or query part; nullopt for a bad escape

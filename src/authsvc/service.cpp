@@ -205,11 +205,25 @@ Result<void> AuthService::require(const Caller& c, std::string_view resource,
   return Error::of(Errc::internal, "unknown caller");
 }
 
+namespace {
+// Bounds of the heartbeat's in-memory answers (far above any cluster).
+constexpr size_t kMaxKnownNodes = 1'000'000;
+}  // namespace
+
 Result<bool> AuthService::is_proxy(std::string_view uuid) {
+  {
+    std::lock_guard lock(cache_mu_);
+    if (not_proxies_.count(uuid)) return false;
+  }
   auto r = store_.backend().get("proxy", uuid);
   if (r) return true;
-  if (r.error().kind() == Errc::not_found) return false;
-  return r.error();
+  if (r.error().kind() != Errc::not_found) return r.error();
+  // Held as "not a proxy": uuids come from verified node certificates only;
+  // bounded all the same.
+  std::lock_guard lock(cache_mu_);
+  if (not_proxies_.size() >= kMaxKnownNodes) not_proxies_.clear();
+  not_proxies_.emplace(uuid);
+  return false;
 }
 
 Result<Caller> AuthService::caller(const api::Peer& peer) {
@@ -437,6 +451,10 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
 
   if (r.role == SystemRole::proxy) {
     json data = {{"name", r.node_name}, {"joined", secs(t)}};
+    {
+      std::lock_guard lock(cache_mu_);
+      not_proxies_.erase(uuid);
+    }
     if (auto p = store_.backend().put(Record{"proxy", uuid, 0, std::nullopt, data.dump()}); !p)
       return p.error();
   } else {
@@ -450,6 +468,8 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
     n.last_heartbeat = t;
     n.expires = t + options_.heartbeat_ttl;
     if (auto up = store_.upsert_node(n); !up) return up.error();
+    std::lock_guard lock(cache_mu_);
+    if (known_nodes_.size() < kMaxKnownNodes) known_nodes_[uuid] = KnownNode{n.host_key, n.expires};
   }
   if (auto ok = audit_join(true, uuid, token->id(), ""); !ok) return ok.error();
   AuditEvent cert("cert.create", "TC000I");
@@ -471,12 +491,46 @@ Result<JoinReply> AuthService::join(const Caller& c, const JoinRequest& r) {
   return out;
 }
 
-Result<std::string> AuthService::roles_revision() {
+Result<std::string> AuthService::read_roles_revision() {
   auto roles = store_.list_roles();
   if (!roles) return roles.error();
   std::string text;
   for (const auto& r : roles.value()) text += r.name + ":" + std::to_string(r.revision) + "\n";
   return hash_token(text).substr(0, 16);
+}
+
+Result<std::string> AuthService::roles_revision() {
+  uint64_t generation;
+  {
+    std::lock_guard lock(cache_mu_);
+    if (roles_revision_) return *roles_revision_;
+    generation = roles_generation_;
+  }
+  auto rev = read_roles_revision();
+  if (!rev) return rev.error();
+  std::lock_guard lock(cache_mu_);
+  // Kept unless a role changed while it was read (then the next call reads).
+  if (generation == roles_generation_) roles_revision_ = rev.value();
+  return rev;
+}
+
+Result<void> AuthService::refresh_roles_revision() {
+  uint64_t generation;
+  {
+    std::lock_guard lock(cache_mu_);
+    generation = roles_generation_;
+  }
+  auto rev = read_roles_revision();
+  if (!rev) return rev.error();
+  std::lock_guard lock(cache_mu_);
+  if (generation == roles_generation_) roles_revision_ = rev.value();
+  return {};
+}
+
+void AuthService::invalidate_roles_revision() {
+  std::lock_guard lock(cache_mu_);
+  ++roles_generation_;
+  roles_revision_.reset();
 }
 
 Result<HeartbeatReply> AuthService::heartbeat(const Caller& c, const HeartbeatRequest& r) {
@@ -506,14 +560,30 @@ Result<HeartbeatReply> AuthService::heartbeat(const Caller& c, const HeartbeatRe
   n.last_heartbeat = t;
   n.expires = t + options_.heartbeat_ttl;
   if (c.kind == CallerKind::node) {
-    // The host key certified at the join (a heartbeat does not change it).
+    // The host key certified at the join (a heartbeat does not change it):
+    // from memory when this service knows the node, else from the store.
     std::unique_lock lock(heartbeats_mu_);
+    bool found = false;
     if (auto held = pending_heartbeats_.find(c.name); held != pending_heartbeats_.end()) {
       n.host_key = held->second.host_key;
+      found = true;
     } else {
+      std::lock_guard cache(cache_mu_);
+      if (auto known = known_nodes_.find(c.name); known != known_nodes_.end()) {
+        n.host_key = known->second.host_key;
+        found = true;
+      }
+    }
+    if (!found) {
       lock.unlock();
+      ++heartbeat_store_reads_;
       if (auto known = store_.get_node(c.name)) n.host_key = known->host_key;
       lock.lock();
+    }
+    {
+      std::lock_guard cache(cache_mu_);
+      if (known_nodes_.size() < kMaxKnownNodes || known_nodes_.count(c.name))
+        known_nodes_[c.name] = KnownNode{n.host_key, n.expires};
     }
     if (options_.heartbeat_write_behind) {
       pending_heartbeats_[c.name] = n;
@@ -940,11 +1010,13 @@ Result<std::vector<CreatedResource>> AuthService::create_resources(
                            "role " + role.name + " exists; use vigilctl create -f to replace it");
         role.revision = existing->revision;
         auto up = store_.update_role(role);
+        invalidate_roles_revision();  // after the write: a reader under way does not keep the old one
         if (!up) return up.error();
         replaced = true;
       } else {
         if (existing.error().kind() != Errc::not_found) return existing.error();
         auto cr = store_.create_role(role);
+        invalidate_roles_revision();
         if (!cr) return cr.error();
       }
       AuditEvent e(replaced ? "role.updated" : "role.created", replaced ? "T9002I" : "T9000I");
@@ -1048,6 +1120,8 @@ Result<void> AuthService::remove_resource(const Caller& c, std::string_view kind
     {
       std::lock_guard lock(heartbeats_mu_);
       pending_heartbeats_.erase(std::string(name));
+      std::lock_guard cache(cache_mu_);
+      known_nodes_.erase(std::string(name));
     }
     if (auto gone = store_.delete_node(name); !gone) return gone.error();
     AuditEvent e("node.delete", "V9005I");
@@ -1068,7 +1142,9 @@ Result<void> AuthService::remove_resource(const Caller& c, std::string_view kind
       return Error::of(Errc::failed_precondition,
                        "role " + std::string(name) + " is held by user " + u.name +
                            "; take it from the users first");
-  if (auto gone = store_.delete_role(name); !gone) {
+  auto gone = store_.delete_role(name);
+  invalidate_roles_revision();
+  if (!gone) {
     if (gone.error().kind() == Errc::not_found)
       return Error::of(Errc::not_found, "role " + std::string(name.substr(0, 130)) +
                                             " does not exist; vigilctl get roles lists them");
@@ -1140,10 +1216,20 @@ Result<size_t> AuthService::purge_expired() {
   const Time t = now();
   limiter_.prune(t);
   if (auto f = flush_heartbeats(); !f) return f.error();
+  {
+    // The store purges the nodes expired at t; the memory forgets them too
+    // (a flushed heartbeat's expiry is the one held here).
+    std::lock_guard cache(cache_mu_);
+    for (auto it = known_nodes_.begin(); it != known_nodes_.end();)
+      it = it->second.expires <= t ? known_nodes_.erase(it) : std::next(it);
+  }
   return store_.purge_expired(t);
 }
 
 Result<size_t> AuthService::flush_heartbeats() {
+  // The roles' revision, read again: a role written by another process
+  // than this service shows within the flush period.
+  if (auto r = refresh_roles_revision(); !r) return r.error();
   std::lock_guard flushing(flush_mu_);
   std::map<std::string, Node, std::less<>> batch;
   {

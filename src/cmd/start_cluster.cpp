@@ -86,6 +86,8 @@ Result<ServicesChild> spawn_cluster_services(const DataDirOptions& where, const 
                                    "--data-dir",     cfg.data_dir};
   if (!where.config_file.empty()) args.insert(args.end(), {"-c", where.config_file});
   if (!local_token_path.empty()) args.insert(args.end(), {"--local-token", local_token_path});
+  // vigil -v start: the services log at info level too (the API servers' counters).
+  if (log::level() <= log::Level::info) args.insert(args.begin() + 1, "-v");
   pid_t pid = fork();
   if (pid < 0) return Error::sys("fork");
   if (pid == 0) {

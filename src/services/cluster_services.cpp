@@ -197,7 +197,8 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
         if (!acked) return acked.error();
         return api::Reply::bytes(relay::to_json(relay::Ack{*acked}), "application/json");
       },
-      api::RouteOptions{relay::kMaxBatchJsonBytes});
+      // Waits for the audit log's sync: on the server's disk pool.
+      api::RouteOptions{relay::kMaxBatchJsonBytes, /*waits_on_disk=*/true});
   router.add("GET", "/v1/recordings/:sid/upload",
              [&, node_caller](const api::Request& q) -> Result<api::Reply> {
                auto caller = node_caller(q);
@@ -218,7 +219,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
         if (!state) return state.error();
         return api::Reply::bytes(relay::to_json(*state), "application/json");
       },
-      api::RouteOptions{relay::kMaxChunkBytes + 4096});
+      api::RouteOptions{relay::kMaxChunkBytes + 4096, /*waits_on_disk=*/true});
 
   // The recordings, read back (vsh recordings ls, vsh play).
   add_recording_routes(router, service, recordings, **recording_inbox);
@@ -303,10 +304,11 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
                return api::Reply::json({{"host_key", proxy_host_key_line}});
              });
 
-  auto listen = [&](const std::string& addr) -> Result<std::unique_ptr<api::Server>> {
+  auto listen = [&](const std::string& addr, const char* what) -> Result<std::unique_ptr<api::Server>> {
     auto where = split_listen_addr(addr);
     if (!where) return where.error();
     api::ServerOptions o;
+    o.name = std::string(what) + " " + addr;  // its counters' log line
     o.address = where->first;
     o.port = where->second;
     o.certificate = *server_cert;
@@ -319,13 +321,13 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   };
   std::unique_ptr<api::Server> auth_server, web_server;
   if (cfg.auth_enabled) {
-    auto s = listen(cfg.auth.listen_addr);
+    auto s = listen(cfg.auth.listen_addr, "auth API");
     if (!s) return fail("auth_service.listen_addr " + cfg.auth.listen_addr + ": " + s.error().message);
     auth_server = std::move(*s);
     auth_server->start();
   }
   if (cfg.proxy_enabled) {
-    auto s = listen(cfg.proxy.web_listen_addr);
+    auto s = listen(cfg.proxy.web_listen_addr, "web API");
     if (!s)
       return fail("proxy_service.web_listen_addr " + cfg.proxy.web_listen_addr + ": " +
                   s.error().message);
