@@ -279,6 +279,19 @@ Result<Caller> AuthService::caller(const api::Peer& peer) {
   return forwarded;
 }
 
+Result<std::optional<int64_t>> AuthService::node_removed_at(std::string_view uuid) {
+  std::lock_guard lock(cache_mu_);
+  if (!removals_) {
+    auto all = store_.list_node_removals();
+    if (!all) return all.error();
+    removals_.emplace();
+    for (auto& [id, at] : all.value()) (*removals_)[id] = at;
+  }
+  auto it = removals_->find(uuid);
+  if (it == removals_->end()) return std::optional<int64_t>{};
+  return std::optional<int64_t>{it->second};
+}
+
 Result<Caller> AuthService::identify(const ca::TlsIdentity& id, std::string address) {
   Caller c;
   c.address = std::move(address);
@@ -292,6 +305,19 @@ Result<Caller> AuthService::identify(const ca::TlsIdentity& id, std::string addr
                   options_.cluster_name + "'; log in to this cluster (vsh login --proxy=...)");
   }
   if (id.kind == ca::TlsIdentityKind::node) {
+    // `vigilctl rm node/UUID` is a revocation: without it a removed node
+    // (decommissioned, or taken over) heartbeat itself back into the list,
+    // and users were routed to it, until its certificate expired (a year).
+    auto removed = node_removed_at(id.name);
+    if (!removed) return removed.error();
+    if (removed.value() && id.not_before + ca::kClockSkew <= *removed.value()) {
+      c.kind = CallerKind::node;
+      c.node_name = id.node_name;
+      return refuse("node " + id.name + " (" + id.node_name +
+                    ") was removed from the cluster (vigilctl rm node/" + id.name +
+                    "): certificates issued to it before are not honoured; join it again with a "
+                    "new token (vigilctl nodes add)");
+    }
     auto proxy = is_proxy(id.name);
     if (!proxy) return proxy.error();
     c.kind = proxy.value() ? CallerKind::proxy : CallerKind::node;
@@ -1122,6 +1148,17 @@ Result<void> AuthService::remove_resource(const Caller& c, std::string_view kind
       pending_heartbeats_.erase(std::string(name));
       std::lock_guard cache(cache_mu_);
       known_nodes_.erase(std::string(name));
+    }
+    // Recorded before the node goes: its certificates are refused from now
+    // on, whatever it sends next.
+    const int64_t at = secs(now());
+    if (auto r = store_.put_node_removal(
+            name, at, at + options_.node_certificate_ttl.count() + ca::kClockSkew);
+        !r)
+      return r.error();
+    {
+      std::lock_guard cache(cache_mu_);
+      if (removals_) (*removals_)[std::string(name)] = at;
     }
     if (auto gone = store_.delete_node(name); !gone) return gone.error();
     AuditEvent e("node.delete", "V9005I");

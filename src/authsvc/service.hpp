@@ -362,6 +362,10 @@ class AuthService {
   uint64_t roles_generation_ = 0;                  // cache_mu_: bumped by each role change
   std::set<std::string, std::less<>> not_proxies_;  // cache_mu_
   std::map<std::string, KnownNode, std::less<>> known_nodes_;  // cache_mu_, by uuid
+  // Nodes an administrator removed (uuid -> when): read from the store at
+  // the first node call, then kept in step by each removal.
+  Result<std::optional<int64_t>> node_removed_at(std::string_view uuid);
+  std::optional<std::map<std::string, int64_t, std::less<>>> removals_;  // cache_mu_
   std::atomic<uint64_t> heartbeat_store_reads_{0};
 };
 

@@ -311,6 +311,30 @@ Result<std::vector<Node>> ClusterStore::list_nodes() {
 }
 Result<void> ClusterStore::delete_node(std::string_view uuid) { return backend_->remove("node", uuid); }
 
+Result<void> ClusterStore::put_node_removal(std::string_view uuid, int64_t at, int64_t expires) {
+  if (uuid.empty() || uuid.size() > 128)
+    return Error::of(Errc::invalid_argument, "a node needs a uuid of 1-128 bytes");
+  auto r = backend_->put(
+      Record{"node_removal", std::string(uuid), 0, expires, json{{"removed_at", at}}.dump()});
+  if (!r) return r.error();
+  return {};
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> ClusterStore::list_node_removals() {
+  auto records = backend_->list("node_removal");
+  if (!records) return records.error();
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& r : records.value()) {
+    auto j = json::parse(r.data, nullptr, false);
+    if (j.is_discarded() || !j.contains("removed_at") || !j["removed_at"].is_number_integer())
+      return Error::of(Errc::data_loss, "the removal of node " + r.name +
+                                            " in the cluster state is damaged; restore the "
+                                            "state from a backup");
+    out.emplace_back(r.name, j["removed_at"].get<int64_t>());
+  }
+  return out;
+}
+
 // Sessions in progress.
 Result<SessionTracker> ClusterStore::create_session(const SessionTracker& s) {
   return decoded<SessionTracker>(
@@ -333,7 +357,7 @@ Result<void> ClusterStore::delete_session(std::string_view sid) {
 
 Result<size_t> ClusterStore::purge_expired(Time now) {
   size_t total = 0;
-  for (const char* kind : {"token", "node", "session"}) {
+  for (const char* kind : {"token", "node", "session", "node_removal"}) {
     auto n = backend_->purge_expired(kind, secs(now));
     if (!n) return n.error();
     total += n.value();

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cluster/resources.hpp"
@@ -91,6 +92,13 @@ class ClusterStore {
   Result<Node> get_node(std::string_view uuid);
   Result<std::vector<Node>> list_nodes();
   Result<void> delete_node(std::string_view uuid);
+  // A node an administrator removed: the certificates issued to its uuid
+  // before `at` (unix seconds) are not honoured any more. Kept until
+  // `expires`, when every such certificate has expired anyway. A node that
+  // joins again with a new token gets a certificate issued after `at`.
+  Result<void> put_node_removal(std::string_view uuid, int64_t at, int64_t expires);
+  // uuid -> when it was removed.
+  Result<std::vector<std::pair<std::string, int64_t>>> list_node_removals();
 
   Result<SessionTracker> create_session(const SessionTracker& s);
   Result<SessionTracker> get_session(std::string_view sid);

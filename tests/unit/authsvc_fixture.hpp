@@ -113,12 +113,15 @@ class AuthFixture : public ::testing::Test {
     return api::Peer{std::move(addr), id, "der"};
   }
   static api::Peer admin_peer() { return user_peer(std::string(kAdminName)); }
-  static api::Peer node_peer(std::string uuid, std::string cluster = "alpha") {
+  // `not_before`: when its certificate's validity began (unix seconds).
+  static api::Peer node_peer(std::string uuid, std::string cluster = "alpha",
+                             int64_t not_before = 0) {
     ca::TlsIdentity id;
     id.kind = ca::TlsIdentityKind::node;
     id.cluster = std::move(cluster);
     id.name = std::move(uuid);
     id.roles = {"node"};
+    id.not_before = not_before;
     return api::Peer{"192.0.2.10:50000", id, "der"};
   }
 

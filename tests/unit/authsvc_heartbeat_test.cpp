@@ -65,8 +65,11 @@ class HeldHeartbeats : public AuthFixture {
     ASSERT_EQ(j.status, 200) << j.body;
     uuid_ = body(j)["uuid"];
   }
-  api::Reply beat(const std::string& uuid, const std::string& address, const std::string& env) {
-    return call("POST", "/v1/nodes/heartbeat", node_peer(uuid),
+  // A heartbeat with a certificate whose validity began at `not_before`
+  // (0: the join's, long before anything the test does).
+  api::Reply beat(const std::string& uuid, const std::string& address, const std::string& env,
+                  int64_t not_before = 0) {
+    return call("POST", "/v1/nodes/heartbeat", node_peer(uuid, "alpha", not_before),
                 {{"node_name", "web-1"}, {"address", address}, {"labels", {{"env", env}}}});
   }
   ClientKeys keys_;
@@ -122,9 +125,42 @@ TEST_F(HeldHeartbeats, ARemovedNodesHostKeyIsNotKeptInMemory) {
   ASSERT_EQ(beat(uuid_, "10.1.2.3:3022", "dev").status, 200);
   auto rm = call("DELETE", "/v1/resources/node/" + uuid_, admin_peer());
   ASSERT_EQ(rm.status / 100, 2) << rm.body;
-  ASSERT_EQ(beat(uuid_, "10.1.2.3:3022", "dev").status, 200);
+  now_ += 2;
+  // With a certificate issued after the removal (the old one is refused:
+  // the next test).
+  ASSERT_EQ(beat(uuid_, "10.1.2.3:3022", "dev", now_.load()).status, 200);
   ASSERT_TRUE(service_->flush_heartbeats().ok());
   EXPECT_EQ(store_->get_node(uuid_)->host_key, "") << "the removed node's host key came back from memory";
+}
+
+// `vigilctl rm node/UUID` revokes what the node holds: before, a removed
+// node heartbeat itself back into the list (and users were routed to it)
+// until its certificate expired, a year later. Its old certificate is
+// refused and audited, also by a service started again; a certificate
+// issued after the removal (a join with a new token) is not.
+TEST_F(HeldHeartbeats, ARemovedNodesCertificateIsRefusedAndAudited) {
+  ASSERT_EQ(beat(uuid_, "10.1.2.3:3022", "dev").status, 200);
+  auto rm = call("DELETE", "/v1/resources/node/" + uuid_, admin_peer());
+  ASSERT_EQ(rm.status / 100, 2) << rm.body;
+  now_ += 30;
+  auto again = beat(uuid_, "10.1.2.3:3022", "dev");
+  EXPECT_EQ(again.status, 401) << again.body;
+  EXPECT_NE(again.body.find("removed from the cluster"), std::string::npos) << again.body;
+  json denied = audit_.last("access.denied");
+  EXPECT_EQ(denied["user"], uuid_);
+  EXPECT_EQ(denied["caller"], "node");
+  ASSERT_TRUE(service_->flush_heartbeats().ok());
+  EXPECT_FALSE(store_->get_node(uuid_).ok()) << "the removed node heartbeat itself back";
+  // Any other call of the node too, and after a restart of the service.
+  Options o = service_->options();
+  service_.reset();
+  service_.emplace(*store_, *cas_, audit_, o);
+  router_ = api::Router();
+  add_routes(router_, *service_);
+  EXPECT_EQ(beat(uuid_, "10.1.2.3:3022", "dev").status, 401) << "forgotten by a new service";
+  EXPECT_EQ(call("GET", "/v1/cas", node_peer(uuid_)).status, 401);
+  // Joined again: a certificate issued now.
+  EXPECT_EQ(beat(uuid_, "10.1.2.3:3022", "dev", now_.load()).status, 200);
 }
 
 TEST_F(HeldHeartbeats, APurgedNodesHostKeyIsNotKeptInMemory) {
