@@ -3,6 +3,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/types.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -14,6 +15,10 @@
 #include "common/log.hpp"
 #include "engine/host.hpp"
 #include "vigil.skel.h"
+
+extern "C" {
+#include "vigil_events.h"
+}
 
 namespace vigil {
 namespace {
@@ -148,15 +153,17 @@ Result<std::unique_ptr<Probe>> Probe::load_once(const ProbeOptions& options) {
       return Error{"ring size " + std::to_string(bytes) + " for " +
                    std::string(kind_name(static_cast<Kind>(k))) +
                    " events is not a power-of-two number of pages"};
+    if (k == static_cast<int>(Kind::command) && bytes < sizeof(vigil_exec_record) + 8)
+      return Error::of(Errc::invalid_argument,
+                       "a command ring of " + std::to_string(bytes) +
+                           " bytes cannot hold one command of the largest size (" +
+                           std::to_string(sizeof(vigil_exec_record) + 8) +
+                           " bytes); give it more pages");
     bpf_map__set_max_entries(rings[k], bytes);
     // Wake the reader at a quarter full: it still polls on a timer, so a
     // quiet session is read within the poll interval.
     s->rodata->wakeup_bytes[k] = bytes / 4;
   }
-  if (options.exec_args_entries == 0 || options.exec_args_entries > 65536)
-    return Error{"argument store of " + std::to_string(options.exec_args_entries) +
-                 " entries: use 1 to 65536"};
-  bpf_map__set_max_entries(s->maps.exec_args, options.exec_args_entries);
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return Error{"cannot count the possible CPUs", -cpus};
   bpf_map__set_max_entries(s->maps.exec_scratch, cpus);
@@ -300,7 +307,6 @@ int Probe::ring_fd(Kind kind) const {
 int Probe::sessions_fd() const { return bpf_map__fd(skel_->maps.sessions); }
 int Probe::session_cgroups_fd() const { return bpf_map__fd(skel_->maps.session_cgroups); }
 int Probe::audit_sessions_fd() const { return bpf_map__fd(skel_->maps.audit_sessions); }
-int Probe::exec_args_fd() const { return bpf_map__fd(skel_->maps.exec_args); }
 int Probe::session_counters_fd() const { return bpf_map__fd(skel_->maps.session_counters); }
 int Probe::session_marks_fd() const { return bpf_map__fd(skel_->maps.session_marks); }
 
