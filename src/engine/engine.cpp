@@ -231,7 +231,7 @@ Result<void> Engine::setup() {
   for (int k = 0; k < kKindCount; ++k) {
     probe_options.ring_bytes[k] = rings->pages[k] * 4096u;
     if (rings->raised[k])
-      log::info("the " + std::string(kind_name(static_cast<Kind>(k))) + " ring of " +
+      log::warn("the " + std::string(kind_name(static_cast<Kind>(k))) + " ring of " +
                 std::to_string(options_.ring_pages[k]) +
                 " pages cannot hold one command of the largest size (" +
                 std::to_string(kMaxCommandRecordBytes) + " bytes: 64 KiB of argv and two "
