@@ -121,6 +121,20 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
   static const bool print_set = (libbpf_set_print(libbpf_log), true);
   (void)print_set;
   if (auto caps = host::require_bpf_privileges(); !caps) return caps.error();
+  // Sizes are checked first: a second load would not fix them.
+  for (int k = 0; k < kKindCount; ++k) {
+    uint32_t bytes = options.ring_bytes[k];
+    if (bytes < 4096 || (bytes & (bytes - 1)))
+      return Error{"ring size " + std::to_string(bytes) + " for " +
+                   std::string(kind_name(static_cast<Kind>(k))) +
+                   " events is not a power-of-two number of pages"};
+    if (k == static_cast<int>(Kind::command) && bytes < sizeof(vigil_exec_record) + 8)
+      return Error::of(Errc::invalid_argument,
+                       "a command ring of " + std::to_string(bytes) +
+                           " bytes cannot hold one command of the largest size (" +
+                           std::to_string(sizeof(vigil_exec_record) + 8) +
+                           " bytes); give it more pages");
+  }
   // Kernels before 6.2 have no bpf_rdonly_cast: the same programs with the
   // kernel path read through probe reads. One that has it but refuses it
   // in tracepoint programs gets them too, after a first try.
@@ -148,21 +162,10 @@ Result<std::unique_ptr<Probe>> Probe::load_once(const ProbeOptions& options) {
   s->rodata->kpath_plain_loads = probe->kpath_plain_loads_ = options.kpath_plain_loads;
   bpf_map* rings[kKindCount] = {s->maps.command_ring, s->maps.disk_ring, s->maps.network_ring};
   for (int k = 0; k < kKindCount; ++k) {
-    uint32_t bytes = options.ring_bytes[k];
-    if (bytes < 4096 || (bytes & (bytes - 1)))
-      return Error{"ring size " + std::to_string(bytes) + " for " +
-                   std::string(kind_name(static_cast<Kind>(k))) +
-                   " events is not a power-of-two number of pages"};
-    if (k == static_cast<int>(Kind::command) && bytes < sizeof(vigil_exec_record) + 8)
-      return Error::of(Errc::invalid_argument,
-                       "a command ring of " + std::to_string(bytes) +
-                           " bytes cannot hold one command of the largest size (" +
-                           std::to_string(sizeof(vigil_exec_record) + 8) +
-                           " bytes); give it more pages");
-    bpf_map__set_max_entries(rings[k], bytes);
+    bpf_map__set_max_entries(rings[k], options.ring_bytes[k]);
     // Wake the reader at a quarter full: it still polls on a timer, so a
     // quiet session is read within the poll interval.
-    s->rodata->wakeup_bytes[k] = bytes / 4;
+    s->rodata->wakeup_bytes[k] = options.ring_bytes[k] / 4;
   }
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return Error{"cannot count the possible CPUs", -cpus};
