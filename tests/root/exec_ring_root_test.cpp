@@ -100,7 +100,7 @@ size_t bytes_of(const std::vector<std::string>& argv) {
 // 64 processes wait on one pipe, then each runs /bin/true 50 times, all at
 // once: every exec is in the session's record with its argv, exactly once,
 // and none is lost. (With the argument store of schema 3, 256 entries, the
-// same burst lost execs: see docs/benchmarks.md.)
+// same burst lost execs: see docs/benchmarks-execring.md.)
 TEST(ExecRing, ABurstFromManyProcessesAtOnceIsRecordedWholeWithNothingLost) {
   REQUIRE_ENGINE();
   const int n = 64, m = 50;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/decode.hpp"
+#include "engine/engine.hpp"
 
 extern "C" {
 #include "vigil_events.h"
@@ -535,4 +536,25 @@ TEST(SessionCounters, AreSummedOverEveryCpu) {
   auto cut = decode::sum_counters(bytes.first(bytes.size() - 1), kCpus);
   EXPECT_EQ(cut.lost.v[0], 30u);
   EXPECT_EQ(cut.marked_forks, 3u);
+}
+
+// The command ring holds one record of the largest size: a smaller size (the
+// guide's 8 pages) is raised to 32 pages and said so; the others are only
+// rounded up to a power of two; 0 and more than 65536 are refused.
+TEST(RingPages, TheCommandRingIsRaisedToHoldTheLargestRecord) {
+  auto guide = ring_pages_in_use({8, 128, 8});
+  ASSERT_TRUE(guide.ok()) << guide.error().message;
+  EXPECT_EQ(guide->pages, (std::array<uint32_t, kKindCount>{32, 128, 8}));
+  EXPECT_EQ(guide->raised, (std::array<bool, kKindCount>{true, false, false}));
+  EXPECT_GE(kMinCommandRingPages * 4096u, sizeof(vigil_exec_record) + 8);
+  auto odd = ring_pages_in_use({33, 3, 1});
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->pages, (std::array<uint32_t, kKindCount>{64, 4, 1}));
+  EXPECT_EQ(odd->raised, (std::array<bool, kKindCount>{false, false, false}));
+  for (uint32_t bad : {0u, 65537u}) {
+    auto r = ring_pages_in_use({bad, 1, 1});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    EXPECT_NE(r.error().message.find("use 1 to 65536 pages"), std::string::npos);
+  }
 }
