@@ -151,7 +151,7 @@ Run run(Stage stage, long events, int batch_size, std::vector<std::byte> rec) {
     for (int i = 0; i < n; ++i) {
       t += kGapNs;
       set_time(rec, t);
-      batch.add(nullptr, rec, nullptr);
+      batch.add(nullptr, rec);
     }
     done += n;
     bool last = done == events;

@@ -1268,8 +1268,8 @@ std::string Bench::how() const {
                : "Had the thread that empties the ring been kept off a CPU for longer than the "
                  "ring holds (a busier host), events would have been lost, and counted. ";
     md += fmt(
-        "An exec, the argv copy, the kernel path of the file run and the lookup of its argument "
-        "store included, is dominated by fork and exec themselves: %s; a fork, which no "
+        "An exec, the argv copy, the kernel path of the file run and its record's copy into "
+        "the ring included, is dominated by fork and exec themselves: %s; a fork, which no "
         "program of Vigil sees, pays only the seal and the slow syscall path: %s; a connect "
         "by the loopback handshake: %s.\n",
         added(kInside, kExec).c_str(), added(kInside, kFork).c_str(),

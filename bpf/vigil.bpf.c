@@ -103,22 +103,16 @@ struct {
 	__type(value, __u32);
 } audit_sessions SEC(".maps");
 
-/* Path and argv of a command, looked up (and deleted) by user space. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u64);
-	__type(value, struct vigil_exec_args);
-} exec_args SEC(".maps");
-
 /*
  * Per-CPU scratch (plain arrays: the values are too big for per-CPU maps).
- * max_entries is set to the number of possible CPUs by the loader. The slack
- * after argv lets one argument be read at any offset below VIGIL_ARGV_MAX
- * with a bound the verifier can prove; what lands there is dropped.
+ * max_entries is set to the number of possible CPUs by the loader. A command
+ * record is built here whole and only its used bytes go to the ring. The
+ * slack after it lets one argument of a failed exec be read at any offset
+ * below VIGIL_ARGV_MAX with a bound the verifier can prove; what lands there
+ * is never sent.
  */
 struct exec_scratch_value {
-	struct vigil_exec_args args;
+	struct vigil_exec_record rec;
 	char slack[VIGIL_ARGV_MAX];
 };
 
@@ -146,8 +140,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct open_scratch_value);
 } open_scratch SEC(".maps");
-
-__u64 next_args_id = 0;
 
 /* The live session `mark` names, or NULL when that session has ended. */
 static __always_inline struct vigil_session_state *marked_session(struct vigil_session_mark *mark)
@@ -314,41 +306,44 @@ static __always_inline bool str_was_cut(const char *src, long n, __u32 size, boo
 	return c != 0;
 }
 
-static __always_inline struct vigil_exec_args *exec_scratch_slot(void)
+static __always_inline struct vigil_exec_record *exec_scratch_rec(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct exec_scratch_value *v = bpf_map_lookup_elem(&exec_scratch, &cpu);
 
-	return v ? &v->args : NULL;
+	return v ? &v->rec : NULL;
 }
 
-/* Hand a filled argument store to the map and the record to the ring. */
-static __always_inline void emit_exec(struct vigil_session_state *state, __u32 slot,
-				      struct vigil_exec_args *args, __s32 ret)
-{
-	struct vigil_exec_record *rec;
-	__u64 id = __sync_fetch_and_add(&next_args_id, 1) + 1;
-	__u32 flags = args->flags;
+/* A bound the verifier can prove (mask), then the exact clamp. */
+#define CLAMP(x, pow2_mask, max)                                                       \
+	do {                                                                           \
+		asm volatile("%[v] &= %[m]" : [v] "+r"(x) : [m] "i"(pow2_mask));        \
+		if ((x) > (max))                                                       \
+			(x) = (max);                                                   \
+	} while (0)
 
-	if (bpf_map_update_elem(&exec_args, &id, args, BPF_NOEXIST)) {
-		flags |= VIGIL_EXEC_ARGS_LOST;
-		id = 0;
-	}
-	rec = bpf_ringbuf_reserve(&command_ring, sizeof(*rec), 0);
-	if (!rec) {
-		if (id)
-			bpf_map_delete_elem(&exec_args, &id);
-		count(state, VIGIL_KIND_COMMAND, false);
-		return;
-	}
+#define EXEC_RECORD_FIXED offsetof(struct vigil_exec_record, data)
+
+/*
+ * Hands a filled command record to the ring: its fixed part and the bytes
+ * its argv, path and kernel path use (a typical exec is a few hundred
+ * bytes; the most is sizeof(struct vigil_exec_record)). A record the ring
+ * refuses is counted lost for its session.
+ */
+static __always_inline void emit_exec(struct vigil_session_state *state, __u32 slot,
+				      struct vigil_exec_record *rec, __s32 ret)
+{
+	__u64 size = EXEC_RECORD_FIXED + (__u64)rec->argv_len + rec->path_len + 1;
+
+	if (rec->kernel_path_len)
+		size += (__u64)rec->kernel_path_len + 1;
+	CLAMP(size, 2 * VIGIL_ARGV_MAX - 1, sizeof(*rec)); /* < 2 * ARGV_MAX */
 	fill_head(&rec->head, VIGIL_KIND_COMMAND, slot);
-	rec->args_id = id;
 	rec->return_code = ret;
-	rec->flags = flags;
-	bpf_ringbuf_submit(rec, wake_flags(bpf_ringbuf_query(&command_ring, BPF_RB_AVAIL_DATA),
-					   sizeof(*rec), VIGIL_KIND_COMMAND));
-	/* A record without its arguments was not delivered whole. */
-	count(state, VIGIL_KIND_COMMAND, !(flags & VIGIL_EXEC_ARGS_LOST));
+	__u64 avail = bpf_ringbuf_query(&command_ring, BPF_RB_AVAIL_DATA) + size + 8;
+	count(state, VIGIL_KIND_COMMAND,
+	      bpf_ringbuf_output(&command_ring, rec, size,
+				 wake_flags(avail, size, VIGIL_KIND_COMMAND)) == 0);
 }
 
 /*
@@ -564,35 +559,71 @@ static __always_inline __u32 kernel_path(struct open_scratch_value *v, struct fi
 }
 
 /*
+ * The path given to execve into the record, after its argv (at `at`, which
+ * is argv_len): from kernel memory (bprm->filename) or the caller's.
+ * Returns the bytes taken, its NUL included.
+ */
+static __always_inline __u64 exec_path(struct vigil_exec_record *rec, __u64 at,
+				       const char *filename, bool user)
+{
+	CLAMP(at, 2 * VIGIL_ARGV_MAX - 1, VIGIL_ARGV_MAX);
+	char *path = &rec->data[at];
+	long n = user ? bpf_probe_read_user_str(path, VIGIL_PATH_MAX, filename)
+		      : bpf_probe_read_kernel_str(path, VIGIL_PATH_MAX, filename);
+
+	if (n <= 0) {
+		path[0] = 0;
+		n = 1;
+	} else if (str_was_cut(filename, n, VIGIL_PATH_MAX, user)) {
+		rec->flags |= VIGIL_EXEC_PATH_TRUNCATED;
+	}
+	__u64 taken = n;
+	CLAMP(taken, 2 * VIGIL_PATH_MAX - 1, VIGIL_PATH_MAX);
+	rec->path_len = taken - 1;
+	return taken;
+}
+
+/*
  * A successful exec. The new image's argv sits contiguously between
  * mm->arg_start and mm->arg_end, written by the kernel and not yet touched
- * by the program: read it whole in one copy.
+ * by the program: read it whole in one copy, straight into the record.
  */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct vigil_session_state *state;
-	struct vigil_exec_args *args;
+	struct vigil_exec_record *rec;
 	__u32 slot;
 
 	state = find_session(VIGIL_KIND_COMMAND, &slot);
 	if (!state)
 		return 0;
-	args = exec_scratch_slot();
-	if (!args)
+	rec = exec_scratch_rec();
+	if (!rec)
 		return 0;
+
+	/*
+	 * The file the kernel runs, named from kernel memory like an open's,
+	 * first: the walk's loop is verified with as little state live as
+	 * possible. Its name waits in the walk buffer.
+	 */
+	struct file *file = BPF_CORE_READ(bprm, file);
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
+	bool kpath = file && v, cut = false;
+	__u32 from = 0;
+
+	rec->flags = 0;
+	if (kpath)
+		from = kernel_path(v, file, &cut);
+	if (cut)
+		rec->flags |= VIGIL_EXEC_KPATH_TRUNCATED;
 
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	const char *interp = BPF_CORE_READ(bprm, interp);
-	long n = bpf_probe_read_kernel_str(args->path, sizeof(args->path), filename);
-
-	args->flags = 0;
-	args->path_len = n > 0 ? n - 1 : 0;
-	if (str_was_cut(filename, n, sizeof(args->path), false))
-		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
 	if (interp != filename)
-		args->flags |= VIGIL_EXEC_SCRIPT;
-	args->argc = BPF_CORE_READ(bprm, argc);
+		rec->flags |= VIGIL_EXEC_SCRIPT;
+	rec->argc = BPF_CORE_READ(bprm, argc);
 
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	unsigned long start = BPF_CORE_READ(mm, arg_start);
@@ -601,42 +632,33 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 
 	if (len > VIGIL_ARGV_MAX) {
 		len = VIGIL_ARGV_MAX;
-		args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		rec->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
 	}
-	asm volatile("%[len] &= %[mask]" : [len] "+r"(len) : [mask] "i"(2 * VIGIL_ARGV_MAX - 1));
-	if (len > VIGIL_ARGV_MAX)
-		len = VIGIL_ARGV_MAX;
-	if (len && bpf_probe_read_user(args->argv, len, (const void *)start)) {
-		args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
+	CLAMP(len, 2 * VIGIL_ARGV_MAX - 1, VIGIL_ARGV_MAX);
+	if (len && bpf_probe_read_user(rec->data, len, (const void *)start)) {
+		rec->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
 		len = 0;
 	}
-	args->argv_len = len;
+	rec->argv_len = len;
+	__u64 at = len + exec_path(rec, len, filename, false);
 
-	/* The file the kernel runs, named from kernel memory like an open's. */
-	struct file *file = BPF_CORE_READ(bprm, file);
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct open_scratch_value *v = bpf_map_lookup_elem(&open_scratch, &cpu);
-	args->kernel_path_len = 0;
-	args->_pad = 0;
-	if (file && v) {
-		bool cut = false;
-		__u32 from = kernel_path(v, file, &cut);
+	rec->kernel_path_len = 0;
+	if (kpath && v) {
 		__u64 klen = KPATH_END - (from & (VIGIL_PATH_MAX - 1)); /* NUL excluded */
 
-		asm volatile("%[k] &= %[mask]" : [k] "+r"(klen) : [mask] "i"(VIGIL_PATH_MAX - 1));
-		bpf_probe_read_kernel(args->kernel_path, klen + 1, &v->walk[from & (VIGIL_PATH_MAX - 1)]);
-		args->kernel_path_len = klen;
-		if (cut)
-			args->flags |= VIGIL_EXEC_KPATH_TRUNCATED;
+		CLAMP(klen, VIGIL_PATH_MAX - 1, VIGIL_PATH_MAX - 1);
+		CLAMP(at, 2 * VIGIL_ARGV_MAX - 1, VIGIL_ARGV_MAX + VIGIL_PATH_MAX);
+		bpf_probe_read_kernel(&rec->data[at], klen + 1, &v->walk[from & (VIGIL_PATH_MAX - 1)]);
+		rec->kernel_path_len = klen;
 	}
-	emit_exec(state, slot, args, 0);
+	emit_exec(state, slot, rec, 0);
 	return 0;
 }
 
 /* Walks a user argv array for a failed exec (the old image is still there). */
 struct argv_walk {
 	const char *const *argv;
-	struct vigil_exec_args *args;
+	struct vigil_exec_record *rec;
 	__u32 off;
 	__u32 argc;
 };
@@ -650,20 +672,20 @@ static long read_one_arg(__u64 i, void *data)
 		return 1;
 	__u32 off = w->off;
 	if (off >= VIGIL_ARGV_MAX) {
-		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		w->rec->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
 		return 1;
 	}
-	long n = bpf_probe_read_user_str(&w->args->argv[off & (VIGIL_ARGV_MAX - 1)],
+	long n = bpf_probe_read_user_str(&w->rec->data[off & (VIGIL_ARGV_MAX - 1)],
 					 VIGIL_ARGV_MAX - (off & (VIGIL_ARGV_MAX - 1)), arg);
 	if (n <= 0) {
-		w->args->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
+		w->rec->flags |= VIGIL_EXEC_ARGV_UNREADABLE;
 		return 1;
 	}
 	w->argc++;
 	w->off = off + n;
 	if (w->off >= VIGIL_ARGV_MAX) {
 		/* The last string was cut to fit; drop it whole. */
-		w->args->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
+		w->rec->flags |= VIGIL_EXEC_ARGV_TRUNCATED;
 		w->off = off;
 		w->argc--;
 		return 1;
@@ -674,7 +696,7 @@ static long read_one_arg(__u64 i, void *data)
 static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, bool at)
 {
 	struct vigil_session_state *state;
-	struct vigil_exec_args *args;
+	struct vigil_exec_record *rec;
 	__u32 slot;
 	long ret = ctx->ret;
 
@@ -683,8 +705,8 @@ static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, boo
 	state = find_session(VIGIL_KIND_COMMAND, &slot);
 	if (!state)
 		return 0;
-	args = exec_scratch_slot();
-	if (!args)
+	rec = exec_scratch_rec();
+	if (!rec)
 		return 0;
 
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -692,21 +714,16 @@ static __always_inline int failed_exec(struct trace_event_raw_sys_exit *ctx, boo
 						  : PT_REGS_PARM1_CORE_SYSCALL(regs));
 	const char *const *argv = (const char *const *)(at ? PT_REGS_PARM3_CORE_SYSCALL(regs)
 							   : PT_REGS_PARM2_CORE_SYSCALL(regs));
-	long n = bpf_probe_read_user_str(args->path, sizeof(args->path), filename);
 
-	args->flags = 0;
-	args->kernel_path_len = 0; /* nothing ran */
-	args->_pad = 0;
-	args->path_len = n > 0 ? n - 1 : 0;
-	if (str_was_cut(filename, n, sizeof(args->path), true))
-		args->flags |= VIGIL_EXEC_PATH_TRUNCATED;
-
-	struct argv_walk w = { .argv = argv, .args = args };
+	rec->flags = 0;
+	rec->kernel_path_len = 0; /* nothing ran */
+	struct argv_walk w = { .argv = argv, .rec = rec };
 	if (argv)
 		bpf_loop(VIGIL_ARGV_MAX / 2, read_one_arg, &w, 0);
-	args->argv_len = w.off;
-	args->argc = w.argc;
-	emit_exec(state, slot, args, (__s32)ret);
+	rec->argv_len = w.off;
+	rec->argc = w.argc;
+	exec_path(rec, w.off, filename, true);
+	emit_exec(state, slot, rec, (__s32)ret);
 	return 0;
 }
 

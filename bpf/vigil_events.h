@@ -9,7 +9,7 @@
 #ifndef VIGIL_EVENTS_H
 #define VIGIL_EVENTS_H
 
-#define VIGIL_SCHEMA_VERSION 3
+#define VIGIL_SCHEMA_VERSION 4
 
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_MAX 4096        /* bytes of a path we keep, NUL included */
@@ -30,7 +30,7 @@ enum vigil_kind {
 /* Flags of a command record. */
 #define VIGIL_EXEC_ARGV_TRUNCATED (1u << 0) /* argv longer than VIGIL_ARGV_MAX */
 #define VIGIL_EXEC_PATH_TRUNCATED (1u << 1) /* path longer than VIGIL_PATH_MAX */
-#define VIGIL_EXEC_ARGS_LOST      (1u << 2) /* the argument store was full */
+/* (1u << 2) was VIGIL_EXEC_ARGS_LOST, the argument store of schema 3 and before */
 #define VIGIL_EXEC_SCRIPT         (1u << 3) /* ran through an interpreter (#!, binfmt_misc) */
 #define VIGIL_EXEC_ARGV_UNREADABLE (1u << 4) /* argv could not be read from user memory */
 #define VIGIL_EXEC_KPATH_TRUNCATED (1u << 5) /* the kernel path lacks its leading part */
@@ -101,31 +101,23 @@ struct vigil_record_head {
 };
 
 /*
- * A command (execve/execveat). Path and argv live in the exec_args map under
- * args_id (they can be far larger than a ring record may be).
+ * A command (execve/execveat), variable length in the ring: the fixed part,
+ * then argv (argv_len bytes, each argument NUL-terminated, argv[0] first),
+ * then the path given to execve (path_len bytes and a NUL), then, for a
+ * successful exec, the kernel path of the file the kernel runs (bprm->file:
+ * for a #! script, its interpreter; kernel_path_len bytes and a NUL).
+ * kernel_path_len is 0 when there is none (a failed exec). argv comes first
+ * so that it is read at a fixed offset; the ring gets only the bytes used.
  */
 struct vigil_exec_record {
 	struct vigil_record_head head;
-	__u64 args_id;       /* key in the exec_args map, 0 when none */
 	__s32 return_code;   /* 0 or -errno */
 	__u32 flags;         /* VIGIL_EXEC_* */
-};
-
-/*
- * Value of the exec_args map: the path given to execve, for a successful
- * exec the kernel path of the file the kernel runs (bprm->file: for a #!
- * script, its interpreter), and the argv blob.
- */
-struct vigil_exec_args {
-	__u32 path_len;      /* bytes of path, NUL excluded */
-	__u32 argv_len;      /* bytes of argv, each argument NUL-terminated */
 	__u32 argc;          /* arguments the kernel counted (may exceed those kept) */
-	__u32 flags;         /* VIGIL_EXEC_* */
-	__u32 kernel_path_len; /* bytes of kernel_path, NUL excluded; 0: none */
-	__u32 _pad;
-	char path[VIGIL_PATH_MAX];
-	char kernel_path[VIGIL_PATH_MAX];
-	char argv[VIGIL_ARGV_MAX];
+	__u32 argv_len;      /* bytes of argv, NULs included */
+	__u32 path_len;      /* bytes of path, NUL excluded */
+	__u32 kernel_path_len; /* bytes of kernel path, NUL excluded; 0: none */
+	char data[VIGIL_ARGV_MAX + 2 * VIGIL_PATH_MAX];
 };
 
 /*

@@ -191,6 +191,25 @@ int check(const CheckArgs& args) {
                        (er.enabled_given ? "is false" : "is not set; the guide's default is false") +
                        "): sessions get terminal recording only";
   std::printf("configuration: enhanced recording %s\n", config_says.c_str());
+  // The ring sizes the engine will use for this configuration.
+  if (auto rings = ring_pages_in_use(
+          {er.command_buffer_size, er.disk_buffer_size, er.network_buffer_size})) {
+    std::string line;
+    for (int k = 0; k < kKindCount; ++k) {
+      uint32_t asked = k == 0 ? er.command_buffer_size
+                              : k == 1 ? er.disk_buffer_size : er.network_buffer_size;
+      line += (k ? ", " : "") + std::string(kind_name(static_cast<Kind>(k))) + " " +
+              std::to_string(rings->pages[k]) + " pages (" +
+              std::to_string(rings->pages[k] * 4) + " KiB)";
+      if (rings->raised[k])
+        line += ", raised from " + std::to_string(asked) +
+                ": one command of the largest size needs " + std::to_string(kMinCommandRingPages);
+    }
+    std::printf("ring buffers: %s\n", line.c_str());
+  } else {
+    std::printf("ring buffers: %s\n", rings.error().message.c_str());
+    ok = false;
+  }
   if (ok) {
     std::printf("enhanced recording: supported (command, disk, network)\n");
     return 0;

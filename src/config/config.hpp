@@ -34,7 +34,7 @@
 //     login_grace_time: 60                # seconds, Vigil's own (sshd's LoginGraceTime)
 //     enhanced_recording:
 //       enabled: true
-//       command_buffer_size: 8   # pages
+//       command_buffer_size: 1024  # pages (the guide: 8; raised to 32, one 72 KiB exec)
 //       disk_buffer_size: 2048   # pages (the guide: 128)
 //       network_buffer_size: 32  # pages (the guide: 8)
 //       failed_execs: true       # Vigil's own: also record failed execs
@@ -84,7 +84,12 @@ struct EnhancedRecording {
   // audit events, and no BPF is loaded (a host without BTF runs the node).
   bool enabled = false;
   bool enabled_given = false;  // the file set it (else the guide's default applies)
-  uint32_t command_buffer_size = 8;      // pages
+  // Exec records carry their argv and paths in the ring: a typical exec is
+  // 100 to 500 bytes, the largest 72 KiB. 1024 pages (4 MiB) hold a burst of
+  // 10,000 or more; the engine raises a ring too small for the largest
+  // record (the guide's 8 pages) to 32 and says so (docs/architecture.md,
+  // "Delivery and loss").
+  uint32_t command_buffer_size = 1024;   // pages
   // A storm of opens fills 128 pages (the guide's) in 3 ms, less than a busy
   // host keeps the reader off a CPU: 2048 pages (8 MiB) hold ~50 ms of it
   // (docs/architecture.md, "Delivery and loss").

@@ -20,9 +20,8 @@ namespace vigil::decode {
 
 // The layout is shared with the BPF side; a change there must show here.
 static_assert(sizeof(vigil_record_head) == 64);
-static_assert(sizeof(vigil_exec_record) == 80);
-static_assert(sizeof(vigil_exec_args) == 24 + 2 * VIGIL_PATH_MAX + VIGIL_ARGV_MAX);
-static_assert(offsetof(vigil_exec_args, argv) == 24 + 2 * VIGIL_PATH_MAX);
+static_assert(offsetof(vigil_exec_record, data) == 88);
+static_assert(sizeof(vigil_exec_record) == 88 + VIGIL_ARGV_MAX + 2 * VIGIL_PATH_MAX);
 static_assert(offsetof(vigil_open_record, data) == 96);
 static_assert(sizeof(vigil_open_record) == 96 + 2 * VIGIL_PATH_MAX);
 static_assert(offsetof(vigil_net_record, path) == 136);
@@ -30,7 +29,7 @@ static_assert(sizeof(vigil_net_record) == 136 + VIGIL_UNIX_PATH_MAX);
 static_assert(sizeof(vigil_session_state) == 16);
 static_assert(sizeof(vigil_session_counters) == 64);
 static_assert(sizeof(vigil_session_mark) == 8);
-static_assert(VIGIL_SCHEMA_VERSION == 3, "update the decoder for the new schema");
+static_assert(VIGIL_SCHEMA_VERSION == 4, "update the decoder for the new schema");
 
 namespace {
 
@@ -130,40 +129,45 @@ std::vector<std::string> split_argv(std::string_view blob, std::string_view path
   return split_exec_argv(blob, path, script).argv;
 }
 
-ExecArgs exec_args_view(const vigil_exec_args& args) {
-  size_t path_len = std::min<size_t>(args.path_len, sizeof(args.path));
-  size_t argv_len = std::min<size_t>(args.argv_len, sizeof(args.argv));
-  size_t kpath_len = std::min<size_t>(args.kernel_path_len, sizeof(args.kernel_path));
-  return ExecArgs{args.flags, std::string_view(args.path, strnlen(args.path, path_len)),
-                  std::string_view(args.argv, argv_len),
-                  std::string_view(args.kernel_path, strnlen(args.kernel_path, kpath_len))};
-}
-
-Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time) {
-  auto rec = read_as<vigil_exec_record>(record, sizeof(vigil_exec_record), "command");
-  if (!rec) return rec.error();
-  Event ev = event_of(rec->head, time);
+Result<Event> exec(std::span<const std::byte> record, const TimeBase& time) {
+  // Only the fixed part is copied out; argv and the paths are read in place.
+  constexpr size_t fixed = offsetof(vigil_exec_record, data);
+  if (record.size() < fixed)
+    return Error{"kernel sent a command record of " + std::to_string(record.size()) +
+                 " bytes, expected at least " + std::to_string(fixed) +
+                 ": the BPF object and vigil are from different builds"};
+  vigil_exec_record rec;
+  std::memcpy(&rec, record.data(), fixed);
+  Event ev = event_of(rec.head, time);
   CommandEvent cmd;
-  cmd.return_code = rec->return_code;
-  uint32_t flags = rec->flags;
-  if (args) {
-    flags |= args->flags;
-    cmd.path = args->path;
-    cmd.kernel_path = args->kernel_path;
-    ExecArgv split = split_exec_argv(args->argv, cmd.path, flags & VIGIL_EXEC_SCRIPT);
-    cmd.argv = std::move(split.argv);
-    cmd.interpreter = std::move(split.interpreter);
-    // argv[0] is said only when it is not the program's own name (exec -a).
-    // A failed exec's argv was read from the caller: its argv[0] too.
-    std::string_view base = cmd.path.substr(cmd.path.rfind('/') + 1);
-    if (split.argv0 != cmd.path && split.argv0 != base) cmd.argv0 = std::move(split.argv0);
-  } else {
-    flags |= VIGIL_EXEC_ARGS_LOST;
+  cmd.return_code = rec.return_code;
+  uint32_t flags = rec.flags;
+  // argv, then the path and its NUL, then the kernel path and its NUL: each
+  // bounded by the bytes received and its own limit.
+  std::string_view data(reinterpret_cast<const char*>(record.data()) + fixed,
+                        std::min(record.size() - fixed, sizeof(rec.data)));
+  size_t argv_len = std::min<size_t>({rec.argv_len, data.size(), VIGIL_ARGV_MAX});
+  std::string_view argv = data.substr(0, argv_len);
+  std::string_view rest = data.substr(argv_len);
+  size_t path_len = std::min<size_t>({rec.path_len, rest.size(), VIGIL_PATH_MAX - 1});
+  cmd.path.assign(rest.data(), strnlen(rest.data(), path_len));
+  if (rec.kernel_path_len > 0 && path_len < rest.size()) {
+    std::string_view kpath = rest.substr(path_len + 1);
+    size_t klen = std::min<size_t>({rec.kernel_path_len, kpath.size(), VIGIL_PATH_MAX - 1});
+    cmd.kernel_path.assign(kpath.data(), strnlen(kpath.data(), klen));
   }
+  ExecArgv split = split_exec_argv(argv, cmd.path, flags & VIGIL_EXEC_SCRIPT);
+  cmd.argv = std::move(split.argv);
+  cmd.interpreter = std::move(split.interpreter);
+  // argv[0] is said only when it is not the program's own name (exec -a).
+  // A failed exec's argv was read from the caller: its argv[0] too.
+  std::string_view base = std::string_view(cmd.path).substr(cmd.path.rfind('/') + 1);
+  if (split.argv0 != cmd.path && split.argv0 != base) cmd.argv0 = std::move(split.argv0);
   cmd.argv_truncated = flags & VIGIL_EXEC_ARGV_TRUNCATED;
   cmd.path_truncated = flags & VIGIL_EXEC_PATH_TRUNCATED;
   cmd.kernel_path_truncated = flags & VIGIL_EXEC_KPATH_TRUNCATED;
-  cmd.args_lost = flags & (VIGIL_EXEC_ARGS_LOST | VIGIL_EXEC_ARGV_UNREADABLE);
+  // argv that could not be read from memory: the event is not whole.
+  cmd.args_lost = flags & VIGIL_EXEC_ARGV_UNREADABLE;
   ev.body = std::move(cmd);
   return ev;
 }

@@ -12,8 +12,6 @@
 #include "common/result.hpp"
 #include "event/event.hpp"
 
-struct vigil_exec_args;
-
 namespace vigil::decode {
 
 // Kernel timestamps are CLOCK_BOOTTIME; events carry wall-clock time.
@@ -38,15 +36,6 @@ Result<RecordHead> head(std::span<const std::byte> record);
 // A trailing argument without its NUL (cut by the size limit) is dropped.
 std::vector<std::string> split_argv(std::string_view blob, std::string_view path, bool script);
 
-// The path and argv of a command, from its exec_args map entry: lengths
-// bounded by the entry's arrays whatever the kernel claimed.
-struct ExecArgs {
-  uint32_t flags = 0;         // VIGIL_EXEC_*
-  std::string_view path;
-  std::string_view argv;      // NUL-terminated arguments, argv[0] first
-  std::string_view kernel_path;  // the file the kernel ran; empty when none
-};
-
 // What a successful exec's argv blob holds besides the arguments: the
 // program's argv[0], or for a #! script the interpreter and its optional
 // argument the kernel put in front (the script's own argv[0] is gone then).
@@ -56,11 +45,11 @@ struct ExecArgv {
   std::string argv0;                     // not a script: argv[0]
 };
 ExecArgv split_exec_argv(std::string_view blob, std::string_view path, bool script);
-ExecArgs exec_args_view(const vigil_exec_args& args);
 
-// One decoder per record kind. `args` is the command's path and argv, or
-// nullptr when they could not be fetched.
-Result<Event> exec(std::span<const std::byte> record, const ExecArgs* args, const TimeBase& time);
+// One decoder per record kind. A command record carries its argv, path and
+// kernel path after its fixed part; every length is bounded by the bytes
+// received and by the record's limits, whatever the kernel claimed.
+Result<Event> exec(std::span<const std::byte> record, const TimeBase& time);
 Result<Event> open(std::span<const std::byte> record, const TimeBase& time);
 // The same into `ev`, whose strings (and body, when it is already a disk
 // event) are reused: the engine's worker decodes a storm without allocating.
@@ -74,7 +63,7 @@ Result<Event> network(std::span<const std::byte> record, const TimeBase& time);
 // `cpus` possible CPUs; a shorter buffer counts the CPUs it holds whole).
 struct SessionCounters {
   KindCounts emitted;          // records handed to a ring
-  KindCounts lost;             // records a full ring or store refused
+  KindCounts lost;             // records a full ring refused
   uint64_t marked_forks = 0;   // tasks that got the session's mark at fork
   uint64_t unmarked_forks = 0; // session tasks the kernel could not mark
 };

@@ -45,11 +45,14 @@ constexpr const char* kLockRoot = "/run/vigil/sessions";
 constexpr uint64_t kReorderWindowNs = 2'000'000;
 
 
-uint32_t round_up_pow2(uint32_t v) {
+constexpr uint32_t round_up_pow2(uint32_t v) {
   uint32_t p = 1;
   while (p < v) p <<= 1;
   return p;
 }
+
+// The most a command record takes in the ring: the record and its header.
+constexpr uint32_t kMaxCommandRecordBytes = sizeof(vigil_exec_record) + 8;
 
 std::string join_path(const std::string& a, const std::string& b) {
   std::string out = a;
@@ -152,6 +155,28 @@ bool valid_session_id(const std::string& id) {
 
 }  // namespace
 
+// The smallest power of two of pages that holds the largest record.
+static_assert(kMinCommandRingPages * 4096u >= kMaxCommandRecordBytes &&
+              kMinCommandRingPages * 4096u / 2 < kMaxCommandRecordBytes);
+
+Result<RingPages> ring_pages_in_use(const std::array<uint32_t, kKindCount>& requested) {
+  RingPages out;
+  for (int k = 0; k < kKindCount; ++k) {
+    uint32_t pages = requested[k];
+    if (pages == 0 || pages > 65536)
+      return Error::of(Errc::invalid_argument,
+                       "ring buffer of " + std::to_string(pages) + " pages for " +
+                           std::string(kind_name(static_cast<Kind>(k))) +
+                           " events: use 1 to 65536 pages");
+    out.pages[k] = round_up_pow2(pages);
+    if (static_cast<Kind>(k) == Kind::command && out.pages[k] < kMinCommandRingPages) {
+      out.pages[k] = kMinCommandRingPages;
+      out.raised[k] = true;
+    }
+  }
+  return out;
+}
+
 Result<void> Session::bind_audit_session(uint32_t audit_session) {
   if (audit_session == 0 || audit_session == UINT32_MAX)
     return Error{"audit session id " + std::to_string(audit_session) + " is not a real session"};
@@ -197,17 +222,21 @@ Result<void> Engine::setup() {
 
   ProbeOptions probe_options;
   probe_options.failed_execs = options_.failed_execs;
-  probe_options.exec_args_entries = options_.exec_args_entries;
   probe_options.cgroup_root = options_.cgroup_path;
   probe_options.kpath_plain_loads = options_.kernel_path_plain_loads;
   probe_options.session_cgroup_level = cgroup::level_below(options_.cgroup_path, root_dir_) + 1;
+  auto rings = ring_pages_in_use(options_.ring_pages);
+  if (!rings) return rings.error();
+  ring_pages_ = rings->pages;
   for (int k = 0; k < kKindCount; ++k) {
-    uint32_t pages = options_.ring_pages[k];
-    if (pages == 0 || pages > 65536)
-      return Error{"ring buffer of " + std::to_string(pages) + " pages for " +
-                   std::string(kind_name(static_cast<Kind>(k))) +
-                   " events: use 1 to 65536 pages"};
-    probe_options.ring_bytes[k] = round_up_pow2(pages) * 4096u;
+    probe_options.ring_bytes[k] = rings->pages[k] * 4096u;
+    if (rings->raised[k])
+      log::warn("the " + std::string(kind_name(static_cast<Kind>(k))) + " ring of " +
+                std::to_string(options_.ring_pages[k]) +
+                " pages cannot hold one command of the largest size (" +
+                std::to_string(kMaxCommandRecordBytes) + " bytes: 64 KiB of argv and two "
+                "4 KiB paths); using " + std::to_string(rings->pages[k]) +
+                " pages (command_buffer_size)");
   }
   if (options_.max_sessions == 0 || options_.max_sessions > VIGIL_MAX_SESSIONS - 1)
     return Error{"max_sessions " + std::to_string(options_.max_sessions) + ": use 1 to " +
@@ -219,7 +248,6 @@ Result<void> Engine::setup() {
   if (!probe) return probe.error();
   probe_ = std::move(probe.value());
   sessions_.resize(VIGIL_MAX_SESSIONS);
-  args_buf_.resize(sizeof(vigil_exec_args));
   cleanup_stale_sessions();
   if (auto r = start_guard(); !r) return r.error();
   inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
@@ -890,25 +918,12 @@ int Engine::on_record(const void* data, size_t size) {
     ++undecodable_;
     return 0;
   }
-  // Fetch (and free) a command's argument store first, even for a session
-  // that is gone: the store is small.
-  const vigil_exec_args* args = nullptr;
-  if (head->kind == Kind::command) {
-    vigil_exec_record rec{};
-    std::memcpy(&rec, data, std::min(size, sizeof(rec)));
-    if (rec.args_id &&
-        bpf_map_lookup_and_delete_elem(probe_->exec_args_fd(), &rec.args_id, args_buf_.data()) == 0)
-      args = reinterpret_cast<const vigil_exec_args*>(args_buf_.data());
-  }
   auto& session = head->session < sessions_.size() ? sessions_[head->session] : sessions_[0];
   if (!session) {
     ++late_records_;
     return 0;
   }
-  decode::ExecArgs view;
-  if (args) view = decode::exec_args_view(*args);
-  size_t need = RecordBatch::bytes_needed(size, args ? &view : nullptr);
-  if (reading_.bytes.size() + need > reading_budget_) {
+  if (reading_.bytes.size() + size > reading_budget_) {
     // Counted as lost (emitted, never delivered); said once a streak.
     session->user_lost_[static_cast<int>(head->kind)].fetch_add(1, std::memory_order_relaxed);
     if (queue_dropped_++ == 0)
@@ -917,7 +932,7 @@ int Engine::on_record(const void* data, size_t size) {
     return 0;
   }
   queue_dropped_ = 0;
-  reading_.add(session.get(), record, args ? &view : nullptr);
+  reading_.add(session.get(), record);
   return 0;
 }
 
@@ -929,9 +944,9 @@ class Engine::Delivery final : public RecordOrder::Handler {
 
   void deliver(void* owner, const Event& event) override {
     auto* session = static_cast<Session*>(owner);
-    // A command without its arguments is passed on but counted as lost: the
-    // kernel counted it so when its store was full, and an emitted record
-    // that is not delivered whole shows as lost at close.
+    // A command whose argv could not be read from memory is passed on but
+    // counted as lost: an emitted record that is not delivered whole shows
+    // as lost at close.
     bool whole = !(event.kind() == Kind::command && std::get<CommandEvent>(event.body).args_lost);
     if (whole)
       session->delivered_[static_cast<int>(event.kind())].fetch_add(1, std::memory_order_relaxed);

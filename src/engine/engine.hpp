@@ -51,7 +51,9 @@ enum class LeftoverPolicy {
 struct EngineOptions {
   std::string cgroup_path = "/cgroup2";   // where cgroup2 is (or gets) mounted
   std::string root_path = "/vigil";       // this instance's sessions, below cgroup_path
-  std::array<uint32_t, kKindCount> ring_pages = {8, 2048, 32};  // rounded up to 2^n
+  // Rounded up to 2^n; the command ring is raised to hold one record of the
+  // largest size (ring_pages_in_use).
+  std::array<uint32_t, kKindCount> ring_pages = {1024, 2048, 32};
   int poll_interval_ms = 50;               // longest a quiet event waits to be read
   // Records read from the rings wait here for decoding and the sinks; a
   // storm faster than the sinks fills it instead of the small kernel rings.
@@ -62,11 +64,6 @@ struct EngineOptions {
   // Seal each session (seal.hpp); read by whoever calls launch(), which
   // installs it. See config::EnhancedRecording::seal.
   bool seal = true;
-  // Commands whose path and argv wait in the kernel's argument store for
-  // the reader (each entry holds up to 68 KiB). Past it a command is
-  // recorded without its arguments and counted as lost. Tests shrink it to
-  // force that loss.
-  uint32_t exec_args_entries = 256;
   // The kernel path walk reads fields with plain loads (bpf_rdonly_cast,
   // Linux 6.2+) when the kernel takes them, else with probe reads. Tests
   // set false to check the probe-read walk on a kernel that has both.
@@ -75,6 +72,18 @@ struct EngineOptions {
   // round robin within this bound. Tests lower it to reuse a slot soon.
   uint32_t max_sessions = 4095;
 };
+
+// The ring sizes an engine uses for `requested` (pages per kind): each
+// rounded up to a power of two, and the command ring raised to
+// kMinCommandRingPages when it is smaller (one exec of 64 KiB of argv and two
+// 4 KiB paths is a 72 KiB record; the guide's 8 pages would refuse it).
+// `raised` says which kinds were raised. An error for 0 or more than 65536.
+struct RingPages {
+  std::array<uint32_t, kKindCount> pages{};
+  std::array<bool, kKindCount> raised{};
+};
+inline constexpr uint32_t kMinCommandRingPages = 32;  // checked against the record's size
+Result<RingPages> ring_pages_in_use(const std::array<uint32_t, kKindCount>& requested);
 
 using EventSink = std::function<void(const Event&)>;
 
@@ -167,6 +176,8 @@ class Engine {
   Result<SessionSummary> close_session(Session& session);
 
   const EngineOptions& options() const { return options_; }
+  // The ring sizes in use, in pages (ring_pages_in_use of the options).
+  const std::array<uint32_t, kKindCount>& ring_pages() const { return ring_pages_; }
   bool has_audit_session() const;
   // Whether the kernel path walk reads with plain loads (else probe reads).
   bool kernel_path_plain_loads() const;
@@ -218,6 +229,7 @@ class Engine {
   Result<Session::State> begin_closing(Session& s);
 
   EngineOptions options_;
+  std::array<uint32_t, kKindCount> ring_pages_{};
   std::string root_dir_;      // cgroup_path + root_path
   std::string lock_dir_;      // /run/vigil/<root> session lock files
   std::unique_ptr<Probe> probe_;
@@ -241,12 +253,11 @@ class Engine {
   size_t cpus_ = 1;               // possible CPUs: copies of a per-CPU value
   int live_sessions_ = 0;
   // Reader side (under mu_).
-  std::vector<char> args_buf_;  // one exec_args value
   uint64_t undecodable_ = 0;    // records too damaged to name a session
   uint64_t late_records_ = 0;   // records of sessions already closed
 
-  // Records on their way from the reader to the worker: raw bytes, and for a
-  // command its path and argv (fetched by the reader, which frees the map).
+  // Records on their way from the reader to the worker: raw bytes (a
+  // command's carry its argv and paths).
   RecordBatch reading_;         // filled by the reader during a pass (under mu_)
   size_t reading_budget_ = 0;   // bytes reading_ may take in this pass (the queue's room)
   std::mutex queue_mu_;

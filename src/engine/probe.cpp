@@ -3,6 +3,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/types.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -14,6 +15,10 @@
 #include "common/log.hpp"
 #include "engine/host.hpp"
 #include "vigil.skel.h"
+
+extern "C" {
+#include "vigil_events.h"
+}
 
 namespace vigil {
 namespace {
@@ -116,6 +121,20 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
   static const bool print_set = (libbpf_set_print(libbpf_log), true);
   (void)print_set;
   if (auto caps = host::require_bpf_privileges(); !caps) return caps.error();
+  // Sizes are checked first: a second load would not fix them.
+  for (int k = 0; k < kKindCount; ++k) {
+    uint32_t bytes = options.ring_bytes[k];
+    if (bytes < 4096 || (bytes & (bytes - 1)))
+      return Error{"ring size " + std::to_string(bytes) + " for " +
+                   std::string(kind_name(static_cast<Kind>(k))) +
+                   " events is not a power-of-two number of pages"};
+    if (k == static_cast<int>(Kind::command) && bytes < sizeof(vigil_exec_record) + 8)
+      return Error::of(Errc::invalid_argument,
+                       "a command ring of " + std::to_string(bytes) +
+                           " bytes cannot hold one command of the largest size (" +
+                           std::to_string(sizeof(vigil_exec_record) + 8) +
+                           " bytes); give it more pages");
+  }
   // Kernels before 6.2 have no bpf_rdonly_cast: the same programs with the
   // kernel path read through probe reads. One that has it but refuses it
   // in tracepoint programs gets them too, after a first try.
@@ -143,20 +162,11 @@ Result<std::unique_ptr<Probe>> Probe::load_once(const ProbeOptions& options) {
   s->rodata->kpath_plain_loads = probe->kpath_plain_loads_ = options.kpath_plain_loads;
   bpf_map* rings[kKindCount] = {s->maps.command_ring, s->maps.disk_ring, s->maps.network_ring};
   for (int k = 0; k < kKindCount; ++k) {
-    uint32_t bytes = options.ring_bytes[k];
-    if (bytes < 4096 || (bytes & (bytes - 1)))
-      return Error{"ring size " + std::to_string(bytes) + " for " +
-                   std::string(kind_name(static_cast<Kind>(k))) +
-                   " events is not a power-of-two number of pages"};
-    bpf_map__set_max_entries(rings[k], bytes);
+    bpf_map__set_max_entries(rings[k], options.ring_bytes[k]);
     // Wake the reader at a quarter full: it still polls on a timer, so a
     // quiet session is read within the poll interval.
-    s->rodata->wakeup_bytes[k] = bytes / 4;
+    s->rodata->wakeup_bytes[k] = options.ring_bytes[k] / 4;
   }
-  if (options.exec_args_entries == 0 || options.exec_args_entries > 65536)
-    return Error{"argument store of " + std::to_string(options.exec_args_entries) +
-                 " entries: use 1 to 65536"};
-  bpf_map__set_max_entries(s->maps.exec_args, options.exec_args_entries);
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return Error{"cannot count the possible CPUs", -cpus};
   bpf_map__set_max_entries(s->maps.exec_scratch, cpus);
@@ -300,7 +310,6 @@ int Probe::ring_fd(Kind kind) const {
 int Probe::sessions_fd() const { return bpf_map__fd(skel_->maps.sessions); }
 int Probe::session_cgroups_fd() const { return bpf_map__fd(skel_->maps.session_cgroups); }
 int Probe::audit_sessions_fd() const { return bpf_map__fd(skel_->maps.audit_sessions); }
-int Probe::exec_args_fd() const { return bpf_map__fd(skel_->maps.exec_args); }
 int Probe::session_counters_fd() const { return bpf_map__fd(skel_->maps.session_counters); }
 int Probe::session_marks_fd() const { return bpf_map__fd(skel_->maps.session_marks); }
 

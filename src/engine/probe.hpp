@@ -18,9 +18,9 @@ namespace vigil {
 
 struct ProbeOptions {
   uint32_t session_cgroup_level = 2;         // depth of <root_path>/<sid> in cgroup2
-  std::array<uint32_t, kKindCount> ring_bytes = {8 * 4096, 128 * 4096, 32 * 4096};
+  // The command ring must hold one record of the largest size (72 KiB).
+  std::array<uint32_t, kKindCount> ring_bytes = {1024 * 4096, 128 * 4096, 32 * 4096};
   bool failed_execs = true;  // attach the syscall exit hooks that see failed execs
-  uint32_t exec_args_entries = 256;  // size of the exec_args map (EngineOptions)
   // Where the cgroup v2 hierarchy is mounted: the network hooks that are
   // cgroup programs attach once at its root, so every socket of the host
   // passes them and a process that left its session's cgroup is still seen.
@@ -67,7 +67,6 @@ class Probe {
   int sessions_fd() const;
   int session_cgroups_fd() const;
   int audit_sessions_fd() const;
-  int exec_args_fd() const;
   int session_counters_fd() const;
   int session_marks_fd() const;
 

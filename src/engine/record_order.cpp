@@ -12,30 +12,9 @@ extern "C" {
 
 namespace vigil {
 
-size_t RecordBatch::bytes_needed(size_t size, const decode::ExecArgs* args) {
-  return size +
-         (args ? 4 * sizeof(uint32_t) + args->path.size() + args->argv.size() + args->kernel_path.size()
-               : 0);
-}
-
-void RecordBatch::add(void* owner, std::span<const std::byte> record, const decode::ExecArgs* args) {
-  Item item{owner, bytes.size(), record.size(), std::string::npos};
+void RecordBatch::add(void* owner, std::span<const std::byte> record) {
+  items.push_back(Item{owner, bytes.size(), record.size()});
   bytes.insert(bytes.end(), record.begin(), record.end());
-  if (args) {
-    item.args_offset = bytes.size();
-    uint32_t fields[4] = {args->flags, static_cast<uint32_t>(args->path.size()),
-                          static_cast<uint32_t>(args->argv.size()),
-                          static_cast<uint32_t>(args->kernel_path.size())};
-    auto put = [&](const void* p, size_t n) {
-      auto* b = static_cast<const std::byte*>(p);
-      bytes.insert(bytes.end(), b, b + n);
-    };
-    put(fields, sizeof(fields));
-    put(args->path.data(), args->path.size());
-    put(args->argv.data(), args->argv.size());
-    put(args->kernel_path.data(), args->kernel_path.size());
-  }
-  items.push_back(item);
 }
 
 void RecordBatch::append(const RecordBatch& other) {
@@ -43,7 +22,6 @@ void RecordBatch::append(const RecordBatch& other) {
   bytes.insert(bytes.end(), other.bytes.begin(), other.bytes.end());
   for (Item item : other.items) {
     item.offset += base;
-    if (item.args_offset != std::string::npos) item.args_offset += base;
     items.push_back(item);
   }
   read_boot_ns = other.read_boot_ns;
@@ -101,18 +79,7 @@ void RecordOrder::decode_one(const RecordBatch& batch, const RecordBatch::Item& 
   }
   Result<Event> event = Error{""};
   if (head->kind == Kind::command) {
-    decode::ExecArgs args, *have = nullptr;
-    if (item.args_offset != std::string::npos) {
-      const std::byte* p = batch.bytes.data() + item.args_offset;
-      uint32_t fields[4];  // flags, then the lengths of path, argv, kernel path
-      std::memcpy(fields, p, sizeof(fields));
-      const char* text = reinterpret_cast<const char*>(p + sizeof(fields));
-      args = {fields[0], std::string_view(text, fields[1]),
-              std::string_view(text + fields[1], fields[2]),
-              std::string_view(text + fields[1] + fields[2], fields[3])};
-      have = &args;
-    }
-    event = decode::exec(record, have, time);
+    event = decode::exec(record, time);
   } else {
     event = decode::network(record, time);
   }

@@ -3,7 +3,7 @@
 // time order.
 //
 //   RecordBatch batch;                      // the reader fills it
-//   batch.add(session, record, args);
+//   batch.add(session, record);
 //   order.take(std::move(batch));           // the worker takes it whole
 //   order.release(until_boot_ns, time, handler);
 //
@@ -33,16 +33,13 @@ struct RecordBatch {
     void* owner;         // who the record is for (the engine's Session), opaque here
     size_t offset;       // of the record in bytes
     size_t size;
-    size_t args_offset;  // of [flags, path_len, argv_len, kpath_len, path, argv, kpath], or npos
   };
   std::vector<std::byte> bytes;
   std::vector<Item> items;
   uint64_t read_boot_ns = 0;  // the rings held every older record when read
 
-  // Bytes add() takes for a record of `size` bytes and its arguments.
-  static size_t bytes_needed(size_t size, const decode::ExecArgs* args);
-  // Copies the record and, for a command, its path and argv (args may be null).
-  void add(void* owner, std::span<const std::byte> record, const decode::ExecArgs* args);
+  // Copies the record (a command's carries its argv and paths).
+  void add(void* owner, std::span<const std::byte> record);
   // Appends another batch's records after these (read_boot_ns becomes its).
   void append(const RecordBatch& other);
   void clear() {

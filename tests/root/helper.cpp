@@ -3,7 +3,10 @@
 //   open PATH FLAGS        open(PATH, FLAGS (decimal), 0644), print the result
 //   connect ADDR PORT      one TCP connect (IPv4, IPv6 or v4-mapped ADDR)
 //   join-cgroup DIR CMD... move this process into cgroup DIR, then exec CMD
-//   storm N PATH PORT      N times: fork+exec /bin/true, open PATH, connect 127.0.0.1:PORT
+//   storm N PATH PORT [B]  N times: fork+exec /bin/true (with an argument of B bytes,
+//                          when given), open PATH, connect 127.0.0.1:PORT
+//   exec-burst N M TAG     N processes wait on one pipe, then all at once each runs
+//                          /bin/true TAG I J (I its number, J 0..M-1) M times
 //   connect-thread ADDR PORT  one TCP connect from a second thread
 //   udp ADDR PORT N        N datagrams to ADDR:PORT from one socket (sendto)
 //   udp-connect ADDR PORT  UDP connect() to ADDR:PORT, then send() twice
@@ -177,11 +180,11 @@ int do_connect(const char* addr, int port) {
   return rc;
 }
 
-int run_true() {
+int run_true(const char* arg = nullptr, const char* arg2 = nullptr, const char* arg3 = nullptr) {
   pid_t pid = fork();
   if (pid < 0) return errno;
   if (pid == 0) {
-    execl("/bin/true", "true", static_cast<char*>(nullptr));
+    execl("/bin/true", "true", arg, arg2, arg3, static_cast<char*>(nullptr));
     _exit(127);
   }
   int status = 0;
@@ -258,10 +261,37 @@ int main(int argc, char** argv) {
     perror("exec");
     return 127;
   }
-  if (cmd == "storm" && argc == 5) {
-    int n = atoi(argv[2]), port = atoi(argv[4]);
+  if (cmd == "exec-burst" && argc == 5) {
+    int n = atoi(argv[2]), m = atoi(argv[3]);
+    int go[2];
+    if (pipe(go)) return 2;
     for (int i = 0; i < n; ++i) {
-      if (run_true() || do_open(argv[3], O_RDONLY) || do_connect("127.0.0.1", port)) {
+      pid_t pid = fork();
+      if (pid < 0) return 2;
+      if (pid == 0) {
+        close(go[1]);
+        char c;
+        if (read(go[0], &c, 1) != 0) _exit(3);  // EOF: every process starts now
+        std::string who = std::to_string(i);
+        for (int j = 0; j < m; ++j)
+          if (run_true(argv[4], who.c_str(), std::to_string(j).c_str())) _exit(1);
+        _exit(0);
+      }
+    }
+    close(go[0]);
+    close(go[1]);
+    int failed = 0, status = 0;
+    while (wait(&status) > 0)
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+    if (failed) fprintf(stderr, "exec-burst: %d processes failed\n", failed);
+    return failed ? 1 : 0;
+  }
+  if (cmd == "storm" && (argc == 5 || argc == 6)) {
+    int n = atoi(argv[2]), port = atoi(argv[4]);
+    std::string big(argc == 6 ? static_cast<size_t>(atoi(argv[5])) : 0, 'b');
+    for (int i = 0; i < n; ++i) {
+      if (run_true(big.empty() ? nullptr : big.c_str()) || do_open(argv[3], O_RDONLY) ||
+          do_connect("127.0.0.1", port)) {
         fprintf(stderr, "storm step %d failed\n", i);
         return 1;
       }
@@ -269,6 +299,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   fprintf(stderr, "usage: vigil_test_helper open|connect|connect-thread|udp|udp-connect|udp-thread|udp-storm|"
-                  "unix|accept|netns|join-cgroup|fifo|storm ...\n");
+                  "unix|accept|netns|join-cgroup|fifo|storm|exec-burst ...\n");
   return 2;
 }

@@ -13,7 +13,9 @@
 //     pinned to, so no wake-up can let the reader in before it is done);
 //   - a full queue: a sink that blocks until the storm is over, a queue
 //     limit of a few records;
-//   - a full argument store: one entry, the reader kept off the CPU as above.
+// The command ring cannot be made smaller than one record of the largest
+// size (32 pages: the engine raises it), so the full-ring storms exec with
+// an argument of 4 KiB: 150 of them are 600 KiB, far more than 128 KiB.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -108,7 +110,7 @@ struct StormRun {
 // the first process of a session of `engine`. With `block_sink`, the sink
 // holds the first event it gets until the storm has exited.
 StormRun storm(Engine& engine, int cpu, int n, const std::string& marker, int port,
-               bool block_sink = false) {
+               bool block_sink = false, int exec_arg_bytes = 0) {
   StormRun out;
   std::mutex mu;
   std::condition_variable cv;
@@ -125,6 +127,7 @@ StormRun storm(Engine& engine, int cpu, int n, const std::string& marker, int po
   LaunchSpec spec;
   spec.argv = {kHelper, "fifo", std::to_string(cpu), kHelper, "storm", std::to_string(n), marker,
                std::to_string(port)};
+  if (exec_arg_bytes) spec.argv.push_back(std::to_string(exec_arg_bytes));
   auto child = launch(**session, spec);
   EXPECT_TRUE(child.ok()) << child.error().message;
   if (child.ok()) {
@@ -140,6 +143,9 @@ StormRun storm(Engine& engine, int cpu, int n, const std::string& marker, int po
   if (summary.ok()) out.summary = *summary;
   return out;
 }
+
+// The storms' exec argument for the full-ring tests: 4 KiB.
+constexpr int kBigArg = 4096;
 
 size_t count_opens_of(const StormRun& r, const std::string& path) {
   size_t n = 0;
@@ -160,11 +166,11 @@ class Loss : public ::testing::Test {
 
   // What a storm of n steps does, per kind, measured with default options
   // and the engine's threads free to run anywhere: nothing may be lost.
-  KindCounts what_the_storm_does(int n) {
+  KindCounts what_the_storm_does(int n, int exec_arg_bytes = 0) {
     OwnEngine lossless(EngineOptions{}, -1);
     EXPECT_NE(lossless.get(), nullptr) << lossless.error();
     if (!lossless.get()) return {};
-    StormRun r = storm(*lossless.get(), -1, n, marker_, listener_.port());
+    StormRun r = storm(*lossless.get(), -1, n, marker_, listener_.port(), false, exec_arg_bytes);
     EXPECT_EQ(r.exit_status, 0) << "the storm itself failed";
     EXPECT_EQ(r.summary.lost.total(), 0u) << "the baseline run lost events";
     // Its size is known: the wrapper and the helper, then n of each.
@@ -205,17 +211,26 @@ class Loss : public ::testing::Test {
 
 TEST_F(Loss, FullRingsAreCountedPerKind) {
   const int n = 150;
-  KindCounts did = what_the_storm_does(n);
+  KindCounts did = what_the_storm_does(n, kBigArg);
   EngineOptions options;
   options.ring_pages = {1, 1, 1};
   int cpu = storm_cpu();
   OwnEngine small(options, cpu);
   ASSERT_NE(small.get(), nullptr) << small.error();
-  StormRun r = storm(*small.get(), cpu, n, marker_, listener_.port());
+  StormRun r = storm(*small.get(), cpu, n, marker_, listener_.port(), false, kBigArg);
   expect_accounted(r, did, KindSet::all());
-  // What was recorded reached the sink whole.
+  // What was recorded reached the sink whole: every exec of the storm that
+  // was recorded carries its 4 KiB argument.
   for (int k = 0; k < kKindCount; ++k)
     EXPECT_EQ(r.seen[static_cast<Kind>(k)], r.summary.recorded[static_cast<Kind>(k)]);
+  size_t whole = 0;
+  for (const auto& e : r.events)
+    if (auto* c = std::get_if<CommandEvent>(&e.body); c && c->path == "/bin/true") {
+      EXPECT_EQ(c->argv, std::vector<std::string>{std::string(kBigArg, 'b')});
+      EXPECT_FALSE(c->args_lost || c->argv_truncated);
+      ++whole;
+    }
+  EXPECT_GT(whole, 0u) << "no exec of the storm was recorded";
 }
 
 // The kernel counts per CPU (session_counters is a per-CPU array): a full
@@ -223,7 +238,7 @@ TEST_F(Loss, FullRingsAreCountedPerKind) {
 // pinned to each CPU in turn, and each run must account for every event.
 TEST_F(Loss, FullRingsOnEveryCpuAreSummed) {
   const int n = 150;
-  KindCounts did = what_the_storm_does(n);
+  KindCounts did = what_the_storm_does(n, kBigArg);
   cpu_set_t set;
   ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
   int cpus = 0;
@@ -235,7 +250,7 @@ TEST_F(Loss, FullRingsOnEveryCpuAreSummed) {
     options.ring_pages = {1, 1, 1};
     OwnEngine small(options, cpu);
     ASSERT_NE(small.get(), nullptr) << small.error();
-    StormRun r = storm(*small.get(), cpu, n, marker_, listener_.port());
+    StormRun r = storm(*small.get(), cpu, n, marker_, listener_.port(), false, kBigArg);
     expect_accounted(r, did, KindSet::all());
   }
   EXPECT_GE(cpus, 2) << "one CPU only: the sum over CPUs was not exercised";
@@ -254,33 +269,18 @@ TEST_F(Loss, AFullQueueBehindABlockedSinkIsCounted) {
     EXPECT_EQ(r.seen[static_cast<Kind>(k)], r.summary.recorded[static_cast<Kind>(k)]);
 }
 
-TEST_F(Loss, AFullArgumentStoreLosesTheArgumentsAndSaysSo) {
-  const int n = 150;
-  KindCounts did = what_the_storm_does(n);
+// The command ring is never smaller than one record of the largest size:
+// asked for 1 page it takes the minimum (32 pages), and says so.
+TEST_F(Loss, ACommandRingTooSmallForTheLargestRecordIsRaisedToTheMinimum) {
   EngineOptions options;
-  options.exec_args_entries = 1;
-  options.ring_pages = {64, 128, 64};  // the rings hold the whole storm
-  int cpu = storm_cpu();
-  OwnEngine small(options, cpu);
+  options.ring_pages = {1, 1, 1};
+  OwnEngine small(options, -1);
   ASSERT_NE(small.get(), nullptr) << small.error();
-  StormRun r = storm(*small.get(), cpu, n, marker_, listener_.port());
-  expect_accounted(r, did, KindSet(1u << static_cast<int>(Kind::command)));
-  EXPECT_EQ(r.summary.lost[Kind::disk], 0u);
-  EXPECT_EQ(r.summary.lost[Kind::network], 0u);
-  // A command whose arguments were lost still reaches the sink, flagged,
-  // and is counted as lost, not as recorded.
-  EXPECT_EQ(r.without_args, r.summary.lost[Kind::command]);
-  EXPECT_EQ(r.seen[Kind::command], did[Kind::command]);
-  for (const auto& e : r.events)
-    if (auto* c = std::get_if<CommandEvent>(&e.body); c && c->args_lost) {
-      EXPECT_TRUE(c->argv.empty());
-    }
-}
-
-TEST_F(Loss, AnArgumentStoreOfZeroEntriesIsRefused) {
-  EngineOptions options;
-  options.exec_args_entries = 0;
-  OwnEngine bad(options, -1);
-  EXPECT_EQ(bad.get(), nullptr);
-  EXPECT_NE(bad.error().find("argument store of 0 entries"), std::string::npos) << bad.error();
+  EXPECT_EQ(small.get()->ring_pages()[0], kMinCommandRingPages);
+  EXPECT_EQ(kMinCommandRingPages, 32u);
+  EXPECT_EQ(small.get()->ring_pages()[1], 1u) << "only the command ring has a minimum";
+  options.ring_pages = {100, 1, 1};
+  OwnEngine larger(options, -1);
+  ASSERT_NE(larger.get(), nullptr) << larger.error();
+  EXPECT_EQ(larger.get()->ring_pages()[0], 128u) << "a larger ring is rounded up, not lowered";
 }

@@ -119,7 +119,7 @@ TEST(Config, Defaults) {
   recording_on.enabled = true;  // the embedded defaults record; a file follows the guide
   EXPECT_EQ(config.ssh.enhanced_recording, recording_on);
   EXPECT_TRUE(config.ssh.enhanced_recording.enabled);
-  EXPECT_EQ(config.ssh.enhanced_recording.command_buffer_size, 8u);
+  EXPECT_EQ(config.ssh.enhanced_recording.command_buffer_size, 1024u);
   EXPECT_EQ(config.ssh.enhanced_recording.disk_buffer_size, 2048u);
   EXPECT_EQ(config.ssh.enhanced_recording.network_buffer_size, 32u);
   EXPECT_EQ(config.ssh.enhanced_recording.cgroup_path, "/cgroup2");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/decode.hpp"
+#include "engine/engine.hpp"
 
 extern "C" {
 #include "vigil_events.h"
@@ -42,25 +43,39 @@ vigil_record_head head(uint32_t kind) {
 
 const decode::TimeBase kTime{1'700'000'000'000'000'000 - 5'000'000'000};
 
-std::unique_ptr<vigil_exec_args> args_with(const std::string& path,
-                                           const std::vector<std::string>& argv, uint32_t flags) {
-  auto a = std::make_unique<vigil_exec_args>();
-  std::memset(a.get(), 0, sizeof(*a));
-  std::memcpy(a->path, path.data(), path.size());
-  a->path_len = path.size();
-  std::string blob;
-  for (const auto& s : argv) blob.append(s).push_back('\0');
-  std::memcpy(a->argv, blob.data(), blob.size());
-  a->argv_len = blob.size();
-  a->argc = argv.size();
-  a->flags = flags;
-  return a;
-}
+// A command record as the kernel sends it: the fixed part, argv (each
+// argument NUL-terminated), the path and its NUL, then the kernel path and
+// its NUL when there is one; only the bytes used.
+struct ExecRecord {
+  std::unique_ptr<vigil_exec_record> rec = std::make_unique<vigil_exec_record>();
+  size_t size = 0;
 
-Result<Event> exec_with(const vigil_exec_record& rec, const vigil_exec_args& args) {
-  decode::ExecArgs view = decode::exec_args_view(args);
-  return decode::exec(bytes_of(&rec, sizeof(rec)), &view, kTime);
-}
+  ExecRecord(const std::string& path, const std::vector<std::string>& argv, uint32_t flags,
+             const std::string& kernel_path = "") {
+    std::memset(rec.get(), 0, sizeof(*rec));
+    rec->head = head(VIGIL_KIND_COMMAND);
+    rec->flags = flags;
+    std::string data;
+    for (const auto& a : argv) data.append(a).push_back('\0');
+    rec->argv_len = data.size();
+    rec->argc = argv.size();
+    data.append(path).push_back('\0');
+    rec->path_len = path.size();
+    if (!kernel_path.empty()) {
+      data.append(kernel_path).push_back('\0');
+      rec->kernel_path_len = kernel_path.size();
+    }
+    std::memcpy(rec->data, data.data(), data.size());
+    size = offsetof(vigil_exec_record, data) + data.size();
+  }
+  Result<Event> decode(size_t n) const { return decode::exec(bytes_of(rec.get(), n), kTime); }
+  Result<Event> decode() const { return decode(size); }
+  CommandEvent command() const {
+    auto ev = decode();
+    EXPECT_TRUE(ev.ok()) << ev.error().message;
+    return ev.ok() ? std::get<CommandEvent>(ev->body) : CommandEvent{};
+  }
+};
 
 }  // namespace
 
@@ -111,14 +126,8 @@ TEST(SplitExecArgv, ScriptGivesItsInterpreterAndNoArgv0) {
 }
 
 TEST(Exec, KernelPathArgv0AndInterpreter) {
-  vigil_exec_record rec{};
-  rec.head = head(VIGIL_KIND_COMMAND);
-  auto args = args_with("/bin/sleep", {"sshd: root", "5"}, VIGIL_EXEC_KPATH_TRUNCATED);
-  std::strcpy(args->kernel_path, "/usr/bin/sleep");
-  args->kernel_path_len = 14;
-  auto ev = exec_with(rec, *args);
-  ASSERT_TRUE(ev.ok());
-  auto& c = std::get<CommandEvent>(ev->body);
+  ExecRecord r("/bin/sleep", {"sshd: root", "5"}, VIGIL_EXEC_KPATH_TRUNCATED, "/usr/bin/sleep");
+  CommandEvent c = r.command();
   EXPECT_EQ(c.kernel_path, "/usr/bin/sleep");
   EXPECT_TRUE(c.kernel_path_truncated);
   EXPECT_EQ(c.argv0, "sshd: root");
@@ -126,18 +135,28 @@ TEST(Exec, KernelPathArgv0AndInterpreter) {
 
   // argv[0] equal to the path or its last name is not news.
   for (const char* zero : {"sleep", "/bin/sleep"}) {
-    auto same = args_with("/bin/sleep", {zero, "5"}, 0);
-    auto e = exec_with(rec, *same);
-    ASSERT_TRUE(e.ok());
-    EXPECT_EQ(std::get<CommandEvent>(e->body).argv0, "") << zero;
-    EXPECT_FALSE(std::get<CommandEvent>(e->body).kernel_path_truncated);
+    CommandEvent e = ExecRecord("/bin/sleep", {zero, "5"}, 0).command();
+    EXPECT_EQ(e.argv0, "") << zero;
+    EXPECT_FALSE(e.kernel_path_truncated);
   }
 
-  // A kernel_path_len past its array stays inside it.
-  args->kernel_path_len = 1u << 30;
-  ev = exec_with(rec, *args);
-  ASSERT_TRUE(ev.ok());
-  EXPECT_EQ(std::get<CommandEvent>(ev->body).kernel_path, "/usr/bin/sleep");
+  // A kernel_path_len past the record stays inside the bytes received.
+  r.rec->kernel_path_len = 1u << 30;
+  EXPECT_EQ(r.command().kernel_path, "/usr/bin/sleep");
+  // A failed exec has none: the bytes after the path are not read as one.
+  r.rec->kernel_path_len = 0;
+  EXPECT_EQ(r.command().kernel_path, "");
+}
+
+TEST(Exec, AScriptGivesItsInterpreterAndItsOwnArguments) {
+  CommandEvent c = ExecRecord("/tmp/s.sh", {"/bin/sh", "-e", "/tmp/s.sh", "a"},
+                              VIGIL_EXEC_SCRIPT, "/usr/bin/dash")
+                       .command();
+  EXPECT_EQ(c.path, "/tmp/s.sh");
+  EXPECT_EQ(c.kernel_path, "/usr/bin/dash");
+  EXPECT_EQ(c.interpreter, (std::vector<std::string>{"/bin/sh", "-e"}));
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(c.argv0, "");
 }
 
 TEST(Head, RejectsShortAndUnknownRecords) {
@@ -155,11 +174,8 @@ TEST(Head, RejectsShortAndUnknownRecords) {
 }
 
 TEST(Exec, DecodesProcessPathArgvAndTime) {
-  vigil_exec_record rec{};
-  rec.head = head(VIGIL_KIND_COMMAND);
-  rec.args_id = 1;
-  auto args = args_with("/bin/curl", {"curl", "https://wttr.in"}, 0);
-  auto ev = exec_with(rec, *args);
+  ExecRecord r("/bin/curl", {"curl", "https://wttr.in"}, 0);
+  auto ev = r.decode();
   ASSERT_TRUE(ev.ok()) << ev.error().message;
   EXPECT_EQ(ev->time_ns, 1'700'000'000'000'000'000);
   EXPECT_EQ(ev->session, 7u);
@@ -170,36 +186,71 @@ TEST(Exec, DecodesProcessPathArgvAndTime) {
   auto& cmd = std::get<CommandEvent>(ev->body);
   EXPECT_EQ(cmd.path, "/bin/curl");
   EXPECT_EQ(cmd.argv, std::vector<std::string>{"https://wttr.in"});
+  EXPECT_EQ(cmd.kernel_path, "");
   EXPECT_EQ(cmd.return_code, 0);
   EXPECT_FALSE(cmd.argv_truncated);
   EXPECT_FALSE(cmd.args_lost);
 }
 
-TEST(Exec, FlagsAndMissingArguments) {
-  vigil_exec_record rec{};
-  rec.head = head(VIGIL_KIND_COMMAND);
-  rec.return_code = -2;
-  auto args = args_with("/x", {"x", "a"}, VIGIL_EXEC_ARGV_TRUNCATED);
-  auto ev = exec_with(rec, *args);
-  ASSERT_TRUE(ev.ok());
-  EXPECT_TRUE(std::get<CommandEvent>(ev->body).argv_truncated);
-  EXPECT_EQ(std::get<CommandEvent>(ev->body).return_code, -2);
+TEST(Exec, FlagsAndUnreadableArguments) {
+  ExecRecord r("/x", {"x", "a"}, VIGIL_EXEC_ARGV_TRUNCATED | VIGIL_EXEC_PATH_TRUNCATED);
+  r.rec->return_code = -2;
+  CommandEvent c = r.command();
+  EXPECT_TRUE(c.argv_truncated);
+  EXPECT_TRUE(c.path_truncated);
+  EXPECT_FALSE(c.args_lost);
+  EXPECT_EQ(c.return_code, -2);
 
-  auto lost = decode::exec(bytes_of(&rec, sizeof(rec)), nullptr, kTime);
-  ASSERT_TRUE(lost.ok());
-  EXPECT_TRUE(std::get<CommandEvent>(lost->body).args_lost);
-  EXPECT_EQ(std::get<CommandEvent>(lost->body).path, "");
+  // argv the kernel could not read: no arguments, and the event says so.
+  CommandEvent lost = ExecRecord("/bin/true", {}, VIGIL_EXEC_ARGV_UNREADABLE).command();
+  EXPECT_TRUE(lost.args_lost);
+  EXPECT_TRUE(lost.argv.empty());
+  EXPECT_EQ(lost.path, "/bin/true");
 }
 
-TEST(Exec, ABadLengthFromTheKernelStaysInsideTheBuffer) {
-  vigil_exec_record rec{};
-  rec.head = head(VIGIL_KIND_COMMAND);
-  auto args = args_with("/bin/true", {"true"}, 0);
-  args->path_len = 1u << 30;
-  args->argv_len = 1u << 30;
-  auto ev = exec_with(rec, *args);
+TEST(Exec, AFullSizeRecordRoundTrips) {
+  // 64 KiB of argv (argv[0] and 63 arguments of 1023 bytes and a last one
+  // that fills it to the byte), a 4095-byte path and kernel path.
+  std::vector<std::string> argv{"/bin/true"};
+  size_t used = 10;
+  for (int i = 0; i < 63; ++i, used += 1024) argv.push_back(std::string(1023, 'a' + i % 26));
+  argv.push_back(std::string(VIGIL_ARGV_MAX - used - 1, 'z'));
+  std::string path = "/" + std::string(VIGIL_PATH_MAX - 2, 'p');
+  std::string kpath = "/" + std::string(VIGIL_PATH_MAX - 2, 'k');
+  ExecRecord r(path, argv, 0, kpath);
+  ASSERT_EQ(r.rec->argv_len, static_cast<uint32_t>(VIGIL_ARGV_MAX));
+  ASSERT_EQ(r.size, sizeof(vigil_exec_record));
+  CommandEvent c = r.command();
+  EXPECT_EQ(c.path, path);
+  EXPECT_EQ(c.kernel_path, kpath);
+  ASSERT_EQ(c.argv.size(), 64u);
+  for (size_t i = 0; i < c.argv.size(); ++i) EXPECT_EQ(c.argv[i], argv[i + 1]);
+}
+
+TEST(Exec, BadLengthsFromTheKernelStayInsideTheBytesReceived) {
+  ExecRecord r("/bin/true", {"true", "x"}, 0, "/usr/bin/true");
+  // An argv_len past the record: argv takes every byte, nothing is left for
+  // the paths, and nothing is read past the record.
+  r.rec->argv_len = 1u << 30;
+  auto ev = r.decode();
   ASSERT_TRUE(ev.ok());
-  EXPECT_EQ(std::get<CommandEvent>(ev->body).path, "/bin/true");
+  auto& c = std::get<CommandEvent>(ev->body);
+  EXPECT_EQ(c.path, "");
+  EXPECT_EQ(c.kernel_path, "");
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"x", "/bin/true", "/usr/bin/true"}));
+
+  // A path_len past the record is cut at the record's end.
+  ExecRecord p("/bin/true", {"true"}, 0);
+  p.rec->path_len = 1u << 30;
+  EXPECT_EQ(p.command().path, "/bin/true");
+  auto cut = p.decode(offsetof(vigil_exec_record, data) + 5 + 4);  // "true\0" "/bin"
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(std::get<CommandEvent>(cut->body).path, "/bin");
+
+  // Shorter than the fixed part: the builds differ.
+  auto shorter = p.decode(offsetof(vigil_exec_record, data) - 1);
+  ASSERT_FALSE(shorter.ok());
+  EXPECT_NE(shorter.error().message.find("different builds"), std::string::npos);
 }
 
 // An open record as the kernel sends it: the fixed part, the requested path
@@ -485,4 +536,25 @@ TEST(SessionCounters, AreSummedOverEveryCpu) {
   auto cut = decode::sum_counters(bytes.first(bytes.size() - 1), kCpus);
   EXPECT_EQ(cut.lost.v[0], 30u);
   EXPECT_EQ(cut.marked_forks, 3u);
+}
+
+// The command ring holds one record of the largest size: a smaller size (the
+// guide's 8 pages) is raised to 32 pages and said so; the others are only
+// rounded up to a power of two; 0 and more than 65536 are refused.
+TEST(RingPages, TheCommandRingIsRaisedToHoldTheLargestRecord) {
+  auto guide = ring_pages_in_use({8, 128, 8});
+  ASSERT_TRUE(guide.ok()) << guide.error().message;
+  EXPECT_EQ(guide->pages, (std::array<uint32_t, kKindCount>{32, 128, 8}));
+  EXPECT_EQ(guide->raised, (std::array<bool, kKindCount>{true, false, false}));
+  EXPECT_GE(kMinCommandRingPages * 4096u, sizeof(vigil_exec_record) + 8);
+  auto odd = ring_pages_in_use({33, 3, 1});
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->pages, (std::array<uint32_t, kKindCount>{64, 4, 1}));
+  EXPECT_EQ(odd->raised, (std::array<bool, kKindCount>{false, false, false}));
+  for (uint32_t bad : {0u, 65537u}) {
+    auto r = ring_pages_in_use({bad, 1, 1});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, Errc::invalid_argument);
+    EXPECT_NE(r.error().message.find("use 1 to 65536 pages"), std::string::npos);
+  }
 }

@@ -45,14 +45,25 @@ std::vector<std::byte> open_record(uint64_t boot_ns, uint32_t pid, const std::st
   return out;
 }
 
-std::vector<std::byte> exec_record(uint64_t boot_ns, uint32_t pid) {
-  vigil_exec_record rec{};
+// A command record as the kernel sends it: the fixed part, argv, the path
+// and its NUL, the kernel path and its NUL.
+std::vector<std::byte> exec_record(uint64_t boot_ns, uint32_t pid, const std::string& path = "",
+                                   const std::string& argv = "",
+                                   const std::string& kernel_path = "") {
+  vigil_exec_record rec;
+  std::memset(&rec, 0, offsetof(vigil_exec_record, data));
   rec.head.kind = VIGIL_KIND_COMMAND;
   rec.head.session = 3;
   rec.head.ktime_ns = boot_ns;
   rec.head.pid = pid;
-  std::vector<std::byte> out(sizeof(rec));
-  std::memcpy(out.data(), &rec, sizeof(rec));
+  rec.argv_len = argv.size();
+  rec.path_len = path.size();
+  rec.kernel_path_len = kernel_path.size();
+  std::string data = argv + path + '\0';
+  if (!kernel_path.empty()) data += kernel_path + '\0';
+  std::vector<std::byte> out(offsetof(vigil_exec_record, data) + data.size());
+  std::memcpy(out.data(), &rec, offsetof(vigil_exec_record, data));
+  std::memcpy(out.data() + offsetof(vigil_exec_record, data), data.data(), data.size());
   return out;
 }
 
@@ -95,11 +106,11 @@ TEST(RecordOrder, ReleasesInTimeOrderAcrossBatchesAndKinds) {
   RecordOrder order;
   RecordBatch first, second;
   // One ring's records in order, another's interleaved with them, read later.
-  first.add(&session_a, open_record(10, 1, "/a", "/a"), nullptr);
-  first.add(&session_a, open_record(30, 1, "/c", "/c"), nullptr);
-  first.add(&session_a, open_record(50, 1, "/e", "/e"), nullptr);
-  second.add(&session_a, exec_record(20, 2), nullptr);
-  second.add(&session_a, exec_record(40, 2), nullptr);
+  first.add(&session_a, open_record(10, 1, "/a", "/a"));
+  first.add(&session_a, open_record(30, 1, "/c", "/c"));
+  first.add(&session_a, open_record(50, 1, "/e", "/e"));
+  second.add(&session_a, exec_record(20, 2));
+  second.add(&session_a, exec_record(40, 2));
   order.take(std::move(first));
   order.take(std::move(second));
   EXPECT_EQ(order.held(), 5u);
@@ -117,12 +128,12 @@ TEST(RecordOrder, ReleasesInTimeOrderAcrossBatchesAndKinds) {
 TEST(RecordOrder, EqualTimesKeepTheOrderTheyArrivedIn) {
   RecordOrder order;
   RecordBatch first, second;
-  first.add(&session_a, open_record(10, 1, "/1", ""), nullptr);
-  first.add(&session_a, open_record(10, 1, "/2", ""), nullptr);
+  first.add(&session_a, open_record(10, 1, "/1", ""));
+  first.add(&session_a, open_record(10, 1, "/2", ""));
   // Out of order inside one batch (two CPUs writing one ring).
-  first.add(&session_a, open_record(12, 1, "/4", ""), nullptr);
-  first.add(&session_a, open_record(11, 1, "/3", ""), nullptr);
-  second.add(&session_a, open_record(10, 1, "/2b", ""), nullptr);
+  first.add(&session_a, open_record(12, 1, "/4", ""));
+  first.add(&session_a, open_record(11, 1, "/3", ""));
+  second.add(&session_a, open_record(10, 1, "/2b", ""));
   order.take(std::move(first));
   order.take(std::move(second));
   Collect out;
@@ -135,7 +146,7 @@ TEST(RecordOrder, EqualTimesKeepTheOrderTheyArrivedIn) {
 TEST(RecordOrder, HoldsRecordsYoungerThanTheWatermarkUntilALaterRelease) {
   RecordOrder order;
   RecordBatch batch;
-  for (uint64_t t = 1; t <= 10; ++t) batch.add(&session_a, open_record(t * 100, 1, "/f", "/f"), nullptr);
+  for (uint64_t t = 1; t <= 10; ++t) batch.add(&session_a, open_record(t * 100, 1, "/f", "/f"));
   order.take(std::move(batch));
   Collect out;
   EXPECT_EQ(order.release(500, kTime, out), 5u);
@@ -144,7 +155,7 @@ TEST(RecordOrder, HoldsRecordsYoungerThanTheWatermarkUntilALaterRelease) {
   EXPECT_EQ(out.got.back().boot_ns, 500u);
   // An older record of another ring arrives late: it still goes first.
   RecordBatch late;
-  late.add(&session_a, exec_record(550, 9), nullptr);
+  late.add(&session_a, exec_record(550, 9));
   order.take(std::move(late));
   EXPECT_EQ(order.release(UINT64_MAX, kTime, out), 6u);
   ASSERT_EQ(out.got.size(), 10u + 1);
@@ -173,7 +184,7 @@ TEST(RecordOrder, KeepsEachSessionsOrderAndLosesNothingOverManyPasses) {
       bool b = i % 3 == 0;
       uint64_t when = b ? t - 40 : t;
       batch.add(b ? &session_b : &session_a,
-                open_record(when, b ? 2 : 1, "/p" + std::to_string(sent), ""), nullptr);
+                open_record(when, b ? 2 : 1, "/p" + std::to_string(sent), ""));
     }
     batch.read_boot_ns = t;
     order.take(std::move(batch));
@@ -197,12 +208,11 @@ TEST(RecordOrder, KeepsEachSessionsOrderAndLosesNothingOverManyPasses) {
 TEST(RecordOrder, TheReusedEventCarriesNothingOfTheOneBefore) {
   RecordOrder order;
   RecordBatch batch;
-  batch.add(&session_a, open_record(1, 2, "/etc/a-rather-long-requested-path", "/etc/kernel/path"),
-            nullptr);
+  batch.add(&session_a, open_record(1, 2, "/etc/a-rather-long-requested-path", "/etc/kernel/path"));
   // A failed open: no kernel path, a shorter comm, a missing-kernel-path flag off.
-  batch.add(&session_a, open_record(2, 1, "/x", ""), nullptr);
-  batch.add(&session_a, open_record(3, 2, "/y", "", VIGIL_OPEN_KPATH_MISSING), nullptr);
-  batch.add(&session_a, open_record(4, 1, "/z", "/z"), nullptr);
+  batch.add(&session_a, open_record(2, 1, "/x", ""));
+  batch.add(&session_a, open_record(3, 2, "/y", "", VIGIL_OPEN_KPATH_MISSING));
+  batch.add(&session_a, open_record(4, 1, "/z", "/z"));
   order.take(std::move(batch));
   Collect out;
   order.release(UINT64_MAX, kTime, out);
@@ -220,11 +230,10 @@ TEST(RecordOrder, TheReusedEventCarriesNothingOfTheOneBefore) {
 TEST(RecordOrder, CommandsKeepTheirArgumentsBetweenOpens) {
   RecordOrder order;
   RecordBatch batch;
-  batch.add(&session_a, open_record(1, 1, "/a", "/a"), nullptr);
+  batch.add(&session_a, open_record(1, 1, "/a", "/a"));
   std::string blob = std::string("ls") + '\0' + "-l" + '\0';
-  decode::ExecArgs args{0, "/bin/ls", blob, "/usr/bin/ls"};
-  batch.add(&session_a, exec_record(2, 1), &args);
-  batch.add(&session_a, open_record(3, 1, "/b", "/b"), nullptr);
+  batch.add(&session_a, exec_record(2, 1, "/bin/ls", blob, "/usr/bin/ls"));
+  batch.add(&session_a, open_record(3, 1, "/b", "/b"));
   order.take(std::move(batch));
   Collect out;
   order.release(UINT64_MAX, kTime, out);
@@ -241,8 +250,8 @@ TEST(RecordOrder, AnUndecodableRecordIsReportedNotDelivered) {
   auto good = open_record(1, 1, "/a", "/a");
   auto cut = open_record(2, 1, "/b", "/b");
   cut.resize(offsetof(vigil_open_record, data) - 4);  // a head, not a whole disk record
-  batch.add(&session_b, good, nullptr);
-  batch.add(&session_b, cut, nullptr);
+  batch.add(&session_b, good);
+  batch.add(&session_b, cut);
   order.take(std::move(batch));
   Collect out;
   EXPECT_EQ(order.release(UINT64_MAX, kTime, out), 2u);
@@ -256,7 +265,7 @@ TEST(RecordOrder, AnUndecodableRecordIsReportedNotDelivered) {
 TEST(RecordOrder, ReleasedBatchesComeBackEmptyWithTheirRoom) {
   RecordOrder order;
   RecordBatch batch, back;
-  for (int i = 0; i < 100; ++i) batch.add(&session_a, open_record(i, 1, "/r", "/r"), nullptr);
+  for (int i = 0; i < 100; ++i) batch.add(&session_a, open_record(i, 1, "/r", "/r"));
   order.take(std::move(batch));
   EXPECT_FALSE(order.recycle(back));  // still held
   Collect out;
