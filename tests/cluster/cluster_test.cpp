@@ -665,6 +665,49 @@ TEST_F(Cluster, AnAuditorListsAndPlaysEveryonesSessions) {
   EXPECT_EQ(curl_as("mia", "/v1/recordings?limit=100000").first, "400");
 }
 
+// Reading a recording is audited as Teleport does (session.recording.access,
+// T2012I): an auditor plays kate's session and the log has one event with
+// the auditor's name, the sid and the auditor's address; a second playback
+// and a read of a later window within the audit window (5 minutes) add
+// none; a refused read writes none (its access.denied stays).
+TEST_F(Cluster, PlayingARecordingIsAuditedOnceWithTheReadersNameAndTheSid) {
+  const std::string sid = kate_session();
+  ASSERT_FALSE(sid.empty());
+  make_user("nina", "auditor", "root");
+  auto accesses = [&](const std::string& user) {
+    std::vector<nlohmann::json> out;
+    for (const auto& e : auth_events("session.recording.access"))
+      if (e.value("user", "") == user && e.value("sid", "") == sid) out.push_back(e);
+    return out;
+  };
+  ASSERT_EQ(accesses("nina").size(), 0u);
+  auto play = vsh("nina", {"play", sid});
+  ASSERT_EQ(play.status, 0) << play.err;
+  EXPECT_NE(play.out.find("recorded-by-kate-42"), std::string::npos) << play.out;
+  auto once = accesses("nina");
+  ASSERT_EQ(once.size(), 1u) << auth_log_text();
+  EXPECT_EQ(once[0].value("code", ""), "T2012I") << once[0].dump();
+  EXPECT_EQ(once[0].value("cluster_name", ""), "purple") << once[0].dump();
+  EXPECT_EQ(once[0].value("addr.remote", "").rfind("127.0.0.1:", 0), 0u) << once[0].dump();
+  EXPECT_FALSE(once[0].value("time", "").empty()) << once[0].dump();
+  // Played again, and a later window read directly: the same reader of the
+  // same session within the window, no new event.
+  auto again = vsh("nina", {"play", sid, "--format", "json"});
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(curl_as("nina", "/v1/recordings/" + sid + "?offset=16&length=16").first, "200");
+  EXPECT_EQ(accesses("nina").size(), 1u) << auth_log_text();
+  // A read that starts past offset 0 is audited too (the first read of omar).
+  make_user("omar", "auditor", "root");
+  EXPECT_EQ(curl_as("omar", "/v1/recordings/" + sid + "?offset=16&length=16").first, "200");
+  EXPECT_EQ(accesses("omar").size(), 1u) << auth_log_text();
+  // Refused: access.denied as before, and no session.recording.access.
+  make_user("pete", "access", "root");
+  auto refused = vsh("pete", {"play", sid});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_TRUE(denied("pete", "play recording")) << auth_log_text();
+  EXPECT_EQ(accesses("pete").size(), 0u) << auth_log_text();
+}
+
 TEST_F(Cluster, ForgedSidsNodesAndAnonymousCallersReadNoRecording) {
   const std::string sid = kate_session();
   ASSERT_FALSE(sid.empty());
