@@ -449,6 +449,31 @@ namespace {
 
 // A node of a cluster holds more than a standalone one (its spool, its
 // connections to the auth service): none of it reaches a user's shell.
+// `vsh ssh` passes -t as ssh takes it: once asks for a terminal when stdin
+// is one, twice (-tt, or -t -t) forces one (what scripts and tests need);
+// -T asks for none; -t with -T is refused. stdin is a pipe here, never a
+// terminal.
+TEST_F(Cluster, VshSshTtForcesATerminalWhenStdinIsNotOne) {
+  make_user("quinn", "access", "root");
+  for (const auto& flags : std::vector<std::vector<std::string>>{{"-tt"}, {"-t", "-t"}}) {
+    std::vector<std::string> args = {"ssh"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"root@node1", "tty"});
+    auto forced = vsh("quinn", args, std::string());
+    EXPECT_EQ(forced.status, 0) << flags[0] << ": " << forced.err;
+    EXPECT_EQ(forced.out.rfind("/dev/pts/", 0), 0u) << flags.size() << ": " << forced.out;
+  }
+  // One -t: ssh declines, as stdin is not a terminal; -T: none asked.
+  for (const std::string& flag : {"-t", "-T"}) {
+    auto plain = vsh("quinn", {"ssh", flag, "root@node1", "tty"}, std::string());
+    EXPECT_EQ(plain.out, "not a tty\n") << flag << ": " << plain.err;
+  }
+  auto both = vsh("quinn", {"ssh", "-t", "-T", "root@node1", "tty"}, std::string());
+  EXPECT_NE(both.status, 0);
+  EXPECT_EQ(both.out, "");
+  EXPECT_NE(both.err.find("give one of them"), std::string::npos) << both.err;
+}
+
 TEST_F(Cluster, OnlyStdioReachesAUsersCommandOnAClusterNode) {
   make_user("judy", "access", "root");
   auto run = vsh("judy", {"ssh", "root@node1", "ls /proc/$$/fd; true"});
