@@ -18,6 +18,8 @@ packages=(
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
   # the CA tests: OpenSSH's sshd run on a loopback port of their own, the openssl tool
   openssh-server openssl
+  # the relay tests count a process's system calls over a quiet window (perf stat)
+  linux-perf
 )
 # `deps.sh --bench`: also what the benchmarks compare against (an sshd of
 # their own, never the system's).

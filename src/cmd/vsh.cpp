@@ -398,7 +398,10 @@ int exec_openssh(const char* program, std::vector<std::string> args) {
               " (install openssh-client)");
 }
 
-int ssh(const std::string& target, const std::vector<std::string>& command, bool tty) {
+// tty: how many -t were given (as ssh: one asks a terminal when stdin is
+// one, two force it); no_tty: -T.
+int ssh(const std::string& target, const std::vector<std::string>& command, int tty, bool no_tty) {
+  if (tty > 0 && no_tty) return fail("-t asks for a terminal and -T for none: give one of them");
   auto li = logged_in(true);
   if (!li) return fail(li.error());
   if (auto r = refresh_known_hosts(*li); !r) return fail(r.error());
@@ -415,7 +418,8 @@ int ssh(const std::string& target, const std::vector<std::string>& command, bool
   }
   if (node.empty() || node.front() == '-') return fail("name a node: vsh ssh [LOGIN@]NODE [COMMAND]");
   std::vector<std::string> args;
-  if (tty) args.push_back("-t");
+  if (tty > 0) args.push_back(tty == 1 ? "-t" : "-tt");
+  if (no_tty) args.push_back("-T");
   args.insert(args.end(), {"-l", login, "--", node});
   args.insert(args.end(), command.begin(), command.end());
   return exec_openssh("ssh", args);
@@ -519,7 +523,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string proxy, user, ttl, token, target;
   Trust trust;
-  bool password_stdin = false, tty = false;
+  bool password_stdin = false, no_tty = false;
+  int tty = 0;
   std::vector<std::string> command, scp_args;
 
   auto add_trust = [&](CLI::App* sub) {
@@ -538,7 +543,9 @@ int main(int argc, char** argv) {
   auto* logout_cmd = app.add_subcommand("logout", "delete the current profile's keys");
   auto* ls_cmd = app.add_subcommand("ls", "the nodes you may reach");
   auto* ssh_cmd = app.add_subcommand("ssh", "run ssh to a node through the proxy");
-  ssh_cmd->add_flag("-t", tty, "force a terminal");
+  ssh_cmd->add_flag("-t", tty,
+                    "ask for a terminal; twice (-tt) forces one even when stdin is not a terminal");
+  ssh_cmd->add_flag("-T", no_tty, "no terminal");
   ssh_cmd->add_option("TARGET", target, "[LOGIN@]NODE")->required();
   ssh_cmd->add_option("COMMAND", command, "the command to run (default: a shell)");
   ssh_cmd->prefix_command();
@@ -583,7 +590,7 @@ int main(int argc, char** argv) {
   if (status_cmd->parsed()) return status();
   if (logout_cmd->parsed()) return logout();
   if (ls_cmd->parsed()) return ls();
-  if (ssh_cmd->parsed()) return ssh(target, command, tty);
+  if (ssh_cmd->parsed()) return ssh(target, command, tty, no_tty);
   if (scp_cmd->parsed()) {
     auto li = logged_in(true);
     if (!li) return fail(li.error());

@@ -33,6 +33,11 @@ short Bridge::poll_events() const {
   return events;
 }
 
+pollfd Bridge::poll_fd() const {
+  const short events = poll_events();
+  return {events ? socket_.get() : -1, events, 0};
+}
+
 bool Bridge::channel_to_socket() {
   size_t moved = 0;
   while (moved < kStepBudget) {

@@ -2,11 +2,12 @@
 // waiting, within the channel's window, through large buffers (no per-byte
 // work). The thread that owns the channel's session calls step() whenever
 // the session or the socket may have moved; poll_events() says what to wait
-// for on the socket. EOF travels both ways (channel EOF -> shutdown(SHUT_WR),
+// for on the socket, poll_fd() the entry to put in a poll set. EOF travels both ways (channel EOF -> shutdown(SHUT_WR),
 // socket EOF -> channel EOF); the bridge is done when both sides are.
 #pragma once
 
 #include <libssh/libssh.h>
+#include <poll.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +32,12 @@ class Bridge {
   // Moves what can move now. True when a budget ran out (call again soon).
   bool step();
   short poll_events() const;
+  // The socket's poll entry; fd -1 (poll skips it) while nothing on the
+  // socket is awaited. poll reports POLLHUP and POLLERR whatever the events
+  // asked: a socket whose peer reset or closed, kept in the set while the
+  // channel stays open, would end every poll round at once (a busy loop).
+  // What moves the bridge then comes from the channel, through the session.
+  pollfd poll_fd() const;
   int fd() const { return socket_.get(); }
   bool done() const { return done_; }
   uint64_t bytes_to_socket() const { return to_socket_total_; }

@@ -318,7 +318,7 @@ void Connection::serve() {
     if (ssh_get_poll_flags(session_) & SSH_WRITE_PENDING) sev |= POLLOUT;
     fds.push_back({sfd, sev, 0});
     if (tunnel_) fds.push_back({tunnel_->wake_fd(), POLLIN, 0});
-    for (auto& b : bridges_) fds.push_back({b->fd(), b->poll_events(), 0});
+    for (auto& b : bridges_) fds.push_back(b->poll_fd());
     const int wait_ms = more ? 0 : !opening_.empty() ? 10 : 200;
     if (poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
     if (ssh_event_dopoll(event_, 0) == SSH_ERROR) break;

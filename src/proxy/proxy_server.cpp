@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "proxy/proxy_connection.hpp"
 
@@ -73,14 +74,23 @@ ProxyServer::~ProxyServer() {
   if (tunnel_bind_) ssh_bind_free(static_cast<ssh_bind>(tunnel_bind_));
 }
 
-void ProxyServer::accept_one(void* bind_ptr, bool tunnel) {
+bool ProxyServer::accept_one(void* bind_ptr, bool tunnel) {
   auto bind = static_cast<ssh_bind>(bind_ptr);
   ssh_session session = ssh_new();
-  if (!session) return;
+  if (!session) return false;
   if (ssh_bind_accept(bind, session) != SSH_OK) {
-    log::warn(std::string("proxy: accept failed: ") + ssh_get_error(bind));
+    ++accept_failures_;
+    const int64_t now = clock::monotonic_ns();
+    if (accept_warned_ns_ == 0 || now - accept_warned_ns_ >= kAcceptWarningEveryNs) {
+      log::warn("proxy: accept failed (" + std::to_string(accept_failures_) +
+                " times since the last warning): " + ssh_get_error(bind) +
+                "; trying again every " + std::to_string(kAcceptRetryPauseMs) +
+                " ms (out of file descriptors? raise the limit, ulimit -n)");
+      accept_warned_ns_ = now;
+      accept_failures_ = 0;
+    }
     ssh_free(session);
-    return;
+    return false;
   }
   int fd = ssh_get_fd(session);
   fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -90,7 +100,7 @@ void ProxyServer::accept_one(void* bind_ptr, bool tunnel) {
       log::warn("proxy: " + std::to_string(live_) + " connections already: closing a new one");
       ssh_disconnect(session);
       ssh_free(session);
-      return;
+      return true;
     }
     ++live_;
     live_fds_.insert(fd);
@@ -106,6 +116,7 @@ void ProxyServer::accept_one(void* bind_ptr, bool tunnel) {
     --live_;
     all_done_.notify_all();
   }).detach();
+  return true;
 }
 
 void ProxyServer::run(const std::atomic<bool>& stop) {
@@ -125,8 +136,10 @@ void ProxyServer::run(const std::atomic<bool>& stop) {
       tunnel[n++] = true;
     }
     if (poll(p, n, 200) <= 0) continue;
+    bool failed = false;
     for (int i = 0; i < n; ++i)
-      if (p[i].revents & POLLIN) accept_one(binds[i], tunnel[i]);
+      if (p[i].revents & POLLIN) failed = !accept_one(binds[i], tunnel[i]) || failed;
+    if (failed) std::this_thread::sleep_for(std::chrono::milliseconds(kAcceptRetryPauseMs));
   }
   proxy_.stopping = true;
   std::unique_lock lock(mu_);

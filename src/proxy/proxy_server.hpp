@@ -80,7 +80,10 @@ class ProxyServer {
 
  private:
   explicit ProxyServer(Proxy& proxy) : proxy_(proxy) {}
-  void accept_one(void* bind, bool tunnel);
+  // False when accept() itself failed (EMFILE, ENFILE, ENOBUFS...): the
+  // connection stays in the backlog and the listener stays readable, so the
+  // loop pauses (kAcceptRetryPause) instead of polling again at once.
+  bool accept_one(void* bind, bool tunnel);
 
   Proxy& proxy_;
   ProxyOptions options_;
@@ -91,6 +94,14 @@ class ProxyServer {
   size_t live_ = 0;
   std::set<int> live_fds_;
   std::condition_variable all_done_;
+  // Failed accepts since the last warning, and when it was (monotonic ns):
+  // one line per kAcceptWarningEvery, not one per failure.
+  uint64_t accept_failures_ = 0;
+  int64_t accept_warned_ns_ = 0;
 };
+
+// A listener that cannot accept (out of fds) is tried again after this.
+inline constexpr int kAcceptRetryPauseMs = 100;
+inline constexpr int64_t kAcceptWarningEveryNs = 10'000'000'000;
 
 }  // namespace vigil::proxy

@@ -156,7 +156,7 @@ Result<void> TunnelAgent::hold_once(const std::atomic<bool>& stop) {
     short sev = POLLIN;
     if (ssh_get_poll_flags(s) & SSH_WRITE_PENDING) sev |= POLLOUT;
     fds.push_back({fd, sev, 0});
-    for (auto& b : bridges) fds.push_back({b->fd(), b->poll_events(), 0});
+    for (auto& b : bridges) fds.push_back(b->poll_fd());
     if (poll(fds.data(), fds.size(), more ? 0 : 200) < 0 && errno != EINTR) break;
     if (ssh_event_dopoll(event, 0) == SSH_ERROR) break;
     more = false;

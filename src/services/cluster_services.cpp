@@ -23,6 +23,7 @@
 #include "ca/key_file.hpp"
 #include "cluster/sqlite_store.hpp"
 #include "cluster/store.hpp"
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "proxy/node_directory.hpp"
 #include "proxy/proxy_server.hpp"
@@ -221,8 +222,11 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
       },
       api::RouteOptions{relay::kMaxChunkBytes + 4096, /*waits_on_disk=*/true});
 
-  // The recordings, read back (vsh recordings ls, vsh play).
-  add_recording_routes(router, service, recordings, **recording_inbox);
+  // The recordings, read back (vsh recordings ls, vsh play); each playback
+  // audited as session.recording.access.
+  PlaybackAudit playback_audit(**audit_log, cfg.cluster_name, [] { return clock::realtime_ns(); },
+                               [] { return clock::monotonic_ns(); });
+  add_recording_routes(router, service, recordings, **recording_inbox, playback_audit);
 
   // The cluster's audit log, searched (vigilctl events): an admin or an
   // auditor (rules: event list) sees every event, any other user only

@@ -7,7 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "audit/timefmt.hpp"
+#include "audit/uuid.hpp"
+#include "auditlog/emitter.hpp"
 #include "authsvc/service.hpp"
+#include "common/log.hpp"
 #include "recording/listing.hpp"
 #include "recording/reader.hpp"
 #include "recording/recording_store.hpp"
@@ -213,8 +216,18 @@ Result<api::Reply> list(authsvc::AuthService& service, recording::RecordingStore
                            "application/json");
 }
 
+// The address without its port: each HTTP connection of one player has a
+// port of its own.
+std::string address_ip(const std::string& address) {
+  if (!address.empty() && address.front() == '[') return address.substr(0, address.find(']') + 1);
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || address.find(':') != colon) return address;
+  return address.substr(0, colon);
+}
+
 Result<api::Reply> read(authsvc::AuthService& service, recording::RecordingStore& store,
-                        relay::RecordingInbox& inbox, const api::Request& q) {
+                        relay::RecordingInbox& inbox, PlaybackAudit& playback_audit,
+                        const api::Request& q) {
   auto c = service.caller(q.peer);
   if (!c) return c.error();
   auto all = sees_all(service, *c, "read", "play recording");
@@ -272,6 +285,7 @@ Result<api::Reply> read(authsvc::AuthService& service, recording::RecordingStore
                         "): you may play only your own sessions; others' need a role that "
                         "allows session read, like auditor"));
   }
+  if (auto r = playback_audit.played(c->name, sid, c->address); !r) return r.error();
   api::Reply reply = api::Reply::bytes(std::move(bytes));
   reply.headers.emplace_back(kRecordingBytesHeader, std::to_string(info.bytes));
   reply.headers.emplace_back(kRecordingStatusHeader, std::string(recording::status_name(info.status)));
@@ -279,6 +293,55 @@ Result<api::Reply> read(authsvc::AuthService& service, recording::RecordingStore
 }
 
 }  // namespace
+
+PlaybackAudit::PlaybackAudit(auditlog::Emitter& audit, std::string cluster_name, Clock realtime_ns,
+                             Clock monotonic_ns)
+    : audit_(audit),
+      cluster_(std::move(cluster_name)),
+      realtime_ns_(std::move(realtime_ns)),
+      monotonic_ns_(std::move(monotonic_ns)) {}
+
+Result<void> PlaybackAudit::played(const std::string& user, const std::string& sid,
+                                   const std::string& remote_addr) {
+  const std::string key = user + '\0' + sid + '\0' + address_ip(remote_addr);
+  const int64_t window = std::chrono::nanoseconds(kPlaybackAuditWindow).count();
+  // Held while the event is written: two workers serving the same reader
+  // at once write one event, not two.
+  std::lock_guard lock(mu_);
+  const int64_t now = monotonic_ns_();
+  if (auto it = last_.find(key); it != last_.end() && now - it->second < window) return {};
+  nlohmann::json e = nlohmann::json::object();
+  e["event"] = "session.recording.access";
+  e["code"] = "T2012I";
+  e["user"] = user;
+  e["sid"] = sid;
+  e["addr.remote"] = remote_addr;
+  e["cluster_name"] = cluster_;
+  e["time"] = audit::format_time(realtime_ns_());
+  e["uid"] = audit::new_uuid();
+  std::string line = e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line += '\n';
+  if (auto r = audit_.emit(line, auditlog::Durability::sync); !r) {
+    log::error("recordings: the audit log could not record " + line.substr(0, line.size() - 1) +
+               ": " + r.error().message);
+    return Error::of(Errc::unavailable,
+                     "the auth service cannot write its audit log (" + r.error().message +
+                         "), so it serves no recording it could not record as "
+                         "session.recording.access; an administrator must repair the audit "
+                         "log's storage, then retry");
+  }
+  ++written_;
+  // Bounded: the expired go first, then the oldest.
+  if (last_.size() >= kPlaybackAuditMemory) {
+    std::erase_if(last_, [&](const auto& kv) { return now - kv.second >= window; });
+    while (last_.size() >= kPlaybackAuditMemory)
+      last_.erase(std::min_element(last_.begin(), last_.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+      }));
+  }
+  last_[key] = now;
+  return {};
+}
 
 bool is_session_uuid(const std::string& sid) {
   if (sid.size() != 36) return false;
@@ -294,14 +357,16 @@ bool is_session_uuid(const std::string& sid) {
 }
 
 void add_recording_routes(api::Router& router, authsvc::AuthService& service,
-                          recording::RecordingStore& store, relay::RecordingInbox& inbox) {
+                          recording::RecordingStore& store, relay::RecordingInbox& inbox,
+                          PlaybackAudit& playback_audit) {
   auto* svc = &service;
   auto* st = &store;
   auto* in = &inbox;
+  auto* pa = &playback_audit;
   router.add("GET", "/v1/recordings",
              [svc, st, in](const api::Request& q) { return list(*svc, *st, *in, q); });
   router.add("GET", "/v1/recordings/:sid",
-             [svc, st, in](const api::Request& q) { return read(*svc, *st, *in, q); });
+             [svc, st, in, pa](const api::Request& q) { return read(*svc, *st, *in, *pa, q); });
 }
 
 }  // namespace vigil::services

@@ -449,6 +449,31 @@ namespace {
 
 // A node of a cluster holds more than a standalone one (its spool, its
 // connections to the auth service): none of it reaches a user's shell.
+// `vsh ssh` passes -t as ssh takes it: once asks for a terminal when stdin
+// is one, twice (-tt, or -t -t) forces one (what scripts and tests need);
+// -T asks for none; -t with -T is refused. stdin is a pipe here, never a
+// terminal.
+TEST_F(Cluster, VshSshTtForcesATerminalWhenStdinIsNotOne) {
+  make_user("quinn", "access", "root");
+  for (const auto& flags : std::vector<std::vector<std::string>>{{"-tt"}, {"-t", "-t"}}) {
+    std::vector<std::string> args = {"ssh"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"root@node1", "tty"});
+    auto forced = vsh("quinn", args, std::string());
+    EXPECT_EQ(forced.status, 0) << flags[0] << ": " << forced.err;
+    EXPECT_EQ(forced.out.rfind("/dev/pts/", 0), 0u) << flags.size() << ": " << forced.out;
+  }
+  // One -t: ssh declines, as stdin is not a terminal; -T: none asked.
+  for (const std::string& flag : {"-t", "-T"}) {
+    auto plain = vsh("quinn", {"ssh", flag, "root@node1", "tty"}, std::string());
+    EXPECT_EQ(plain.out, "not a tty\n") << flag << ": " << plain.err;
+  }
+  auto both = vsh("quinn", {"ssh", "-t", "-T", "root@node1", "tty"}, std::string());
+  EXPECT_NE(both.status, 0);
+  EXPECT_EQ(both.out, "");
+  EXPECT_NE(both.err.find("give one of them"), std::string::npos) << both.err;
+}
+
 TEST_F(Cluster, OnlyStdioReachesAUsersCommandOnAClusterNode) {
   make_user("judy", "access", "root");
   auto run = vsh("judy", {"ssh", "root@node1", "ls /proc/$$/fd; true"});
@@ -663,6 +688,49 @@ TEST_F(Cluster, AnAuditorListsAndPlaysEveryonesSessions) {
   ASSERT_TRUE(k.is_object() && k["recordings"].size() == 1u) << second.second;
   EXPECT_NE(k["recordings"][0].value("sid", ""), j["recordings"][0].value("sid", ""));
   EXPECT_EQ(curl_as("mia", "/v1/recordings?limit=100000").first, "400");
+}
+
+// Reading a recording is audited as Teleport does (session.recording.access,
+// T2012I): an auditor plays kate's session and the log has one event with
+// the auditor's name, the sid and the auditor's address; a second playback
+// and a read of a later window within the audit window (5 minutes) add
+// none; a refused read writes none (its access.denied stays).
+TEST_F(Cluster, PlayingARecordingIsAuditedOnceWithTheReadersNameAndTheSid) {
+  const std::string sid = kate_session();
+  ASSERT_FALSE(sid.empty());
+  make_user("nina", "auditor", "root");
+  auto accesses = [&](const std::string& user) {
+    std::vector<nlohmann::json> out;
+    for (const auto& e : auth_events("session.recording.access"))
+      if (e.value("user", "") == user && e.value("sid", "") == sid) out.push_back(e);
+    return out;
+  };
+  ASSERT_EQ(accesses("nina").size(), 0u);
+  auto play = vsh("nina", {"play", sid});
+  ASSERT_EQ(play.status, 0) << play.err;
+  EXPECT_NE(play.out.find("recorded-by-kate-42"), std::string::npos) << play.out;
+  auto once = accesses("nina");
+  ASSERT_EQ(once.size(), 1u) << auth_log_text();
+  EXPECT_EQ(once[0].value("code", ""), "T2012I") << once[0].dump();
+  EXPECT_EQ(once[0].value("cluster_name", ""), "purple") << once[0].dump();
+  EXPECT_EQ(once[0].value("addr.remote", "").rfind("127.0.0.1:", 0), 0u) << once[0].dump();
+  EXPECT_FALSE(once[0].value("time", "").empty()) << once[0].dump();
+  // Played again, and a later window read directly: the same reader of the
+  // same session within the window, no new event.
+  auto again = vsh("nina", {"play", sid, "--format", "json"});
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(curl_as("nina", "/v1/recordings/" + sid + "?offset=16&length=16").first, "200");
+  EXPECT_EQ(accesses("nina").size(), 1u) << auth_log_text();
+  // A read that starts past offset 0 is audited too (the first read of omar).
+  make_user("omar", "auditor", "root");
+  EXPECT_EQ(curl_as("omar", "/v1/recordings/" + sid + "?offset=16&length=16").first, "200");
+  EXPECT_EQ(accesses("omar").size(), 1u) << auth_log_text();
+  // Refused: access.denied as before, and no session.recording.access.
+  make_user("pete", "access", "root");
+  auto refused = vsh("pete", {"play", sid});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_TRUE(denied("pete", "play recording")) << auth_log_text();
+  EXPECT_EQ(accesses("pete").size(), 0u) << auth_log_text();
 }
 
 TEST_F(Cluster, ForgedSidsNodesAndAnonymousCallersReadNoRecording) {

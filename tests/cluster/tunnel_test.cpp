@@ -359,6 +359,23 @@ TEST_F(Tunnel, VshSshReachesItThroughTheTunnelAndTheObfuscatedCommandIsRecorded)
   EXPECT_TRUE(connected) << e2e::read_file(g_dir + "/data/log/events.log");
 }
 
+// A node that names only proxy_server: its monitor also starts `vigil
+// tunnel-agent`, whose socket to the proxy (the node's own login there) and
+// whatever joins them must not reach a user's processes: a leaked tunnel
+// socket would let a user talk to the proxy as the node. Only 0-2 reach
+// them, as on a node that names the auth server
+// (Cluster.OnlyStdioReachesAUsersCommandOnAClusterNode).
+TEST_F(Tunnel, OnlyStdioReachesAUsersCommandOnATunnelNode) {
+  make_user("dave");
+  // The shell's own fds, and those of a process it started in the background
+  // (what a user's later processes inherit).
+  auto run = vsh("dave", {"ssh", "root@tunnelnode",
+                          "ls /proc/$$/fd; sleep 5 & p=$!; ls /proc/$p/fd | tr '\\n' ' '; "
+                          "kill $p; true"});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "0\n1\n2\n0 1 2 ") << run.out;
+}
+
 TEST_F(Tunnel, TheAgentConnectsAgainWhenItsTunnelIsKilled) {
   make_user("bob");
   auto before = vsh("bob", {"ssh", "root@tunnelnode", "echo before"});

@@ -142,6 +142,76 @@ TEST_F(ProxyTest, ANodeGoneFromTheStoreIsNoLongerReached) {
   EXPECT_TRUE(proxy_logged("direct-tcpip to node1:3022 refused: no node \"node1\"")) << proxy_.log();
 }
 
+// A node that resets its connection while the user's client keeps the
+// channel open (ssh -L and a local connection held): the relay's socket
+// reports POLLHUP and POLLERR from then on, whatever it asks for. A proxy
+// that keeps it in its poll set never waits again (a busy loop per such
+// channel, until the client closes it); one that leaves it out waits for
+// the channel, and makes a few system calls a second.
+TEST_F(ProxyTest, AChannelWhoseNodeResetItDoesNotKeepTheProxyBusy) {
+  FakeNode node;
+  ASSERT_TRUE(node.ok());
+  ASSERT_NO_FATAL_FAILURE(add_node("0d7c3b2a-1e4f-4a5b-8c6d-7e8f9a0b1c2d", "resetnode",
+                                   "127.0.0.1:" + std::to_string(node.port()), false));
+  const uint16_t local = free_port();
+  HeldForward client(forward_argv(local, "resetnode:3022"), local, dir_.file("held.log"));
+  ASSERT_TRUE(client.connected()) << slurp(dir_.file("held.log"));
+  ASSERT_TRUE(proxy_logged("-> node resetnode (127.0.0.1:" + std::to_string(node.port()) + ")"))
+      << proxy_.log() << slurp(dir_.file("held.log"));
+  ASSERT_EQ(node.accepted(), 1);
+  node.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the proxy reads the reset
+  const long calls = syscalls_during(proxy_.pid(), std::chrono::seconds(2), dir_.file("perf.out"));
+  EXPECT_TRUE(client.alive()) << "the client must hold its channel open through the window: "
+                              << slurp(dir_.file("held.log"));
+  EXPECT_GE(calls, 0);
+  EXPECT_LT(calls, 1000) << "the proxy made " << calls
+                         << " system calls in 2 s with one idle channel: it polls a reset socket";
+  // It still serves: the next user reaches the real node.
+  auto r = ssh_via_proxy("node1", "echo still-serving");
+  EXPECT_EQ(r.output, "still-serving\n") << r.output;
+}
+
+// A proxy out of file descriptors: accept() fails with EMFILE, the
+// connection stays in the backlog and the listener stays readable. A
+// proxy that polls again at once spins (and logs a line per try) for as
+// long as the clients hold their connections, which clients that never
+// log in can do for the login grace; one that pauses between tries makes a
+// few system calls a second and one warning. When the fds come back, it
+// accepts again.
+TEST_F(ProxyTest, AProxyOutOfFileDescriptorsPausesInsteadOfSpinning) {
+  // The proxy again, with few fds (prlimit lowers its own limit, then execs it).
+  proxy_.stop();
+  proxy_wrapper_ = {"prlimit", "--nofile=32:32", "--"};
+  ASSERT_NO_FATAL_FAILURE(start_proxy("127.0.0.1:" + std::to_string(jump_port_), "0.0.0.0:0"));
+  // Raw TCP connections that never say a word: each holds an fd of the proxy
+  // (in its key exchange) until it is closed, until none is left.
+  std::vector<int> clients;
+  for (int i = 0; i < 48 && proxy_.log().find("accept failed") == std::string::npos; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(jump_port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    clients.push_back(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // accepted before the next
+  }
+  ASSERT_TRUE(proxy_logged("accept failed")) << proxy_.log();
+  const long calls = syscalls_during(proxy_.pid(), std::chrono::seconds(2), dir_.file("perf.out"));
+  EXPECT_GE(calls, 0);
+  EXPECT_LT(calls, 1000) << "the proxy made " << calls
+                         << " system calls in 2 s failing to accept: it polls its listener at once";
+  const std::string log = proxy_.log();
+  size_t warnings = 0;
+  for (size_t at = log.find("accept failed"); at != std::string::npos; at = log.find("accept failed", at + 1))
+    ++warnings;
+  EXPECT_LE(warnings, 2u) << "one warning per 10 s, not one per failed accept";
+  for (int fd : clients) close(fd);
+  auto r = ssh_via_proxy("node1", "echo accepting-again");
+  EXPECT_EQ(r.output, "accepting-again\n") << r.output << proxy_.log();
+}
+
 // Reads what a connection through the -L port says first: the node's SSH
 // banner when the proxy relays it, nothing (EOF) when it refused.
 std::string first_words(uint16_t port, int fd_keep[], int index) {

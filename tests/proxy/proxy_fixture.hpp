@@ -13,17 +13,25 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <sched.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "../support/shell.hpp"
 #include "../support/temp_dir.hpp"
@@ -115,6 +123,166 @@ class Child {
  private:
   pid_t pid_ = -1;
   std::string log_;
+};
+
+// The system calls a process (all its threads) makes in `window`, counted by
+// the kernel (perf's raw_syscalls:sys_enter tracepoint): a relay that waits
+// makes a few a second, one that spins makes them by the ten thousand, on a
+// loaded machine as on an idle one (a count, not a time). -1: not counted.
+inline long syscalls_during(pid_t pid, std::chrono::seconds window, const std::string& out_file) {
+  auto r = shell("perf stat -x, -o " + out_file + " -e raw_syscalls:sys_enter -p " +
+                 std::to_string(pid) + " -- sleep " + std::to_string(window.count()));
+  if (r.status != 0) {
+    ADD_FAILURE() << "perf stat (linux-perf, scripts/deps.sh) failed: " << r.output;
+    return -1;
+  }
+  std::istringstream lines(slurp(out_file));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find("raw_syscalls:sys_enter") == std::string::npos || line[0] == '#') continue;
+    if (line[0] < '0' || line[0] > '9') {
+      ADD_FAILURE() << "perf counted nothing: " << line;
+      return -1;
+    }
+    const long n = std::atol(line.c_str());
+    std::cerr << "perf: pid " << pid << " made " << n << " system calls in " << window.count() << " s\n";
+    return n;
+  }
+  ADD_FAILURE() << "no count in perf's output: " << slurp(out_file);
+  return -1;
+}
+
+// A stand-in for a node's SSH port that misbehaves on purpose: it accepts
+// every connection, says nothing and holds it open, until reset() resets
+// them all (RST: the relay's socket reports POLLHUP and POLLERR from then
+// on). Listens on 127.0.0.1 of the network namespace `netns` (named as `ip
+// netns` names it; empty: the test's own).
+class FakeNode {
+ public:
+  explicit FakeNode(const std::string& netns = "", uint16_t port = 0) {
+    std::atomic<int> ready{0};  // 1 listening, -1 failed
+    thread_ = std::thread([&, netns, port] {
+      if (!netns.empty()) {
+        // setns moves this thread only: the test's other threads stay.
+        int ns = open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+          ready = -1;
+          return;
+        }
+        close(ns);
+      }
+      listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port);
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof a;
+      if (bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener_, 16) != 0 ||
+          getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        ready = -1;
+        return;
+      }
+      port_ = ntohs(a.sin_port);
+      ready = 1;
+      serve();
+    });
+    while (ready == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ok_ = ready == 1;
+  }
+  ~FakeNode() {
+    stop_ = true;
+    thread_.join();
+    if (listener_ >= 0) close(listener_);
+    for (int fd : held_) close(fd);
+  }
+  bool ok() const { return ok_; }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_; }
+  // Every connection held so far: reset (close() with SO_LINGER 0 sends RST).
+  void reset() {
+    std::lock_guard lock(mu_);
+    for (int fd : held_) {
+      linger l{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      close(fd);
+    }
+    held_.clear();
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int fd = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      std::lock_guard lock(mu_);
+      held_.push_back(fd);
+      ++accepted_;
+    }
+  }
+
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  bool ok_ = false;
+  std::mutex mu_;
+  std::vector<int> held_;
+};
+
+// A direct-tcpip channel through the proxy that its client keeps open:
+// `ssh -N -L LOCAL:TARGET` and one TCP connection to LOCAL, held. OpenSSH
+// keeps such a channel open after the node's EOF, until the local
+// connection ends too (`ssh -W` would close it: it drains and exits).
+class HeldForward {
+ public:
+  HeldForward(const std::vector<std::string>& argv, uint16_t local_port, const std::string& log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      int null = open("/dev/null", O_RDONLY);
+      dup2(null, 0);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(local_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // Until ssh listens (a refused connect opens no channel).
+    connected_ = vigil::testing::eventually([&] {
+      if (socket_ >= 0) close(socket_);
+      socket_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      return connect(socket_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    });
+  }
+  ~HeldForward() { kill_now(); }
+  bool connected() const { return connected_; }
+  // SIGKILL: the client's connection to the proxy ends without a word.
+  void kill_now() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+    if (socket_ >= 0) close(socket_);
+    socket_ = -1;
+  }
+  bool alive() const { return pid_ > 0 && vigil::testing::running(pid_); }
+
+ private:
+  pid_t pid_ = -1;
+  int socket_ = -1;
+  bool connected_ = false;
 };
 
 class ProxyTest : public ::testing::Test {
@@ -259,11 +427,12 @@ class ProxyTest : public ::testing::Test {
   void start_proxy(const std::string& jump, const std::string& tunnel,
                    const std::vector<std::string>& extra = {}) {
     unlink(dir_.file("db/ports").c_str());
-    std::vector<std::string> argv = {
+    std::vector<std::string> argv = proxy_wrapper_;
+    argv.insert(argv.end(), {
         PROXY_HARNESS, "proxy", "--host-key", dir_.file("proxy_host"), "--user-ca",
         dir_.file("user_ca.pub"), "--host-ca", dir_.file("host_ca.pub"), "--db",
         dir_.file("db/cluster.db"), "--cluster", kCluster, "--jump", jump, "--tunnel",
-        tunnel, "--ports-file", dir_.file("db/ports"), "--run-as", "nobody"};
+        tunnel, "--ports-file", dir_.file("db/ports"), "--run-as", "nobody"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     proxy_.start(argv, dir_.file("proxy.log"));
     ASSERT_TRUE(eventually([&] { return access(dir_.file("db/ports").c_str(), F_OK) == 0 || !proxy_.alive(); }))
@@ -289,6 +458,11 @@ class ProxyTest : public ::testing::Test {
   }
 
   std::string jump() const { return "alice@127.0.0.1:" + std::to_string(jump_port_); }
+  // ssh -N -L 127.0.0.1:LOCAL:TARGET through the proxy's jump port, for HeldForward.
+  std::vector<std::string> forward_argv(uint16_t local, const std::string& target) const {
+    return {"ssh", "-F", dir_.file("ssh_config"), "-N", "-p", std::to_string(jump_port_), "-L",
+            "127.0.0.1:" + std::to_string(local) + ":" + target, "alice@127.0.0.1"};
+  }
   std::string ssh_base() const { return "ssh -F " + dir_.file("ssh_config"); }
 
   // `ssh -J proxy root@target command`.
@@ -312,6 +486,8 @@ class ProxyTest : public ::testing::Test {
   std::optional<cluster::ClusterStore> store_;
   std::string proxy_key_line_;
   Child sshd_, proxy_;
+  // Put before the proxy's command line (e.g. prlimit, which execs it).
+  std::vector<std::string> proxy_wrapper_;
   uint16_t node_port_ = 0;
   int jump_port_ = 0, tunnel_port_ = 0;
 };

@@ -38,7 +38,8 @@ class TunnelTest : public ProxyTest {
     ProxyTest::TearDown();
   }
 
-  void start_agent(const std::string& key, bool in_netns = true) {
+  void start_agent(const std::string& key, bool in_netns = true,
+                   const std::string& local = "127.0.0.1:2222") {
     std::vector<std::string> argv;
     if (in_netns) argv = {"ip", "netns", "exec", ns_};
     for (const std::string& a :
@@ -46,7 +47,7 @@ class TunnelTest : public ProxyTest {
           (in_netns ? host_ip_ : std::string("127.0.0.1")) + ":" + std::to_string(tunnel_port_),
           std::string("--proxy-key-file"), dir_.file("proxy_host.pub"), std::string("--key"),
           dir_.file(key), std::string("--cert"), dir_.file(key + "-cert.pub"),
-          std::string("--local"), std::string("127.0.0.1:2222"), std::string("--min-backoff"),
+          std::string("--local"), local, std::string("--min-backoff"),
           std::string("100"), std::string("--max-backoff"), std::string("1000")})
       argv.push_back(a);
     agent_.start(argv, dir_.file("agent.log"));
@@ -134,6 +135,61 @@ TEST_F(TunnelTest, ATunnelWithAnotherClustersHostCertificateIsRefused) {
   auto r = ssh_via_proxy("natnode", "echo in");
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_TRUE(proxy_logged("holds none now")) << proxy_.log();
+}
+
+// The node's SSH port resets the agent's connection while the user's client
+// keeps its channel open: the agent's socket reports POLLHUP and POLLERR
+// from then on. An agent that keeps it in its poll set never waits again
+// (a busy loop on the node, per such channel); one that leaves it out makes
+// a few system calls a second.
+TEST_F(TunnelTest, AChannelTheNodeResetDoesNotKeepTheAgentBusy) {
+  FakeNode node(ns_, 2223);
+  ASSERT_TRUE(node.ok());
+  start_agent("nat_host", true, "127.0.0.1:2223");
+  ASSERT_TRUE(proxy_logged("holds a tunnel from")) << proxy_.log() << agent_.log();
+  const uint16_t local = free_port();
+  HeldForward client(forward_argv(local, "natnode:3022"), local, dir_.file("held.log"));
+  ASSERT_TRUE(client.connected()) << slurp(dir_.file("held.log"));
+  ASSERT_TRUE(proxy_logged("-> node natnode (tunnel)"))
+      << proxy_.log() << agent_.log() << slurp(dir_.file("held.log"));
+  ASSERT_EQ(node.accepted(), 1);
+  node.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the agent reads the reset
+  const long calls = syscalls_during(agent_.pid(), std::chrono::seconds(2), dir_.file("perf.out"));
+  EXPECT_TRUE(client.alive()) << slurp(dir_.file("held.log"));
+  EXPECT_GE(calls, 0);
+  EXPECT_LT(calls, 1000) << "the agent made " << calls
+                         << " system calls in 2 s with one idle channel: it polls a reset socket";
+}
+
+// A user's client dies while the node holds its end open and silent: the
+// proxy's tunnel thread sees its end of the socket pair closed (POLLHUP
+// from then on) and the tunnel's channel stays open (the node did not
+// close it). A tunnel thread that keeps the socket in its poll set never
+// waits again; one that leaves it out makes a few system calls a second.
+TEST_F(TunnelTest, AUserGoneWhileTheNodeHoldsOnDoesNotKeepTheProxyBusy) {
+  FakeNode node(ns_, 2223);
+  ASSERT_TRUE(node.ok());
+  start_agent("nat_host", true, "127.0.0.1:2223");
+  ASSERT_TRUE(proxy_logged("holds a tunnel from")) << proxy_.log() << agent_.log();
+  {
+    const uint16_t local = free_port();
+    HeldForward client(forward_argv(local, "natnode:3022"), local, dir_.file("held.log"));
+    ASSERT_TRUE(client.connected()) << slurp(dir_.file("held.log"));
+    ASSERT_TRUE(eventually([&] { return node.accepted() == 1; }))
+        << proxy_.log() << agent_.log() << slurp(dir_.file("held.log"));
+    ASSERT_TRUE(proxy_logged("-> node natnode (tunnel)")) << proxy_.log();
+    client.kill_now();
+  }
+  // The user's connection thread notices its client gone within a poll round.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const long calls = syscalls_during(proxy_.pid(), std::chrono::seconds(2), dir_.file("perf.out"));
+  EXPECT_GE(calls, 0);
+  EXPECT_LT(calls, 1000) << "the proxy made " << calls
+                         << " system calls in 2 s with no user left: it polls a closed socket pair";
+  const long agent_calls = syscalls_during(agent_.pid(), std::chrono::seconds(2), dir_.file("perf.out"));
+  EXPECT_GE(agent_calls, 0);
+  EXPECT_LT(agent_calls, 1000) << "the agent made " << agent_calls << " system calls in 2 s";
 }
 
 }  // namespace
