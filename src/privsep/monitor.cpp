@@ -548,7 +548,9 @@ Served Service::run(const std::atomic<bool>& stop) {
         short ev = 0;
         if (s.to_front.size() < kRelayBuffer) ev |= POLLIN;
         if (!s.to_pty.empty()) ev |= POLLOUT;
-        fds.push_back({s.recorded->pty()->master(), ev, 0});
+        // Nothing awaited (both buffers full): not polled at all, or a
+        // POLLHUP, reported whatever is asked, would end every round at once.
+        fds.push_back({ev ? s.recorded->pty()->master() : -1, ev, 0});
         owner.emplace_back(id, 1);
       }
       // A closed stream reports POLLHUP at every poll: it is left out then.
@@ -556,7 +558,7 @@ Served Service::run(const std::atomic<bool>& stop) {
         short ev = 0;
         if (!s.front_eof && s.to_pty.size() < kRelayBuffer) ev |= POLLIN;
         if (!s.to_front.empty()) ev |= POLLOUT;
-        fds.push_back({s.relay.get(), ev, 0});
+        fds.push_back({ev ? s.relay.get() : -1, ev, 0});
         owner.emplace_back(id, 2);
       }
     }
