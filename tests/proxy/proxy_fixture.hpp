@@ -82,6 +82,25 @@ inline bool port_open(const char* ip, uint16_t port) {
   return ok;
 }
 
+// Starts argv (PATH searched) with stdout and stderr appended to `log`, and
+// stdin /dev/null when `null_stdin`.
+inline pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log,
+                          bool null_stdin) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (null_stdin) dup2(open("/dev/null", O_RDONLY), 0);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 // A process started with its stderr in a file; killed (TERM) when it goes.
 class Child {
  public:
@@ -91,17 +110,7 @@ class Child {
   ~Child() { stop(); }
   void start(const std::vector<std::string>& argv, const std::string& log) {
     log_ = log;
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execvp(args[0], args.data());
-      _exit(127);
-    }
+    pid_ = spawn_logged(argv, log, false);
   }
   void stop() {
     if (pid_ > 0) {
@@ -241,19 +250,7 @@ class FakeNode {
 class HeldForward {
  public:
   HeldForward(const std::vector<std::string>& argv, uint16_t local_port, const std::string& log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int null = open("/dev/null", O_RDONLY);
-      dup2(null, 0);
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execvp(args[0], args.data());
-      _exit(127);
-    }
+    pid_ = spawn_logged(argv, log, true);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(local_port);

@@ -17,7 +17,7 @@
 //   accept PORTFILE        listen on 127.0.0.1, write the port to PORTFILE, accept one
 //   netns NSFILE PORT      in a new network namespace (lo up): write its inode to
 //                          NSFILE, a datagram to 127.0.0.1:PORT, a TCP connect to it
-//   fifo CPU CMD...        run CMD pinned to CPU at SCHED_FIFO priority 1 (CPU -1: as is),
+//   fifo CPU CMD...        run CMD pinned to CPU at SCHED_FIFO priority 2 (CPU -1: as is),
 //                          so that threads of lower class on that CPU wait until it is done
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -251,7 +251,9 @@ int main(int argc, char** argv) {
       CPU_ZERO(&set);
       CPU_SET(cpu, &set);
       sched_param param{};
-      param.sched_priority = 1;
+      // Above the engine's ring reader (SCHED_FIFO 1): on that CPU the
+      // reader cannot run while CMD does, so a small ring overflows.
+      param.sched_priority = 2;
       if (sched_setaffinity(0, sizeof(set), &set) || sched_setscheduler(0, SCHED_FIFO, &param)) {
         perror("fifo");
         return 2;
