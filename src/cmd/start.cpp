@@ -213,6 +213,11 @@ int start(const DataDirOptions& where) {
   // A node of a cluster is known by the uuid it joined with.
   monitor.identity.server_id = node ? node->identity.uuid : *server_id;
   if (node) {
+    // Who may say where a connection came from: the cluster's proxy, with
+    // a header signed by its identity (ca/proxy_header.hpp).
+    monitor.proxy_trust.trusted = node->identity.tls_cas;
+    monitor.proxy_trust.cluster = node->identity.cluster;
+    monitor.proxy_trust.node_uuid = node->identity.uuid;
     services::NodeAgent* agent = node->agent.get();
     monitor.authorize_login = [agent](const sshcert::Certificate& cert, const std::string& login) {
       return authorize_cluster_login(*agent, cert, login);

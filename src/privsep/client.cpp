@@ -65,6 +65,15 @@ Result<bool> MonitorClient::rate_check(Counted proof) {
   return Error::of(Errc::internal, "the monitor answered rate_check out of turn");
 }
 
+Result<std::optional<Refused>> MonitorClient::proxied(const std::string& header) {
+  if (auto r = send(Proxied{header}); !r) return r.error();
+  auto got = answer();
+  if (!got) return got.error();
+  if (auto* a = std::get_if<Allowed>(&got->first); a && a->yes) return std::optional<Refused>();
+  if (auto* no = std::get_if<Refused>(&got->first)) return std::optional<Refused>(*no);
+  return Error::of(Errc::internal, "the monitor answered proxied out of turn");
+}
+
 Result<std::variant<LoginOk, Refused>> MonitorClient::login(const std::string& cert_blob,
                                                            const std::string& login) {
   if (auto r = send(Login{cert_blob, login}); !r) return r.error();

@@ -31,6 +31,9 @@ class MonitorClient {
   int fd() const { return fd_.get(); }
 
   Result<bool> rate_check(Counted proof);
+  // The PROXY header the connection began with: nullopt when the monitor
+  // believes it, else its refusal (the front end closes the connection).
+  Result<std::optional<Refused>> proxied(const std::string& header);
   // Both return once the monitor has the event on stable storage.
   Result<void> auth_refused(const AuthRefused& refusal) { return audited(refusal); }
   Result<std::variant<LoginOk, Refused>> login(const std::string& cert_blob, const std::string& login);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "audit/encode.hpp"
 #include "audit/uuid.hpp"
@@ -72,6 +73,7 @@ class Service {
   }
   std::optional<std::string> handle(Request request);
   std::optional<std::string> on_login(const Login& m);
+  std::optional<std::string> on_proxied(const Proxied& m);
   Result<void> role_decision(const Login& m);
   std::optional<std::string> on_open(const OpenSession& m);
   void refuse_auth(const std::string& login, const std::string& user, std::string reason,
@@ -91,6 +93,8 @@ class Service {
   std::optional<sshcert::Identity> identity_;
   std::optional<Credentials> account_;
   int login_refusals_ = 0;
+  bool first_request_ = true;
+  bool proxy_refused_ = false;  // the connection's header was refused: nothing more is served
   uint32_t last_channel_ = 0;  // channel ids only grow: an old one is an ended session
   std::map<uint32_t, Opened> sessions_;
 };
@@ -417,7 +421,48 @@ std::optional<std::string> Service::on_open(const OpenSession& m) {
   return std::nullopt;
 }
 
+std::optional<std::string> Service::on_proxied(const Proxied& m) {
+  const auto& trust = ctx_.proxy_trust;
+  const int64_t now = clock::realtime_ns() / 1'000'000'000;
+  std::string why;
+  if (trust.trusted.empty()) {
+    why = "this node is in no cluster, so no proxy may say where its connections come from";
+  } else if (auto v = ca::verify_proxy_header(m.header, {trust.trusted, trust.cluster, trust.node_uuid, now});
+             !v) {
+    why = v.error().message;
+  } else {
+    switch (ctx_.proxy_trust.nonces.use(v->origin.nonce, v->origin.issued_at, now)) {
+      case ca::NonceCache::Use::replay:
+        why = "its nonce was seen before (a copy of another connection's header)";
+        break;
+      case ca::NonceCache::Use::full:
+        why = "over " + std::to_string(trust.nonces.size()) +
+              " proxied connections in the last minutes: try again shortly";
+        break;
+      case ca::NonceCache::Use::first: {
+        Peer client{v->origin.client_ip, v->origin.client_addr()};
+        log::info("ssh: " + peer_.addr + " is the cluster's proxy (" + v->proxy.name +
+                  ") carrying a connection from " + client.addr);
+        peer_ = std::move(client);
+        if (auto r = reply(Allowed{true}); !r) return r.error().message;
+        return std::nullopt;
+      }
+    }
+  }
+  log::warn("ssh: a connection from " + peer_.addr + " began with a proxy header that is refused: " +
+            why);
+  proxy_refused_ = true;
+  if (auto r = reply(Refused{"proxy_header", why}); !r) return r.error().message;
+  return std::nullopt;
+}
+
 std::optional<std::string> Service::handle(Request request) {
+  if (proxy_refused_) return "a request after its proxy header was refused";
+  const bool first = std::exchange(first_request_, false);
+  if (auto* m = std::get_if<Proxied>(&request)) {
+    if (!first) return "a proxy header after other requests";
+    return on_proxied(*m);
+  }
   if (auto* m = std::get_if<Login>(&request)) return on_login(*m);
   if (auto* m = std::get_if<AuthRefused>(&request)) {
     if (identity_) return "auth_refused after the login";

@@ -3,6 +3,8 @@
 // machine OpenSSH's monitor uses: a request is answered only in the state
 // that allows it, anything else ends the front end.
 //
+//   first:      proxied (a connection the cluster's proxy carried: the client's
+//               address, signed by the proxy, replaces the socket's)
 //   pre-auth:   rate_check, login (the monitor checks the certificate itself: CA
 //               signature, validity, principal = login, source-address
 //               against the address the monitor took from the socket it
@@ -28,6 +30,7 @@
 
 #include "audit/session.hpp"
 #include "auditlog/emitter.hpp"
+#include "ca/proxy_header.hpp"
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
 #include "recording/recording_store.hpp"
@@ -58,6 +61,15 @@ struct MonitorContext {
   sshcert::AuthRateLimiter limiter;
   sshcert::RefusalAggregator<audit::AuthAttempt> auth_refusals;
   sshcert::RefusalAggregator<audit::SessionRejection> rejections;
+  // A node of a cluster: who may tell it where a connection came from (a
+  // PROXY header signed by the cluster's proxy, ca/proxy_header.hpp). No
+  // trusted CA (a standalone node): every header is refused.
+  struct ProxyTrust {
+    std::vector<ca::TlsCertificate> trusted;  // the cluster's TLS CA certificates
+    std::string cluster;
+    std::string node_uuid;
+    ca::NonceCache nonces;
+  } proxy_trust;
 };
 
 // The client of the front end, as the monitor learnt it from the socket it

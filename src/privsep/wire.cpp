@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "audit/utf8.hpp"
+#include "ca/proxy_header.hpp"
 
 namespace vigil::privsep {
 namespace {
@@ -129,6 +130,7 @@ std::string_view type_name(Type type) {
     case Type::signal: return "signal";
     case Type::end_session: return "end_session";
     case Type::rate_check: return "rate_check";
+    case Type::proxied: return "proxied";
     case Type::login_ok: return "login_ok";
     case Type::refused: return "refused";
     case Type::opened: return "opened";
@@ -192,6 +194,7 @@ std::string encode(const Request& request) {
           [](const RateCheck& m) {
             return Writer(Type::rate_check).u8(static_cast<uint8_t>(m.proof)).take();
           },
+          [](const Proxied& m) { return Writer(Type::proxied).str(m.header).take(); },
       },
       request);
 }
@@ -307,6 +310,13 @@ Result<Request> decode_request(std::string_view packet) {
       if (proof != 1 && proof != 2) r.fail("proof", "is not 1 or 2");
       m.proof = static_cast<Counted>(proof);
       out = m;
+      break;
+    }
+    case Type::proxied: {
+      Proxied m;
+      m.header = r.bytes("header", ca::kMaxProxyHeader);
+      if (m.header.empty()) r.fail("header", "is empty");
+      out = std::move(m);
       break;
     }
     default:

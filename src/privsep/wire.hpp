@@ -13,6 +13,10 @@
 //   auth_refused   pre-auth   login:str claimed_user:str reason:str method:str message:str
 //                             counted:u8 (0 not, 1 as a probe, 2 as a signed attempt)
 //   rate_check     pre-auth   proof:u8 (1 probe, 2 signed): may this source try now?
+//   proxied        first      header:str (at most 4096 bytes): the PROXY v2 header the
+//                             connection began with (ca/proxy_header.hpp); the monitor
+//                             verifies it and takes its client address as the peer's, or
+//                             refuses it (the front end then closes the connection)
 //   rejected       logged in  reason:str request:str message:str max:u64
 //   open_session   logged in  channel:u32 program:u8 command:str pty:u8 term:str cols:u16
 //                             rows:u16 env_count:u32 env:str*
@@ -24,7 +28,8 @@
 //   refused        reason:str message:str          (a login or an open_session refused)
 //   opened         channel:u32 sid:str + fds: 1 (pty) or 3 (stdin, stdout, stderr)
 //   exited         channel:u32 wait_status:i32     (after session.end is written)
-//   allowed        yes:u8                          (the answer to rate_check)
+//   allowed        yes:u8                          (the answer to rate_check and to a
+//                                                   proxied that was believed)
 //   audited        (no fields)                     (auth_refused and rejected are on stable
 //                                                   storage: only then does the client hear no)
 #pragma once
@@ -59,6 +64,7 @@ enum class Type : uint8_t {
   signal = 6,
   end_session = 7,
   rate_check = 8,
+  proxied = 9,
   login_ok = 100,
   refused = 101,
   opened = 102,
@@ -83,6 +89,9 @@ struct AuthRefused {
 };
 struct RateCheck {
   Counted proof = Counted::signature;  // probe or signature
+};
+struct Proxied {
+  std::string header;  // PROXY protocol v2, as read off the connection
 };
 struct Rejected {
   std::string reason, request, message;
@@ -132,7 +141,8 @@ struct Allowed {
 struct Audited {};
 
 using Request =
-    std::variant<Login, AuthRefused, Rejected, OpenSession, Resize, Signal, EndSession, RateCheck>;
+    std::variant<Login, AuthRefused, Rejected, OpenSession, Resize, Signal, EndSession, RateCheck,
+                 Proxied>;
 using Reply = std::variant<LoginOk, Refused, Opened, Exited, Allowed, Audited>;
 
 std::string encode(const Request& request);

@@ -85,4 +85,24 @@ PeerAddress peer_address(int fd) {
   return {text, port};
 }
 
+Result<void> send_all(int fd, std::string_view bytes, int timeout_ms) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      int ready = poll(&p, 1, timeout_ms);
+      if (ready > 0) continue;
+      if (ready == 0) return Error::of(Errc::deadline_exceeded, "the node takes no bytes");
+    }
+    return Error::sys("sending to the node");
+  }
+  return {};
+}
+
 }  // namespace vigil::proxy

@@ -13,6 +13,9 @@ namespace vigil::proxy {
 // unavailable when refused or unreachable, deadline_exceeded when slow.
 Result<Fd> dial(std::string_view address, int timeout_ms);
 
+// All of bytes onto a socket (blocking or not) within timeout_ms.
+Result<void> send_all(int fd, std::string_view bytes, int timeout_ms);
+
 struct PeerAddress {
   std::string ip;    // "192.0.2.7", "2001:db8::1" (a v4-mapped address as v4)
   uint32_t port = 0;

@@ -177,6 +177,15 @@ int Connection::direct_tcpip(ssh_message message) {
                           ? proxy_.tunnels.open(route->uuid, peer_.ip, peer_.port)
                           : dial(route->address, proxy_.dial_timeout_ms);
   if (!socket) return refuse_request(proxy_.stats.channels_refused, what, socket.error().message);
+  if (proxy_.sign_origin) {
+    // Before any byte of the client's: the node reads it first.
+    auto header = proxy_.sign_origin(peer_.ip, static_cast<uint16_t>(peer_.port), route->uuid);
+    if (!header)
+      return refuse_request(proxy_.stats.channels_refused, what,
+                            "cannot say where the connection comes from: " + header.error().message);
+    if (auto sent = send_all(socket->get(), *header, proxy_.dial_timeout_ms); !sent)
+      return refuse_request(proxy_.stats.channels_refused, what, sent.error().message);
+  }
   ssh_channel channel = ssh_message_channel_request_open_reply_accept(message);
   if (!channel) {
     ++proxy_.stats.channels_refused;

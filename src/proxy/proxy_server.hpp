@@ -19,6 +19,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -54,6 +55,12 @@ struct Proxy {
   int login_grace_seconds = 30;  // key exchange + authentication
   int max_auth_tries = 6;        // refused attempts, then disconnect (as sshd's MaxAuthTries)
   int dial_timeout_ms = 10'000;  // connecting to a node's address
+  // The signed header each connection to a node starts with, naming the
+  // client it carries (ca/proxy_header.hpp): its address and port, and the
+  // node's uuid. Empty: none is sent, and the node sees the proxy's address.
+  std::function<Result<std::string>(const std::string& client_ip, uint16_t client_port,
+                                    const std::string& node_uuid)>
+      sign_origin;
   std::atomic<bool> stopping{false};
 };
 

@@ -21,6 +21,7 @@
 #include "authsvc/service.hpp"
 #include "ca/authority.hpp"
 #include "ca/key_file.hpp"
+#include "ca/proxy_header.hpp"
 #include "cluster/sqlite_store.hpp"
 #include "cluster/store.hpp"
 #include "common/clock.hpp"
@@ -345,6 +346,9 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   proxy::ClusterNodeDirectory directory(store, cfg.cluster_name);
   proxy::TunnelRegistry tunnels;
   proxy::Proxy proxy{*user_cas, *host_cas, directory, tunnels};
+  // Nodes learn each client's address from the proxy's signed header
+  // (signed with the service's own identity, role auth).
+  proxy.sign_origin = ca::make_origin_signer(*server_key, *server_cert);
   std::unique_ptr<proxy::ProxyServer> proxy_server;
   std::thread proxy_thread;
   if (cfg.proxy_enabled) {

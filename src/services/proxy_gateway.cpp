@@ -15,6 +15,7 @@
 
 #include "api/server.hpp"
 #include "audit/base64.hpp"
+#include "ca/proxy_header.hpp"
 #include "cluster/parse.hpp"
 #include "common/log.hpp"
 #include "proxy/proxy_server.hpp"
@@ -326,6 +327,8 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   RemoteNodeDirectory directory(auth, id->cluster);
   proxy::TunnelRegistry tunnels;
   proxy::Proxy proxy{*user_cas, *host_cas, directory, tunnels};
+  // Nodes learn each client's address from the proxy's signed header.
+  proxy.sign_origin = ca::make_origin_signer(id->tls_key, id->tls_certificate);
   proxy::ProxyOptions po;
   po.jump_addr = cfg.proxy.listen_addr;
   po.tunnel_addr = cfg.proxy.tunnel_listen_addr;

@@ -457,7 +457,7 @@ void Connection::close_after_disconnect() {
 }
 
 void Connection::serve() {
-  peer_ = peer_of(ssh_get_fd(session_));
+  peer_ = node_.origin ? *node_.origin : peer_of(ssh_get_fd(session_));
   // Bounds the blocking key exchange: a client that stalls in it holds only
   // this thread, and only for this long.
   long timeout = node_.login_grace_seconds;

@@ -13,10 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <thread>
 
+#include "ca/proxy_header.hpp"
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "privsep/drop.hpp"
 #include "ssh/connection.hpp"
@@ -44,6 +48,12 @@ Result<ListenAddr> split_listen_addr(const std::string& addr) {
 // The front end's fds: the connection and its end of the monitor socketpair.
 constexpr int kConnectionFd = 3;
 constexpr int kMonitorFd = 4;
+// How long a connection's first bytes are awaited to tell a proxy's header
+// from an SSH client's banner. Clients speak first (RFC 4253 section 4.2:
+// both sides send their version at once), and so does the proxy, whose
+// header is its first write: only a client that waits for the server's
+// banner ever waits this long.
+constexpr int kProxyHeaderWaitMs = 1000;
 
 }  // namespace
 
@@ -204,6 +214,58 @@ bool Server::run(const std::atomic<bool>& stop) {
   return true;
 }
 
+Result<std::string> read_proxy_header(int fd, int wait_ms, int total_ms) {
+  const int64_t start = clock::monotonic_ns();
+  auto left = [&](int budget) {
+    return static_cast<int>(std::max<int64_t>(0, budget - (clock::monotonic_ns() - start) / 1'000'000));
+  };
+  // Peek until the first bytes say header or not.
+  char prefix[ca::kProxyHeaderFixed];
+  size_t have = 0;
+  ca::ProbedHeader probed;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    const int budget = have == 0 ? left(wait_ms) : left(total_ms);
+    int n = poll(&p, 1, budget);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::sys("poll on the connection");
+    if (n == 0) {
+      if (have == 0) return std::string();  // the client waits for our banner
+      return Error::of(Errc::deadline_exceeded, "the connection's proxy header did not come whole in " +
+                                                    std::to_string(total_ms) + " ms");
+    }
+    ssize_t got = recv(fd, prefix, sizeof prefix, MSG_PEEK);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return Error::sys("reading the connection");
+    if (got == 0) return std::string();  // closed before a byte: libssh will say so
+    have = static_cast<size_t>(got);
+    auto r = ca::probe_proxy_header(std::string_view(prefix, have));
+    if (!r) return r.error();
+    probed = *r;
+    if (probed.start == ca::HeaderStart::none) return std::string();
+    if (probed.start == ca::HeaderStart::header) break;
+    if (have == sizeof prefix) break;  // cannot happen: 16 bytes always decide
+    // Not enough yet: wait for more than what is there (no busy peek).
+    usleep(1000);
+  }
+  std::string header(probed.length, '\0');
+  size_t done = 0;
+  while (done < header.size()) {
+    pollfd p{fd, POLLIN, 0};
+    int n = poll(&p, 1, left(total_ms));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return Error::of(Errc::deadline_exceeded, "the connection's proxy header did not come whole in " +
+                                                    std::to_string(total_ms) + " ms");
+    ssize_t got = read(fd, header.data() + done, header.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0)
+      return Error::of(Errc::invalid_argument, "the connection ended inside its proxy header");
+    done += static_cast<size_t>(got);
+  }
+  return header;
+}
+
 int run_front_end(const FrontEndOptions& options) {
   const pid_t monitor = getppid();
   // As root, before any byte from the network: what the front end needs
@@ -236,12 +298,38 @@ int run_front_end(const FrontEndOptions& options) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NAME, "vigil-ssh-fe");  // its name in ps (rather than "exe")
   if (getppid() != monitor) return 1;
+  privsep::MonitorClient client{Fd(kMonitorFd)};
+  Node node{client, *cas};
+  // A connection the cluster's proxy carried starts with its signed header
+  // (ca/proxy_header.hpp); only the monitor decides whether to believe it.
+  auto header = read_proxy_header(kConnectionFd, kProxyHeaderWaitMs,
+                                  std::min(options.login_grace_seconds, 10) * 1000);
+  if (!header) {
+    log::warn("ssh front end: " + peer_of(kConnectionFd).addr + ": " + header.error().message);
+    return 1;
+  }
+  if (!header->empty()) {
+    auto verdict = client.proxied(*header);
+    if (!verdict) {
+      log::error("ssh front end: monitor: " + verdict.error().message);
+      return 1;
+    }
+    if (*verdict) {
+      log::warn("ssh front end: " + peer_of(kConnectionFd).addr + ": " + (*verdict)->message +
+                ": closing the connection");
+      return 1;
+    }
+    auto origin = ca::read_proxy_origin(*header);
+    if (!origin) {
+      log::error("ssh front end: " + origin.error().message);
+      return 1;
+    }
+    node.origin = privsep::Peer{origin->client_ip, origin->client_addr()};
+  }
   if (ssh_bind_accept_fd(bind, session, kConnectionFd) != SSH_OK) {
     log::warn(std::string("ssh front end: accept failed: ") + ssh_get_error(bind));
     return 1;
   }
-  privsep::MonitorClient client{Fd(kMonitorFd)};
-  Node node{client, *cas};
   node.login_grace_seconds = options.login_grace_seconds;
   serve_connection(session, node);  // frees the session
   ssh_bind_free(bind);

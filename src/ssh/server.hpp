@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct Node {
   size_t max_env_var_bytes = 4096;  // one "NAME=value"
   size_t max_env_bytes = 32768;     // all of a channel's together
   std::atomic<bool> stopping{false};
+  // The client's address from the proxy's header, when the monitor believed
+  // one (replaces the socket's peer in the front end's own checks and logs).
+  std::optional<privsep::Peer> origin;
 };
 
 struct ServerOptions {
@@ -104,5 +108,12 @@ struct FrontEndOptions {
 // Reads the host key and the CAs, drops to the service user (privsep/drop),
 // then serves the one connection. The exit status of the process.
 int run_front_end(const FrontEndOptions& options);
+
+// The PROXY protocol v2 header a connection begins with, read off fd (its
+// bytes are consumed; the SSH banner that follows is not): "" when the
+// first bytes are not a header's, or when nothing comes within wait_ms (a
+// client that waits for the server's banner). A header cut, over
+// ca::kMaxProxyHeader bytes or not whole within total_ms is an error.
+Result<std::string> read_proxy_header(int fd, int wait_ms, int total_ms);
 
 }  // namespace vigil::ssh

@@ -58,7 +58,8 @@ struct RateLimits {
 // block_ns: only someone who holds keys can cause that.
 class AuthRateLimiter {
  public:
-  explicit AuthRateLimiter(RateLimits limits = {}) : limits_(limits) {}
+  AuthRateLimiter() = default;
+  explicit AuthRateLimiter(RateLimits limits) : limits_(limits) {}
 
   // Whether an attempt with this proof may go ahead (Proof::probe: may be
   // refused with its own reason rather than as rate_limited).

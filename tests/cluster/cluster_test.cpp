@@ -807,3 +807,80 @@ TEST_F(Cluster, ASessionInProgressPlaysWhatHasArrivedAndSaysSo) {
 }
 
 }  // namespace
+
+namespace {
+
+// The node records the client the proxy carried, not the proxy: the proxy
+// starts each connection to a node with a header it signs
+// (ca/proxy_header.hpp), and the node's monitor believes only that. Plain
+// OpenSSH with vsh's ssh_config, from 127.0.0.2 (BindAddress, which the
+// ProxyJump's own ssh reads from the same file): session.start's
+// addr.remote is 127.0.0.2, whereas the proxy reaches the node from
+// 127.0.0.1.
+TEST_F(Cluster, TheNodeRecordsTheClientTheProxyCarriedNotTheProxy) {
+  make_user("rosa", "access", "root");
+  std::string vsh_config;
+  for (const auto& entry : fs::recursive_directory_iterator(g_dir + "/home-rosa"))
+    if (entry.path().filename() == "ssh_config") vsh_config = entry.path().string();
+  ASSERT_FALSE(vsh_config.empty()) << "vsh wrote no ssh_config";
+  std::ifstream in(vsh_config);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string config = g_dir + "/rosa-from-127.0.0.2";
+  std::ofstream(config) << "BindAddress 127.0.0.2\n" << text.str();
+  Spawn s;
+  s.argv = {"/usr/bin/ssh", "-F", config, "-o", "BatchMode=yes", "root@node1",
+            "echo carried-from-two"};
+  s.env.push_back("HOME=" + g_dir + "/home-rosa");
+  auto run = e2e::run(s);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_NE(run.out.find("carried-from-two"), std::string::npos) << run.out;
+  nlohmann::json start;
+  bool seen = wait_until(
+      [&] {
+        for (const auto& e : auth_events("session.start"))
+          if (e.value("user", "") == "rosa") start = e;
+        return !start.is_null();
+      },
+      30);
+  ASSERT_TRUE(seen) << auth_log_text();
+  EXPECT_EQ(start.value("addr.remote", "").rfind("127.0.0.2:", 0), 0u) << start.dump();
+  // And the node's login event (auth, T3007I) says the same.
+  bool login_seen = false;
+  for (const auto& e : auth_events("auth"))
+    if (e.value("user", "") == "rosa" && e.value("login", "") == "root") {
+      login_seen = true;
+      EXPECT_EQ(e.value("addr.remote", "").rfind("127.0.0.2:", 0), 0u) << e.dump();
+    }
+  EXPECT_TRUE(login_seen) << auth_log_text();
+}
+
+// Nobody but the proxy may choose the address a connection is recorded
+// with: a PROXY v2 header sent straight to the node's SSH port, as haproxy
+// writes it (no Vigil signature), claiming 198.51.100.7, ends the
+// connection before the node says a word, and the node says why.
+TEST_F(Cluster, AProxyHeaderNotSignedByTheProxyIsRefused) {
+  std::string header("\r\n\r\n\0\r\nQUIT\n", 12);
+  header += "\x21\x11";
+  header += std::string("\x00\x0c", 2);
+  header += std::string("\xc6\x33\x64\x07\x7f\x00\x00\x01\xd4\x31\x59\xd6", 12);
+  header += "SSH-2.0-OpenSSH_9.2p1\r\n";
+  Spawn s;
+  // What the node answers, if anything, within 10 s.
+  s.argv = {"/usr/bin/timeout", "10", "/bin/bash", "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(kNode) + "; cat >&3; cat <&3"};
+  s.stdin_data = header;
+  auto r = e2e::run(s);
+  EXPECT_EQ(r.out.find("SSH-2.0"), std::string::npos) << "the node spoke to a forged header: " << r.out;
+  EXPECT_NE(r.status, 124) << "the node kept the connection open";
+  bool said = wait_until(
+      [] {
+        return g_cluster->log_text().find("began with a proxy header that is refused: the proxy "
+                                          "header is malformed: no Vigil origin TLV") !=
+               std::string::npos;
+      },
+      10);
+  EXPECT_TRUE(said) << g_cluster->log_text();
+}
+
+}  // namespace

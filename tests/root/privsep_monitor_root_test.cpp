@@ -22,6 +22,8 @@
 #include "../support/memory_log.hpp"
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
+#include "ca/authority.hpp"
+#include "ca/proxy_header.hpp"
 #include "privsep/monitor.hpp"
 #include "privsep/wire.hpp"
 #include "recording/memory_store.hpp"
@@ -401,6 +403,125 @@ TEST_F(MonitorRoot, AFrontEndThatDiesEndsItsSessions) {
   ASSERT_EQ(ends.size(), 1u);
   EXPECT_EQ(log_.of("session.start").size(), 1u);
   unlink(pidfile.c_str());
+}
+
+// A connection the cluster's proxy carried starts with the proxy's signed
+// header (ca/proxy_header.hpp). The monitor, not the front end, decides
+// whether to believe it; when it does, the client it names is the source of
+// everything after (audit events, the source's rate limit, source-address).
+class MonitorProxied : public MonitorRoot {
+ protected:
+  void SetUp() override {
+    MonitorRoot::SetUp();
+    const int64_t now = time(nullptr);
+    auto tls = ca::CertAuthority::create(ca::CaType::tls, "c", now - 100);
+    ASSERT_TRUE(tls);
+    tls_.emplace(std::move(*tls));
+    for (auto* k : {&proxy_key_, &node_key_}) {
+      auto key = ca::PrivateKey::generate(ca::KeyAlgorithm::ecdsa_p256);
+      ASSERT_TRUE(key);
+      k->emplace(std::move(*key));
+    }
+    proxy_cert_ = issue("9d7b0c1e-2f3a-4b5c-8d6e-7f8091a2b3c4", {"proxy"}, *proxy_key_);
+    node_cert_ = issue("1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", {}, *node_key_);
+    ctx_->proxy_trust.trusted = tls_->trusted_tls_certificates();
+    ctx_->proxy_trust.cluster = "c";
+    ctx_->proxy_trust.node_uuid = ctx_->identity.server_id;
+  }
+  ca::TlsCertificate issue(const std::string& name, std::vector<std::string> roles,
+                           const ca::PrivateKey& key) {
+    ca::TlsIssueRequest r;
+    r.identity.kind = ca::TlsIdentityKind::node;
+    r.identity.cluster = "c";
+    r.identity.name = name;
+    r.identity.node_name = "host";
+    r.identity.roles = std::move(roles);
+    r.subject_public_key = key.spki_der();
+    r.now = time(nullptr);
+    r.ttl = 3600;
+    auto cert = tls_->issue_tls(r);
+    EXPECT_TRUE(cert) << cert.error().message;
+    return cert ? *cert : ca::TlsCertificate(nullptr);
+  }
+  std::string header(const ca::PrivateKey& key, const ca::TlsCertificate& cert,
+                     std::string node = "") {
+    auto signer = ca::make_origin_signer(key, cert);
+    auto h = signer("203.0.113.9", 51234, node.empty() ? ctx_->identity.server_id : node);
+    EXPECT_TRUE(h) << h.error().message;
+    return h ? *h : std::string();
+  }
+  std::optional<ca::CertAuthority> tls_;
+  std::optional<ca::PrivateKey> proxy_key_, node_key_;
+  ca::TlsCertificate proxy_cert_{nullptr}, node_cert_{nullptr};
+};
+
+TEST_F(MonitorProxied, TheProxysClientIsTheSourceOfWhatFollows) {
+  FrontEnd f(*ctx_);
+  f.send(Proxied{header(*proxy_key_, proxy_cert_)});
+  EXPECT_TRUE(f.expect<Allowed>().yes);
+  // A refusal after it names the client, not the socket's peer (the proxy).
+  f.send(AuthRefused{kLogin, "", "method_not_allowed", "password", "no passwords", Counted::no});
+  f.expect<Audited>();
+  // A certificate whose source-address is the client's is taken; one for
+  // the proxy's address (the socket's peer here) is not.
+  f.send(Login{cert(std::string("-n ") + kLogin + " -O source-address=127.0.0.1/32 -V -5m:+1h"),
+               kLogin});
+  EXPECT_EQ(f.expect<Refused>().reason, "source_address_mismatch");
+  login(f, cert(std::string("-n ") + kLogin + " -O source-address=203.0.113.0/24 -V -5m:+1h"));
+  auto refusals = auths(false);
+  ASSERT_EQ(refusals.size(), 2u);
+  EXPECT_EQ(refusals[0]["addr.remote"], "203.0.113.9:51234");
+  EXPECT_EQ(refusals[1]["addr.remote"], "203.0.113.9:51234");
+  auto ok = auths(true);
+  ASSERT_EQ(ok.size(), 1u);
+  EXPECT_EQ(ok[0]["addr.remote"], "203.0.113.9:51234");
+}
+
+TEST_F(MonitorProxied, AHeaderFromAnotherNodeIsRefusedAndTheConnectionGetsNothingMore) {
+  FrontEnd f(*ctx_);
+  f.send(Proxied{header(*node_key_, node_cert_)});
+  auto no = f.expect<Refused>();
+  EXPECT_EQ(no.reason, "proxy_header");
+  EXPECT_NE(no.message.find("not the cluster's proxy"), std::string::npos) << no.message;
+  // Whatever the front end asks next ends it: a connection whose header
+  // was refused is not served as if it had none.
+  f.send(RateCheck{Counted::signature});
+  Served s = f.ended();
+  EXPECT_TRUE(s.violation);
+  EXPECT_NE(s.why.find("after its proxy header was refused"), std::string::npos) << s.why;
+}
+
+TEST_F(MonitorProxied, AHeaderIsBelievedOnceAndOnlyForThisNode) {
+  std::string h = header(*proxy_key_, proxy_cert_);
+  {
+    FrontEnd first(*ctx_, "7000");
+    first.send(Proxied{h});
+    EXPECT_TRUE(first.expect<Allowed>().yes);
+  }
+  FrontEnd again(*ctx_, "7001");
+  again.send(Proxied{h});  // copied off the wire
+  auto replay = again.expect<Refused>();
+  EXPECT_NE(replay.message.find("seen before"), std::string::npos) << replay.message;
+  FrontEnd elsewhere(*ctx_, "7002");
+  elsewhere.send(Proxied{header(*proxy_key_, proxy_cert_, "0b9a8f7e-1d2c-4b3a-9e8d-7c6b5a4f3e2d")});
+  auto other = elsewhere.expect<Refused>();
+  EXPECT_NE(other.message.find("made for node"), std::string::npos) << other.message;
+}
+
+TEST_F(MonitorProxied, AHeaderComesFirstAndAStandaloneNodeBelievesNone) {
+  {
+    FrontEnd f(*ctx_);
+    f.send(RateCheck{Counted::probe});
+    f.expect<Allowed>();
+    f.send(Proxied{header(*proxy_key_, proxy_cert_)});
+    EXPECT_NE(f.ended().why.find("a proxy header after other requests"), std::string::npos);
+  }
+  ctx_->proxy_trust.trusted.clear();
+  FrontEnd f(*ctx_);
+  f.send(Proxied{header(*proxy_key_, proxy_cert_)});
+  auto no = f.expect<Refused>();
+  EXPECT_NE(no.message.find("in no cluster"), std::string::npos) << no.message;
+  EXPECT_TRUE(auths(false).empty());
 }
 
 }  // namespace
