@@ -345,6 +345,9 @@ TEST_F(Tunnel, VshSshReachesItThroughTheTunnelAndTheObfuscatedCommandIsRecorded)
     EXPECT_EQ(e.value("login", ""), "root");
     EXPECT_EQ(e.value("server_hostname", ""), "tunnelnode");
     EXPECT_EQ(e.value("server_id", ""), uuid);
+    // The client as the proxy saw it (its signed header came through the
+    // tunnel), not the tunnel agent's loopback connection to the node.
+    EXPECT_EQ(e.value("addr.remote", "").rfind(std::string(kHostAddr) + ":", 0), 0u) << e.dump();
   }
   // The connection curl tried, in the same session.
   bool connected = wait_until(
