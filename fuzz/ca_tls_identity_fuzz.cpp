@@ -107,9 +107,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   FUZZ_CHECK(id.cluster == "fuzz", "accepted an identity of cluster " + id.cluster);
   FUZZ_CHECK(!id.name.empty(), "accepted an identity without a name");
   const bool node_role = std::find(id.roles.begin(), id.roles.end(), kNodeRole) != id.roles.end();
-  if (id.kind == TlsIdentityKind::node)
-    FUZZ_CHECK(id.roles == std::vector<std::string>{std::string(kNodeRole)} && id.logins.empty(),
-               "a node identity with user roles or logins");
+  if (id.kind == TlsIdentityKind::node) {
+    // "node" first, then only the service roles a node may hold.
+    bool service_roles = !id.roles.empty() && id.roles.front() == kNodeRole;
+    for (size_t i = 1; service_roles && i < id.roles.size(); ++i)
+      service_roles = id.roles[i] == kAuthRole || id.roles[i] == kProxyRole;
+    FUZZ_CHECK(service_roles && id.logins.empty(), "a node identity with user roles or logins");
+  }
   else
     FUZZ_CHECK(!node_role, "a user identity holding the node role");
   return 0;

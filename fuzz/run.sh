@@ -16,7 +16,7 @@ src=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$build" && pwd)
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(sshcert_cert sshcert_keys config recording auditlog_search auditlog_time cluster_resources ca_tls_identity relay_wire)
+  targets=(sshcert_cert sshcert_keys config recording auditlog_search auditlog_time cluster_resources ca_tls_identity relay_wire proxy_header)
 fi
 
 # Longest input per target: enough for the formats' interesting shapes
