@@ -1,5 +1,7 @@
 #include "pg/pg.hpp"
 
+#include "common/log.hpp"
+
 #include <arpa/inet.h>
 #include <poll.h>
 
@@ -88,6 +90,11 @@ Result<Conn> Conn::open(const std::string& uri, std::string what) {
   PGconn* c = PQconnectdb(uri.c_str());
   if (!c) return Error::of(Errc::resource_exhausted, what + ": out of memory connecting");
   Conn conn(c, std::move(what));
+  // The server's notices (a connection terminated by an administrator...)
+  // go to the log, redacted, not straight to stderr.
+  PQsetNoticeProcessor(
+      c, [](void*, const char* message) { log::warn("postgresql: " + redact(trim(message))); },
+      nullptr);
   if (PQstatus(c) != CONNECTION_OK) {
     const std::string msg = trim(PQerrorMessage(c));
     const bool auth = msg.find("authentication") != std::string::npos ||

@@ -6,6 +6,7 @@
 // (tests/support/postgres_server.hpp, port 31501) and run as one ctest test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "common/clock.hpp"
 #include "pg/pg.hpp"
 #include "pg/pg_audit_store.hpp"
+#include "pg/pg_cluster_store.hpp"
 #include "../support/postgres_server.hpp"
 
 namespace vigil::pg {
@@ -250,6 +252,98 @@ TEST_F(PostgresAuditStore, RetentionDeletesOnlyOlderEvents) {
   auto page = s->search(Query{});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(ns(page->lines), (std::vector<int>{4, 5, 6, 7, 8, 9}));
+}
+
+// ---- Cluster state ---------------------------------------------------------------
+
+class PostgresClusterStore : public PostgresAuditStore {
+ protected:
+  std::unique_ptr<cluster::Backend> backend() {
+    auto b = open_postgres_cluster(uri_);
+    EXPECT_TRUE(b.ok()) << (b ? "" : b.error().message);
+    return b ? std::move(b.value()) : nullptr;
+  }
+  static cluster::Record role(const std::string& name) {
+    return {"role", name, 0, std::nullopt, "{\"name\":\"" + name + "\"}"};
+  }
+};
+
+TEST_F(PostgresClusterStore, AWriteThroughOneAuthServiceIsAnnouncedToTheOthers) {
+  auto a = backend();  // one auth service's store
+  auto b = backend();  // another's, on the same database
+  ASSERT_TRUE(a && b);
+  auto watch = ChangeWatcher::open(uri_);
+  ASSERT_TRUE(watch.ok()) << watch.error().message;
+  // Nothing written, nothing announced.
+  auto none = (*watch)->wait(std::chrono::milliseconds(100));
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_TRUE(a->create(role("auditor")).ok());
+  auto got = (*watch)->wait(std::chrono::seconds(1));
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(*got, std::vector<std::string>{"role"});
+  // ... and the other service reads it at once.
+  auto r = b->get("role", "auditor");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->revision, 1u);
+
+  // Many heartbeats in one transaction: one announcement of their kind.
+  std::vector<cluster::Record> nodes;
+  for (int i = 0; i < 50; ++i)
+    nodes.push_back({"node", "n" + std::to_string(i), 0, int64_t{4102444800}, "{}"});
+  ASSERT_TRUE(b->put_many(nodes).ok());
+  ASSERT_TRUE(a->remove("role", "auditor").ok());
+  std::vector<std::string> kinds;
+  for (int i = 0; i < 10 && kinds.size() < 2; ++i) {
+    auto more = (*watch)->wait(std::chrono::milliseconds(200));
+    ASSERT_TRUE(more.ok());
+    kinds.insert(kinds.end(), more->begin(), more->end());
+  }
+  std::sort(kinds.begin(), kinds.end());
+  EXPECT_EQ(kinds, (std::vector<std::string>{"node", "role"}));
+
+  // A watcher whose connection is cut says so ("*": anything may have
+  // changed meanwhile) and listens again.
+  std::string out;
+  ASSERT_TRUE(server_->psql("postgres",
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query "
+                            "LIKE 'LISTEN%' AND datname = '" + db_ + "'",
+                            &out))
+      << out;
+  std::vector<std::string> after;
+  for (int i = 0; i < 10 && std::find(after.begin(), after.end(), "*") == after.end(); ++i) {
+    auto w = (*watch)->wait(std::chrono::milliseconds(200));
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    after.insert(after.end(), w->begin(), w->end());
+  }
+  EXPECT_NE(std::find(after.begin(), after.end(), "*"), after.end());
+  ASSERT_TRUE(a->create(role("again")).ok());
+  auto again = (*watch)->wait(std::chrono::seconds(1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, std::vector<std::string>{"role"});
+}
+
+TEST_F(PostgresClusterStore, ALostConnectionIsOpenedAgainAndANewerSchemaRefused) {
+  auto a = backend();
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(a->create(role("r1")).ok());
+  std::string out;
+  ASSERT_TRUE(server_->psql("postgres",
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                                db_ + "' AND pid <> pg_backend_pid()",
+                            &out))
+      << out;
+  // The first call after the cut may fail (unavailable); the next works.
+  auto first = a->get("role", "r1");
+  if (!first) EXPECT_EQ(first.error().kind(), Errc::unavailable) << first.error().message;
+  auto second = a->get("role", "r1");
+  ASSERT_TRUE(second.ok()) << second.error().message;
+
+  sql("UPDATE vigil_schema SET version = 7 WHERE component = 'cluster'");
+  auto b = open_postgres_cluster(uri_);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().kind(), Errc::failed_precondition);
 }
 
 }  // namespace
