@@ -171,27 +171,47 @@ Result<void> PgAuditStore::append(std::span<const std::string_view> lines,
     bytes += line.size();
   }
   if (durability == Durability::sync) {
-    std::lock_guard w(write_mu_);
-    std::vector<Row> all;
+    // Group commit: the sync batches that arrive while a transaction is
+    // under way go together in the next one, written by whichever of their
+    // callers gets the writer first; the others find theirs done. One
+    // commit (one fsync) for many nodes' batches.
+    auto mine = std::make_shared<SyncBatch>();
+    mine->rows = std::move(rows);
     {
       std::lock_guard lk(mu_);
-      all.swap(pending_);
-      pending_bytes_ = 0;
+      sync_batches_.push_back(mine);
     }
-    const size_t earlier = all.size();
-    all.insert(all.end(), std::make_move_iterator(rows.begin()),
-               std::make_move_iterator(rows.end()));
-    if (auto r = write_locked(all); !r) {
-      // The earlier buffered events wait for the next flush; this batch's
-      // caller has the error and sends it again.
-      all.resize(earlier);
+    std::lock_guard w(write_mu_);
+    std::vector<Row> buffered;
+    std::vector<std::shared_ptr<SyncBatch>> group;
+    {
       std::lock_guard lk(mu_);
+      if (mine->done) return mine->result;
+      buffered.swap(pending_);
+      pending_bytes_ = 0;
+      group.swap(sync_batches_);
+    }
+    std::vector<Row> all = std::move(buffered);
+    const size_t earlier = all.size();
+    for (auto& g : group)
+      all.insert(all.end(), std::make_move_iterator(g->rows.begin()),
+                 std::make_move_iterator(g->rows.end()));
+    auto r = write_locked(all);
+    std::lock_guard lk(mu_);
+    if (!r) {
+      // The buffered events wait for the next flush; each sync batch's
+      // caller has the error and sends it again (nothing of it stored).
+      all.resize(earlier);
       for (const Row& row : all) pending_bytes_ += row.line.size();
       pending_.insert(pending_.begin(), std::make_move_iterator(all.begin()),
                       std::make_move_iterator(all.end()));
-      return r;
     }
-    return {};
+    for (auto& g : group) {
+      g->done = true;
+      g->result = r;
+      g->rows.clear();
+    }
+    return r;
   }
   std::lock_guard lk(mu_);
   if (pending_bytes_ + bytes > options_.max_pending_bytes) {

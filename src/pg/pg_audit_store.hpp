@@ -14,7 +14,9 @@
 // Writes: a buffered append waits in memory for the flusher (every
 // flush_interval) or a sync append; each flush is one transaction with one
 // binary COPY of every pending row, so a batch is stored whole or not at
-// all and thousands of events cost one commit. Past max_pending_bytes,
+// all and thousands of events cost one commit. Sync appends that arrive
+// while a transaction is under way are written together in the next one
+// (group commit: one fsync for many nodes' batches). Past max_pending_bytes,
 // appends are refused (resource_exhausted) and counted: the relay then
 // keeps the node's events in its spool and sends them again (back-pressure
 // never blocks a session). A lost connection is opened again on the next
@@ -75,6 +77,12 @@ class PgAuditStore final : public auditlog::AuditStore {
     auditlog::IndexFields fields;
     std::string line;  // without its '\n'
   };
+  // A sync append waiting to be written (group commit, append()).
+  struct SyncBatch {
+    std::vector<Row> rows;
+    bool done = false;  // mu_
+    Result<void> result;
+  };
   explicit PgAuditStore(PgAuditOptions options);
   Result<void> write_locked(std::vector<Row>& rows);  // write_mu_ held
   Result<Conn*> writer();
@@ -91,6 +99,7 @@ class PgAuditStore final : public auditlog::AuditStore {
   std::condition_variable cv_;
   std::vector<Row> pending_;
   size_t pending_bytes_ = 0;
+  std::vector<std::shared_ptr<SyncBatch>> sync_batches_;
   uint64_t refused_ = 0;
   bool stopping_ = false;
   std::thread flusher_;
