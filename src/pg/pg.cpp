@@ -87,7 +87,12 @@ uint64_t Rows::affected() const {
 
 Result<Conn> Conn::open(const std::string& uri, std::string what) {
   if (auto r = check_uri(uri); !r) return r.error();
-  PGconn* c = PQconnectdb(uri.c_str());
+  // A server that does not answer (a dropped packet, a dead host) is given
+  // 10 s unless the URI says otherwise: the URI is expanded in place of
+  // dbname, after connect_timeout, so its own connect_timeout wins.
+  const char* keys[] = {"connect_timeout", "dbname", nullptr};
+  const char* values[] = {"10", uri.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, 1);
   if (!c) return Error::of(Errc::resource_exhausted, what + ": out of memory connecting");
   Conn conn(c, std::move(what));
   // The server's notices (a connection terminated by an administrator...)
