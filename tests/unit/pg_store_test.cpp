@@ -239,6 +239,59 @@ TEST_F(PostgresAuditStore, ADatabaseThatGoesAwayCostsNoEvent) {
   EXPECT_EQ(ns(page->lines), want);
 }
 
+// Group commit: sync batches of many callers share a transaction; when it
+// fails, every caller in it is told, and nothing of their batches is stored
+// (each sends its batch again: no event doubled, none lost).
+TEST_F(PostgresAuditStore, SyncBatchesOfManyCallersAreAllOrNothingAndEachToldItsResult) {
+  auto s = open();
+  ASSERT_NE(s, nullptr);
+  const int64_t t0 = clock::realtime_ns() - 60'000'000'000;
+  constexpr int kCallers = 10, kRounds = 20;
+  auto run = [&](int base, std::atomic<int>& ok, std::atomic<int>& failed) {
+    std::vector<std::thread> ts;
+    for (int c = 0; c < kCallers; ++c)
+      ts.emplace_back([&, c] {
+        for (int r = 0; r < kRounds; ++r) {
+          const int n = base + c * kRounds + r;
+          std::vector<std::string> lines = {line(t0 + n, "x", "s", "u", n * 2),
+                                            line(t0 + n, "x", "s", "u", n * 2 + 1)};
+          std::vector<std::string_view> v(lines.begin(), lines.end());
+          if (s->append(v, Durability::sync))
+            ++ok;
+          else
+            ++failed;
+        }
+      });
+    for (auto& t : ts) t.join();
+  };
+  std::atomic<int> ok{0}, failed{0};
+  run(0, ok, failed);
+  EXPECT_EQ(ok.load(), kCallers * kRounds);
+  EXPECT_EQ(failed.load(), 0);
+  // The database refuses: every caller is told, nothing is stored.
+  std::string out;
+  ASSERT_TRUE(server_->psql("postgres", "ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS false", &out)) << out;
+  ASSERT_TRUE(server_->psql("postgres",
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                                db_ + "' AND pid <> pg_backend_pid()",
+                            &out))
+      << out;
+  std::atomic<int> ok2{0}, failed2{0};
+  run(10000, ok2, failed2);
+  EXPECT_EQ(ok2.load(), 0);
+  EXPECT_EQ(failed2.load(), kCallers * kRounds);
+  ASSERT_TRUE(server_->psql("postgres", "ALTER DATABASE " + db_ + " ALLOW_CONNECTIONS true", &out)) << out;
+  Query q;
+  q.limit = 100000;
+  auto page = s->search(q);
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  auto got = ns(page->lines);
+  std::sort(got.begin(), got.end());
+  std::vector<int> want(2 * kCallers * kRounds);
+  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int>(i);
+  EXPECT_EQ(got, want) << "only the batches that were acknowledged, each once";
+}
+
 TEST_F(PostgresAuditStore, RetentionDeletesOnlyOlderEvents) {
   auto s = open();
   ASSERT_NE(s, nullptr);
