@@ -14,6 +14,7 @@ packages=(
   liburing-dev     # the benchmark's io_uring open storm (bench/storm.c)
   libsodium-dev liboath-dev libsqlite3-dev  # cluster state: argon2id, tokens; TOTP; the store
   libboost-dev     # the cluster's HTTPS API: Boost.Beast and Boost.Asio (header-only)
+  libpq-dev postgresql  # PostgreSQL back ends (libpq); the tests' own server (initdb, pg_ctl)
   # tests and the demo: real terminals, scripts, loopback networking
   util-linux bsdutils coreutils iproute2 procps tmux curl asciinema openssh-client openssh-sftp-server
   # the CA tests: OpenSSH's sshd run on a loopback port of their own, the openssl tool

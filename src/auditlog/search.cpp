@@ -356,6 +356,7 @@ class Searcher {
     consider(line, source, position);
   }
   void set_label_prefix(std::string prefix) { label_prefix_ = std::move(prefix); }
+  size_t matched() const { return hits_.size(); }
 
   Page finish() {
     std::sort_heap(hits_.begin(), hits_.end(), before_);
@@ -525,7 +526,33 @@ void LineSearch::add(std::string_view line, const std::string& source, uint64_t 
   searcher_->add(line, source, position, line_no);
 }
 
+size_t LineSearch::matched() const { return searcher_->matched(); }
+
 Page LineSearch::finish() { return searcher_->finish(); }
+
+Result<IndexFields> index_fields(std::string_view line) {
+  // The fast scan when it is sure (as search does); the full parser
+  // otherwise, and for the reason a line is refused.
+  Fields f;
+  if (!scan_fields(line, f) || !(f.seen & Fields::kTime) || !parse_rfc3339(f.time))
+    if (auto why = read_fields(line, f)) return Error::of(Errc::invalid_argument, *why);
+  auto time = parse_rfc3339(f.time);
+  if (!time) return Error::of(Errc::invalid_argument, "\"time\" is not RFC 3339");
+  IndexFields out;
+  out.time_ns = *time;
+  if (f.seen & Fields::kEvent) out.event = std::move(f.event);
+  if (f.seen & Fields::kSid) out.sid = std::move(f.sid);
+  if (f.seen & Fields::kUser) out.user = std::move(f.user);
+  if (f.seen & Fields::kLogin) out.login = std::move(f.login);
+  return out;
+}
+
+Result<std::optional<KeyPosition>> continuation_position(const Query& query) {
+  auto after = check_query(query);
+  if (!after) return after.error();
+  if (!*after) return std::optional<KeyPosition>();
+  return std::optional<KeyPosition>(KeyPosition{(*after)->time_ns, (*after)->file, (*after)->offset});
+}
 
 Result<Page> search(const std::string& data_dir, const Query& query) {
   auto checked = check_query(query);

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <string>
@@ -79,11 +80,36 @@ class LineSearch {
   // line without its '\n'; line_no counts from 1 within the source.
   void add(std::string_view line, const std::string& source, uint64_t position,
            uint64_t line_no);
+  // How many of the lines added so far the page may return (at most
+  // limit + 1: the extra one makes the next key). A back end that reads
+  // its lines in order, a batch at a time, stops once this is limit + 1.
+  size_t matched() const;
   Page finish();
 
  private:
   LineSearch();
   std::unique_ptr<Searcher> searcher_;
 };
+
+// For a back end with its own index (PostgreSQL): the fields search
+// filters on, read from a line exactly as search reads them, so that a row's
+// indexed columns and the search agree. invalid_argument (why) when the line
+// has no RFC 3339 "time" or is not a JSON object. A field the line does not
+// hold as a top-level string is nullopt.
+struct IndexFields {
+  int64_t time_ns = 0;
+  std::optional<std::string> event, sid, user, login;
+};
+Result<IndexFields> index_fields(std::string_view line);
+
+// Where a continuation key points: past (time_ns, source, position) in the
+// order of results. nullopt for an empty key; invalid_argument for one
+// that is not a key.
+struct KeyPosition {
+  int64_t time_ns = 0;
+  std::string source;
+  uint64_t position = 0;
+};
+Result<std::optional<KeyPosition>> continuation_position(const Query& query);
 
 }  // namespace vigil::auditlog

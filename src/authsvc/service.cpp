@@ -553,6 +553,14 @@ Result<void> AuthService::refresh_roles_revision() {
   return {};
 }
 
+void AuthService::store_changed(std::string_view kind) {
+  const bool any = kind == "*";
+  if (any || kind == "role") invalidate_roles_revision();
+  std::lock_guard lock(cache_mu_);
+  if (any || kind == "node_removal") removals_.reset();
+  if (any || kind == "proxy") not_proxies_.clear();
+}
+
 void AuthService::invalidate_roles_revision() {
   std::lock_guard lock(cache_mu_);
   ++roles_generation_;

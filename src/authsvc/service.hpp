@@ -299,6 +299,12 @@ class AuthService {
   // the flush period.
   Result<size_t> flush_heartbeats();
   size_t pending_heartbeats() const;
+  // Another auth service on the same database wrote records of `kind`
+  // ("*": anything may have changed, after a lost notification channel):
+  // drops what this one holds in memory of them (the roles' revision, node
+  // removals, which uuids are not proxies), so that their change is in
+  // force here at once (pg::ChangeWatcher).
+  void store_changed(std::string_view kind);
   // A heartbeat needs no read of the store: what it reads is held in
   // memory, each kept true by the writes of this service.
   //  - the roles' revision: computed once, dropped by every role change

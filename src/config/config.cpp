@@ -239,6 +239,88 @@ Result<void> read_ssh_service(const Reader& r, const YAML::Node& node, const Pla
       });
 }
 
+// A PostgreSQL connection string as the storage keys take it: the scheme,
+// and no password (in user:password@ or ?password=).
+std::optional<std::string> postgres_uri_problem(std::string_view uri) {
+  if (uri.rfind("postgresql://", 0) != 0 && uri.rfind("postgres://", 0) != 0)
+    return "expected a PostgreSQL URI, postgresql://user@host:port/database";
+  const size_t start = uri.find("://") + 3;
+  const size_t end = uri.find_first_of("/?", start);
+  const std::string_view authority = uri.substr(start, end == uri.npos ? uri.npos : end - start);
+  const size_t at = authority.rfind('@');
+  const bool userinfo_password =
+      at != authority.npos && authority.substr(0, at).find(':') != authority.npos;
+  std::string lower(uri);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const size_t q = lower.find('?');
+  const bool query_password =
+      q != lower.npos && (lower.find("?password=", q) != lower.npos ||
+                          lower.find("&password=", q) != lower.npos);
+  if (userinfo_password || query_password)
+    return "the URI carries a password (not repeated here): remove it and put it in a password "
+           "file named by ?passfile=/path or PGPASSFILE (lines host:port:db:user:password, mode "
+           "0600), or in PGPASSWORD, so that it is never in a config or a log";
+  return std::nullopt;
+}
+
+// teleport.storage. A value is never echoed in an error: it may hold a password.
+Result<void> read_storage(const Reader& r, const YAML::Node& node, const Place& at, Config& out) {
+  std::optional<Place> type_at, conn_at;
+  auto uri = [&](const YAML::Node& v, const Place& p, std::string& dst) -> Result<void> {
+    if (!v.IsScalar() || v.Scalar().empty()) return r.fail(p, "expected a URI");
+    if (auto why = postgres_uri_problem(v.Scalar())) return r.fail(p, *why);
+    dst = v.Scalar();
+    return {};
+  };
+  auto read = r.section(
+      node, at,
+      {
+          {"type",
+           [&](auto& v, auto& p) {
+             type_at = p;
+             return r.choice(v, p, "storage type", {"sqlite", "postgresql"}, out.storage.type);
+           }},
+          {"conn_string",
+           [&](auto& v, auto& p) {
+             conn_at = p;
+             return uri(v, p, out.storage.conn_string);
+           }},
+          {"audit_events_uri",
+           [&](auto& v, auto& p) -> Result<void> {
+             out.storage.audit_events_uri.clear();
+             auto one = [&](const YAML::Node& item, const Place& item_at) -> Result<void> {
+               if (item.IsScalar() && item.Scalar().rfind("file://", 0) == 0) {
+                 const std::string path = item.Scalar().substr(7);
+                 if (path.size() < 5 || path[0] != '/' || path.substr(path.size() - 4) != "/log")
+                   return r.fail(item_at,
+                                 "a file:// URI names the log directory of a data_dir, like "
+                                 "file:///var/lib/vigil/log");
+                 out.storage.audit_events_uri.push_back(item.Scalar());
+                 return {};
+               }
+               if (!item.IsScalar() || item.Scalar().empty())
+                 return r.fail(item_at, "expected postgresql://... or file:///data_dir/log");
+               if (auto why = postgres_uri_problem(item.Scalar()))
+                 return r.fail(item_at, item.Scalar().rfind("postgres", 0) == 0
+                                            ? *why
+                                            : "expected postgresql://... or file:///data_dir/log");
+               const std::string u = item.Scalar();
+               out.storage.audit_events_uri.push_back(u);
+               return {};
+             };
+             if (v.IsSequence()) return r.list(v, p, "a list of URIs", one);
+             return one(v, p);
+           }},
+      });
+  if (!read) return read;
+  if (out.storage.type == "postgresql" && out.storage.conn_string.empty())
+    return r.fail(type_at ? *type_at : at,
+                  "storage type postgresql needs conn_string: postgresql://user@host:port/db");
+  if (out.storage.type != "postgresql" && !out.storage.conn_string.empty())
+    return r.fail(*conn_at, "conn_string is for type: postgresql; set the type too");
+  return {};
+}
+
 // The teleport: section, or vigil:, which alone may set cluster_name.
 Result<void> read_node_section(const Reader& r, const YAML::Node& node, const Place& at,
                                bool vigil_spelling, Config& out,
@@ -281,6 +363,7 @@ Result<void> read_node_section(const Reader& r, const YAML::Node& node, const Pl
                            "status prints it",
                            out.ca_pin, is_ca_pin);
            }},
+          {"storage", [&](auto& v, auto& p) { return read_storage(r, v, p, out); }},
       });
 }
 

@@ -155,6 +155,19 @@ struct ProxyServiceConfig {
   bool operator==(const ProxyServiceConfig&) const = default;
 };
 
+// teleport.storage (issue 12): where the auth service keeps its state and
+// audit events. Connection strings never carry a password (it comes from
+// PGPASSWORD, a password file named by PGPASSFILE or ?passfile=).
+struct StorageConfig {
+  std::string type = "sqlite";  // sqlite (<data_dir>/cluster/state.db) | postgresql
+  std::string conn_string;      // postgresql://user@host:port/db?sslmode=... (type postgresql)
+  // Every event goes to each; searches use the first. postgresql://... or
+  // file:///path/log (the day files of the data_dir /path). Empty: the day
+  // files under data_dir.
+  std::vector<std::string> audit_events_uri;
+  bool operator==(const StorageConfig&) const = default;
+};
+
 struct Config {
   std::string version = "v3";
   std::string nodename;  // defaults to this host's name
@@ -171,6 +184,7 @@ struct Config {
   AuthServiceConfig auth;
   ProxyServiceConfig proxy;
   SshService ssh;
+  StorageConfig storage;
   std::string source;  // the file read, or "<embedded defaults>"
 
   bool operator==(const Config&) const = default;

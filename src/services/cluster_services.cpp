@@ -23,6 +23,8 @@
 #include "ca/key_file.hpp"
 #include "ca/proxy_header.hpp"
 #include "cluster/sqlite_store.hpp"
+#include "pg/open_stores.hpp"
+#include "pg/pg_cluster_store.hpp"
 #include "cluster/store.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -100,7 +102,8 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   for (const char* sub : {"/cluster", "/ca", "/admin", "/relay", "/proxy"})
     if (auto r = private_dir(dir + sub); !r) return fail(r.error().message);
 
-  auto backend = cluster::open_sqlite(dir + "/cluster/state.db");
+  // teleport.storage: SQLite in data_dir, or PostgreSQL (pg/open_stores.hpp).
+  auto backend = pg::open_cluster_backend(cfg);
   if (!backend) return fail(backend.error().message);
   cluster::ClusterStore store(std::move(*backend));
   if (auto r = store.ensure_builtin_roles(); !r) return fail(r.error().message);
@@ -108,10 +111,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   auto cas = ca::ClusterCAs::load_or_create(dir + "/ca", cfg.cluster_name, unix_now());
   if (!cas) return fail("certificate authorities: " + cas.error().message);
 
-  auditlog::FileLogOptions log_options;
-  log_options.data_dir = dir;
-  log_options.server_uuid = options.server_uuid;
-  auto audit_log = auditlog::FileLog::open(log_options);
+  auto audit_log = pg::open_audit_store(cfg, options.server_uuid);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
 
   // Nodes' events and recordings (exactly once, in order per node).
@@ -136,6 +136,27 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
   // write each (docs/benchmarks-scale.md: 10,000 nodes).
   service_options.heartbeat_write_behind = true;
   authsvc::AuthService service(store, *cas, **audit_log, service_options);
+  // Several auth services on one PostgreSQL database: what another one
+  // writes is announced (LISTEN/NOTIFY), and this one drops what it holds
+  // of it in memory.
+  std::unique_ptr<pg::ChangeWatcher> watcher;
+  if (cfg.storage.type == "postgresql") {
+    auto w = pg::ChangeWatcher::open(cfg.storage.conn_string);
+    if (!w) return fail(w.error().message);
+    watcher = std::move(*w);
+  }
+  std::jthread watching([&](std::stop_token st) {
+    while (watcher && !st.stop_requested()) {
+      auto kinds = watcher->wait(std::chrono::milliseconds(250));
+      if (!kinds) {
+        log::warn(kinds.error().message + " (changes made by other auth services are seen "
+                  "within the heartbeat flush until it is back)");
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      for (const std::string& k : *kinds) service.store_changed(k);
+    }
+  });
 
   // The service's own TLS identity: a fresh key at every start.
   auto server_key = ca::PrivateKey::generate(ca::KeyAlgorithm::ecdsa_p256);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <cstring>
 #include <fcntl.h>
 #include <functional>
 #include <map>
@@ -26,6 +28,8 @@
 #include "auditlog/memory_store.hpp"
 #include "auditlog/store.hpp"
 #include "common/clock.hpp"
+#include "pg/pg_audit_store.hpp"
+#include "../support/postgres_server.hpp"
 #include "../support/temp_dir.hpp"
 
 namespace vigil::auditlog {
@@ -110,6 +114,90 @@ class MemoryFixture final : public Fixture {
 
  private:
   std::shared_ptr<MemoryAuditStorage> storage_ = std::make_shared<MemoryAuditStorage>();
+};
+
+int64_t base_ns();
+
+// A database of its own on the binary's PostgreSQL server (port 31500;
+// tests/CMakeLists.txt runs these cases as one ctest test, so the server
+// starts once).
+class PostgresFixture final : public Fixture {
+ public:
+  PostgresFixture() {
+    std::string error;
+    server_ = test::PostgresServer::shared(31500, &error);
+    if (!server_) {
+      ADD_FAILURE() << error;
+      return;
+    }
+    static int counter = 0;
+    uri_ = server_->uri(server_->create_database("audit_" + std::to_string(++counter)));
+  }
+
+  std::unique_ptr<AuditStore> open() override {
+    if (!server_) return nullptr;
+    pg::PgAuditOptions o;
+    o.uri = uri_;
+    o.flush_interval = std::chrono::milliseconds(20);
+    auto s = pg::PgAuditStore::open(o);
+    EXPECT_TRUE(s.ok()) << (s ? "" : s.error().message);
+    return s ? std::move(s.value()) : nullptr;
+  }
+
+  // A real crash: a child process connects, starts the COPY of one event,
+  // sends `keep` bytes of its line and is killed with SIGKILL mid-COPY.
+  void crash_mid_append(std::string_view line, size_t keep) override {
+    auto s = open();  // the schema exists before the child writes
+    ASSERT_NE(s, nullptr);
+    const std::string copy(line);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      auto c = pg::Conn::open(uri_, "crash");
+      if (!c || !c->run("BEGIN")) _exit(3);
+      PGresult* r = PQexec(c->raw(),
+                           "COPY audit_events (time_ns, event_type, sid, user_name, login, line) "
+                           "FROM STDIN (FORMAT binary)");
+      if (PQresultStatus(r) != PGRES_COPY_IN) _exit(4);
+      pg::CopyWriter w;
+      w.begin_tuple(6);
+      w.int64(base_ns());
+      w.null();
+      w.null();
+      w.null();
+      w.null();
+      std::string data = w.finish();
+      data.resize(data.size() - 2);  // no trailer: the COPY is unfinished
+      data += std::string("\0\0\0\0", 4);  // a length, then part of the bytes
+      const uint32_t len = htonl(static_cast<uint32_t>(copy.size()));
+      std::memcpy(data.data() + data.size() - 4, &len, 4);
+      data += copy.substr(0, keep);
+      PQputCopyData(c->raw(), data.data(), static_cast<int>(data.size()));
+      PQflush(c->raw());
+      raise(SIGKILL);
+      _exit(5);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  }
+
+  // A damaged row: bytes that are not an event, stored after the others.
+  void corrupt(const std::string& bytes) override {
+    auto s = open();
+    ASSERT_NE(s, nullptr);
+    auto c = pg::Conn::open(uri_, "corrupt");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    std::string stored = bytes;
+    if (!stored.empty() && stored.back() == '\n') stored.pop_back();
+    auto r = c->exec("INSERT INTO audit_events (time_ns, line) VALUES ($1, $2)",
+                     {pg::Param::int64(clock::realtime_ns()), pg::Param::bytes(stored)});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+
+ private:
+  test::PostgresServer* server_ = nullptr;
+  std::string uri_;
 };
 
 struct Backend {
@@ -480,7 +568,8 @@ TEST_P(AuditStoreContract, AnEventUpToTheBoundRoundTripsAndOneByteMoreIsRefused)
 INSTANTIATE_TEST_SUITE_P(
     Backends, AuditStoreContract,
     ::testing::Values(Backend{"file", [] { return std::make_unique<FileFixture>(); }},
-                      Backend{"memory", [] { return std::make_unique<MemoryFixture>(); }}),
+                      Backend{"memory", [] { return std::make_unique<MemoryFixture>(); }},
+                      Backend{"postgresql", [] { return std::make_unique<PostgresFixture>(); }}),
     [](const ::testing::TestParamInfo<Backend>& info) { return info.param.name; });
 
 }  // namespace

@@ -12,12 +12,15 @@
 #include <barrier>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "cluster/roles.hpp"
 #include "cluster/secrets.hpp"
 #include "cluster/sqlite_store.hpp"
 #include "cluster/store.hpp"
+#include "pg/pg_cluster_store.hpp"
+#include "../support/postgres_server.hpp"
 #include "../support/temp_dir.hpp"
 
 namespace vigil::cluster {
@@ -33,6 +36,19 @@ struct BackendCase {
 const BackendCase kSqlite{"sqlite", [](const std::string& dir) {
                             return open_sqlite(dir + "/cluster.db");
                           }};
+
+// A database per test directory on the binary's PostgreSQL server (port
+// 31502; tests/CMakeLists.txt runs these cases as one ctest test, so the
+// server starts once). A forked child opens the database its parent made.
+const BackendCase kPostgres{"postgresql", [](const std::string& dir) -> Result<std::unique_ptr<Backend>> {
+  static std::map<std::string, std::string> databases;
+  std::string error;
+  auto* server = test::PostgresServer::shared(31502, &error);
+  if (!server) return Error::of(Errc::unavailable, error);
+  auto& db = databases[dir];
+  if (db.empty()) db = server->create_database("cluster_" + std::to_string(databases.size()));
+  return pg::open_postgres_cluster(server->uri(db));
+}};
 
 Time T(int64_t s) { return Time{Seconds{s}}; }
 
@@ -417,7 +433,7 @@ TEST_P(StoreContract, ASignUpTokenRacedByTwoProcessesIsConsumedOnce) {
   EXPECT_TRUE(mine.list_tokens()->empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values(kSqlite),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values(kSqlite, kPostgres),
                          [](const auto& info) { return info.param.name; });
 
 // SQLite's own promises.
