@@ -308,7 +308,8 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
                return api::Reply::json({{"host_key", proxy_host_key_line}});
              });
 
-  auto listen = [&](const std::string& addr, const char* what) -> Result<std::unique_ptr<api::Server>> {
+  auto listen = [&](const std::string& addr, const char* what,
+                    bool browser_sessions = false) -> Result<std::unique_ptr<api::Server>> {
     auto where = split_listen_addr(addr);
     if (!where) return where.error();
     api::ServerOptions o;
@@ -319,6 +320,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     o.ca_certificate = *cas->tls.active().certificate;
     o.key = &*server_key;
     o.client_certificates = api::ClientCertificates::optional;
+    o.browser_sessions = browser_sessions;  // the web port only
     o.trusted = cas->tls.trusted_tls_certificates();
     o.cluster = cfg.cluster_name;
     return api::Server::listen(std::move(o), router);
@@ -331,7 +333,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     auth_server->start();
   }
   if (cfg.proxy_enabled) {
-    auto s = listen(cfg.proxy.web_listen_addr, "web API");
+    auto s = listen(cfg.proxy.web_listen_addr, "web API", /*browser_sessions=*/true);
     if (!s)
       return fail("proxy_service.web_listen_addr " + cfg.proxy.web_listen_addr + ": " +
                   s.error().message);

@@ -131,6 +131,10 @@ Result<api::Reply> AuthForwarder::forward(const api::Request& q) {
     audit::append_base64(b64, q.peer.certificate_der);
     headers[std::string(kForwardedCertificateHeader)] = b64;
   }
+  // The client's browser session, as this port read it (the auth service
+  // checks it; it believes these headers from a proxy identity only).
+  if (q.peer.web_session) headers[std::string(kForwardedSessionHeader)] = *q.peer.web_session;
+  if (q.peer.web_csrf) headers[std::string(kForwardedCsrfHeader)] = *q.peer.web_csrf;
   std::string type = q.content_type.empty() ? "application/json" : q.content_type;
   auto r = (*client)->call(q.method, encoded_path(q.path), q.query, q.body, type, headers);
   if (!r) {
@@ -151,6 +155,9 @@ Result<api::Reply> AuthForwarder::forward(const api::Request& q) {
   out.body = std::move(r->body);
   if (auto it = r->headers.find("allow"); it != r->headers.end())
     out.headers.emplace_back("Allow", it->second);
+  // A browser login's (or logout's) cookie: the auth service sets one.
+  if (auto it = r->headers.find("set-cookie"); it != r->headers.end())
+    out.headers.emplace_back("Set-Cookie", it->second);
   return out;
 }
 
@@ -315,6 +322,7 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   if (!o.ca_certificate.get()) return fail("the proxy's certificate is not of the cluster's CA");
   o.key = &id->tls_key;
   o.client_certificates = api::ClientCertificates::optional;
+  o.browser_sessions = true;
   o.trusted = id->tls_cas;
   o.cluster = id->cluster;
   o.workers = ForwarderOptions{}.max_forwards;
