@@ -47,6 +47,7 @@ struct Peer {
   // received, unchecked (authsvc::AuthService::caller checks them).
   std::optional<std::string> web_session;
   std::optional<std::string> web_csrf;
+  bool web_port = false;  // the request came to such a port (the web UI is served there only)
   // The same, forwarded by a proxy on another host (the headers
   // X-Vigil-Forwarded-Session and X-Vigil-Forwarded-CSRF): believed only
   // from a proxy identity, as the forwarded certificate is.

@@ -614,6 +614,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (auto it = q.headers.find("x-vigil-forwarded-csrf"); it != q.headers.end())
       q.peer.forwarded_csrf = it->second;
     if (server_.options.browser_sessions) {
+      q.peer.web_port = true;
       if (auto it = q.headers.find("cookie"); it != q.headers.end())
         q.peer.web_session = cookie_value(it->second, kSessionCookie);
       if (auto it = q.headers.find("x-vigil-csrf"); it != q.headers.end())

@@ -33,6 +33,7 @@
 #include "relay/recording_inbox.hpp"
 #include "relay/wire.hpp"
 #include "ssh/host_key.hpp"
+#include "web/assets.hpp"
 
 namespace vigil::services {
 
@@ -289,6 +290,11 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     }
     return api::Reply::json({{"events", events}, {"next", page->next}, {"skipped", page->skipped}});
   });
+
+  // The web UI's files, on the web port only (web/assets.hpp).
+  auto web_assets = web::load_for_proxy(cfg.proxy.web_assets_dir);
+  if (!web_assets) return fail("the web UI: " + web_assets.error().message);
+  web::add_routes(router, *web_assets);
 
   // The proxy's SSH side: the jump port for users, the tunnel port for nodes.
   std::string proxy_host_key = dir + "/proxy/host_key";

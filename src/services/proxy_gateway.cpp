@@ -22,6 +22,7 @@
 #include "relay/wire.hpp"
 #include "ssh/host_key.hpp"
 #include "sshcert/trusted_cas.hpp"
+#include "web/assets.hpp"
 
 namespace vigil::services {
 
@@ -303,6 +304,10 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   router.add("GET", "/v1/proxy/host_key", [&host_key_text](const api::Request&) -> Result<api::Reply> {
     return api::Reply::json({{"host_key", host_key_text}});
   });
+  // The web UI's files (web/assets.hpp): served here, not forwarded.
+  auto web_assets = web::load_for_proxy(cfg.proxy.web_assets_dir);
+  if (!web_assets) return fail("the web UI: " + web_assets.error().message);
+  web::add_routes(router, *web_assets);
   router.set_fallback([&auth](const api::Request& q) { return auth.forward(q); },
                       api::RouteOptions{kMaxForwardedBody});
 

@@ -290,3 +290,27 @@ TEST_F(WebSessionE2e, ThroughAProxyOnAnotherHostTheSessionTravelsToTheAuthServic
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(WebSessionE2e, TheWebPortServesThePageWithItsPolicyAndTheAuthPortDoesNot) {
+  for (int port : {kWeb, kWebB}) {
+    auto page = https("GET", port, "/web/index.html");
+    ASSERT_EQ(page.status, 200) << port << page.body;
+    EXPECT_EQ(page.header("Content-Type"), "text/html; charset=utf-8");
+    EXPECT_NE(page.header("Content-Security-Policy").find("script-src 'self';"), std::string::npos)
+        << page.headers;
+    EXPECT_NE(page.body.find("/web/js/app.js"), std::string::npos);
+    auto script = https("GET", port, "/web/vendor/xterm.js");
+    EXPECT_EQ(script.status, 200) << port;
+    EXPECT_EQ(script.header("Content-Type"), "text/javascript; charset=utf-8");
+    auto root = https("GET", port, "/");
+    EXPECT_EQ(root.status, 302);
+    EXPECT_EQ(root.header("Location"), "/web/index.html");
+    EXPECT_EQ(https("GET", port, "/web/../../etc/passwd").status, 400);
+    EXPECT_EQ(https("GET", port, "/web/%2e%2e/%2e%2e/etc/passwd").status, 400);
+  }
+  EXPECT_EQ(https("GET", kAuth, "/web/index.html").status, 404);
+}
+
+}  // namespace
