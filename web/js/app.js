@@ -1,5 +1,5 @@
 // Vigil's web UI: the page's routes, the login, the views.
-import { ApiError, find, forgetSession, login, logout, whoami } from './api.js';
+import { ApiError, csrfToken, find, forgetSession, login, logout, whoami } from './api.js';
 import { clear, el } from './dom.js';
 import { views } from './views.js';
 import './audit.js';
@@ -53,15 +53,21 @@ function showLogin(secondFactor, message) {
   user.focus();
 }
 
+async function showLoginPage(message) {
+  let sf = 'off';
+  try { sf = (await find()).auth.second_factor; } catch (_) { /* shown as off */ }
+  showLogin(sf, message);
+}
+
 async function render() {
+  // No CSRF token kept: not logged in here; no call that would be refused.
+  if (!csrfToken()) { await showLoginPage(); return; }
   try {
     me = await whoami();
   } catch (e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
       forgetSession();
-      let sf = 'off';
-      try { sf = (await find()).auth.second_factor; } catch (_) { /* shown as off */ }
-      showLogin(sf);
+      await showLoginPage('Your session ended; log in again.');
       return;
     }
     clear(main);

@@ -34,6 +34,9 @@ register('audit', async (main) => {
   const more = el('button', { type: 'button', hidden: true }, 'Older events');
   main.append(el('h1', {}, 'Audit log'), form, status, table, more);
 
+  // /web/audit?sid=SID (a session's link): that session's events.
+  const given = new URLSearchParams(location.search);
+  for (const k of ['sid', 'user', 'login', 'type']) if (given.get(k)) f[k].value = given.get(k);
   const seen = new Set();
   let next = '';
   let newest = '';
@@ -53,7 +56,7 @@ register('audit', async (main) => {
       if (open) { tr.nextSibling.remove(); return; }
       const detail = el('tr', { class: 'detail' }, el('td', { colspan: 3 },
         el('pre', { class: 'json' }, JSON.stringify(e, null, 2)),
-        e.sid ? el('a', { href: `/web/player/${encodeURIComponent(e.sid)}` }, 'Open the session') : null));
+        e.sid ? el('a', { href: `/web/audit?sid=${encodeURIComponent(e.sid)}` }, 'All events of this session') : null));
       tr.after(detail);
     };
     tr.addEventListener('click', toggle);

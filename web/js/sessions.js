@@ -47,7 +47,7 @@ register('sessions', async (main, _args, me) => {
       const lost = lostTotal(end);
       const live = s.status === 'in progress';
       body.append(el('tr', { 'data-sid': s.sid },
-        el('td', { class: 'time' }, el('a', { href: `/web/player/${encodeURIComponent(s.sid)}` },
+        el('td', { class: 'time' }, el('a', { href: `/web/audit?sid=${encodeURIComponent(s.sid)}`, title: 'The session\'s events' },
           (s.start || '').replace('T', ' ').replace(/\.\d+Z$/, 'Z'))),
         el('td', {}, s.user), el('td', {}, s.login), el('td', {}, s.server_hostname || s.server_id),
         el('td', { class: 'num' }, duration(s.duration_ms || 0)),

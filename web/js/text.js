@@ -1,9 +1,11 @@
 // Each audit event as one readable sentence (built as text, never markup).
 const q = (s) => `\`${s}\``;
 
+// The command line: the program's name and its arguments (the event's
+// argv holds the arguments after argv[0], as in Teleport's events).
 function argvText(e) {
-  if (Array.isArray(e.argv) && e.argv.length) return e.argv.join(' ');
-  return e.path || e.program || '?';
+  const args = Array.isArray(e.argv) ? e.argv : [];
+  return [e.program || e.path || '?', ...args].join(' ');
 }
 
 export function sentence(e) {
@@ -14,10 +16,13 @@ export function sentence(e) {
       return `${user} ran ${q(argvText(e))}${e.login ? ` as ${e.login}` : ''}${node}` +
         (e.return_code && e.return_code !== 0 ? ` (failed: ${e.return_code})` : '');
     case 'session.network': {
-      const dst = `${e.dst_addr || '?'}:${e.dst_port ?? '?'}`;
-      const verb = e.operation === 2 ? 'accepted a connection from' : e.operation === 1 ? 'sent to' : 'connected to';
+      const dst = e.protocol === 'unix' ? (e.unix_path || '?') : `${e.dst_addr || '?'}:${e.dst_port ?? '?'}`;
+      const proto = e.protocol === 'udp' ? 'UDP ' : e.protocol === 'unix' ? 'unix socket ' : '';
+      if (e.operation === 3)  // the connect's result
+        return `${e.program || '?'}'s connection to ${dst} ${e.result === 'connected' || !e.result ? 'succeeded' : `failed (${e.result})`}${node}`;
+      const verb = e.operation === 2 ? 'accepted a connection from' : e.operation === 1 ? `sent ${proto}to` : `connected to ${proto}`;
       const blocked = e.action === 1 ? ' (blocked)' : '';
-      return `${e.program || '?'} ${verb} ${dst}${blocked}${node}`;
+      return `${e.program || '?'} ${verb}${verb.endsWith(' ') ? '' : ' '}${dst}${blocked}${node}`;
     }
     case 'session.disk':
       return `${e.program || '?'} opened ${e.kernel_path || e.path || '?'}${node}`;
