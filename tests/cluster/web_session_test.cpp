@@ -322,10 +322,24 @@ namespace {
 // the suite, against this suite's cluster.
 TEST_F(WebSessionE2e, InTheBrowserTheAuditLogShowsTheObfuscatedCommandAndMarkupStaysText) {
   const std::string xss = "<img src=x onerror=window.__vigilXss=1>";
-  auto run = g_a->vsh("alice", {"ssh", "root@webnode",
-                                "echo Y3VybCBodHRwOi8vMTI3LjAuMC4xOjMxMDAxLw== | base64 --decode | sh; "
-                                "/bin/echo '" + xss + "'; true"});
+  // On a terminal (script(1)), so the output is recorded: `echo onscreen-7`
+  // shows on screen (the second echo prints its command line), the decoded
+  // curl never does.
+  const std::string command = "/bin/echo onscreen-7; /bin/echo echo onscreen-7; "
+                              "echo Y3VybCBodHRwOi8vMTI3LjAuMC4xOjMxMDAxLw== | base64 --decode | sh; "
+                              "/bin/echo '" + xss + "'; true";
+  auto quoted = [](const std::string& text) {
+    std::string out = "'";
+    for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+  };
+  Spawn t;
+  t.argv = {"/usr/bin/script", "-qec", quoted(kVsh) + " ssh -t root@webnode " + quoted(command), "/dev/null"};
+  t.env.push_back("VSH_HOME=" + g_a->dir() + "/home-alice");
+  t.env.push_back("HOME=" + g_a->dir());
+  auto run = e2e::run(t, 60000);
   ASSERT_EQ(run.status, 0) << run.out << run.err;
+  ASSERT_NE(run.out.find("echo onscreen-7"), std::string::npos) << run.out;
   std::string sid;
   ASSERT_TRUE(wait_until(
       [&] {

@@ -92,9 +92,41 @@ try {
   await page.setViewportSize({ width: 600, height: 800 });
   check(await page.isVisible(`tr[data-sid="${sid}"]`), 'the session row is not visible at 600 px');
   if (shots) await page.screenshot({ path: `${shots}/sessions-narrow.png` });
-  // A session's link opens its events in the audit log.
+  // The player: the terminal replayed, the timeline beside it.
   await page.setViewportSize({ width: 1280, height: 800 });
-  await page.click(`tr[data-sid="${sid}"] a`);
+  await page.click(`tr[data-sid="${sid}"] a.play`);
+  await page.waitForSelector('ol.timeline li', { timeout: 20000 });
+  const curlItem = page.locator('ol.timeline li', { hasText: 'curl http://127.0.0.1:31001/' }).first();
+  check(await curlItem.getAttribute('data-offscreen') === 'true', 'the decoded curl is not marked never on screen');
+  check((await curlItem.textContent()).includes('never on screen'), 'the curl item does not say never on screen');
+  const shownItem = page.locator('ol.timeline li', { hasText: 'ran `echo onscreen-7`' }).first();
+  check(await shownItem.count() === 1 && await shownItem.getAttribute('data-offscreen') === null,
+    'echo onscreen-7 (its command line is on the screen) is marked never on screen');
+  // The process tree: curl's parent is the sh the decoded text was piped to.
+  const parentOfCurl = await page.evaluate(() => {
+    const own = (li) => Array.from(li.childNodes).filter((n) => n.nodeName !== 'UL').map((n) => n.textContent).join('');
+    const li = Array.from(document.querySelectorAll('.tree li')).find((l) => own(l).includes('curl http://127.0.0.1:31001/'));
+    const parent = li && li.parentElement.closest('li');
+    return parent ? own(parent).trim() : null;
+  });
+  check(parentOfCurl !== null && parentOfCurl.endsWith(' sh'), `curl's parent in the process tree: ${parentOfCurl}`);
+  await page.click('.controls button.primary');  // play
+  await page.waitForFunction(() => document.querySelector('.xterm-rows')?.textContent.includes('echo onscreen-7'), null, { timeout: 20000 });
+  // Clicking an event seeks there: the position is the event's time.
+  await page.click('.controls button.primary').catch(() => {});  // pause (when still playing)
+  const t = Number(await curlItem.getAttribute('data-t'));
+  await curlItem.click();
+  const at = Number(await page.inputValue('input[aria-label=Position]'));
+  check(Math.abs(at - t) <= 1, `seeking to the curl went to ${at} ms, not ${t}`);
+  check(await curlItem.evaluate((li) => li.classList.contains('current')), 'the clicked event is not the current one');
+  // Markup in the terminal and the timeline is text there too.
+  check(await page.evaluate(() => window.__vigilXss === undefined), 'the onerror handler ran in the player');
+  if (shots) await page.screenshot({ path: `${shots}/player.png` });
+  await page.goBack();
+  await page.waitForSelector(`tr[data-sid="${sid}"]`, { timeout: 20000 });
+
+  // A session's link opens its events in the audit log.
+  await page.click(`tr[data-sid="${sid}"] td.time a`);
   await page.locator('tbody tr.row', { hasText: 'curl http://127.0.0.1:31001/' }).first().waitFor({ timeout: 20000 });
   check(await page.inputValue('input[name=sid]') === sid, 'the session link did not filter by its sid');
   check(page.errors.length === 0, `console errors (alice): ${page.errors.join(' | ')}`);

@@ -4,6 +4,7 @@ import { clear, el } from './dom.js';
 import { views } from './views.js';
 import './audit.js';
 import './sessions.js';
+import './player.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');

@@ -27,7 +27,7 @@ register('sessions', async (main, _args, me) => {
     status,
     el('table', { 'aria-label': 'Sessions' },
       el('thead', {}, el('tr', {}, ['Start (UTC)', 'User', 'Login', 'Node', 'Duration', 'Enhanced', 'Commands', 'Files',
-        'Connections', 'Lost', 'Status'].map((h) => el('th', {}, h)))),
+        'Connections', 'Lost', 'Status', ''].map((h) => el('th', {}, h)))),
       body),
     more);
   let next = '';
@@ -40,7 +40,7 @@ register('sessions', async (main, _args, me) => {
     } catch (_) { /* the counts stay unknown */ }
     for (const s of r.recordings) {
       if (s.error) {
-        body.append(el('tr', {}, el('td', { colspan: 11, class: 'error' }, `${s.sid}: ${s.error}`)));
+        body.append(el('tr', {}, el('td', { colspan: 12, class: 'error' }, `${s.sid}: ${s.error}`)));
         continue;
       }
       const end = ends.get(s.sid);
@@ -55,7 +55,8 @@ register('sessions', async (main, _args, me) => {
         el('td', { class: 'num' }, s.events.command), el('td', { class: 'num' }, s.events.disk),
         el('td', { class: 'num' }, s.events.network),
         el('td', { class: `num${lost ? ' lost' : ''}` }, end ? String(lost) : '?'),
-        el('td', { class: live ? 'live' : '' }, live ? '● live' : s.status)));
+        el('td', { class: live ? 'live' : '' }, live ? '● live' : s.status),
+        el('td', {}, el('a', { href: `/web/player/${encodeURIComponent(s.sid)}`, class: 'play' }, 'Play'))));
     }
     next = r.next || '';
     more.hidden = !next;
