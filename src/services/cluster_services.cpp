@@ -34,6 +34,7 @@
 #include "relay/wire.hpp"
 #include "ssh/host_key.hpp"
 #include "web/assets.hpp"
+#include "web/event_filter.hpp"
 
 namespace vigil::services {
 
@@ -281,14 +282,29 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
                           "); others' need a role that allows event list, like auditor"));
       query.user = c->name;
     }
-    auto page = (*audit_log)->search(query);
-    if (!page) return page.error();
+    // The page's filters (web/event_filter.hpp): text and node, over at
+    // most kMaxScannedPages pages a call.
+    web::EventFilter filter;
+    filter.text = q.query_value("text").value_or("");
+    filter.node = q.query_value("node").value_or("");
+    if (filter.text.size() > web::kMaxFilterBytes || filter.node.size() > web::kMaxFilterBytes)
+      return Error::of(Errc::invalid_argument, "text and node: give at most 1024 bytes each");
     nlohmann::json events = nlohmann::json::array();
-    for (const auto& line : page->lines) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded()) events.push_back(std::move(j));
+    std::string next;
+    size_t skipped = 0;
+    for (size_t scanned = 0; scanned < web::kMaxScannedPages; ++scanned) {
+      auto page = (*audit_log)->search(query);
+      if (!page) return page.error();
+      skipped += page->skipped;
+      for (const auto& line : page->lines) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && filter.matches(j)) events.push_back(std::move(j));
+      }
+      next = page->next;
+      if (filter.empty() || next.empty() || events.size() >= query.limit) break;
+      query.after = next;
     }
-    return api::Reply::json({{"events", events}, {"next", page->next}, {"skipped", page->skipped}});
+    return api::Reply::json({{"events", events}, {"next", next}, {"skipped", skipped}});
   });
 
   // The web UI's files, on the web port only (web/assets.hpp).

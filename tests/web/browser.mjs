@@ -76,6 +76,19 @@ try {
   await xssRow.first().waitFor({ timeout: 20000 });
   check(await page.evaluate(() => window.__vigilXss === undefined), 'the onerror handler in an argv ran');
   check(await page.locator('tbody img').count() === 0, 'an <img> element was made from an argv');
+  // The server-side text and node filters: only the curl's command.
+  await page.fill('input[name=text]', 'http://127.0.0.1:31001/');
+  await page.fill('input[name=node]', 'webnode');
+  await page.click('form[aria-label="Filters"] button[type=submit]');
+  await curlRow.first().waitFor({ timeout: 20000 });
+  const texts = await page.locator('tbody tr.row').allTextContents();
+  check(texts.length >= 1 && texts.every((t) => t.includes('curl http://127.0.0.1:31001/')),
+    `the text filter shows: ${texts.join(' | ')}`);
+  await page.fill('input[name=node]', 'no-such-node');
+  await page.click('form[aria-label="Filters"] button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('p[role=status]')?.textContent === 'No events match.', null, { timeout: 20000 });
+  await page.fill('input[name=node]', '');
+  await page.fill('input[name=text]', '');
   // Clear the filter: a new event appears without reloading (polling).
   await page.selectOption('select[name=type]', '');
   await page.click('form[aria-label="Filters"] button[type=submit]');

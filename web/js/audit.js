@@ -21,10 +21,13 @@ register('audit', async (main) => {
     user: el('input', { name: 'user', size: 10 }),
     login: el('input', { name: 'login', size: 10 }),
     sid: el('input', { name: 'sid', size: 20 }),
+    node: el('input', { name: 'node', size: 10 }),
+    text: el('input', { name: 'text', size: 18, placeholder: 'command line or path' }),
   };
   const form = el('form', { class: 'filters', 'aria-label': 'Filters' },
     el('label', {}, 'From', f.from), el('label', {}, 'To', f.to), el('label', {}, 'Type', f.type),
-    el('label', {}, 'User', f.user), el('label', {}, 'Login', f.login), el('label', {}, 'Session', f.sid),
+    el('label', {}, 'User', f.user), el('label', {}, 'Login', f.login), el('label', {}, 'Node', f.node),
+    el('label', {}, 'Session', f.sid), el('label', {}, 'Text', f.text),
     el('button', { class: 'primary', type: 'submit' }, 'Search'));
   const status = el('p', { class: 'muted', role: 'status' });
   const body = el('tbody');
@@ -36,14 +39,14 @@ register('audit', async (main) => {
 
   // /web/audit?sid=SID (a session's link): that session's events.
   const given = new URLSearchParams(location.search);
-  for (const k of ['sid', 'user', 'login', 'type']) if (given.get(k)) f[k].value = given.get(k);
+  for (const k of ['sid', 'user', 'login', 'type', 'node', 'text']) if (given.get(k)) f[k].value = given.get(k);
   const seen = new Set();
   let next = '';
   let newest = '';
 
   const query = (extra) => ({
     from: rfc3339(f.from.value), to: rfc3339(f.to.value), type: f.type.value, user: f.user.value.trim(),
-    login: f.login.value.trim(), sid: f.sid.value.trim(), ...extra,
+    login: f.login.value.trim(), sid: f.sid.value.trim(), node: f.node.value.trim(), text: f.text.value, ...extra,
   });
 
   function row(e) {
