@@ -21,7 +21,14 @@ packages=(
   openssh-server openssl
   # the relay tests count a process's system calls over a quiet window (perf stat)
   linux-perf
+  # the web UI's browser tests (e2e.WebSession): headless, driven by playwright-core from npm
+  chromium
 )
+# the web UI's build (npm ci of web/package-lock.json: xterm.js). A node.js
+# that brings its own npm (nodesource's) is kept: Debian's npm would replace it.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 # `deps.sh --bench`: also what the benchmarks compare against (an sshd of
 # their own, never the system's).
 if [[ ${1:-} == --bench ]]; then

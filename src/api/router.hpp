@@ -41,6 +41,18 @@ struct Peer {
   // service decides whether to believe them (authsvc::AuthService::caller).
   std::optional<std::string> forwarded_for;
   std::optional<std::string> forwarded_certificate;
+  // A browser session (docs/api.md, "Browser sessions"), read only on a
+  // port that takes them (ServerOptions::browser_sessions: the proxy's web
+  // port): the cookie __Host-vigil_session and the X-Vigil-CSRF header, as
+  // received, unchecked (authsvc::AuthService::caller checks them).
+  std::optional<std::string> web_session;
+  std::optional<std::string> web_csrf;
+  bool web_port = false;  // the request came to such a port (the web UI is served there only)
+  // The same, forwarded by a proxy on another host (the headers
+  // X-Vigil-Forwarded-Session and X-Vigil-Forwarded-CSRF): believed only
+  // from a proxy identity, as the forwarded certificate is.
+  std::optional<std::string> forwarded_session;
+  std::optional<std::string> forwarded_csrf;
 };
 
 struct Request {

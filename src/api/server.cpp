@@ -194,6 +194,25 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
+std::optional<std::string> cookie_value(std::string_view header, std::string_view name) {
+  std::optional<std::string> found;
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    size_t end = header.find_first_of(";,", pos);
+    std::string_view part = header.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
+    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
+    size_t eq = part.find('=');
+    if (eq != std::string_view::npos && part.substr(0, eq) == name) {
+      if (found) return std::string();  // twice: neither is taken
+      found = std::string(part.substr(eq + 1));
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return found;
+}
+
 size_t json_depth(std::string_view text, size_t limit) {
   size_t depth = 0, deepest = 0;
   bool in_string = false, escaped = false;
@@ -590,6 +609,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
       q.peer.forwarded_for = it->second;
     if (auto it = q.headers.find("x-vigil-forwarded-certificate"); it != q.headers.end())
       q.peer.forwarded_certificate = it->second;
+    if (auto it = q.headers.find("x-vigil-forwarded-session"); it != q.headers.end())
+      q.peer.forwarded_session = it->second;
+    if (auto it = q.headers.find("x-vigil-forwarded-csrf"); it != q.headers.end())
+      q.peer.forwarded_csrf = it->second;
+    if (server_.options.browser_sessions) {
+      q.peer.web_port = true;
+      if (auto it = q.headers.find("cookie"); it != q.headers.end())
+        q.peer.web_session = cookie_value(it->second, kSessionCookie);
+      if (auto it = q.headers.find("x-vigil-csrf"); it != q.headers.end())
+        q.peer.web_csrf = it->second;
+    }
     q.params = std::move(match_.params);
     parser_.reset();  // its header fields are copied out; an idle connection keeps none
 

@@ -72,6 +72,11 @@ struct ServerOptions {
   std::vector<ca::TlsCertificate> trusted;  // the cluster's TLS CA certificates (rotation: several)
   std::string cluster;
   std::function<int64_t()> clock;  // unix seconds; default: the system clock
+  // The proxy's web port: read the browser session cookie and the CSRF
+  // header into Peer::web_session/web_csrf. Off (the auth service's own
+  // port): a cookie is never read there, so a browser session acts only
+  // through the web port.
+  bool browser_sessions = false;
 
   // Threads and queue.
   size_t workers = 2;
@@ -180,6 +185,13 @@ struct Target {
 Result<Target> parse_target(std::string_view target);
 // Whether the bytes are well-formed UTF-8 (no overlongs, no surrogates).
 bool valid_utf8(std::string_view text);
+// The browser session's cookie (the __Host- prefix: the browser keeps it
+// only when set Secure, Path=/, without Domain, so no sibling host can
+// plant one) and the value of `name` in a Cookie header ("a=1; b=2");
+// nullopt when absent, "" when named more than once (refused as no
+// session, never one of them picked).
+inline constexpr std::string_view kSessionCookie = "__Host-vigil_session";
+std::optional<std::string> cookie_value(std::string_view header, std::string_view name);
 // The deepest nesting of arrays and objects in JSON text (strings skipped),
 // counted without recursion; stops counting at limit + 1.
 size_t json_depth(std::string_view text, size_t limit);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/server.hpp"
 #include "audit/base64.hpp"
 #include "cluster/format.hpp"
 #include "cluster/parse.hpp"
@@ -383,6 +384,57 @@ void add_routes(api::Router& r, AuthService& s) {
                         {"enhanced_recording", kinds_json(out->recorded_kinds)},
                         {"ttl_seconds", out->ttl.count()},
                         {"expires", times(out->expires)}});
+  });
+
+  // Browser sessions (docs/api.md, "Browser sessions"): the web page's
+  // login, who it is, logout.
+  r.add("POST", "/v1/webapi/sessions", [&s](const Request& q) -> Result<Reply> {
+    // A stale cookie must not stand in the way of a new login: the caller
+    // is taken without it.
+    api::Peer peer = q.peer;
+    peer.web_session.reset();
+    peer.web_csrf.reset();
+    peer.forwarded_session.reset();
+    peer.forwarded_csrf.reset();
+    VIGIL_TRY(c, s.caller(peer));
+    VIGIL_TRY(b, Body::of(q, {"user", "password", "totp_code"}));
+    VIGIL_TRY(user, b->str("user", true, 256));
+    VIGIL_TRY(password, b->str("password", true, 1024));
+    VIGIL_TRY(code, b->str("totp_code", false, 16));
+    VIGIL_TRY(out, s.web_login(c.value(), WebLoginRequest{user.value(), password.value(), code.value()}));
+    Reply reply = Reply::json({{"user", out->user},
+                               {"roles", out->roles},
+                               {"csrf_token", out->csrf},
+                               {"ttl_seconds", out->ttl.count()},
+                               {"expires", times(out->expires)}},
+                              201);
+    reply.headers.emplace_back("Set-Cookie", std::string(api::kSessionCookie) + "=" + out->token +
+                                                 "; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=" +
+                                                 std::to_string(out->ttl.count()));
+    return reply;
+  });
+  r.add("GET", "/v1/webapi/sessions/current", [&s](const Request& q) -> Result<Reply> {
+    VIGIL_TRY(c, who(s, q));
+    if (c->kind != CallerKind::user)
+      return s.refuse(c.value(), "who am I",
+                      Error::of(c->kind == CallerKind::anonymous ? Errc::unauthenticated
+                                                                 : Errc::permission_denied,
+                                "this call names the logged-in user; log in first"));
+    json roles = json::array();
+    for (const auto& role : c->checker().roles()) roles.push_back(role.name);
+    return Reply::json({{"user", c->name},
+                        {"roles", roles},
+                        {"web_session", !c->web_session.empty()},
+                        {"sees_all_events", c->checker().can("event", "list")},
+                        {"sees_all_sessions", c->checker().can("session", "list")}});
+  });
+  r.add("DELETE", "/v1/webapi/sessions/current", [&s](const Request& q) -> Result<Reply> {
+    VIGIL_TRY(c, who(s, q));
+    VIGIL_TRY(ok, s.end_web_session(c.value()));
+    Reply reply = Reply::no_content();
+    reply.headers.emplace_back("Set-Cookie", std::string(api::kSessionCookie) +
+                                                 "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    return reply;
   });
 
   // Resources (`vigilctl create/get/rm`).

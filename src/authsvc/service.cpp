@@ -234,7 +234,13 @@ Result<Caller> AuthService::caller(const api::Peer& peer) {
     if (!c) return c.error();
     direct = std::move(c.value());
   }
-  if (!peer.forwarded_for && !peer.forwarded_certificate) return direct;
+  if (!peer.forwarded_for && !peer.forwarded_certificate && !peer.forwarded_session &&
+      !peer.forwarded_csrf) {
+    // A browser session on the web port; a certificate, when both come, is
+    // the caller (the cookie is then not read).
+    if (!peer.identity && peer.web_session) return web_caller(*peer.web_session, peer.web_csrf, peer.address);
+    return direct;
+  }
   // Forwarded headers: believed from a proxy of this cluster only.
   if (direct.kind != CallerKind::proxy)
     return deny(direct, "forward",
@@ -255,6 +261,12 @@ Result<Caller> AuthService::caller(const api::Peer& peer) {
   Caller c;
   c.address = for_addr;
   c.forwarded = true;
+  if ((!peer.forwarded_certificate || peer.forwarded_certificate->empty()) && peer.forwarded_session) {
+    // The client's browser session, as the proxy's web port read it.
+    auto web = web_caller(*peer.forwarded_session, peer.forwarded_csrf, for_addr);
+    if (web) web->forwarded = true;
+    return web;
+  }
   if (!peer.forwarded_certificate || peer.forwarded_certificate->empty()) return c;  // anonymous
   if (peer.forwarded_certificate->size() > 16 * 1024)
     return refuse(Errc::invalid_argument, "the forwarded certificate is larger than 16 KiB");
@@ -277,6 +289,129 @@ Result<Caller> AuthService::caller(const api::Peer& peer) {
   auto forwarded = identify(checked.value(), for_addr);
   if (forwarded) forwarded->forwarded = true;
   return forwarded;
+}
+
+// ---- Browser sessions ------------------------------------------------------
+
+namespace {
+constexpr std::string_view kWebSessionKind = "web_session";
+constexpr size_t kWebTokenBytes = 32;  // 256 bits: 64 hex digits
+
+bool is_token_hex(std::string_view s) {
+  return s.size() == 2 * kWebTokenBytes && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+}  // namespace
+
+Result<Caller> AuthService::web_caller(const std::string& token,
+                                       const std::optional<std::string>& csrf,
+                                       const std::string& address) {
+  Caller anon;
+  anon.address = address;
+  auto refuse = [&](const Caller& who, Errc code, std::string why) -> Error {
+    return deny(who, "authenticate", Error::of(code, std::move(why)));
+  };
+  const std::string again = "; log in again on the web page (or call POST /v1/webapi/sessions)";
+  if (!is_token_hex(token))
+    return refuse(anon, Errc::unauthenticated, "the browser session cookie is not one Vigil gave" + again);
+  const std::string id = hash_token(token);
+  auto record = store_.backend().get(kWebSessionKind, id);
+  if (!record) {
+    if (record.error().kind() != Errc::not_found) return record.error();
+    return refuse(anon, Errc::unauthenticated,
+                  "the browser session is unknown, logged out or expired" + again);
+  }
+  auto j = json::parse(record->data, nullptr, false);
+  if (j.is_discarded() || !j.contains("user") || !j["user"].is_string() || !j.contains("csrf") ||
+      !j["csrf"].is_string())
+    return Error::of(Errc::data_loss, "a browser session in the cluster state is damaged; log in again");
+  Caller owner = anon;
+  owner.kind = CallerKind::user;
+  owner.name = j["user"].get<std::string>();
+  if (!record->expires || *record->expires <= secs(now()))
+    return refuse(owner, Errc::unauthenticated, "the browser session expired" + again);
+  // Every call made with the cookie echoes the session's CSRF token: a page
+  // of another site can make the browser send the cookie, never the header.
+  if (!csrf || csrf->empty())
+    return refuse(owner, Errc::permission_denied,
+                  "a call with the browser session cookie must send the session's CSRF token in "
+                  "the X-Vigil-CSRF header (the login's csrf_token)");
+  if (hash_token(*csrf) != j["csrf"].get<std::string>())
+    return refuse(owner, Errc::permission_denied,
+                  "the X-Vigil-CSRF header is not the CSRF token of this browser session; reload "
+                  "the page or log in again");
+  // The user's current roles, as for a certificate.
+  ca::TlsIdentity id_;
+  id_.kind = ca::TlsIdentityKind::user;
+  id_.cluster = options_.cluster_name;
+  id_.name = owner.name;
+  if (id_.name.empty() || id_.name.front() == '@')
+    return refuse(owner, Errc::unauthenticated, "the browser session names no user" + again);
+  auto c = identify(id_, address);
+  if (!c) return c.error();
+  c->web_session = id;
+  return c;
+}
+
+Result<WebSession> AuthService::web_login(const Caller& c, const WebLoginRequest& r) {
+  const Time t = now();
+  const std::string source = source_of(c.address);
+  LoginRequest lr;
+  lr.user = r.user;
+  lr.password = r.password;
+  lr.totp_code = r.totp_code;
+  auto a = authenticate(lr, source, t);
+  if (!a) return a.error();
+  AccessChecker ac(a->roles, a->user.traits);
+  const Seconds ttl = std::min(options_.default_login_ttl, ac.max_session_ttl());
+  WebSession out;
+  out.token = random_hex(kWebTokenBytes);
+  out.csrf = random_hex(kWebTokenBytes);
+  out.user = r.user;
+  for (const auto& role : a->roles) out.roles.push_back(role.name);
+  out.ttl = ttl;
+  out.expires = t + ttl;
+
+  // At most kMaxWebSessionsPerUser live sessions a user: the oldest go.
+  auto all = store_.backend().list(kWebSessionKind);
+  if (!all) return all.error();
+  std::vector<std::pair<int64_t, std::string>> mine;  // (created, id)
+  for (const auto& rec : all.value()) {
+    auto j = json::parse(rec.data, nullptr, false);
+    if (j.is_discarded() || j.value("user", "") != r.user) continue;
+    mine.emplace_back(j.value("created", int64_t{0}), rec.name);
+  }
+  std::sort(mine.begin(), mine.end());
+  for (size_t i = 0; i + kMaxWebSessionsPerUser <= mine.size(); ++i) {
+    auto removed = store_.backend().remove(kWebSessionKind, mine[i].second);
+    if (!removed && removed.error().kind() != Errc::not_found) return removed.error();
+  }
+
+  limiter_.clear("user:" + r.user);
+  AuditEvent ok("user.login", "T1000I");
+  ok.set("user", r.user).set("method", "local").set("success", true).set("addr.remote", source)
+      .set("web_session", true);
+  if (auto e = emit_or_refuse(audit_, audit_failures_, options_.cluster_name, t, std::move(ok)); !e)
+    return e.error();
+  json data = {{"user", r.user},
+               {"csrf", hash_token(out.csrf)},
+               {"created", secs(t)},
+               {"addr", source}};
+  auto created = store_.backend().create(
+      Record{std::string(kWebSessionKind), hash_token(out.token), 0, secs(out.expires), data.dump()});
+  if (!created) return created.error();
+  return out;
+}
+
+Result<void> AuthService::end_web_session(const Caller& c) {
+  if (c.web_session.empty())
+    return deny(c, "logout",
+                Error::of(Errc::unauthenticated,
+                          "this call ends a browser session: send its cookie and X-Vigil-CSRF"));
+  auto r = store_.backend().remove(kWebSessionKind, c.web_session);
+  if (!r && r.error().kind() != Errc::not_found) return r.error();
+  return {};
 }
 
 Result<std::optional<int64_t>> AuthService::node_removed_at(std::string_view uuid) {
@@ -865,11 +1000,8 @@ Error AuthService::login_failure(const LoginRequest& r, const std::string& sourc
   return shown;
 }
 
-Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
-  const Time t = now();
-  // Behind the proxy the caller's address is the client's (caller()
-  // believes X-Forwarded-For from a proxy only).
-  const std::string source = source_of(c.address);
+Result<AuthService::Authenticated> AuthService::authenticate(const LoginRequest& r,
+                                                             const std::string& source, Time t) {
   const Error invalid = Error::of(
       Errc::unauthenticated, options_.second_factor == SecondFactor::otp
                                  ? "invalid user name, password or second-factor code"
@@ -911,11 +1043,24 @@ Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
   auto roles = resolve_roles(user.value(), [&](const std::string& n) { return store_.get_role(n); });
   if (!roles) return login_failure(r, source, roles.error().message, roles.error());
   AccessChecker ac(roles.value(), user->traits);
-  const Seconds max_ttl = ac.max_session_ttl();
-  if (max_ttl <= Seconds{0})
+  if (ac.max_session_ttl() <= Seconds{0})
     return login_failure(r, source, "the user has no role",
                          Error::of(Errc::permission_denied,
                                    "user " + r.user + " has no role; ask an administrator"));
+  return Authenticated{std::move(user.value()), std::move(roles.value())};
+}
+
+Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
+  const Time t = now();
+  // Behind the proxy the caller's address is the client's (caller()
+  // believes X-Forwarded-For from a proxy only).
+  const std::string source = source_of(c.address);
+  auto authenticated = authenticate(r, source, t);
+  if (!authenticated) return authenticated.error();
+  const User* user = &authenticated->user;
+  const std::vector<Role>* roles = &authenticated->roles;
+  AccessChecker ac(*roles, user->traits);
+  const Seconds max_ttl = ac.max_session_ttl();
   Seconds ttl = r.ttl.value_or(options_.default_login_ttl);
   if (ttl <= Seconds{0}) return Error::of(Errc::invalid_argument, "the ttl must be positive");
   ttl = std::min(ttl, max_ttl);
@@ -929,7 +1074,7 @@ Result<LoginReply> AuthService::login(const Caller& c, const LoginRequest& r) {
   std::vector<std::string> principals = logins;
   if (principals.empty()) principals.push_back(std::string(kNoLoginPrincipal));
   std::vector<std::string> role_names;
-  for (const auto& role : roles.value()) role_names.push_back(role.name);
+  for (const auto& role : *roles) role_names.push_back(role.name);
 
   ca::UserCertificateRequest ur;
   ur.public_key = ssh_key->blob;
@@ -1268,7 +1413,11 @@ Result<size_t> AuthService::purge_expired() {
     for (auto it = known_nodes_.begin(); it != known_nodes_.end();)
       it = it->second.expires <= t ? known_nodes_.erase(it) : std::next(it);
   }
-  return store_.purge_expired(t);
+  auto web = store_.backend().purge_expired(kWebSessionKind, secs(t));
+  if (!web) return web.error();
+  auto rest = store_.purge_expired(t);
+  if (!rest) return rest.error();
+  return web.value() + rest.value();
 }
 
 Result<size_t> AuthService::flush_heartbeats() {

@@ -104,6 +104,9 @@ struct Caller {
   std::string address;   // the peer's "ip:port" (the client's, behind the proxy)
   std::string node_name; // nodes and proxies: the host name of the certificate
   bool forwarded = false;  // the proxy forwarded the request (address and identity are the client's)
+  // A user acting through a browser session (cookie and CSRF header
+  // checked): the session's id (the SHA-256 of its token, as stored).
+  std::string web_session;
   std::optional<cluster::AccessChecker> access;  // users
   const cluster::AccessChecker& checker() const { return *access; }
 };
@@ -214,6 +217,24 @@ struct LoginReply {
   Time expires{};
 };
 
+// A browser's login on the web port (docs/api.md, "Browser sessions"):
+// the password (and TOTP code) as for LoginRequest, no keys.
+struct WebLoginRequest {
+  std::string user;
+  std::string password;
+  std::string totp_code;
+};
+struct WebSession {
+  std::string token;      // the cookie's value (shown once; only its hash is stored)
+  std::string csrf;       // what every call with the cookie sends in X-Vigil-CSRF
+  std::string user;
+  std::vector<std::string> roles;
+  Seconds ttl{};
+  Time expires{};
+};
+// Live browser sessions kept per user; a login beyond it ends the oldest.
+inline constexpr size_t kMaxWebSessionsPerUser = 16;
+
 struct CreateResourcesRequest {
   std::string text;   // YAML or JSON, one or more documents
   bool force = false; // replace what exists (`vigilctl create -f`)
@@ -271,6 +292,14 @@ class AuthService {
 
   Result<SignupReply> signup(const Caller& c, const SignupRequest& r);
   Result<LoginReply> login(const Caller& c, const LoginRequest& r);
+  // A browser session for the user: authenticated as login() (the same
+  // failed-login limits, the same user.login events), valid as long as a
+  // certificate login() would give (default TTL capped by the roles'
+  // max_session_ttl). The token and CSRF token are stored hashed only.
+  Result<WebSession> web_login(const Caller& c, const WebLoginRequest& r);
+  // Ends the caller's browser session (logout); unauthenticated unless the
+  // caller acts through one.
+  Result<void> end_web_session(const Caller& c);
 
   Result<std::vector<CreatedResource>> create_resources(const Caller& c,
                                                         const CreateResourcesRequest& r);
@@ -342,6 +371,17 @@ class AuthService {
   Error login_failure(const LoginRequest& r, const std::string& source, std::string reason,
                       Error shown);
   Result<void> check_user_roles(const std::vector<std::string>& roles);
+  // The password (and TOTP) check of login() and web_login(): the user
+  // and their resolved roles, or the audited, rate-counted refusal.
+  struct Authenticated {
+    cluster::User user;
+    std::vector<cluster::Role> roles;
+  };
+  Result<Authenticated> authenticate(const LoginRequest& r, const std::string& source, Time t);
+  // The caller a browser session stands for (cookie token and CSRF token
+  // checked, the user's current roles read), or the audited refusal.
+  Result<Caller> web_caller(const std::string& token, const std::optional<std::string>& csrf,
+                            const std::string& address);
   Result<bool> is_proxy(std::string_view uuid);
   Result<Caller> identify(const ca::TlsIdentity& id, std::string address);
 

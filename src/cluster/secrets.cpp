@@ -77,6 +77,13 @@ Result<void> init_crypto() {
   return {};
 }
 
+std::string random_hex(size_t bytes) {
+  (void)init_crypto();
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  return to_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+}
+
 std::string hash_token(std::string_view secret) {
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(secret.data()), secret.size());

@@ -27,6 +27,9 @@ struct NewToken {
 
 // SHA-256 of the token text, 64 lowercase hex digits.
 std::string hash_token(std::string_view secret);
+// `bytes` random bytes (the system's CSPRNG) as 2*bytes lowercase hex
+// digits: browser session and CSRF tokens.
+std::string random_hex(size_t bytes);
 
 // Makes and stores a join token for roles, valid for ttl (1 s to 48 h).
 Result<NewToken> issue_join_token(ClusterStore& store, std::vector<SystemRole> roles, Seconds ttl,

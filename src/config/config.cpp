@@ -129,6 +129,11 @@ Result<void> read_proxy_service(const Reader& r, const YAML::Node& node, const P
              return r.text(v, p, kHostPort, out.proxy.tunnel_listen_addr, is_host_port);
            }},
           {"public_addr", read_public_addr},
+          {"web_assets_dir",
+           [&](auto& v, auto& p) {
+             return r.text(v, p, "the absolute path of the web UI's built assets, like /usr/share/vigil/web",
+                           out.proxy.web_assets_dir, is_clean_absolute_path);
+           }},
       });
 }
 

@@ -152,6 +152,9 @@ struct ProxyServiceConfig {
   std::string tunnel_listen_addr = "0.0.0.0:3024";
   // host:port users and nodes reach the proxy at (a string or a list).
   std::vector<std::string> public_addr;
+  // The web UI's built assets (issue 11), served under /web/ on the web
+  // port. Empty: beside the binary (<bin>/../share/vigil/web).
+  std::string web_assets_dir;
   bool operator==(const ProxyServiceConfig&) const = default;
 };
 

@@ -36,6 +36,8 @@
 #include "relay/recording_inbox.hpp"
 #include "relay/wire.hpp"
 #include "ssh/host_key.hpp"
+#include "web/assets.hpp"
+#include "web/event_filter.hpp"
 
 namespace vigil::services {
 
@@ -302,15 +304,35 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
                           "); others' need a role that allows event list, like auditor"));
       query.user = c->name;
     }
-    auto page = (*audit_log)->search(query);
-    if (!page) return page.error();
+    // The page's filters (web/event_filter.hpp): text and node, over at
+    // most kMaxScannedPages pages a call.
+    web::EventFilter filter;
+    filter.text = q.query_value("text").value_or("");
+    filter.node = q.query_value("node").value_or("");
+    if (filter.text.size() > web::kMaxFilterBytes || filter.node.size() > web::kMaxFilterBytes)
+      return Error::of(Errc::invalid_argument, "text and node: give at most 1024 bytes each");
     nlohmann::json events = nlohmann::json::array();
-    for (const auto& line : page->lines) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded()) events.push_back(std::move(j));
+    std::string next;
+    size_t skipped = 0;
+    for (size_t scanned = 0; scanned < web::kMaxScannedPages; ++scanned) {
+      auto page = (*audit_log)->search(query);
+      if (!page) return page.error();
+      skipped += page->skipped;
+      for (const auto& line : page->lines) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && filter.matches(j)) events.push_back(std::move(j));
+      }
+      next = page->next;
+      if (filter.empty() || next.empty() || events.size() >= query.limit) break;
+      query.after = next;
     }
-    return api::Reply::json({{"events", events}, {"next", page->next}, {"skipped", page->skipped}});
+    return api::Reply::json({{"events", events}, {"next", next}, {"skipped", skipped}});
   });
+
+  // The web UI's files, on the web port only (web/assets.hpp).
+  auto web_assets = web::load_for_proxy(cfg.proxy.web_assets_dir);
+  if (!web_assets) return fail("the web UI: " + web_assets.error().message);
+  web::add_routes(router, *web_assets);
 
   // The proxy's SSH side: the jump port for users, the tunnel port for nodes.
   std::string proxy_host_key = dir + "/proxy/host_key";
@@ -330,7 +352,8 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
                return api::Reply::json({{"host_key", proxy_host_key_line}});
              });
 
-  auto listen = [&](const std::string& addr, const char* what) -> Result<std::unique_ptr<api::Server>> {
+  auto listen = [&](const std::string& addr, const char* what,
+                    bool browser_sessions = false) -> Result<std::unique_ptr<api::Server>> {
     auto where = split_listen_addr(addr);
     if (!where) return where.error();
     api::ServerOptions o;
@@ -341,6 +364,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     o.ca_certificate = *cas->tls.active().certificate;
     o.key = &*server_key;
     o.client_certificates = api::ClientCertificates::optional;
+    o.browser_sessions = browser_sessions;  // the web port only
     o.trusted = cas->tls.trusted_tls_certificates();
     o.cluster = cfg.cluster_name;
     return api::Server::listen(std::move(o), router);
@@ -353,7 +377,7 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
     auth_server->start();
   }
   if (cfg.proxy_enabled) {
-    auto s = listen(cfg.proxy.web_listen_addr, "web API");
+    auto s = listen(cfg.proxy.web_listen_addr, "web API", /*browser_sessions=*/true);
     if (!s)
       return fail("proxy_service.web_listen_addr " + cfg.proxy.web_listen_addr + ": " +
                   s.error().message);

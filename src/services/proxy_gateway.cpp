@@ -23,6 +23,7 @@
 #include "relay/wire.hpp"
 #include "ssh/host_key.hpp"
 #include "sshcert/trusted_cas.hpp"
+#include "web/assets.hpp"
 
 namespace vigil::services {
 
@@ -132,6 +133,10 @@ Result<api::Reply> AuthForwarder::forward(const api::Request& q) {
     audit::append_base64(b64, q.peer.certificate_der);
     headers[std::string(kForwardedCertificateHeader)] = b64;
   }
+  // The client's browser session, as this port read it (the auth service
+  // checks it; it believes these headers from a proxy identity only).
+  if (q.peer.web_session) headers[std::string(kForwardedSessionHeader)] = *q.peer.web_session;
+  if (q.peer.web_csrf) headers[std::string(kForwardedCsrfHeader)] = *q.peer.web_csrf;
   std::string type = q.content_type.empty() ? "application/json" : q.content_type;
   auto r = (*client)->call(q.method, encoded_path(q.path), q.query, q.body, type, headers);
   if (!r) {
@@ -152,6 +157,9 @@ Result<api::Reply> AuthForwarder::forward(const api::Request& q) {
   out.body = std::move(r->body);
   if (auto it = r->headers.find("allow"); it != r->headers.end())
     out.headers.emplace_back("Allow", it->second);
+  // A browser login's (or logout's) cookie: the auth service sets one.
+  if (auto it = r->headers.find("set-cookie"); it != r->headers.end())
+    out.headers.emplace_back("Set-Cookie", it->second);
   return out;
 }
 
@@ -297,6 +305,10 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   router.add("GET", "/v1/proxy/host_key", [&host_key_text](const api::Request&) -> Result<api::Reply> {
     return api::Reply::json({{"host_key", host_key_text}});
   });
+  // The web UI's files (web/assets.hpp): served here, not forwarded.
+  auto web_assets = web::load_for_proxy(cfg.proxy.web_assets_dir);
+  if (!web_assets) return fail("the web UI: " + web_assets.error().message);
+  web::add_routes(router, *web_assets);
   router.set_fallback([&auth](const api::Request& q) { return auth.forward(q); },
                       api::RouteOptions{kMaxForwardedBody});
 
@@ -316,6 +328,7 @@ int run_proxy_only(const ClusterServicesOptions& options, const std::atomic<bool
   if (!o.ca_certificate.get()) return fail("the proxy's certificate is not of the cluster's CA");
   o.key = &id->tls_key;
   o.client_certificates = api::ClientCertificates::optional;
+  o.browser_sessions = true;
   o.trusted = id->tls_cas;
   o.cluster = id->cluster;
   o.workers = ForwarderOptions{}.max_forwards;

@@ -40,6 +40,8 @@ namespace vigil::services {
 
 inline constexpr std::string_view kForwardedForHeader = "X-Forwarded-For";
 inline constexpr std::string_view kForwardedCertificateHeader = "X-Vigil-Forwarded-Certificate";
+inline constexpr std::string_view kForwardedSessionHeader = "X-Vigil-Forwarded-Session";
+inline constexpr std::string_view kForwardedCsrfHeader = "X-Vigil-Forwarded-CSRF";
 
 struct ForwarderOptions {
   size_t max_forwards = 8;  // requests forwarded at once; beyond: 503
