@@ -20,6 +20,9 @@ packages=(
   openssh-server openssl
   # the relay tests count a process's system calls over a quiet window (perf stat)
   linux-perf
+  # issue 13: metrics (prometheus-cpp's registry and text format); promtool
+  # (in prometheus, 19 MB download, 96 MB installed) checks /metrics in the tests
+  prometheus-cpp-dev prometheus
 )
 # `deps.sh --bench`: also what the benchmarks compare against (an sshd of
 # their own, never the system's).
@@ -43,3 +46,9 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Only promtool of the prometheus package is used (the tests check /metrics
+# with it): on a host run by systemd its postinst starts a Prometheus server
+# on :9090, which is stopped and disabled again.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

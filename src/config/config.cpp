@@ -281,6 +281,13 @@ Result<void> read_node_section(const Reader& r, const YAML::Node& node, const Pl
                            "status prints it",
                            out.ca_pin, is_ca_pin);
            }},
+          {"diag_addr",
+           [&](auto& v, auto& p) {
+             return r.text(v, p,
+                           "host:port of the diagnostics listener (/metrics), like "
+                           "127.0.0.1:3000",
+                           out.diag_addr, is_host_port);
+           }},
       });
 }
 

@@ -14,6 +14,7 @@
 //     data_dir: /var/lib/teleport
 //     # cluster_name: only under `vigil:`
 //     ca_pin: sha256:<hex>         # the auth service's CA pin (vigilctl status)
+//     diag_addr: 127.0.0.1:3000    # /metrics, /healthz, /readyz; off unless set
 //   proxy_service:
 //     enabled: false
 //     web_listen_addr: 0.0.0.0:3080
@@ -166,6 +167,9 @@ struct Config {
   // teleport.ca_pin: "sha256:<64 hex digits>", the auth service's CA pin a
   // joining node checks before it trusts the service.
   std::string ca_pin;
+  // teleport.diag_addr: host:port of the diagnostics listener (/metrics,
+  // /healthz, /readyz; docs/operations.md); empty: off, as in Teleport.
+  std::string diag_addr;
   bool proxy_enabled = false;
   bool auth_enabled = false;
   AuthServiceConfig auth;
