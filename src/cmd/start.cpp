@@ -12,6 +12,7 @@
 
 #include "audit/host_id.hpp"
 #include "auditlog/file_log.hpp"
+#include "auditlog/retention.hpp"
 #include "auditlog/session_log.hpp"
 #include "recording/file_store.hpp"
 #include "sshcert/rate_limit.hpp"
@@ -144,6 +145,7 @@ int start(const DataDirOptions& where) {
   std::unique_ptr<ClusterNode> node;
   std::unique_ptr<auditlog::FileLog> own_log;
   std::unique_ptr<recording::FileRecordingStore> own_recordings;
+  std::unique_ptr<auditlog::RetentionRunner> own_retention;  // before own_log goes
   auditlog::AuditStore* sink = nullptr;
   recording::RecordingStore* recordings = nullptr;
   std::vector<std::string> user_ca_files = cfg->ssh.trusted_user_ca_keys;
@@ -186,6 +188,12 @@ int start(const DataDirOptions& where) {
     if (!audit_log) return fail("audit log: " + audit_log.error().message);
     own_log = std::move(*audit_log);
     own_recordings = std::make_unique<recording::FileRecordingStore>(cfg->data_dir);
+    // audit.retention, audit.recording_retention: this node keeps its own
+    // log (a node of a cluster: the auth service keeps it).
+    own_retention = std::make_unique<auditlog::RetentionRunner>(
+        cfg->data_dir,
+        auditlog::Retention{cfg->audit.retention_ns, cfg->audit.recording_retention_ns},
+        *own_log, *server_id);
     sink = own_log.get();
     recordings = own_recordings.get();
   }

@@ -27,6 +27,9 @@
 //     cluster_name: example            # defaults to nodename
 //     authentication:
 //       second_factor: off             # off | otp
+//   audit:                           # Vigil's own (issue 13)
+//     retention: 90d                 # whole day files of the audit log older go; off unless set
+//     recording_retention: 30d       # recordings older go; off unless set
 //   ssh_service:
 //     enabled: true
 //     listen_addr: 0.0.0.0:3022           # IPv6 as [::]:3022
@@ -156,6 +159,16 @@ struct ProxyServiceConfig {
   bool operator==(const ProxyServiceConfig&) const = default;
 };
 
+// audit: (issue 13) what the audit log and recordings keep. 0: forever.
+struct AuditConfig {
+  int64_t retention_ns = 0;            // audit.retention: whole day files older go
+  int64_t recording_retention_ns = 0;  // audit.recording_retention: recordings older go
+  bool operator==(const AuditConfig&) const = default;
+};
+
+// "90d", "12h" into ns: a whole number of days or hours, 1h to 36500d.
+Result<int64_t> parse_retention(std::string_view text);
+
 struct Config {
   std::string version = "v3";
   std::string nodename;  // defaults to this host's name
@@ -175,6 +188,7 @@ struct Config {
   AuthServiceConfig auth;
   ProxyServiceConfig proxy;
   SshService ssh;
+  AuditConfig audit;
   std::string source;  // the file read, or "<embedded defaults>"
 
   bool operator==(const Config&) const = default;

@@ -247,7 +247,7 @@ TEST(Config, UnknownFieldListsTheKnownOnes) {
             "auth_server, proxy_server, data_dir, cluster_name, ca_pin, diag_addr");
   EXPECT_EQ(error_of("kind: node\n"),
             "node.yaml:1: unknown field kind; expected one of: version, teleport, vigil, "
-            "proxy_service, auth_service, ssh_service");
+            "proxy_service, auth_service, ssh_service, audit");
 }
 
 TEST(Config, FieldGivenTwice) {
