@@ -23,6 +23,9 @@ packages=(
   linux-perf
   # the web UI's browser tests (e2e.WebSession): headless, driven by playwright-core from npm
   chromium
+  # issue 13: metrics (prometheus-cpp's registry and text format); promtool
+  # (in prometheus, 19 MB download, 96 MB installed) checks /metrics in the tests
+  prometheus-cpp-dev prometheus
 )
 # the web UI's build (npm ci of web/package-lock.json: xterm.js). A node.js
 # that brings its own npm (nodesource's) is kept: Debian's npm would replace it.
@@ -51,3 +54,9 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Only promtool of the prometheus package is used (the tests check /metrics
+# with it): on a host run by systemd its postinst starts a Prometheus server
+# on :9090, which is stopped and disabled again.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi

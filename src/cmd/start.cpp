@@ -12,11 +12,13 @@
 
 #include "audit/host_id.hpp"
 #include "auditlog/file_log.hpp"
+#include "auditlog/retention.hpp"
 #include "auditlog/session_log.hpp"
 #include "recording/file_store.hpp"
 #include "sshcert/rate_limit.hpp"
 #include "sshcert/trusted_cas.hpp"
 #include "commands.hpp"
+#include "diag.hpp"
 #include "engine/engine.hpp"
 #include "engine/host.hpp"
 #include "privsep/drop.hpp"
@@ -99,6 +101,13 @@ int start(const DataDirOptions& where) {
     std::printf("vigil: created the system user '%s' (no home, no shell): the network-facing "
                 "services run as it\n", privsep::kServiceUser);
 
+  // The diagnostics listener first: /healthz answers while the rest starts.
+  auto diag = start_node_diag(*cfg);
+  if (!diag) return fail(diag.error().message);
+  if (*diag)
+    std::printf("vigil: diagnostics (/metrics, /healthz, /readyz) on %s (port %u)\n",
+                cfg->diag_addr.c_str(), (*diag)->server->port());
+
   auto server_id = audit::load_or_create_host_uuid(cfg->data_dir);
   if (!server_id) return fail(server_id.error().message);
 
@@ -136,6 +145,7 @@ int start(const DataDirOptions& where) {
   std::unique_ptr<ClusterNode> node;
   std::unique_ptr<auditlog::FileLog> own_log;
   std::unique_ptr<recording::FileRecordingStore> own_recordings;
+  std::unique_ptr<auditlog::RetentionRunner> own_retention;  // before own_log goes
   auditlog::AuditStore* sink = nullptr;
   recording::RecordingStore* recordings = nullptr;
   std::vector<std::string> user_ca_files = cfg->ssh.trusted_user_ca_keys;
@@ -166,6 +176,7 @@ int start(const DataDirOptions& where) {
     auto joined = start_cluster_node(*cfg, params);
     if (!joined) return fail(joined.error().message);
     node = std::move(*joined);
+    if (*diag) (*diag)->joined = false;  // until the first heartbeat below
     sink = node->sink.get();
     recordings = node->recordings.get();
     user_ca_files = {node->user_cas_path};
@@ -177,6 +188,12 @@ int start(const DataDirOptions& where) {
     if (!audit_log) return fail("audit log: " + audit_log.error().message);
     own_log = std::move(*audit_log);
     own_recordings = std::make_unique<recording::FileRecordingStore>(cfg->data_dir);
+    // audit.retention, audit.recording_retention: this node keeps its own
+    // log (a node of a cluster: the auth service keeps it).
+    own_retention = std::make_unique<auditlog::RetentionRunner>(
+        cfg->data_dir,
+        auditlog::Retention{cfg->audit.retention_ns, cfg->audit.recording_retention_ns},
+        *own_log, *server_id);
     sink = own_log.get();
     recordings = own_recordings.get();
   }
@@ -200,14 +217,36 @@ int start(const DataDirOptions& where) {
                     : "ssh_service.enhanced_recording.enabled is not set, and the guide's "
                       "default is false");
   }
+  // Whatever way this returns, scrapes stop reading the engine and the
+  // spool before they are gone (they are destroyed before this guard is).
+  struct DiagGuard {
+    NodeDiag* d;
+    ~DiagGuard() {
+      if (d) d->forget_sources();
+    }
+  } diag_guard{diag->get()};
+  if (*diag && node) (*diag)->outbox = node->outbox.get();
   if (auto recovered = auditlog::recover_sessions(cfg->data_dir, *sink, *recordings); !recovered)
     return fail(recovered.error().message);
   else if (*recovered)
     std::printf("vigil: %zu sessions of an earlier run had not ended: their end is written, "
                 "marked recovered\n", *recovered);
 
-  privsep::MonitorContext monitor{engine.get(), *sink, *recordings, *cas, {}, cfg->data_dir,
-                                  cfg->ssh.default_kinds};
+  // Counted on their way when diagnostics are on.
+  std::unique_ptr<MeteredEmitter> metered_log;
+  std::unique_ptr<MeteredRecordings> metered_recordings;
+  auditlog::Emitter* monitor_log = sink;
+  recording::RecordingStore* monitor_recordings = recordings;
+  if (*diag) {
+    metered_log = std::make_unique<MeteredEmitter>(*sink, (*diag)->node);
+    metered_recordings = std::make_unique<MeteredRecordings>(*recordings, (*diag)->node);
+    monitor_log = metered_log.get();
+    monitor_recordings = metered_recordings.get();
+    (*diag)->engine = engine.get();
+  }
+  privsep::MonitorContext monitor{engine.get(), *monitor_log, *monitor_recordings, *cas, {},
+                                  cfg->data_dir, cfg->ssh.default_kinds};
+  if (*diag) monitor.metrics = &(*diag)->node;
   monitor.identity.cluster_name = node ? node->identity.cluster : cfg->cluster_name;
   monitor.identity.server_hostname = cfg->nodename;
   // A node of a cluster is known by the uuid it joined with.
@@ -256,6 +295,10 @@ int start(const DataDirOptions& where) {
       return fail("the first heartbeat to the auth service at " + node->identity.auth_server +
                   ": " + r.error().message);
   }
+  if (*diag) {
+    (*diag)->joined = true;
+    (*diag)->listening = true;
+  }
 
   std::printf("vigil: SSH node listening on %s (port %u), server_id %s%s%s\n",
               cfg->ssh.listen_addr.c_str(), (*server)->port(),
@@ -273,6 +316,7 @@ int start(const DataDirOptions& where) {
   }
   // Processes sessions left running cannot be recorded once the node is
   // gone: the engine kills them and their sessions' last events are written.
+  if (*diag) (*diag)->forget_sources();
   engine.reset();
   if (auto r = sink->flush(); !r) return fail("audit log: " + r.error().message);
   node.reset();

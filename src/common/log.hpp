@@ -9,7 +9,14 @@ enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
 
 void set_level(Level level);
 Level level();
+// One line on stderr: "vigil: <level>: <message>". Under systemd (stderr is
+// the journal's stream, JOURNAL_STREAM) the line starts with the level's
+// syslog priority, "<4>vigil: warning: ...", and line breaks inside the
+// message are escaped (\n), so each message is one journal entry with its
+// priority (docs/operations.md).
 void write(Level level, std::string_view message);
+// Whether stderr is the journal's stream (JOURNAL_STREAM names fd 2).
+bool stderr_is_journal();
 
 inline void debug(std::string_view m) { write(Level::debug, m); }
 inline void info(std::string_view m) { write(Level::info, m); }

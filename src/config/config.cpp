@@ -324,6 +324,25 @@ Result<void> read_storage(const Reader& r, const YAML::Node& node, const Place& 
   if (out.storage.type != "postgresql" && !out.storage.conn_string.empty())
     return r.fail(*conn_at, "conn_string is for type: postgresql; set the type too");
   return {};
+Result<void> read_audit(const Reader& r, const YAML::Node& node, const Place& at,
+                        AuditConfig& out) {
+  auto duration = [&](const YAML::Node& v, const Place& p, int64_t& into) -> Result<void> {
+    std::string text;
+    if (auto read = r.text(v, p, "a duration like 90d or 12h", text); !read) return read;
+    auto ns = parse_retention(text);
+    if (!ns) return r.fail(p, ns.error().message);
+    into = *ns;
+    return {};
+  };
+  return r.section(node, at,
+                   {
+                       {"retention",
+                        [&](auto& v, auto& p) { return duration(v, p, out.retention_ns); }},
+                       {"recording_retention",
+                        [&](auto& v, auto& p) {
+                          return duration(v, p, out.recording_retention_ns);
+                        }},
+                   });
 }
 
 // The teleport: section, or vigil:, which alone may set cluster_name.
@@ -369,6 +388,13 @@ Result<void> read_node_section(const Reader& r, const YAML::Node& node, const Pl
                            out.ca_pin, is_ca_pin);
            }},
           {"storage", [&](auto& v, auto& p) { return read_storage(r, v, p, out); }},
+          {"diag_addr",
+           [&](auto& v, auto& p) {
+             return r.text(v, p,
+                           "host:port of the diagnostics listener (/metrics), like "
+                           "127.0.0.1:3000",
+                           out.diag_addr, is_host_port);
+           }},
       });
 }
 
@@ -400,6 +426,7 @@ Result<void> read_document(const Reader& r, const YAML::Node& root, Config& out)
           {"auth_service",
            [&](auto& v, auto& p) { return read_auth_service(r, v, p, out, cluster_name_at); }},
           {"ssh_service", [&](auto& v, auto& p) { return read_ssh_service(r, v, p, out.ssh); }},
+          {"audit", [&](auto& v, auto& p) { return read_audit(r, v, p, out.audit); }},
       });
   if (!read) return read;
   if (!cluster_name_at) out.cluster_name = out.nodename;
@@ -484,6 +511,27 @@ Result<Config> load_file(const std::string& path) {
   Result<std::string> text = read_text_file(path);
   if (!text) return text.error();
   return parse(text.value(), path);
+}
+
+Result<int64_t> parse_retention(std::string_view text) {
+  constexpr int64_t kNsPerHour = 3'600'000'000'000;
+  constexpr int64_t kMaxHours = 36'500 * 24;
+  auto refuse = [&] {
+    return Error::of(Errc::invalid_argument,
+                     "\"" + std::string(text) +
+                         "\" is not a retention: write a whole number of days or hours, like "
+                         "90d or 12h (at most 36500d; remove the setting to keep forever)");
+  };
+  if (text.size() < 2 || text.size() > 8 || (text.back() != 'd' && text.back() != 'h'))
+    return refuse();
+  int64_t n = 0;
+  for (char c : text.substr(0, text.size() - 1)) {
+    if (c < '0' || c > '9') return refuse();
+    n = n * 10 + (c - '0');
+  }
+  int64_t hours = text.back() == 'd' ? n * 24 : n;
+  if (n <= 0 || hours > kMaxHours) return refuse();
+  return hours * kNsPerHour;
 }
 
 uint32_t ring_bytes(uint32_t pages) {

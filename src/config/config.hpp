@@ -14,6 +14,7 @@
 //     data_dir: /var/lib/teleport
 //     # cluster_name: only under `vigil:`
 //     ca_pin: sha256:<hex>         # the auth service's CA pin (vigilctl status)
+//     diag_addr: 127.0.0.1:3000    # /metrics, /healthz, /readyz; off unless set
 //   proxy_service:
 //     enabled: false
 //     web_listen_addr: 0.0.0.0:3080
@@ -26,6 +27,9 @@
 //     cluster_name: example            # defaults to nodename
 //     authentication:
 //       second_factor: off             # off | otp
+//   audit:                           # Vigil's own (issue 13)
+//     retention: 90d                 # whole day files of the audit log older go; off unless set
+//     recording_retention: 30d       # recordings older go; off unless set
 //   ssh_service:
 //     enabled: true
 //     listen_addr: 0.0.0.0:3022           # IPv6 as [::]:3022
@@ -171,6 +175,16 @@ struct StorageConfig {
   bool operator==(const StorageConfig&) const = default;
 };
 
+// audit: (issue 13) what the audit log and recordings keep. 0: forever.
+struct AuditConfig {
+  int64_t retention_ns = 0;            // audit.retention: whole day files older go
+  int64_t recording_retention_ns = 0;  // audit.recording_retention: recordings older go
+  bool operator==(const AuditConfig&) const = default;
+};
+
+// "90d", "12h" into ns: a whole number of days or hours, 1h to 36500d.
+Result<int64_t> parse_retention(std::string_view text);
+
 struct Config {
   std::string version = "v3";
   std::string nodename;  // defaults to this host's name
@@ -182,12 +196,16 @@ struct Config {
   // teleport.ca_pin: "sha256:<64 hex digits>", the auth service's CA pin a
   // joining node checks before it trusts the service.
   std::string ca_pin;
+  // teleport.diag_addr: host:port of the diagnostics listener (/metrics,
+  // /healthz, /readyz; docs/operations.md); empty: off, as in Teleport.
+  std::string diag_addr;
   bool proxy_enabled = false;
   bool auth_enabled = false;
   AuthServiceConfig auth;
   ProxyServiceConfig proxy;
   SshService ssh;
   StorageConfig storage;
+  AuditConfig audit;
   std::string source;  // the file read, or "<embedded defaults>"
 
   bool operator==(const Config&) const = default;

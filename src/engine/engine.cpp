@@ -15,6 +15,7 @@
 #include <linux/types.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
@@ -364,6 +365,30 @@ bool Engine::kernel_path_plain_loads() const { return probe_->kpath_plain_loads(
 bool Engine::attached(Kind kind) const {
   std::lock_guard lock(attach_mu_);
   return probe_->attached(kind);
+}
+
+uint64_t Engine::ring_used_bytes(Kind kind) const {
+  // A BPF ring buffer map's first page is the consumer position, its
+  // second the producer's; read-only mappings of them change nothing.
+  const long page = sysconf(_SC_PAGESIZE);
+  const int fd = probe_->ring_fd(kind);
+  void* consumer = mmap(nullptr, static_cast<size_t>(page), PROT_READ, MAP_SHARED, fd, 0);
+  if (consumer == MAP_FAILED) return 0;
+  void* producer = mmap(nullptr, static_cast<size_t>(page), PROT_READ, MAP_SHARED, fd, page);
+  uint64_t used = 0;
+  if (producer != MAP_FAILED) {
+    uint64_t c = __atomic_load_n(static_cast<const uint64_t*>(consumer), __ATOMIC_ACQUIRE);
+    uint64_t p = __atomic_load_n(static_cast<const uint64_t*>(producer), __ATOMIC_ACQUIRE);
+    used = p > c ? p - c : 0;
+    munmap(producer, static_cast<size_t>(page));
+  }
+  munmap(consumer, static_cast<size_t>(page));
+  return used;
+}
+
+Engine::Queued Engine::queued() {
+  std::lock_guard lock(queue_mu_);
+  return {inbox_.bytes.size(), inbox_.items.size()};
 }
 
 bool Engine::marks_attached() const {

@@ -189,6 +189,15 @@ class Engine {
   // The id of the live session whose mark process `pid` carries, or empty
   // (no mark, or the mark of an ended session). For tests and diagnostics.
   std::string session_of_process(pid_t pid) const;
+  // For metrics (read at scrape time): bytes waiting in the kind's kernel
+  // ring (its producer position minus its consumer's), and the records the
+  // reader copied out that wait for the worker.
+  uint64_t ring_used_bytes(Kind kind) const;
+  struct Queued {
+    uint64_t bytes = 0;
+    uint64_t records = 0;
+  };
+  Queued queued();
   // Waits until hooks no live session needs are detached (that happens in
   // the background after a close, as it takes a grace period per hook).
   void settle();

@@ -139,6 +139,7 @@ void Service::refuse_auth(const std::string& login, const std::string& user, std
   a.reason = std::move(reason);
   a.message = std::move(message);
   a.method = method;
+  if (ctx_.metrics) ctx_.metrics->login_refused(a.reason);
   std::vector<sshcert::RefusalAggregator<audit::AuthAttempt>::Summary> evicted;
   if (ctx_.auth_refusals.note(peer_.ip, a.reason + '\0' + a.method, a, clock::monotonic_ns(),
                               &evicted)) {
@@ -236,6 +237,7 @@ std::optional<std::string> Service::on_login(const Login& m) {
   std::string line;
   audit::encode_auth(a, ctx_.identity, audit::new_uuid(), line);
   emit_synced(line);  // on stable storage before the front end hears yes
+  if (ctx_.metrics) ctx_.metrics->login_succeeded();
   LoginOk ok;
   ok.user = identity_->user;
   ok.kinds = static_cast<uint8_t>(identity_->recorded_kinds.value_or(ctx_.default_kinds).bits());
@@ -325,7 +327,38 @@ std::optional<std::string> Service::on_open(const OpenSession& m) {
   options.exec_command = command;
   options.size = size;
   options.pty = std::move(pty);
+  // Counted from the session's own events, so the metrics add up to
+  // what session.end and session.leftovers_end say.
+  struct Counted {
+    std::atomic<bool> started{false};
+    KindCounts lost_at_end;
+  };
+  auto counted = std::make_shared<Counted>();
+  const char* session_kind = m.pty ? "interactive" : m.program == Program::sftp ? "sftp" : "exec";
+  if (auto* metrics = ctx_.metrics) {
+    options.hooks.event = [metrics](const Event& ev, const audit::SessionMeta&) {
+      metrics->event_recorded(ev.kind());
+    };
+    options.hooks.ended = [metrics, counted, session_kind](const audit::SessionEnd& end,
+                                                           const audit::SessionMeta&) {
+      metrics->events_lost(end.lost);
+      counted->lost_at_end = end.lost;
+      if (counted->started) metrics->session_ended(session_kind);
+    };
+    options.hooks.leftovers_ended = [metrics, counted](const audit::LeftoversEnd& end,
+                                                       const audit::SessionMeta&) {
+      KindCounts more;  // lost after session.end (its totals include the earlier)
+      for (int k = 0; k < kKindCount; ++k)
+        more.v[k] = end.lost.v[k] > counted->lost_at_end.v[k]
+                        ? end.lost.v[k] - counted->lost_at_end.v[k] : 0;
+      metrics->events_lost(more);
+    };
+  }
   auto recorded = session::RecordedSession::open(ctx_.log, std::move(options));
+  if (recorded && ctx_.metrics) {
+    ctx_.metrics->session_started(session_kind);
+    counted->started = true;
+  }
   if (!recorded) {
     log::error("monitor: " + recorded.error().message);
     if (auto r = reply(Refused{"session_failed", recorded.error().message}); !r)

@@ -33,6 +33,7 @@
 #include "ca/proxy_header.hpp"
 #include "common/fd.hpp"
 #include "engine/engine.hpp"
+#include "metrics/metrics.hpp"
 #include "recording/recording_store.hpp"
 #include "sshcert/rate_limit.hpp"
 #include "sshcert/trusted_cas.hpp"
@@ -53,6 +54,8 @@ struct MonitorContext {
   // the refusal's message. Empty: the certificate alone decides (standalone).
   std::function<Result<void>(const sshcert::Certificate& cert, const std::string& login)>
       authorize_login;
+  // Counted here when set (teleport.diag_addr): logins, sessions, events.
+  metrics::NodeMetrics* metrics = nullptr;
   std::string sftp_server = "/usr/lib/openssh/sftp-server";  // the monitor's choice, never the front end's
   size_t max_sessions = 10;     // per front end (one SSH connection), as sshd's MaxSessions
   int max_login_refusals = 6;   // refused logins per front end, then it is ended (MaxAuthTries)

@@ -14,6 +14,7 @@
 #include "api/router.hpp"
 #include "api/server.hpp"
 #include "auditlog/file_log.hpp"
+#include "auditlog/retention.hpp"
 #include "auditlog/search.hpp"
 #include "auditlog/timeparse.hpp"
 #include <sstream>
@@ -115,6 +116,10 @@ int run_cluster_services(const ClusterServicesOptions& options, const std::atomi
 
   auto audit_log = pg::open_audit_store(cfg, options.server_uuid);
   if (!audit_log) return fail("audit log: " + audit_log.error().message);
+  // audit.retention, audit.recording_retention: the cluster's log and recordings.
+  auditlog::RetentionRunner retention(
+      dir, auditlog::Retention{cfg.audit.retention_ns, cfg.audit.recording_retention_ns},
+      **audit_log, options.server_uuid);
 
   // Nodes' events and recordings (exactly once, in order per node).
   recording::FileRecordingStore recordings(dir);

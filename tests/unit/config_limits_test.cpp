@@ -139,7 +139,7 @@ TEST(ConfigLimits, Nesting) {
   for (int level = 0; level < kMaxNesting; ++level)
     deep += std::string(2 * level, ' ') + "k" + std::to_string(level) + ":\n";
   EXPECT_EQ(error_of(deep), "node.yaml:1: unknown field k0; expected one of: version, teleport, "
-                            "vigil, proxy_service, auth_service, ssh_service")
+                            "vigil, proxy_service, auth_service, ssh_service, audit")
       << kMaxNesting << " levels are read (and refused for what they say)";
   deep += std::string(2 * kMaxNesting, ' ') + "too_deep: {}\n";
   EXPECT_EQ(error_of(deep),
@@ -173,7 +173,7 @@ TEST(ConfigLimits, AliasesAreNotExpanded) {
     yaml += "]\n";
   }
   EXPECT_EQ(error_of(yaml), "node.yaml:1: unknown field a0; expected one of: version, teleport, "
-                            "vigil, proxy_service, auth_service, ssh_service");
+                            "vigil, proxy_service, auth_service, ssh_service, audit");
   EXPECT_EQ(error_of("ssh_service:\n  trusted_user_ca_keys: &l [*l]\n"),
             "node.yaml:2: ssh_service.trusted_user_ca_keys[0]: expected a file path, got a list")
       << "a list that holds itself is read one level deep";

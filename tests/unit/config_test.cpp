@@ -244,10 +244,10 @@ TEST(Config, MisspelledFieldSuggestsTheKnownOne) {
 TEST(Config, UnknownFieldListsTheKnownOnes) {
   EXPECT_EQ(error_of("version: v3\nteleport:\n  log:\n    output: stderr\n"),
             "node.yaml:3: unknown field teleport.log; expected one of: nodename, auth_token, "
-            "auth_server, proxy_server, data_dir, cluster_name, ca_pin, storage");
+            "auth_server, proxy_server, data_dir, cluster_name, ca_pin, storage, diag_addr");
   EXPECT_EQ(error_of("kind: node\n"),
             "node.yaml:1: unknown field kind; expected one of: version, teleport, vigil, "
-            "proxy_service, auth_service, ssh_service");
+            "proxy_service, auth_service, ssh_service, audit");
 }
 
 TEST(Config, FieldGivenTwice) {
