@@ -324,6 +324,8 @@ Result<void> read_storage(const Reader& r, const YAML::Node& node, const Place& 
   if (out.storage.type != "postgresql" && !out.storage.conn_string.empty())
     return r.fail(*conn_at, "conn_string is for type: postgresql; set the type too");
   return {};
+}
+
 Result<void> read_audit(const Reader& r, const YAML::Node& node, const Place& at,
                         AuditConfig& out) {
   auto duration = [&](const YAML::Node& v, const Place& p, int64_t& into) -> Result<void> {

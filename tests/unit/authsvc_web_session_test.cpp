@@ -183,7 +183,7 @@ TEST_F(WebSession, AMissingOrWrongCsrfHeaderIsRefused403ForEveryCall) {
   Login l = web_login("alice");
   Login other = web_login("alice");
   ASSERT_EQ(other.reply.status, 201);
-  for (const std::string path : std::vector<std::string>{"/v1/webapi/sessions/current", "/v1/nodes"}) {
+  for (const std::string& path : std::vector<std::string>{"/v1/webapi/sessions/current", "/v1/nodes"}) {
     auto none = call("GET", path, browser(l.cookie, std::nullopt));
     EXPECT_EQ(none.status, 403) << path;
     expect_denied("alice", "authenticate", "X-Vigil-CSRF header");
