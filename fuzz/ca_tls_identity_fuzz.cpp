@@ -20,6 +20,7 @@
 #include "ca/key.hpp"
 #include "ca/tls_ca.hpp"
 #include "check.hpp"
+#include "fixed_key.hpp"
 
 using namespace vigil::ca;
 using vigil::fuzz::kMaxMessage;
@@ -40,19 +41,10 @@ struct Fixture {
 const Fixture& fixture() {
   static const Fixture f = [] {
     Fixture f;
-    EVP_PKEY* raw = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, kCaSeed, sizeof kCaSeed);
-    BIO* bio = BIO_new(BIO_s_mem());
-    FUZZ_CHECK(raw && bio && PEM_write_bio_PrivateKey(bio, raw, nullptr, nullptr, 0, nullptr, nullptr),
-               "fuzz CA key");
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio, &data);
-    auto key = PrivateKey::from_pem(std::string_view(data, static_cast<size_t>(len)));
-    FUZZ_CHECK(key, key ? "" : key.error().message);
-    BIO_free(bio);
-    EVP_PKEY_free(raw);
-    auto cert = make_tls_ca_certificate(*key, "fuzz", kNow - 86400, 10 * 86400);
+    PrivateKey key = vigil::fuzz::fixed_ed25519_key(kCaSeed);
+    auto cert = make_tls_ca_certificate(key, "fuzz", kNow - 86400, 10 * 86400);
     FUZZ_CHECK(cert, cert ? "" : cert.error().message);
-    f.key.emplace(std::move(*key));
+    f.key.emplace(std::move(key));
     f.cert.emplace(std::move(*cert));
     return f;
   }();

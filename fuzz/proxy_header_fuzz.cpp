@@ -11,8 +11,6 @@
 //                 Such a header is believed exactly when the proxy signed it,
 //                 for this node, within the age: anything else is refused.
 #include <arpa/inet.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <cstdint>
 #include <optional>
@@ -22,6 +20,7 @@
 #include "ca/proxy_header.hpp"
 #include "ca/tls_ca.hpp"
 #include "check.hpp"
+#include "fixed_key.hpp"
 
 using namespace vigil::ca;
 using vigil::fuzz::kMaxMessage;
@@ -31,21 +30,11 @@ namespace {
 constexpr int64_t kNow = 1'800'000'000;
 constexpr const char* kNode = "5e0c4b2a-8d7e-4f0e-9b1a-3c2d1e0f9a8b";
 
-// An Ed25519 key from a fixed seed: every run signs the same way.
+// An Ed25519 key from a fixed seed, seed bytes first, first + 1, ...
 PrivateKey fixed_key(unsigned char first) {
   unsigned char seed[32];
   for (int i = 0; i < 32; ++i) seed[i] = static_cast<unsigned char>(first + i);
-  EVP_PKEY* raw = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, sizeof seed);
-  BIO* bio = BIO_new(BIO_s_mem());
-  FUZZ_CHECK(raw && bio && PEM_write_bio_PrivateKey(bio, raw, nullptr, nullptr, 0, nullptr, nullptr),
-             "fixed key");
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
-  auto key = PrivateKey::from_pem(std::string_view(data, static_cast<size_t>(len)));
-  FUZZ_CHECK(key, key ? "" : key.error().message);
-  BIO_free(bio);
-  EVP_PKEY_free(raw);
-  return std::move(*key);
+  return vigil::fuzz::fixed_ed25519_key(seed);
 }
 
 struct Fixture {
