@@ -444,9 +444,9 @@ class MonitorProxied : public MonitorRoot {
     return cert ? *cert : ca::TlsCertificate(nullptr);
   }
   std::string header(const ca::PrivateKey& key, const ca::TlsCertificate& cert,
-                     std::string node = "") {
+                     std::string node = "", const std::string& client = "203.0.113.9") {
     auto signer = ca::make_origin_signer(key, cert);
-    auto h = signer("203.0.113.9", 51234, node.empty() ? ctx_->identity.server_id : node);
+    auto h = signer(client, 51234, node.empty() ? ctx_->identity.server_id : node);
     EXPECT_TRUE(h) << h.error().message;
     return h ? *h : std::string();
   }
@@ -475,6 +475,35 @@ TEST_F(MonitorProxied, TheProxysClientIsTheSourceOfWhatFollows) {
   auto ok = auths(true);
   ASSERT_EQ(ok.size(), 1u);
   EXPECT_EQ(ok[0]["addr.remote"], "203.0.113.9:51234");
+}
+
+// Failed logins through the proxy count against the client that made them:
+// one client that keeps failing is blocked, while another client behind the
+// same proxy, and the proxy's own address, may still try.
+TEST_F(MonitorProxied, TheRateLimitCountsTheProxysClientNotTheProxy) {
+  for (int round = 0; round < 2; ++round) {
+    FrontEnd f(*ctx_, std::to_string(7100 + round));
+    f.send(Proxied{header(*proxy_key_, proxy_cert_)});
+    EXPECT_TRUE(f.expect<Allowed>().yes);
+    for (int i = 0; i < 5; ++i) {
+      f.send(AuthRefused{kLogin, "", "bad_client_signature", "publickey", "signature does not verify",
+                         Counted::signature});
+      f.expect<Audited>();
+    }
+  }
+  FrontEnd blocked(*ctx_, "7102");
+  blocked.send(Proxied{header(*proxy_key_, proxy_cert_)});
+  EXPECT_TRUE(blocked.expect<Allowed>().yes);
+  blocked.send(RateCheck{Counted::signature});
+  EXPECT_FALSE(blocked.expect<Allowed>().yes) << "the failing client was not blocked";
+  FrontEnd other(*ctx_, "7103");
+  other.send(Proxied{header(*proxy_key_, proxy_cert_, "", "198.51.100.20")});
+  EXPECT_TRUE(other.expect<Allowed>().yes);
+  other.send(RateCheck{Counted::signature});
+  EXPECT_TRUE(other.expect<Allowed>().yes) << "another client behind the proxy was blocked too";
+  FrontEnd proxy_itself(*ctx_, "7104");
+  proxy_itself.send(RateCheck{Counted::signature});
+  EXPECT_TRUE(proxy_itself.expect<Allowed>().yes) << "the proxy's own address was blocked";
 }
 
 TEST_F(MonitorProxied, AHeaderFromAnotherNodeIsRefusedAndTheConnectionGetsNothingMore) {
